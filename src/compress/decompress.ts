@@ -1,0 +1,77 @@
+// Streaming decompression by file suffix. gzip is node:zlib (decompression output is fixed by the
+// format, so zlib's version cannot change it). Node has no xz decoder: `xz -dc` from xz-utils is the
+// fastest measured here (shared/docs/perf.md: 74 MB/s, above every npm decoder) and is on every Debian
+// and Ubuntu system. zstd uses node:zlib where this Node has it (>= 22.15), else `zstd -dc`.
+import { spawn } from 'node:child_process';
+import { Duplex, PassThrough, type Readable } from 'node:stream';
+import * as zlib from 'node:zlib';
+import { DistillError } from '../errors.js';
+
+export type Compression = 'none' | 'gzip' | 'xz' | 'zstd';
+
+export function compressionOf(name: string): Compression | undefined {
+  if (name.endsWith('.gz')) return 'gzip';
+  if (name.endsWith('.xz')) return 'xz';
+  if (name.endsWith('.zst')) return 'zstd';
+  if (name.endsWith('.tar') || !/\.[a-z0-9]+$/.test(name)) return 'none';
+  return undefined;
+}
+
+/** A Duplex that decompresses what is written into it. */
+export function decompressor(kind: Compression, what: string): Duplex {
+  switch (kind) {
+    case 'none':
+      return new PassThrough();
+    case 'gzip':
+      return zlib.createGunzip();
+    case 'zstd': {
+      const z = zlib as unknown as { createZstdDecompress?: () => Duplex };
+      if (typeof z.createZstdDecompress === 'function') return z.createZstdDecompress();
+      return toolDecompressor('zstd', ['-dc', '-q'], what, 'zstd');
+    }
+    case 'xz':
+      return toolDecompressor('xz', ['-dc', '-q'], what, 'xz-utils');
+  }
+}
+
+/** Decompress a readable, returning the decompressed readable; errors on either side propagate. */
+export function decompress(input: Readable, kind: Compression, what: string): Readable {
+  const d = decompressor(kind, what);
+  input.on('error', (e) => d.destroy(e));
+  return input.pipe(d);
+}
+
+function toolDecompressor(cmd: string, args: string[], what: string, pkg: string): Duplex {
+  const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (s: string) => {
+    if (stderr.length < 4096) stderr += s;
+  });
+  const duplex = Duplex.from({ writable: child.stdin, readable: child.stdout });
+  child.on('error', (e: NodeJS.ErrnoException) => {
+    duplex.destroy(
+      e.code === 'ENOENT'
+        ? new DistillError('TOOL_MISSING', `${cmd} is needed to decompress ${what} but is not installed`, {
+            cause: e,
+            hint: `install it (apt-get install ${pkg})`,
+          })
+        : new DistillError('DECOMPRESS_FAILED', `${cmd} failed on ${what}: ${e.message}`, { cause: e }),
+    );
+  });
+  child.on('close', (code) => {
+    if (code !== 0 && code !== null) {
+      duplex.destroy(
+        new DistillError('DECOMPRESS_FAILED', `${what}: ${cmd} exited ${code}: ${stderr.trim() || 'corrupt input'}`, {
+          hint: 'the compressed data is corrupt or truncated',
+        }),
+      );
+    }
+  });
+  // Writing into a child that died early raises EPIPE; the close handler above reports the real cause.
+  child.stdin.on('error', () => {});
+  duplex.on('close', () => {
+    if (child.exitCode === null) child.kill();
+  });
+  return duplex;
+}

@@ -1,0 +1,17 @@
+// Progress events: the library reports what it does through a callback and never writes to the
+// console; the CLI renders them (bars on a TTY, nothing otherwise).
+
+export type ProgressEvent =
+  | { type: 'release-verified'; source: string; suite: string; signer: string }
+  | { type: 'index-fetched'; source: string; path: string; bytes: number }
+  | { type: 'resolved'; image: string; arch: string; packages: number }
+  | { type: 'lock-written'; path: string; changed: boolean }
+  | { type: 'download-start'; what: string; bytes: number }
+  | { type: 'download-progress'; what: string; bytes: number; total: number }
+  | { type: 'download-done'; what: string; bytes: number; cached: boolean }
+  | { type: 'retry'; what: string; attempt: number; delayMs: number; reason: string }
+  | { type: 'warning'; message: string };
+
+export type OnProgress = (event: ProgressEvent) => void;
+
+export const noProgress: OnProgress = () => {};

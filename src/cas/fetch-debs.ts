@@ -1,0 +1,80 @@
+// Downloading every .deb a set of locks pins into the content-addressed store: deduplicated by sha256
+// (Architecture: all packages are pinned once per architecture), in parallel up to `concurrency`,
+// each verified while it streams. The first failure stops new downloads and is rethrown after the
+// ones in flight settle, so no temp file outlives the call.
+import type { Lockfile } from '../lock/lockfile.js';
+import { resolveMirror, type MirrorInputs } from '../debian/mirrors.js';
+import { DistillError } from '../errors.js';
+import type { OnProgress } from '../events.js';
+import type { RetryPolicy } from '../http/retry.js';
+import { fetchBlob } from './fetch.js';
+import type { ContentStore } from './store.js';
+
+export interface FetchDebsOptions {
+  mirrors?: MirrorInputs;
+  concurrency?: number;
+  retry?: RetryPolicy;
+  onProgress?: OnProgress;
+  /** Only these architectures (default: all in the lock). */
+  architectures?: readonly string[];
+}
+
+export interface FetchSummary {
+  files: number;
+  bytes: number;
+  downloaded: number;
+  downloadedBytes: number;
+}
+
+interface Job {
+  url: string;
+  what: string;
+  size: number;
+  sha256: string;
+}
+
+export async function fetchDebs(store: ContentStore, locks: readonly Lockfile[], opts: FetchDebsOptions = {}): Promise<FetchSummary> {
+  const jobs = new Map<string, Job>();
+  const mirrorOf = new Map<string, string>();
+  for (const lock of locks) {
+    for (const arch of Object.keys(lock.architectures).sort()) {
+      if (opts.architectures && !opts.architectures.includes(arch)) continue;
+      for (const p of lock.architectures[arch]!.packages) {
+        if (jobs.has(p.sha256)) continue;
+        const src = lock.sources[p.archive];
+        if (src === undefined) throw new DistillError('LOCK_INVALID', `${lock.image}: ${p.name} names unknown source ${p.archive}`);
+        const key = `${p.archive}\0${src.suite}`;
+        let mirror = mirrorOf.get(key);
+        if (mirror === undefined) {
+          mirror = resolveMirror(p.archive, src.suite, undefined, opts.mirrors ?? {}).url;
+          mirrorOf.set(key, mirror);
+        }
+        jobs.set(p.sha256, { url: `${mirror}/${p.filename}`, what: p.filename, size: p.size, sha256: p.sha256 });
+      }
+    }
+  }
+  const queue = [...jobs.values()].sort((a, b) => b.size - a.size); // largest first: best wall time
+  const summary: FetchSummary = { files: queue.length, bytes: 0, downloaded: 0, downloadedBytes: 0 };
+  let failure: unknown;
+  const worker = async (): Promise<void> => {
+    for (let job = queue.shift(); job !== undefined && failure === undefined; job = queue.shift()) {
+      try {
+        const { cached } = await fetchBlob(store, { size: job.size, sha256: job.sha256, what: job.what }, job.url, {
+          ...(opts.retry ? { retry: opts.retry } : {}),
+          ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+        });
+        summary.bytes += job.size;
+        if (!cached) {
+          summary.downloaded++;
+          summary.downloadedBytes += job.size;
+        }
+      } catch (e) {
+        failure ??= e;
+      }
+    }
+  };
+  const n = Math.max(1, Math.min(opts.concurrency ?? 4, queue.length));
+  await Promise.all(Array.from({ length: n }, worker));
+  if (failure !== undefined) throw failure;
+  return summary;
+}

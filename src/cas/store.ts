@@ -1,0 +1,97 @@
+// A content-addressed store of blobs named by sha256 (.debs, Packages indexes; later layers), laid out
+// as an OCI layout's blobs/sha256/<hex>. Ingest is containerd's: stream into a temp file in the same
+// filesystem while counting and hashing, fsync, then rename into place and mark read-only — a blob
+// path only ever holds verified bytes. A present blob is a hit; one whose bytes no longer match (disk
+// corruption, tampering) is detected by `ensure`, removed and fetched again, never used.
+import { createReadStream, createWriteStream } from 'node:fs';
+import { chmod, mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { VerifyingStream, type Expected, isSha256Hex } from '../digest.js';
+import { DistillError, messageOf } from '../errors.js';
+import { TransientError, isTransient } from '../http/retry.js';
+
+export class ContentStore {
+  constructor(readonly dir: string) {}
+
+  blobPath(sha256: string): string {
+    if (!isSha256Hex(sha256)) throw new DistillError('CACHE_IO', `not a sha256: ${JSON.stringify(sha256)}`);
+    return join(this.dir, 'blobs', 'sha256', sha256);
+  }
+
+  /** Present with the expected size (cheap; does not rehash). */
+  async has(e: Pick<Expected, 'sha256' | 'size'>): Promise<boolean> {
+    try {
+      const st = await stat(this.blobPath(e.sha256));
+      return st.isFile() && st.size === e.size;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Present and its bytes hash to the expected digest. A corrupt entry is removed. */
+  async verify(e: Expected): Promise<boolean> {
+    if (!(await this.has(e))) {
+      await this.remove(e.sha256);
+      return false;
+    }
+    try {
+      await pipeline(createReadStream(this.blobPath(e.sha256)), new VerifyingStream(e), devNull());
+      return true;
+    } catch {
+      await this.remove(e.sha256);
+      return false;
+    }
+  }
+
+  /** Stream a blob out, verified as it is read: a blob corrupted on disk fails the read. */
+  open(e: Expected): Readable {
+    const v = new VerifyingStream(e);
+    const src = createReadStream(this.blobPath(e.sha256));
+    src.on('error', (err) => v.destroy(err));
+    return src.pipe(v);
+  }
+
+  /** Ingest a stream whose size and digest are known in advance: temp → verify → fsync → rename. */
+  async put(e: Expected, source: Readable): Promise<string> {
+    const final = this.blobPath(e.sha256);
+    const tmpDir = join(this.dir, 'ingest');
+    await mkdir(tmpDir, { recursive: true });
+    await mkdir(join(this.dir, 'blobs', 'sha256'), { recursive: true });
+    const tmp = join(tmpDir, `${e.sha256.slice(0, 16)}-${randomBytes(6).toString('hex')}`);
+    try {
+      await pipeline(source, new VerifyingStream(e), createWriteStream(tmp, { mode: 0o600 }));
+      const fh = await open(tmp, 'r');
+      try {
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await chmod(tmp, 0o444);
+      await rename(tmp, final);
+      return final;
+    } catch (err) {
+      await rm(tmp, { force: true });
+      if (err instanceof DistillError) throw err;
+      // A connection that broke mid-body is worth another attempt; a full disk is not.
+      if (isTransient(err)) throw new TransientError(`${e.what}: download interrupted: ${messageOf(err)}`, undefined, err);
+      throw new DistillError('CACHE_IO', `cannot store ${e.what} in ${this.dir}: ${messageOf(err)}`, { cause: err });
+    } finally {
+      source.destroy();
+    }
+  }
+
+  async remove(sha256: string): Promise<void> {
+    await rm(this.blobPath(sha256), { force: true });
+  }
+}
+
+function devNull() {
+  return async function (source: AsyncIterable<unknown>): Promise<void> {
+    for await (const _ of source) {
+      // discard
+    }
+  };
+}

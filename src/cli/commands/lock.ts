@@ -1,0 +1,71 @@
+// `distill lock`: flags → lockImages (or explain, or a freshness check).
+import type { Argv } from 'yargs';
+import { DistillError, explain, findDefinitions, lockImages } from '../../index.js';
+import type { CliIo } from '../io.js';
+import { commonOptions, lockOptionsFrom, type CommonArgs } from './common.js';
+
+interface LockArgs extends CommonArgs {
+  definitions: string[];
+  explain?: string;
+  check: boolean;
+}
+
+export function lockCommand(io: CliIo) {
+  return {
+    command: 'lock <definitions..>',
+    describe: 'Resolve image definitions against the signed Debian archive and write image.lock.json beside each',
+    builder: (y: Argv) =>
+      commonOptions(y)
+        .positional('definitions', { type: 'string', array: true, describe: 'image.yaml files, image directories, or images/' })
+        .option('explain', { type: 'string', describe: 'after locking, show why PKG is in the closure' })
+        .option('check', { type: 'boolean', default: false, describe: 'write nothing; exit 1 if any lock is missing or would change' })
+        .example('$0 lock images/python3/image.yaml --allow-expired --mirror debian=file:///srv/snapshot/debian', 'lock one image')
+        .example('$0 lock images/ --explain libssl3t64', 'lock every image and say why libssl3t64 is in each'),
+    handler: async (argv: LockArgs) => {
+      const files = await findDefinitions(argv.definitions);
+      const { opts, done } = lockOptionsFrom(argv, io);
+      let results;
+      try {
+        results = await lockImages(files, { ...opts, dryRun: argv.check });
+      } finally {
+        done();
+      }
+      const explanations = argv.explain === undefined ? [] : results.filter((r) => files.includes(r.definition.file)).map((r) => ({ image: r.lock.image, explain: explain(r.lock, argv.explain!) }));
+      if (argv.explain !== undefined && explanations.every((e) => e.explain.length === 0)) {
+        throw new DistillError('EXPLAIN_NOT_IN_CLOSURE', `${argv.explain} is in none of the locked closures`, { hint: 'check the package name' });
+      }
+      if (argv.json) {
+        io.stdout.write(
+          JSON.stringify(
+            {
+              locks: results.map((r) => ({
+                image: r.lock.image,
+                path: r.path,
+                changed: r.changed,
+                architectures: Object.fromEntries(Object.entries(r.lock.architectures).map(([a, v]) => [a, v.packages.length])),
+              })),
+              ...(argv.explain !== undefined ? { explain: explanations } : {}),
+            },
+            null,
+            2,
+          ) + '\n',
+        );
+      } else {
+        for (const r of results) {
+          const counts = Object.entries(r.lock.architectures).map(([a, v]) => `${a}: ${v.packages.length}`).join(', ');
+          const state = argv.check ? (r.changed ? 'out of date' : 'up to date') : r.changed ? 'written' : 'unchanged';
+          io.stdout.write(`${r.lock.image}: ${r.path} (${counts} packages) ${state}\n`);
+        }
+        for (const e of explanations) {
+          for (const x of e.explain) {
+            const how = x.requested ? 'requested' : x.chain.join(' → ');
+            io.stdout.write(`${e.image} ${x.arch}: ${x.package} ${x.version}: ${how}${x.dependents.length ? `; needed by ${x.dependents.join(', ')}` : ''}\n`);
+          }
+        }
+      }
+      if (argv.check && results.some((r) => r.changed)) {
+        throw new DistillError('LOCK_STALE', `${results.filter((r) => r.changed).map((r) => r.path).join(', ')} would change`, { hint: 'run `distill lock` and commit the result' });
+      }
+    },
+  };
+}

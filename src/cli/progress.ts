@@ -1,0 +1,80 @@
+// Rendering progress events: one redrawn status line on a TTY, nothing otherwise (warnings always).
+import type { ProgressEvent } from '../index.js';
+import type { CliIo } from './io.js';
+
+export function progressRenderer(io: CliIo, enabled: boolean): { onProgress: (e: ProgressEvent) => void; done: () => void } {
+  const tty = enabled && io.stderr.isTTY === true;
+  let total = 0;
+  let done = 0;
+  let files = 0;
+  let filesDone = 0;
+  const inFlight = new Map<string, number>();
+  let lastDraw = 0;
+  let status = '';
+  const draw = (force = false): void => {
+    if (!tty) return;
+    const now = Date.now();
+    if (!force && now - lastDraw < 100) return;
+    lastDraw = now;
+    const width = Math.max(20, (io.stderr.columns ?? 80) - 1);
+    const line = status.length > width ? status.slice(0, width - 1) + '…' : status;
+    io.stderr.write(`\r\x1b[K${line}`);
+  };
+  const mb = (n: number): string => (n / 1e6).toFixed(1);
+  const bar = (frac: number): string => {
+    const w = 20;
+    const f = Math.max(0, Math.min(w, Math.round(frac * w)));
+    return `[${'#'.repeat(f)}${'.'.repeat(w - f)}]`;
+  };
+  const onProgress = (e: ProgressEvent): void => {
+    switch (e.type) {
+      case 'warning':
+        if (tty) io.stderr.write('\r\x1b[K');
+        io.stderr.write(`distill: warning: ${e.message}\n`);
+        break;
+      case 'download-start':
+        files++;
+        total += e.bytes;
+        inFlight.set(e.what, 0);
+        break;
+      case 'download-progress': {
+        const prev = inFlight.get(e.what) ?? 0;
+        done += e.bytes - prev;
+        inFlight.set(e.what, e.bytes);
+        break;
+      }
+      case 'download-done':
+        if (!e.cached) {
+          done += e.bytes - (inFlight.get(e.what) ?? 0);
+          filesDone++;
+        }
+        inFlight.delete(e.what);
+        break;
+      case 'retry':
+        if (tty) io.stderr.write('\r\x1b[K');
+        io.stderr.write(`distill: retrying ${e.what} in ${(e.delayMs / 1000).toFixed(1)}s (attempt ${e.attempt}): ${e.reason}\n`);
+        break;
+      case 'release-verified':
+        status = `verified ${e.source} ${e.suite}`;
+        break;
+      case 'index-fetched':
+        status = `reading ${e.source} ${e.path}`;
+        break;
+      case 'resolved':
+        status = `resolved ${e.image} ${e.arch}: ${e.packages} packages`;
+        break;
+      case 'lock-written':
+        break;
+    }
+    if (files > 0 && (e.type.startsWith('download'))) {
+      status = `downloading ${bar(total ? done / total : 1)} ${filesDone}/${files} files ${mb(done)}/${mb(total)} MB`;
+    }
+    draw(e.type === 'download-done');
+  };
+  return {
+    onProgress,
+    done: () => {
+      if (tty && status !== '') io.stderr.write('\r\x1b[K');
+    },
+  };
+}

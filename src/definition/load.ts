@@ -1,0 +1,155 @@
+// Loading images/<name>/image.yaml: YAML → validated against image.schema.json (errors name file,
+// line and field) → ImageDefinition with defaults and the `extends` chain resolved.
+import { readFileSync } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { LineCounter, parseDocument, isMap, isSeq, type Node } from 'yaml';
+import { sha256Hex } from '../digest.js';
+import { DistillError } from '../errors.js';
+import { validate, type Schema, type SchemaIssue } from './schema.js';
+import type { ImageDefinition, SourceSpec } from './types.js';
+
+let schemaCache: Schema | undefined;
+export function imageSchema(): Schema {
+  if (schemaCache === undefined) {
+    schemaCache = JSON.parse(readFileSync(new URL('../../../src/definition/image.schema.json', import.meta.url), 'utf8')) as Schema;
+  }
+  return schemaCache;
+}
+
+interface RawDefinition {
+  description?: string;
+  extends?: string;
+  sources?: Record<string, { suite: string; components?: string[]; mirror?: string }>;
+  architectures?: string[];
+  packages?: string[];
+  exclude?: string[];
+}
+
+/** Resolve a definition argument: a file, or a directory holding image.yaml. */
+export async function definitionPath(arg: string): Promise<string> {
+  const p = resolve(arg);
+  try {
+    const st = await stat(p);
+    return st.isDirectory() ? join(p, 'image.yaml') : p;
+  } catch (e) {
+    throw new DistillError('DEFINITION_NOT_FOUND', `no image definition at ${arg}`, {
+      cause: e,
+      hint: 'pass images/<name>/image.yaml or its directory',
+    });
+  }
+}
+
+export async function loadDefinition(file: string, chain: string[] = []): Promise<ImageDefinition> {
+  const abs = resolve(file);
+  if (chain.includes(abs)) {
+    throw new DistillError('DEFINITION_CYCLE', `extends cycle: ${[...chain, abs].join(' → ')}`, { hint: 'remove one of the extends' });
+  }
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(abs);
+  } catch (e) {
+    throw new DistillError('DEFINITION_NOT_FOUND', `cannot read image definition ${abs}: ${(e as Error).message}`, {
+      cause: e,
+      hint: chain.length > 0 ? `fix the extends in ${chain[chain.length - 1]}` : 'check the path',
+    });
+  }
+  const raw = parseAndValidate(bytes.toString('utf8'), abs);
+  const base = raw.extends === undefined ? undefined : await loadDefinition(extendsPath(abs, raw.extends), [...chain, abs]);
+
+  const sources = new Map<string, SourceSpec>(base?.sources ?? []);
+  for (const [name, s] of Object.entries(raw.sources ?? {})) {
+    const spec: SourceSpec = { suite: s.suite, components: s.components ?? ['main'], ...(s.mirror !== undefined ? { mirror: s.mirror } : {}) };
+    const inherited = sources.get(name);
+    if (inherited && (inherited.suite !== spec.suite || inherited.components.join() !== spec.components.join())) {
+      throw new DistillError('DEFINITION_INVALID', `${abs}: source "${name}" differs from the one in ${base!.file}`, {
+        hint: 'an image shares its base image\'s archives; give this archive another name',
+      });
+    }
+    sources.set(name, spec);
+  }
+  if (sources.size === 0) {
+    throw new DistillError('DEFINITION_INVALID', `${abs}: no sources`, { hint: 'add sources: {debian: {suite: trixie}}' });
+  }
+  const architectures = raw.architectures ?? base?.architectures;
+  if (architectures === undefined) {
+    throw new DistillError('DEFINITION_INVALID', `${abs}: no architectures`, { hint: 'add architectures: [amd64, arm64]' });
+  }
+  if (base) {
+    const extra = architectures.filter((a) => !base.architectures.includes(a));
+    if (extra.length > 0) {
+      throw new DistillError('DEFINITION_INVALID', `${abs}: architectures ${extra.join(', ')} are not built by the base image ${base.name}`, {
+        hint: `list only architectures of ${base.file}`,
+      });
+    }
+  }
+  const packages = raw.packages ?? [];
+  if (packages.length === 0 && base === undefined) {
+    throw new DistillError('DEFINITION_INVALID', `${abs}: no packages`, { hint: 'list at least one package' });
+  }
+  return {
+    name: basename(dirname(abs)),
+    file: abs,
+    sha256: sha256Hex(bytes),
+    ...(raw.description !== undefined ? { description: raw.description } : {}),
+    ...(base ? { base } : {}),
+    sources,
+    architectures: [...architectures],
+    packages: [...packages],
+    // A base's excludes carry over, except for packages this image asks for by name (static excludes
+    // openssl, needed only by ca-certificates' maintainer script; base asks for openssl itself).
+    exclude: [...new Set([...(base?.exclude ?? []).filter((e) => !packages.includes(e)), ...(raw.exclude ?? [])])].sort(),
+  };
+}
+
+function extendsPath(from: string, ref: string): string {
+  if (ref.endsWith('.yaml') || ref.endsWith('.yml') || ref.includes('/')) {
+    const p = resolve(dirname(from), ref);
+    return p.endsWith('.yaml') || p.endsWith('.yml') ? p : join(p, 'image.yaml');
+  }
+  return resolve(dirname(from), '..', ref, 'image.yaml');
+}
+
+/** Parse YAML and validate against the schema; every problem is reported with file:line. */
+export function parseAndValidate(text: string, file: string): RawDefinition {
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lc, uniqueKeys: true, prettyErrors: false });
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0]!;
+    const pos = lc.linePos(e.pos[0]);
+    throw new DistillError('DEFINITION_SYNTAX', `${file}:${pos.line}:${pos.col}: ${e.message.split('\n')[0]}`, {
+      hint: 'fix the YAML syntax',
+    });
+  }
+  const value: unknown = doc.toJS();
+  const issues = validate(imageSchema(), value ?? {});
+  if (issues.length > 0) {
+    const lines = issues.map((i) => `${file}:${lineOf(doc.contents, i, lc)}: ${fieldName(i.path)}: ${i.message}`);
+    throw new DistillError('DEFINITION_INVALID', lines.join('\n'), { hint: 'see the schema in src/definition/image.schema.json and README "Image definitions"' });
+  }
+  return (value ?? {}) as RawDefinition;
+}
+
+function fieldName(path: (string | number)[]): string {
+  if (path.length === 0) return '(top level)';
+  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join('');
+}
+
+function lineOf(root: Node | null, issue: SchemaIssue, lc: LineCounter): number {
+  let node: Node | null | undefined = root;
+  let keyNode: Node | undefined;
+  for (const p of issue.path) {
+    if (isMap(node)) {
+      const pair = node.items.find((it) => (it.key as { value?: unknown } | null)?.value === p);
+      if (!pair) break;
+      keyNode = pair.key as Node;
+      node = pair.value as Node | null;
+    } else if (isSeq(node) && typeof p === 'number') {
+      keyNode = undefined;
+      node = node.items[p] as Node | undefined;
+    } else break;
+  }
+  const target = issue.atKey && keyNode ? keyNode : (node ?? keyNode);
+  const offset = target?.range?.[0];
+  return offset === undefined ? 1 : lc.linePos(offset).line;
+}

@@ -1,0 +1,94 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { imageSchema, loadDefinition } from '../../src/definition/load.js';
+import { unsupportedKeywords } from '../../src/definition/schema.js';
+import { findDefinitions } from '../../src/definition/find.js';
+import { repoRoot } from '../helpers/paths.js';
+
+function images(files: Record<string, string>): string {
+  const root = mkdtempSync(join(tmpdir(), 'distill-def-'));
+  for (const [name, text] of Object.entries(files)) {
+    mkdirSync(join(root, name), { recursive: true });
+    writeFileSync(join(root, name, 'image.yaml'), text);
+  }
+  return root;
+}
+
+const SOURCES = 'sources:\n  debian:\n    suite: trixie\n';
+
+test('the shipped schema uses only keywords the validator implements', () => {
+  assert.deepEqual(unsupportedKeywords(imageSchema()), []);
+});
+
+test('a misspelled field names file, line and field, and suggests the right one', async () => {
+  const root = images({ app: `${SOURCES}architectures: [amd64]\npakages:\n  - libc6\n` });
+  await assert.rejects(loadDefinition(join(root, 'app', 'image.yaml')), (e: any) => {
+    assert.equal(e.code, 'DEFINITION_INVALID');
+    assert.match(e.message, /app\/image\.yaml:5: pakages: unknown field "pakages" — did you mean "packages"\?/);
+    return true;
+  });
+});
+
+test('wrong types and bad names are reported at their own line', async () => {
+  const root = images({ app: `${SOURCES}architectures: amd64\npackages:\n  - libc6\n  - Bad_Name\n` });
+  await assert.rejects(loadDefinition(join(root, 'app', 'image.yaml')), (e: any) => {
+    assert.equal(e.code, 'DEFINITION_INVALID');
+    assert.match(e.message, /:4: architectures: expected an array, got a string/);
+    assert.match(e.message, /:7: packages\[1\]: "Bad_Name" does not match/);
+    return true;
+  });
+});
+
+test('YAML syntax errors and duplicate keys are DEFINITION_SYNTAX with a position', async () => {
+  const root = images({ a1: `${SOURCES}packages: [libc6\n`, a2: `${SOURCES}packages: [a1]\npackages: [b2]\n` });
+  await assert.rejects(loadDefinition(join(root, 'a1', 'image.yaml')), (e: any) => e.code === 'DEFINITION_SYNTAX' && /image\.yaml:\d+:\d+:/.test(e.message));
+  await assert.rejects(loadDefinition(join(root, 'a2', 'image.yaml')), (e: any) => e.code === 'DEFINITION_SYNTAX');
+});
+
+test('extends: sources and architectures are inherited, excludes carry over unless requested by name', async () => {
+  const root = images({
+    base: `${SOURCES}architectures: [amd64, arm64]\npackages: [base-files]\nexclude: [debconf, openssl]\n`,
+    child: 'extends: base\npackages: [openssl]\n',
+    narrow: 'extends: child\narchitectures: [amd64]\npackages: [python3]\nexclude: [perl-base]\n',
+  });
+  const child = await loadDefinition(join(root, 'child', 'image.yaml'));
+  assert.equal(child.name, 'child');
+  assert.deepEqual(child.architectures, ['amd64', 'arm64']);
+  assert.deepEqual([...child.sources.keys()], ['debian']);
+  assert.deepEqual(child.exclude, ['debconf']);
+  assert.equal(child.base?.name, 'base');
+  const narrow = await loadDefinition(join(root, 'narrow', 'image.yaml'));
+  assert.deepEqual(narrow.architectures, ['amd64']);
+  assert.deepEqual(narrow.exclude, ['debconf', 'perl-base']);
+});
+
+test('extends: a cycle, a missing base and an architecture the base lacks are errors', async () => {
+  const root = images({
+    one: `extends: two\n${SOURCES}packages: [aa]\n`,
+    two: `extends: one\n${SOURCES}packages: [bb]\n`,
+    orphan: 'extends: nowhere\npackages: [aa]\n',
+    base: `${SOURCES}architectures: [amd64]\npackages: [aa]\n`,
+    wide: 'extends: base\narchitectures: [amd64, riscv64]\npackages: [bb]\n',
+  });
+  await assert.rejects(loadDefinition(join(root, 'one', 'image.yaml')), (e: any) => e.code === 'DEFINITION_CYCLE');
+  await assert.rejects(loadDefinition(join(root, 'orphan', 'image.yaml')), (e: any) => e.code === 'DEFINITION_NOT_FOUND');
+  await assert.rejects(loadDefinition(join(root, 'wide', 'image.yaml')), (e: any) => e.code === 'DEFINITION_INVALID' && /riscv64/.test(e.message));
+});
+
+test('the checksum is of the file bytes: any edit makes a lock stale', async () => {
+  const root = images({ app: `${SOURCES}architectures: [amd64]\npackages: [libc6]\n` });
+  const f = join(root, 'app', 'image.yaml');
+  const a = await loadDefinition(f);
+  writeFileSync(f, readFileSync(f, 'utf8') + '# a comment\n');
+  const b = await loadDefinition(f);
+  assert.notEqual(a.sha256, b.sha256);
+});
+
+test('the standard images all load, and a directory of images expands sorted', async () => {
+  const files = await findDefinitions([join(repoRoot, 'images')]);
+  assert.deepEqual(files.map((f) => f.split('/').slice(-2, -1)[0]), ['base', 'base-nossl', 'cc', 'java', 'nodejs', 'python3', 'static']);
+  for (const f of files) await loadDefinition(f);
+});

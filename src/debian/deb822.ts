@@ -8,6 +8,17 @@
 import { DistillError } from '../errors.js';
 
 /** Field names are case-insensitive (Policy §5.1); keys are stored as first seen, looked up folded. */
+// Field names repeat millions of times in an index: fold each distinct spelling once.
+const folded = new Map<string, string>();
+function fold(name: string): string {
+  let k = folded.get(name);
+  if (k === undefined) {
+    k = name.toLowerCase();
+    if (folded.size < 10_000) folded.set(name, k); // bounded: names are attacker-controlled text
+  }
+  return k;
+}
+
 export class Paragraph {
   private readonly fields = new Map<string, string>();
   readonly names: string[] = [];
@@ -15,17 +26,17 @@ export class Paragraph {
   constructor(readonly line: number) {}
 
   set(name: string, value: string): void {
-    const k = name.toLowerCase();
+    const k = fold(name);
     if (!this.fields.has(k)) this.names.push(name);
     this.fields.set(k, value);
   }
 
   get(name: string): string | undefined {
-    return this.fields.get(name.toLowerCase());
+    return this.fields.get(fold(name));
   }
 
   has(name: string): boolean {
-    return this.fields.has(name.toLowerCase());
+    return this.fields.has(fold(name));
   }
 }
 
@@ -83,7 +94,7 @@ export class Deb822Parser {
     let end = endExclusive;
     if (end > start && text.charCodeAt(end - 1) === 13) end--; // CRLF
     const first = text.charCodeAt(start);
-    if (end === start || isBlank(text, start, end)) {
+    if (end === start || ((first === 32 || first === 9) && isBlank(text, start, end))) {
       this.finishParagraph();
       return;
     }

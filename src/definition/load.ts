@@ -99,6 +99,7 @@ export async function loadDefinition(file: string, chain: string[] = []): Promis
     // A base's excludes carry over, except for packages this image asks for by name (static excludes
     // openssl, needed only by ca-certificates' maintainer script; base asks for openssl itself).
     exclude: [...new Set([...(base?.exclude ?? []).filter((e) => !packages.includes(e)), ...(raw.exclude ?? [])])].sort(),
+    ownExclude: [...(raw.exclude ?? [])].sort(),
   };
 }
 

@@ -24,4 +24,6 @@ export interface ImageDefinition {
   packages: string[];
   /** Own excludes plus the parent's, less the parent's that this image requests by name. */
   exclude: string[];
+  /** The excludes written in this definition itself. */
+  ownExclude: string[];
 }

@@ -150,25 +150,31 @@ export class LockSession {
     }
     let base: Lockfile['base'];
     let baseLock: Lockfile | undefined;
-    if (def.base) {
-      const basePath = lockPathFor(def.base.file);
+    // Every ancestor's closure counts as installed: an image's lock holds only what its own layer adds.
+    const ancestors: Lockfile[] = [];
+    for (let b = def.base, first = true; b !== undefined; b = b.base, first = false) {
+      const basePath = lockPathFor(b.file);
       const staged = this.pending.get(basePath);
       const { lock, sha256 } = staged ?? (await readLock(basePath));
-      baseLock = staged ? lock : await assertFresh(def.base, lock, basePath);
-      base = { image: def.base.name, lock: relative(dirname(def.file), basePath), sha256 };
+      if (!staged) await assertFresh(b, lock, basePath);
+      if (first) {
+        baseLock = lock;
+        base = { image: b.name, lock: relative(dirname(def.file), basePath), sha256 };
+      }
+      ancestors.push(lock);
     }
     const architectures: Lockfile['architectures'] = {};
     for (const arch of [...def.architectures].sort()) {
       const universe = await this.universe(sources, arch);
       const installed = new Map(
-        (baseLock?.architectures[arch]?.packages ?? []).map((p) => {
+        ancestors.flatMap((a) => a.architectures[arch]?.packages ?? []).map((p) => {
           const c = universe.candidates.get(p.name);
           const same = c !== undefined && c.version === p.version;
           return [p.name, { name: p.name, version: p.version, architecture: p.architecture, ...(same ? { provides: c.provides, multiArch: c.multiArch } : {}) }];
         }),
       );
       const res = resolve({ universe, requested: def.packages, exclude: def.exclude, installed, image: def.name });
-      for (const u of res.excludedUnused) this.opts.onProgress?.({ type: 'warning', message: `${def.name} (${arch}): exclude ${u} removed nothing` });
+      for (const u of res.excludedUnused.filter((x) => def.ownExclude.includes(x))) this.opts.onProgress?.({ type: 'warning', message: `${def.name} (${arch}): exclude ${u} removed nothing` });
       const packages: LockedPackage[] = [...res.packages.values()].map(({ record: r, depends }) => ({
         name: r.name,
         version: r.version,
@@ -216,19 +222,20 @@ export function rfc3339(d: Date): string {
 
 /** Order definitions so every base comes before the images extending it; add bases whose lock is missing or stale. */
 async function planLocks(files: readonly string[]): Promise<ImageDefinition[]> {
+  const defs = await Promise.all(files.map((f) => loadDefinition(f)));
+  const explicit = new Set(defs.map((d) => d.file));
   const ordered: ImageDefinition[] = [];
   const seen = new Set<string>();
-  const visit = async (def: ImageDefinition, explicit: boolean): Promise<void> => {
+  const visit = async (def: ImageDefinition): Promise<void> => {
     if (seen.has(def.file)) return;
-    if (def.base) await visit(def.base, false);
-    if (!explicit && (await lockIsFresh(def))) {
-      seen.add(def.file);
-      return;
-    }
     seen.add(def.file);
-    ordered.push(def);
+    if (def.base) await visit(def.base);
+    // A base is locked too when it was named, when its lock is missing or stale, or when its own base
+    // is being relocked in this run (its lock records the base lock's digest).
+    const baseRelocked = def.base !== undefined && ordered.some((o) => o.file === def.base!.file);
+    if (explicit.has(def.file) || baseRelocked || !(await lockIsFresh(def))) ordered.push(def);
   };
-  for (const f of files) await visit(await loadDefinition(f), true);
+  for (const d of defs) await visit(d);
   return ordered;
 }
 

@@ -7,7 +7,6 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { isSha256Hex, sha256Hex } from '../digest.js';
 import { DistillError } from '../errors.js';
-import { prettyStableJson } from '../json.js';
 import type { ImageDefinition } from '../definition/types.js';
 
 export const LOCKFILE_VERSION = 1;
@@ -55,8 +54,52 @@ export function lockPathFor(definitionFile: string): string {
   return resolve(dirname(definitionFile), LOCK_NAME);
 }
 
+/**
+ * The file's bytes: keys in a fixed, readable order (not alphabetical — `name` and `version` lead each
+ * package), packages sorted by name, 2-space indent, trailing newline.
+ */
 export function serializeLock(lock: Lockfile): string {
-  return prettyStableJson(lock);
+  const ordered = {
+    lockfileVersion: lock.lockfileVersion,
+    image: lock.image,
+    definition: { file: lock.definition.file, sha256: lock.definition.sha256 },
+    ...(lock.base ? { base: { image: lock.base.image, lock: lock.base.lock, sha256: lock.base.sha256 } } : {}),
+    timestamp: lock.timestamp,
+    requested: [...lock.requested].sort(),
+    exclude: [...lock.exclude].sort(),
+    sources: Object.fromEntries(
+      Object.keys(lock.sources).sort().map((k) => {
+        const s = lock.sources[k]!;
+        return [k, {
+          suite: s.suite,
+          components: s.components,
+          date: s.date,
+          ...(s.validUntil !== undefined ? { validUntil: s.validUntil } : {}),
+          inRelease: { sha256: s.inRelease.sha256, size: s.inRelease.size },
+          signedBy: s.signedBy,
+        }];
+      }),
+    ),
+    architectures: Object.fromEntries(
+      Object.keys(lock.architectures).sort().map((a) => [a, {
+        packages: [...lock.architectures[a]!.packages]
+          .sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0))
+          .map((p) => ({
+            name: p.name,
+            version: p.version,
+            architecture: p.architecture,
+            source: p.source,
+            sourceVersion: p.sourceVersion,
+            archive: p.archive,
+            filename: p.filename,
+            size: p.size,
+            sha256: p.sha256,
+            depends: [...p.depends].sort(),
+          })),
+      }]),
+    ),
+  };
+  return JSON.stringify(ordered, null, 2) + '\n';
 }
 
 export async function readLock(path: string): Promise<{ lock: Lockfile; sha256: string }> {

@@ -4,7 +4,7 @@
 // Dir::State / Dir::Cache / Dir::Log / the dpkg status file at folders in workDir, so the host's
 // apt.conf.d (proxies, Post-Invoke hooks, pins) does not apply and its lists are not touched.
 import { spawn } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 
 export interface AptSource {
@@ -33,6 +33,12 @@ export interface AptResolveOptions {
   /** [trusted=yes] instead of checking signatures (for unsigned archives). */
   trusted?: boolean;
   workDir: string;
+  /**
+   * Reuse the lists (and apt's source-package cache, which depends only on them) of an earlier call
+   * with the same workDir and sources: no second `apt-get update`. The status file is still rewritten
+   * per call and the binary package cache stays off, so excludes never go stale.
+   */
+  reuseLists?: boolean;
 }
 
 export interface AptChoice {
@@ -103,7 +109,7 @@ function aptConf(wd: string, opts: AptResolveOptions): string {
     ['Dir::Cache::archives', 'archives/'],
     // No binary caches: apt builds them in memory each run, so a rewritten status file is never stale.
     ['Dir::Cache::pkgcache', ''],
-    ['Dir::Cache::srcpkgcache', ''],
+    ['Dir::Cache::srcpkgcache', opts.reuseLists ? `${wd}/cache/srcpkgcache.bin` : ''],
     ['Dir::Log', `${wd}/log/`],
     ['Dir::Media::MountPath', `${wd}/media/`],
     ['Debug::NoLocking', 'true'],
@@ -178,12 +184,26 @@ export function parseInstLines(stdout: string): Map<string, AptChoice> {
   return chosen;
 }
 
+export interface AptSimulation {
+  /** name -> the version and architecture apt would install. */
+  chosen: Map<string, AptChoice>;
+  /** apt's "W:" lines from update and install (none on a well-formed archive). */
+  warnings: string[];
+  updateOutput: string;
+  installOutput: string;
+}
+
 /**
  * Runs `apt-get update` and `apt-get install -s --no-install-recommends <packages>` against the
  * sources with an empty dpkg status (plus `exclude` as installed) and returns name -> chosen version
  * and architecture. Throws with apt's output when apt fails (unsatisfiable, bad signature, expired…).
  */
 export async function aptResolve(opts: AptResolveOptions): Promise<Map<string, AptChoice>> {
+  return (await aptSimulate(opts)).chosen;
+}
+
+/** aptResolve, also returning apt's warnings and output. */
+export async function aptSimulate(opts: AptResolveOptions): Promise<AptSimulation> {
   const wd = resolve(opts.workDir);
   for (const d of [
     'etc/apt.conf.d',
@@ -222,18 +242,19 @@ export async function aptResolve(opts: AptResolveOptions): Promise<Map<string, A
     throw new Error(`${what} failed (exit ${r.code}):\n${r.stdout}${r.stderr}`);
   };
 
-  const update = await exec('apt-get', ['-q', 'update'], env);
+  const haveLists = opts.reuseLists === true && (await readdir(join(wd, 'state', 'lists'))).some((f) => f.endsWith('_Packages') || f.includes('_Packages.'));
+  const update = haveLists ? { code: 0, stdout: '', stderr: '' } : await exec('apt-get', ['-q', 'update'], env);
   if (update.code !== 0 || /^(E|Err):/m.test(update.stderr + update.stdout)) fail('apt-get update', update);
 
   const exclude = [...new Set(opts.exclude ?? [])];
   if (exclude.length > 0) {
-    const paragraphs: string[] = [];
-    for (const name of exclude) {
-      // --no-all-versions: only the candidate, the version apt would install.
-      const show = await exec('apt-cache', ['show', '--no-all-versions', name], env);
-      const rec = show.code === 0 ? parseParagraphs(show.stdout)[0] : undefined;
-      paragraphs.push(statusParagraph(rec ?? new Map([['Architecture', opts.arch]]), name));
-    }
+    // --no-all-versions: only the candidate, the version apt would install. apt-cache prints the
+    // records it finds even when some names are purely virtual (and then exits 100).
+    const show = await exec('apt-cache', ['show', '--no-all-versions', ...exclude], env);
+    const found = new Map(parseParagraphs(show.stdout).map((m) => [m.get('Package'), m]));
+    const paragraphs = exclude.map((name) =>
+      statusParagraph(found.get(name) ?? new Map([['Architecture', opts.arch]]), name),
+    );
     await writeFile(statusPath, paragraphs.join('\n'));
   }
 
@@ -243,5 +264,8 @@ export async function aptResolve(opts: AptResolveOptions): Promise<Map<string, A
     env,
   );
   if (install.code !== 0 || /^E:/m.test(install.stderr)) fail(`apt-get install -s ${opts.packages.join(' ')}`, install);
-  return parseInstLines(install.stdout);
+  const updateOutput = update.stdout + update.stderr;
+  const installOutput = install.stdout + install.stderr;
+  const warnings = `${updateOutput}\n${installOutput}`.split('\n').filter((l) => l.startsWith('W:'));
+  return { chosen: parseInstLines(install.stdout), warnings, updateOutput, installOutput };
 }

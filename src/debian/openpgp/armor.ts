@@ -83,7 +83,7 @@ export function readArmorBlock(lines: readonly string[], start: number): { block
       if (tail.kind !== 'END' || tail.type !== type) fail(`line ${i}: expected -----END PGP ${type}-----`);
       break;
     }
-    if (checksum !== undefined) fail(`line ${i}: only the END line may follow the checksum line`);
+    if (checksum !== undefined) fail(`line ${i}: expected -----END PGP ${type}----- after the checksum line`);
     const c = CHECKSUM_LINE.exec(line);
     if (c) {
       checksum = c[1]!;

@@ -200,7 +200,7 @@ function validSelfSigs(sigs: SignaturePacket[], types: readonly number[], signer
       s.created !== undefined &&
       s.created >= signer.created &&
       // SHA-1 is admitted for self-signatures, which older keys carry; the keyring is local, trusted input.
-      checkSignature(s, signer, data, { allowSha1: true }).ok,
+      checkSignature(s, signer, data, { selfSignature: true }).ok,
   );
 }
 
@@ -226,6 +226,26 @@ const utf8 = new TextDecoder('utf-8');
 function evaluate(cert: RawCert): PublicKey[] {
   const primary = cert.primary;
   const primaryData = keyHashInput(primary);
+
+  if (primary.material.kind === 'unsupported') {
+    // A key of an algorithm this verifier cannot check (DSA, Ed448, a brainpool curve…): its
+    // self-signatures cannot be verified, so nothing it says about itself or its subkeys is used. It
+    // is still listed, unable to sign, so that its signatures are reported as unsupported rather than
+    // as made by a key missing from the keyring.
+    const key: PublicKey = {
+      fingerprint: primary.fingerprint,
+      keyId: primary.keyId,
+      algorithm: algorithmName(primary.algorithm),
+      created: primary.created,
+      revoked: false,
+      userIds: [],
+      primaryFingerprint: primary.fingerprint,
+      isSubkey: false,
+      canSign: false,
+    };
+    attachKeyPacket(key, primary);
+    return [key];
+  }
 
   const revoked = validSelfSigs(cert.direct, [SIG.keyRevocation], primary, primaryData).length > 0;
   const direct = newest(validSelfSigs(cert.direct, [SIG.directKey], primary, primaryData));

@@ -318,9 +318,11 @@ function parseKeyMaterial(algorithm: number, r: Reader): KeyMaterial {
   }
 }
 
+const SIGNING_ALGORITHMS: ReadonlySet<number> = new Set([PK.rsa, PK.rsaSign, PK.dsa, PK.ecdsa, PK.eddsaLegacy, PK.ed25519, PK.ed448]);
+
 /** Whether the algorithm is able to make signatures at all (key flags may restrict it further). */
 export function algorithmCanSign(algorithm: number): boolean {
-  return [PK.rsa, PK.rsaSign, PK.dsa, PK.ecdsa, PK.eddsaLegacy, PK.ed25519, PK.ed448].includes(algorithm as 1);
+  return SIGNING_ALGORITHMS.has(algorithm);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -496,8 +498,9 @@ export function parseSignaturePacket(body: Uint8Array): SignaturePacket {
           sig.issuerKeyId ??= hex(checkedBody(s, 8));
           break;
         case SUB.issuerFingerprint: {
-          const b = checkedBody(s, (n) => n === 21 || n === 33);
-          if (!((b[0] === 4 && b.length === 21) || (b[0] === 6 && b.length === 33))) fail('issuer fingerprint subpacket: unknown key version');
+          const b = checkedBody(s, (n) => n >= 1);
+          // v4 (20-byte) and v6 (32-byte) fingerprints; others (LibrePGP's v5) are not keys this reads.
+          if (!((b[0] === 4 && b.length === 21) || (b[0] === 6 && b.length === 33))) break;
           // A hashed issuer fingerprint wins over an unhashed one.
           if (isHashed || sig.issuerFingerprint === undefined) sig.issuerFingerprint = hex(b.subarray(1));
           break;

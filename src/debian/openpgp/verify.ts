@@ -87,17 +87,20 @@ function bitLength(v: Uint8Array): number {
 
 /**
  * Checks `sig` over `data` (the hashed content, before the signature's trailer) with `key`.
- * `allowSha1` admits SHA-1 for keyring self-signatures; document signatures never use it.
+ * `selfSignature` relaxes the weak-algorithm policy for the self-signatures of a keyring (local,
+ * trusted input, where older keys carry SHA-1 bindings): SHA-1 and short RSA keys are then admitted.
+ * Signatures over downloaded content never get it.
  */
-export function checkSignature(sig: SignaturePacket, key: KeyPacket, data: readonly Uint8Array[], opts: { allowSha1?: boolean } = {}): CheckResult {
+export function checkSignature(sig: SignaturePacket, key: KeyPacket, data: readonly Uint8Array[], opts: { selfSignature?: boolean } = {}): CheckResult {
   if (sig.version !== 4 && sig.version !== 6) return { ok: false, bad: false, why: `v${sig.version} signatures are not supported` };
   // RFC 9580 §5.2.3 / §5.5.2.3: v6 signatures are made by v6 keys and v4 signatures by v4 keys.
   if (sig.version !== key.version) return { ok: false, bad: true, why: `a v${sig.version} signature cannot be made by a v${key.version} key` };
-  const sameFamily = (a: number, b: number): boolean => a === b || ([PK.rsa, PK.rsaSign] as number[]).includes(a) && ([PK.rsa, PK.rsaSign] as number[]).includes(b);
+  const isRsaSign = (a: number): boolean => a === PK.rsa || a === PK.rsaSign;
+  const sameFamily = (a: number, b: number): boolean => a === b || (isRsaSign(a) && isRsaSign(b));
   if (!sameFamily(sig.pkAlgorithm, key.algorithm)) return { ok: false, bad: true, why: `the signature algorithm (${algorithmName(sig.pkAlgorithm)}) is not the key's (${algorithmName(key.algorithm)})` };
 
   const h = hashInfo(sig.hashAlgorithm);
-  const sha1Allowed = opts.allowSha1 === true && h?.name === 'SHA1';
+  const sha1Allowed = opts.selfSignature === true && h?.name === 'SHA1';
   if (!h || !h.node || (h.weak && !sha1Allowed)) return { ok: false, bad: false, why: `hash algorithm ${hashName(sig.hashAlgorithm)} is ${h?.weak ? 'weak' : 'not supported'}` };
   if (sig.version === 6 && sig.salt?.length !== h.saltSize) return { ok: false, bad: true, why: `the v6 signature's salt is not ${h.saltSize} bytes for ${h.name}` };
   const keyObject = keyObjectOf(key);
@@ -118,7 +121,7 @@ export function checkSignature(sig: SignaturePacket, key: KeyPacket, data: reado
   try {
     switch (m.kind) {
       case 'rsa': {
-        if (bitLength(m.n) < MIN_RSA_BITS) return { ok: false, bad: false, why: `the RSA key has only ${bitLength(m.n)} bits (fewer than ${MIN_RSA_BITS} is weak)` };
+        if (bitLength(m.n) < MIN_RSA_BITS && !opts.selfSignature) return { ok: false, bad: false, why: `the RSA key has only ${bitLength(m.n)} bits (fewer than ${MIN_RSA_BITS} is weak)` };
         // PKCS#1 v1.5 over the same bytes: node:crypto hashes them again and checks the DigestInfo.
         const s = padTo(sig.values[0]!, m.n.length);
         if (!s) return { ok: false, bad: true, why: 'the RSA signature is longer than the modulus' };
@@ -257,7 +260,7 @@ export function verifyCleartext(input: Uint8Array | string, keyring: Keyring, wh
     }
 
     let verifiedBy: PublicKey | undefined;
-    let badWhy: string | undefined;
+    let bad: { key: PublicKey; why: string } | undefined;
     let unsupportedWhy: string | undefined;
     for (const k of candidates) {
       const packet = keyPacketOf(k);
@@ -270,13 +273,13 @@ export function verifyCleartext(input: Uint8Array | string, keyring: Keyring, wh
         verifiedBy = k;
         break;
       }
-      if (r.bad) badWhy = r.why;
+      if (r.bad) bad = { key: k, why: r.why };
       else unsupportedWhy = r.why;
     }
     if (!verifiedBy) {
-      if (badWhy !== undefined) {
+      if (bad) {
         // A known key, and the signature is wrong: the content is not what the key holder signed.
-        throw new DistillError('SIGNATURE_BAD', `${what}: BAD signature by key ${describeKey(first)}: ${badWhy}`, {
+        throw new DistillError('SIGNATURE_BAD', `${what}: BAD signature by key ${describeKey(bad.key)}: ${bad.why}`, {
           hint: 'the content does not match its signature: the mirror is corrupt or compromised; do not use it — fetch again or use another mirror',
         });
       }
@@ -322,7 +325,7 @@ export function verifyCleartext(input: Uint8Array | string, keyring: Keyring, wh
   if (unknown.length > 0) {
     throw new DistillError(
       'SIGNATURE_UNKNOWN_KEY',
-      `${what}: no good signature: signed only by keys not in ${keyring.source}: ${unknown.join(', ')}${also([notGood, weak])}`,
+      `${what}: no good signature; signed by key${unknown.length > 1 ? 's' : ''} not in ${keyring.source}: ${unknown.join(', ')}${also([notGood, weak])}`,
       { hint: `pass --keyring with a keyring that holds key ${unknown.join(' or ')} (for Debian: a current debian-archive-keyring)` },
     );
   }

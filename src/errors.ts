@@ -42,6 +42,13 @@ export type ErrorCode =
   // .deb archives (attacker-controlled input)
   | 'DEB_MALFORMED'
   | 'DEB_UNSUPPORTED_COMPRESSION'
+  | 'UNSAFE_ENTRY'
+  // root filesystems, layers, images
+  | 'PATH_CONFLICT'
+  | 'GENERATE_FAILED'
+  | 'LAYER_IO'
+  | 'OCI_INVALID'
+  | 'BUILD_FAILED'
   // tooling
   | 'TOOL_MISSING'
   | 'DECOMPRESS_FAILED'

@@ -1,6 +1,6 @@
 // `distill lock`: flags → lockImages (or explain, or a freshness check).
 import type { Argv } from 'yargs';
-import { DistillError, explain, findDefinitions, lockImages } from '../../index.js';
+import { DistillError, explain, findDefinitions, lockImages, lockPathFor, readLock } from '../../index.js';
 import type { CliIo } from '../io.js';
 import { commonOptions, lockOptionsFrom, type CommonArgs } from './common.js';
 
@@ -30,7 +30,18 @@ export function lockCommand(io: CliIo) {
       } finally {
         done();
       }
-      const explanations = argv.explain === undefined ? [] : results.filter((r) => files.includes(r.definition.file)).map((r) => ({ image: r.lock.image, explain: explain(r.lock, argv.explain!) }));
+      const explanations = [];
+      if (argv.explain !== undefined) {
+        const byPath = new Map(results.map((r) => [r.path, r.lock]));
+        for (const r of results.filter((x) => files.includes(x.definition.file))) {
+          const chain = [];
+          for (let d: typeof r.definition | undefined = r.definition; d !== undefined; d = d.base) {
+            const p = lockPathFor(d.file);
+            chain.push(byPath.get(p) ?? (await readLock(p)).lock);
+          }
+          explanations.push({ image: r.lock.image, explain: explain(chain, argv.explain) });
+        }
+      }
       if (argv.explain !== undefined && explanations.every((e) => e.explain.length === 0)) {
         throw new DistillError('EXPLAIN_NOT_IN_CLOSURE', `${argv.explain} is in none of the locked closures`, { hint: 'check the package name' });
       }
@@ -59,7 +70,8 @@ export function lockCommand(io: CliIo) {
         for (const e of explanations) {
           for (const x of e.explain) {
             const how = x.requested ? 'requested' : x.chain.join(' → ');
-            io.stdout.write(`${e.image} ${x.arch}: ${x.package} ${x.version}: ${how}${x.dependents.length ? `; needed by ${x.dependents.join(', ')}` : ''}\n`);
+            const layer = x.image === e.image ? '' : ` (from base image ${x.image})`;
+            io.stdout.write(`${e.image} ${x.arch}: ${x.package} ${x.version}${layer}: ${how}${x.dependents.length ? `; needed by ${x.dependents.join(', ')}` : ''}\n`);
           }
         }
       }

@@ -1,0 +1,9 @@
+// `npm run bench`: figures and ratios against baselines measured in the same run (never asserted:
+// speed targets are read here, not enforced by unit tests).
+import { benchLock } from './lock.js';
+
+const sections: [string, () => Promise<string[]>][] = [['lock', benchLock]];
+for (const [name, fn] of sections) {
+  process.stdout.write(`== ${name}\n`);
+  for (const line of await fn()) process.stdout.write(`${line}\n`);
+}

@@ -26,6 +26,9 @@ export interface Release {
   files: Map<string, ReleaseIndexEntry>;
   /** sha256 and size of the InRelease bytes as fetched, recorded in the lock. */
   inRelease: { sha256: string; size: number };
+  /** Fingerprints of the keys whose signatures verified, sorted. */
+  signers: string[];
+  /** The first good signer, for messages: "user id (fingerprint)". */
   signer: string;
 }
 
@@ -91,6 +94,7 @@ export function readInRelease(bytes: Uint8Array, opts: ReadReleaseOptions): Rele
     archAllInArchIndexes: /(^|\s)Packages(\s|$)/.test(p.get('No-Support-for-Architecture-all') ?? ''),
     files,
     inRelease: { sha256: sha256Hex(bytes), size: bytes.length },
+    signers: [...new Set(verified.signers.map((x) => x.fingerprint))].sort(),
     signer: signer === undefined ? '' : `${signer.userId} (${signer.fingerprint})`,
   };
 }

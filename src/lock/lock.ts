@@ -199,7 +199,7 @@ export class LockSession {
         date: rfc3339(s.release.date),
         ...(s.release.validUntil ? { validUntil: rfc3339(s.release.validUntil) } : {}),
         inRelease: s.release.inRelease,
-        signedBy: s.release.signer,
+        signedBy: s.release.signers,
       };
     }
     return {

@@ -34,7 +34,8 @@ export interface LockedSource {
   date: string;
   validUntil?: string;
   inRelease: { sha256: string; size: number };
-  signedBy: string;
+  /** Fingerprints of the keys whose signatures on InRelease verified. */
+  signedBy: string[];
 }
 
 export interface Lockfile {
@@ -76,7 +77,7 @@ export function serializeLock(lock: Lockfile): string {
           date: s.date,
           ...(s.validUntil !== undefined ? { validUntil: s.validUntil } : {}),
           inRelease: { sha256: s.inRelease.sha256, size: s.inRelease.size },
-          signedBy: s.signedBy,
+          signedBy: [...s.signedBy].sort(),
         }];
       }),
     ),

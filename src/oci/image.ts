@@ -1,0 +1,201 @@
+// An image's config and manifest (image-spec config.md, manifest.md). Both are built from plain data,
+// serialised once as canonical JSON, and described by the digest of those bytes.
+//
+// Key order: canonical (sorted) rather than the order Docker's Go structs print. No reader depends on
+// key order — every one parses JSON — and the digest is over the bytes we write, so the only thing
+// that matters for reproducibility is that the same input always gives the same bytes, which sorting
+// guarantees independently of how the input objects were assembled. Field *names* and presence rules
+// follow Docker's (capitalised container-config keys, created_by, empty_layer only when true),
+// because that is what docker, podman and every scanner expect to read.
+import type { Readable } from 'node:stream';
+import type { Digest } from '../digest.js';
+import {
+  type Blob,
+  type Descriptor,
+  checkBlob,
+  descriptorJson,
+  hexOf,
+  invalid,
+  jsonBlob,
+  nonEmpty,
+  validateDescriptor,
+} from './descriptor.js';
+import { LAYER_MEDIA_TYPES, MEDIA_TYPE_CONFIG, MEDIA_TYPE_MANIFEST } from './media-types.js';
+import type { Platform } from './platform.js';
+
+export interface HistoryEntry {
+  created: string;
+  createdBy: string;
+  comment?: string;
+  /** True for a step that added no layer (ENV, USER, …); such entries have no diff_id. */
+  emptyLayer?: boolean;
+}
+
+export interface ImageConfigInput {
+  platform: Platform;
+  /** RFC 3339, e.g. 1970-01-01T00:00:00Z. */
+  created: string;
+  /** `NAME=value` entries, in the order given. */
+  env: string[];
+  user: string;
+  workingDir: string;
+  entrypoint?: string[];
+  cmd?: string[];
+  labels?: Record<string, string>;
+  /** sha256 of each layer's *uncompressed* tar, bottom first. */
+  diffIds: Digest[];
+  /** Empty, or one entry per layer plus any empty-layer entries, oldest first. */
+  history: HistoryEntry[];
+}
+
+export function imageConfig(input: ImageConfigInput): Blob {
+  checkRfc3339(input.created, 'image config created');
+  const { architecture, os, variant } = input.platform;
+  if (!nonBlank(architecture) || !nonBlank(os)) {
+    throw invalid(`image config: platform ${JSON.stringify(input.platform)} needs an architecture and an os`);
+  }
+  checkEnv(input.env);
+  for (const [i, d] of input.diffIds.entries()) hexOf(d, `image config diff_ids[${i}]`);
+  checkHistory(input.history, input.diffIds.length);
+
+  const container: Record<string, unknown> = {
+    Env: strings(input.env, 'Env'),
+    User: input.user,
+    WorkingDir: input.workingDir,
+  };
+  if (input.entrypoint !== undefined) container['Entrypoint'] = strings(input.entrypoint, 'Entrypoint');
+  if (input.cmd !== undefined) container['Cmd'] = strings(input.cmd, 'Cmd');
+  const labels = nonEmpty(input.labels, 'image config Labels');
+  if (labels !== undefined) container['Labels'] = labels;
+
+  const config: Record<string, unknown> = {
+    created: input.created,
+    architecture,
+    os,
+    config: container,
+    rootfs: { type: 'layers', diff_ids: [...input.diffIds] },
+  };
+  if (variant !== undefined) config['variant'] = variant;
+  if (input.history.length > 0) {
+    config['history'] = input.history.map((h) => {
+      const e: Record<string, unknown> = { created: h.created, created_by: h.createdBy };
+      if (h.comment !== undefined) e['comment'] = h.comment;
+      // Docker writes empty_layer only when true (omitempty); so do we.
+      if (h.emptyLayer === true) e['empty_layer'] = true;
+      return e;
+    });
+  }
+  return jsonBlob(MEDIA_TYPE_CONFIG, config);
+}
+
+/**
+ * An image manifest. `annotations` pass through as given (org.opencontainers.image.created, source,
+ * revision, base.name, base.digest, …); an empty map is left out.
+ */
+export function imageManifest(config: Descriptor, layers: Descriptor[], annotations?: Record<string, string>): Blob {
+  validateDescriptor(config, 'manifest config');
+  if (config.mediaType !== MEDIA_TYPE_CONFIG) {
+    throw invalid(`manifest config: media type ${config.mediaType}, expected ${MEDIA_TYPE_CONFIG}`);
+  }
+  for (const [i, l] of layers.entries()) {
+    validateDescriptor(l, `manifest layers[${i}]`);
+    if (!LAYER_MEDIA_TYPES.has(l.mediaType)) {
+      throw invalid(`manifest layers[${i}]: ${l.mediaType} is not an OCI layer media type`);
+    }
+  }
+  const manifest: Record<string, unknown> = {
+    schemaVersion: 2,
+    mediaType: MEDIA_TYPE_MANIFEST,
+    config: descriptorJson(config),
+    layers: layers.map(descriptorJson),
+  };
+  const a = nonEmpty(annotations, 'manifest annotations');
+  if (a !== undefined) manifest['annotations'] = a;
+  return jsonBlob(MEDIA_TYPE_MANIFEST, manifest);
+}
+
+/** A layer blob on disk (the build writes .tar.gz files); `open` streams its compressed bytes. */
+export interface LayerSource {
+  descriptor: Descriptor;
+  open(): Readable;
+}
+
+/** One platform's image, ready for a sink: its manifest and config as bytes, its layers as streams. */
+export interface BuiltImage {
+  manifest: Blob;
+  config: Blob;
+  layers: LayerSource[];
+  platform: Platform;
+}
+
+/**
+ * Sinks call this before writing anything: the blobs' bytes match their descriptors, and the manifest
+ * names exactly this config and these layers, in this order.
+ */
+export function checkBuiltImage(img: BuiltImage, what: string): void {
+  checkBlob(img.manifest, `${what} manifest`);
+  checkBlob(img.config, `${what} config`);
+  if (img.manifest.descriptor.mediaType !== MEDIA_TYPE_MANIFEST) {
+    throw invalid(`${what}: manifest media type ${img.manifest.descriptor.mediaType}, expected ${MEDIA_TYPE_MANIFEST}`);
+  }
+  const m = parseJson(img.manifest.bytes, `${what} manifest`) as { config?: Descriptor; layers?: Descriptor[] };
+  if (!same(m.config, img.config.descriptor)) {
+    throw invalid(`${what}: the manifest's config is not ${img.config.descriptor.digest}`);
+  }
+  const layers = Array.isArray(m.layers) ? m.layers : [];
+  if (layers.length !== img.layers.length || layers.some((l, i) => !same(l, img.layers[i]!.descriptor))) {
+    throw invalid(`${what}: the manifest's layers are not the layers given`);
+  }
+  for (const [i, l] of img.layers.entries()) validateDescriptor(l.descriptor, `${what} layers[${i}]`);
+}
+
+export function parseJson(bytes: Buffer, what: string): unknown {
+  try {
+    return JSON.parse(bytes.toString('utf8')) as unknown;
+  } catch (e) {
+    throw invalid(`${what}: not JSON`, undefined, e);
+  }
+}
+
+function same(a: Descriptor | undefined, b: Descriptor): boolean {
+  return a !== undefined && a.digest === b.digest && a.size === b.size && a.mediaType === b.mediaType;
+}
+
+function checkEnv(env: string[]): void {
+  const seen = new Set<string>();
+  for (const e of env) {
+    const eq = typeof e === 'string' ? e.indexOf('=') : -1;
+    if (eq <= 0) throw invalid(`image config Env: ${JSON.stringify(e)} is not NAME=value`);
+    const name = e.slice(0, eq);
+    // Runtimes disagree on which of two duplicates wins; refuse rather than guess.
+    if (seen.has(name)) throw invalid(`image config Env: ${name} is set twice`);
+    seen.add(name);
+  }
+}
+
+function checkHistory(history: HistoryEntry[], layers: number): void {
+  if (history.length === 0) return;
+  for (const [i, h] of history.entries()) checkRfc3339(h.created, `image config history[${i}].created`);
+  const withLayer = history.filter((h) => h.emptyLayer !== true).length;
+  if (withLayer !== layers) {
+    // docker history, buildkit and containers/image pair history entries with layers by position.
+    throw invalid(`image config: ${withLayer} history entries add a layer but there are ${layers} layers`);
+  }
+}
+
+function strings(a: string[], what: string): string[] {
+  if (!Array.isArray(a) || a.some((s) => typeof s !== 'string')) throw invalid(`image config ${what}: not a list of strings`);
+  return [...a];
+}
+
+const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
+
+function checkRfc3339(s: string, what: string): void {
+  if (typeof s !== 'string' || !RFC3339.test(s) || Number.isNaN(Date.parse(s))) {
+    throw invalid(`${what}: ${JSON.stringify(s)} is not an RFC 3339 time`, 'write times as 2025-01-01T00:00:00Z');
+  }
+}
+
+function nonBlank(s: unknown): boolean {
+  return typeof s === 'string' && s !== '';
+}

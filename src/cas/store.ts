@@ -56,6 +56,10 @@ export class ContentStore {
 
   /** Ingest a stream whose size and digest are known in advance: temp → verify → fsync → rename. */
   async put(e: Expected, source: Readable): Promise<string> {
+    // The source may fail while the directories are being made, before pipeline() listens: keep that
+    // error from crashing the process; pipeline() then reports it from the stream's errored state.
+    const early = (): void => {};
+    source.on('error', early);
     const final = this.blobPath(e.sha256);
     const tmpDir = join(this.dir, 'ingest');
     await mkdir(tmpDir, { recursive: true });
@@ -80,6 +84,7 @@ export class ContentStore {
       throw new DistillError('CACHE_IO', `cannot store ${e.what} in ${this.dir}: ${messageOf(err)}`, { cause: err });
     } finally {
       source.destroy();
+      source.off('error', early);
     }
   }
 

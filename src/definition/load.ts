@@ -7,7 +7,7 @@ import { LineCounter, parseDocument, isMap, isSeq, type Node } from 'yaml';
 import { sha256Hex } from '../digest.js';
 import { DistillError } from '../errors.js';
 import { validate, type Schema, type SchemaIssue } from './schema.js';
-import type { ImageDefinition, SourceSpec } from './types.js';
+import { ALL_VARIANTS, type FileSpec, type ImageDefinition, type SourceSpec, type Variant } from './types.js';
 
 let schemaCache: Schema | undefined;
 export function imageSchema(): Schema {
@@ -24,6 +24,12 @@ interface RawDefinition {
   architectures?: string[];
   packages?: string[];
   exclude?: string[];
+  config?: { entrypoint?: string[]; cmd?: string[]; env?: Record<string, string>; workdir?: string; labels?: Record<string, string> };
+  accounts?: { users?: { name: string; uid: number; gid: number; home?: string; shell?: string }[]; groups?: { name: string; gid: number }[] };
+  files?: { path: string; content?: string; source?: string; symlink?: string; directory?: boolean; mode?: string; uid?: number; gid?: number }[];
+  paths?: { keep?: string[]; drop?: string[] };
+  variants?: Variant[];
+  debug?: { packages?: string[] };
 }
 
 /** Resolve a definition argument: a file, or a directory holding image.yaml. */
@@ -87,6 +93,28 @@ export async function loadDefinition(file: string, chain: string[] = []): Promis
   if (packages.length === 0 && base === undefined) {
     throw new DistillError('DEFINITION_INVALID', `${abs}: no packages`, { hint: 'list at least one package' });
   }
+  const files: FileSpec[] = (raw.files ?? []).map((f, i) => {
+    const kinds = [f.content !== undefined, f.source !== undefined, f.symlink !== undefined, f.directory === true].filter(Boolean).length;
+    if (kinds !== 1) {
+      throw new DistillError('DEFINITION_INVALID', `${abs}: files[${i}] (${f.path}): give exactly one of content, source, symlink or directory: true`);
+    }
+    return {
+      path: f.path,
+      ...(f.content !== undefined ? { content: f.content } : {}),
+      ...(f.source !== undefined ? { source: resolve(dirname(abs), f.source) } : {}),
+      ...(f.symlink !== undefined ? { symlink: f.symlink } : {}),
+      ...(f.directory ? { directory: true } : {}),
+      ...(f.mode !== undefined ? { mode: parseInt(f.mode, 8) } : {}),
+      uid: f.uid ?? 0,
+      gid: f.gid ?? 0,
+    };
+  });
+  const accounts = raw.accounts
+    ? {
+        users: raw.accounts.users ?? [],
+        groups: raw.accounts.groups ?? [],
+      }
+    : base?.accounts;
   return {
     name: basename(dirname(abs)),
     file: abs,
@@ -100,6 +128,22 @@ export async function loadDefinition(file: string, chain: string[] = []): Promis
     // openssl, needed only by ca-certificates' maintainer script; base asks for openssl itself).
     exclude: [...new Set([...(base?.exclude ?? []).filter((e) => !packages.includes(e)), ...(raw.exclude ?? [])])].sort(),
     ownExclude: [...(raw.exclude ?? [])].sort(),
+    config: {
+      ...(raw.config?.entrypoint ?? base?.config.entrypoint ? { entrypoint: raw.config?.entrypoint ?? base!.config.entrypoint! } : {}),
+      ...(raw.config?.cmd ?? base?.config.cmd ? { cmd: raw.config?.cmd ?? base!.config.cmd! } : {}),
+      ...(raw.config?.workdir ?? base?.config.workdir ? { workdir: raw.config?.workdir ?? base!.config.workdir! } : {}),
+      env: { ...(base?.config.env ?? {}), ...(raw.config?.env ?? {}) },
+      labels: { ...(base?.config.labels ?? {}), ...(raw.config?.labels ?? {}) },
+    },
+    ...(accounts ? { accounts } : {}),
+    files,
+    paths: {
+      keep: [...(base?.paths.keep ?? []), ...(raw.paths?.keep ?? [])],
+      drop: [...(base?.paths.drop ?? []), ...(raw.paths?.drop ?? [])],
+    },
+    variants: raw.variants ?? base?.variants ?? [...ALL_VARIANTS],
+    debugPackages: raw.debug?.packages ?? base?.debugPackages ?? [],
+    ownsDebug: raw.debug?.packages !== undefined,
   };
 }
 

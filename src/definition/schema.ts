@@ -15,6 +15,7 @@ export interface Schema {
   uniqueItems?: boolean;
   minLength?: number;
   pattern?: string;
+  enum?: (string | number | boolean)[];
   description?: string;
   title?: string;
   $schema?: string;
@@ -23,7 +24,7 @@ export interface Schema {
 
 export const SUPPORTED_KEYWORDS = new Set([
   'type', 'properties', 'required', 'additionalProperties', 'propertyNames', 'items', 'minItems',
-  'uniqueItems', 'minLength', 'pattern', 'description', 'title', '$schema', '$id',
+  'uniqueItems', 'minLength', 'pattern', 'enum', 'description', 'title', '$schema', '$id',
 ]);
 
 export interface SchemaIssue {
@@ -50,6 +51,9 @@ export function validate(schema: Schema, value: unknown, path: (string | number)
       issues.push({ path, atKey: false, message: `expected ${article(schema.type)}, got ${article(t)}` });
       return issues;
     }
+  }
+  if (schema.enum !== undefined && !schema.enum.includes(value as string)) {
+    issues.push({ path, atKey: false, message: `${JSON.stringify(value)} is not one of ${schema.enum.map((x) => JSON.stringify(x)).join(', ')}` });
   }
   if (t === 'string') {
     const s = value as string;

@@ -7,6 +7,36 @@ export interface SourceSpec {
   mirror?: string;
 }
 
+export type Variant = 'latest' | 'nonroot' | 'debug' | 'debug-nonroot';
+export const ALL_VARIANTS: readonly Variant[] = ['latest', 'nonroot', 'debug', 'debug-nonroot'];
+
+export interface ImageConfigSpec {
+  entrypoint?: string[];
+  cmd?: string[];
+  env: Record<string, string>;
+  workdir?: string;
+  labels: Record<string, string>;
+}
+
+export interface UserSpec {
+  name: string;
+  uid: number;
+  gid: number;
+  home?: string;
+  shell?: string;
+}
+
+export interface FileSpec {
+  path: string;
+  content?: string;
+  source?: string;
+  symlink?: string;
+  directory?: boolean;
+  mode?: number;
+  uid: number;
+  gid: number;
+}
+
 export interface ImageDefinition {
   /** The image's name: its directory under images/. */
   name: string;
@@ -26,4 +56,17 @@ export interface ImageDefinition {
   exclude: string[];
   /** The excludes written in this definition itself. */
   ownExclude: string[];
+  /** Merged over the base's: fields override, env and labels merge. */
+  config: ImageConfigSpec;
+  /** This image's accounts, else the base's; undefined = distroless defaults. */
+  accounts?: { users: UserSpec[]; groups: { name: string; gid: number }[] };
+  /** This image's own files (the base's are in the base's layer). */
+  files: FileSpec[];
+  /** Path rules: the base's plus this image's. */
+  paths: { keep: string[]; drop: string[] };
+  variants: Variant[];
+  /** Packages of the debug variants' layer, locked by the image that lists them. */
+  debugPackages: string[];
+  /** True when this definition itself lists debug packages (its lock holds them). */
+  ownsDebug: boolean;
 }

@@ -175,19 +175,15 @@ export class LockSession {
       );
       const res = resolve({ universe, requested: def.packages, exclude: def.exclude, installed, image: def.name });
       for (const u of res.excludedUnused.filter((x) => def.ownExclude.includes(x))) this.opts.onProgress?.({ type: 'warning', message: `${def.name} (${arch}): exclude ${u} removed nothing` });
-      const packages: LockedPackage[] = [...res.packages.values()].map(({ record: r, depends }) => ({
-        name: r.name,
-        version: r.version,
-        architecture: r.architecture,
-        source: r.source,
-        sourceVersion: r.sourceVersion,
-        archive: r.archive,
-        filename: r.filename,
-        size: r.size,
-        sha256: r.sha256,
-        depends,
-      }));
+      const packages: LockedPackage[] = [...res.packages.values()].map(({ record: r, depends }) => lockedPackage(r, depends));
       architectures[arch] = { packages };
+      if (def.ownsDebug && def.debugPackages.length > 0) {
+        // The debug layer sits on top of the image: everything below it counts as installed.
+        const below = new Map(installed);
+        for (const p of packages) below.set(p.name, { name: p.name, version: p.version, architecture: p.architecture });
+        const dbg = resolve({ universe, requested: def.debugPackages, exclude: def.exclude, installed: below, image: `${def.name} (debug)` });
+        architectures[arch].debug = [...dbg.packages.values()].map(({ record: r, depends }) => lockedPackage(r, depends));
+      }
       this.opts.onProgress?.({ type: 'resolved', image: def.name, arch, packages: packages.length });
     }
     const newest = Math.max(...sources.map((s) => s.release.date.getTime()), baseLock ? Date.parse(baseLock.timestamp) : 0);
@@ -214,6 +210,21 @@ export class LockSession {
       architectures,
     };
   }
+}
+
+function lockedPackage(r: PackageRecord, depends: string[]): LockedPackage {
+  return {
+    name: r.name,
+    version: r.version,
+    architecture: r.architecture,
+    source: r.source,
+    sourceVersion: r.sourceVersion,
+    archive: r.archive,
+    filename: r.filename,
+    size: r.size,
+    sha256: r.sha256,
+    depends,
+  };
 }
 
 export function rfc3339(d: Date): string {

@@ -48,7 +48,8 @@ export interface Lockfile {
   requested: string[];
   exclude: string[];
   sources: Record<string, LockedSource>;
-  architectures: Record<string, { packages: LockedPackage[] }>;
+  /** Per architecture: the image's own closure, and the debug variants' packages when it defines them. */
+  architectures: Record<string, { packages: LockedPackage[]; debug?: LockedPackage[] }>;
 }
 
 export function lockPathFor(definitionFile: string): string {
@@ -83,7 +84,16 @@ export function serializeLock(lock: Lockfile): string {
     ),
     architectures: Object.fromEntries(
       Object.keys(lock.architectures).sort().map((a) => [a, {
-        packages: [...lock.architectures[a]!.packages]
+        packages: orderPackages(lock.architectures[a]!.packages),
+        ...(lock.architectures[a]!.debug ? { debug: orderPackages(lock.architectures[a]!.debug!) } : {}),
+      }]),
+    ),
+  };
+  return JSON.stringify(ordered, null, 2) + '\n';
+}
+
+function orderPackages(list: readonly LockedPackage[]) {
+  return [...list]
           .sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0))
           .map((p) => ({
             name: p.name,
@@ -96,11 +106,7 @@ export function serializeLock(lock: Lockfile): string {
             size: p.size,
             sha256: p.sha256,
             depends: [...p.depends].sort(),
-          })),
-      }]),
-    ),
-  };
-  return JSON.stringify(ordered, null, 2) + '\n';
+          }));
 }
 
 export async function readLock(path: string): Promise<{ lock: Lockfile; sha256: string }> {
@@ -134,8 +140,9 @@ function checkLockShape(v: unknown, path: string): asserts v is Lockfile {
   if (!o.architectures || typeof o.architectures !== 'object') fail(path, 'missing architectures');
   for (const [arch, a] of Object.entries(o.architectures)) {
     if (!Array.isArray(a?.packages)) fail(path, `architecture ${arch} has no package list`);
+    if (a.debug !== undefined && !Array.isArray(a.debug)) fail(path, `architecture ${arch}: debug is not a package list`);
     const seen = new Set<string>();
-    for (const p of a.packages) {
+    for (const p of [...a.packages, ...(a.debug ?? [])]) {
       if (typeof p?.name !== 'string' || typeof p.version !== 'string' || typeof p.filename !== 'string' || !Number.isSafeInteger(p.size) || !isSha256Hex(String(p.sha256))) {
         fail(path, `${arch}: malformed package entry ${JSON.stringify(p?.name)}`);
       }

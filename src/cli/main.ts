@@ -2,6 +2,7 @@
 // 1 failure, 2 usage. Errors print as one line `distill: <what went wrong> [<CODE>]` plus a hint.
 import yargs from 'yargs';
 import { DistillError, isDistillError } from '../index.js';
+import { buildCommand } from './commands/build.js';
 import { fetchCommand } from './commands/fetch.js';
 import { lockCommand } from './commands/lock.js';
 import type { CliIo } from './io.js';
@@ -14,6 +15,7 @@ export async function main(args: readonly string[], io: CliIo): Promise<number> 
     .usage('$0 <command> [options]\n\nMinimal, reproducible container images from pinned Debian packages.')
     .command(lockCommand(io) as never)
     .command(fetchCommand(io) as never)
+    .command(buildCommand(io) as never)
     .demandCommand(1, 'name a command')
     .strict()
     .recommendCommands()

@@ -64,6 +64,10 @@ export function progressRenderer(io: CliIo, enabled: boolean): { onProgress: (e:
         status = `resolved ${e.image} ${e.arch}: ${e.packages} packages`;
         break;
       case 'lock-written':
+      case 'image-written':
+        break;
+      case 'layer-written':
+        status = `layer ${e.image} ${e.arch}: ${mb(e.size)} MB`;
         break;
     }
     if (files > 0 && (e.type.startsWith('download'))) {

@@ -1,0 +1,158 @@
+// `distill build`: from a fresh lock (and its bases'), the .debs in the cache, and nothing else, to
+// OCI images — every variant, every architecture — written to an OCI layout and/or a docker archive.
+// The one module that knows every stage: definition → lock → cache → rootfs → layers → images → sinks.
+import { randomBytes } from 'node:crypto';
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fetchDebs } from './cas/fetch-debs.js';
+import { ContentStore } from './cas/store.js';
+import type { MirrorInputs } from './debian/mirrors.js';
+import { ALL_VARIANTS, type Variant } from './definition/types.js';
+import type { Digest } from './digest.js';
+import { DistillError } from './errors.js';
+import type { OnProgress } from './events.js';
+import { loadLockChain } from './lock/load.js';
+import { debianArchToPlatform, platformString } from './oci/platform.js';
+import { writeDockerArchive } from './sinks/docker-archive.js';
+import { writeOciLayout, type LayoutRef } from './sinks/oci-layout.js';
+import { makeVariants, type ImageAnnotations } from './build/images.js';
+import { buildChainLayers, type ChainLayers } from './build/layers.js';
+
+export interface BuildOptions {
+  cacheDir: string;
+  /** Where to fetch .debs missing from the cache. */
+  mirrors?: MirrorInputs;
+  /** Write an OCI layout here. */
+  outDir?: string;
+  /** Write a docker archive (docker/podman load) here. */
+  tarFile?: string;
+  /** Narrow the definition's variants. */
+  variants?: readonly Variant[];
+  /** Narrow the architectures: Debian names (amd64) or OCI platforms (linux/arm64/v8). */
+  platforms?: readonly string[];
+  /** SOURCE_DATE_EPOCH: the one timestamp of the build; default each lock's own. */
+  sourceDateEpoch?: number;
+  /** Packages unpacked at once. */
+  concurrency?: number;
+  /** gzip worker threads (0 = inline); the bytes do not depend on it. */
+  gzipWorkers?: number;
+  annotations?: ImageAnnotations;
+  onProgress?: OnProgress;
+}
+
+export interface BuiltManifest {
+  arch: string;
+  platform: string;
+  digest: Digest;
+  config: Digest;
+  layers: { digest: Digest; diffId: Digest; size: number; image: string }[];
+}
+
+export interface BuildResult {
+  image: string;
+  variants: { variant: Variant; index: Digest; manifests: BuiltManifest[] }[];
+}
+
+export async function buildImage(definitionFile: string, opts: BuildOptions): Promise<BuildResult> {
+  if (opts.outDir === undefined && opts.tarFile === undefined) {
+    throw new DistillError('USAGE', 'nowhere to write the image', { hint: 'pass --out DIR (an OCI layout) and/or --tar FILE (a docker archive)' });
+  }
+  const chain = await loadLockChain(definitionFile);
+  const top = chain[chain.length - 1]!;
+  const def = top.definition;
+  const arches = selectArchitectures(Object.keys(top.lock.architectures).sort(), opts.platforms);
+  const variants = ALL_VARIANTS.filter((v) => def.variants.includes(v) && (opts.variants === undefined || opts.variants.includes(v)));
+  if (variants.length === 0) {
+    throw new DistillError('USAGE', `${def.name} builds none of the variants asked for (it has ${def.variants.join(', ')})`, { hint: 'check --variant' });
+  }
+  const needsDebug = variants.some((v) => v.startsWith('debug'));
+  if (needsDebug && !chain.some((li) => arches.every((a) => li.lock.architectures[a]?.debug))) {
+    throw new DistillError('BUILD_FAILED', `${def.name}: the debug variants need debug packages, but no image in its chain locks any`, {
+      hint: 'add `debug: {packages: [busybox-static]}` to the root image definition and relock, or build --variant latest,nonroot',
+    });
+  }
+  const store = new ContentStore(opts.cacheDir);
+  await fetchDebs(store, chain.map((li) => li.lock), {
+    architectures: arches,
+    ...(opts.mirrors ? { mirrors: opts.mirrors } : {}),
+    ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+  });
+  const work = join(opts.cacheDir, 'build', randomBytes(6).toString('hex'));
+  const stageDir = join(work, 'stage');
+  const layerDir = join(work, 'layers');
+  await mkdir(stageDir, { recursive: true });
+  await mkdir(layerDir, { recursive: true });
+  try {
+    const perArch: ChainLayers[] = [];
+    for (const arch of arches) {
+      perArch.push(
+        await buildChainLayers(chain, arch, {
+          store,
+          stageDir,
+          outDir: layerDir,
+          variants,
+          ...(opts.sourceDateEpoch !== undefined ? { sourceDateEpoch: opts.sourceDateEpoch } : {}),
+          ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}),
+          ...(opts.gzipWorkers !== undefined ? { gzip: { workers: opts.gzipWorkers } } : {}),
+          ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+        }),
+      );
+      await rm(stageDir, { recursive: true, force: true });
+      await mkdir(stageDir, { recursive: true });
+    }
+    const built = makeVariants(chain, perArch, variants, opts.sourceDateEpoch, opts.annotations ?? {});
+    if (opts.outDir !== undefined) {
+      const refs: LayoutRef[] = [];
+      for (const v of built) {
+        refs.push({ name: v.variant, target: v.index });
+        for (const [arch, img] of v.images) refs.push({ name: `${v.variant}-${arch}`, target: img });
+      }
+      await writeOciLayout(opts.outDir, refs);
+    }
+    if (opts.tarFile !== undefined) {
+      await writeDockerArchive(
+        opts.tarFile,
+        built.flatMap((v) => [...v.images].map(([arch, image]) => ({ image, repoTags: [`distill/${def.name}:${v.variant}-${arch}`] }))),
+        { mtime: opts.sourceDateEpoch ?? Math.floor(Date.parse(top.lock.timestamp) / 1000) },
+      );
+    }
+    const result: BuildResult = {
+      image: def.name,
+      variants: built.map((v) => ({
+        variant: v.variant,
+        index: v.index.index.descriptor.digest,
+        manifests: [...v.images].map(([arch, img]) => {
+          const layers = perArch.find((p) => p.arch === arch)!;
+          const used = [...layers.layers, ...(layers.debug ? [layers.debug] : [])];
+          return {
+            arch,
+            platform: platformString(debianArchToPlatform(arch)),
+            digest: img.manifest.descriptor.digest,
+            config: img.config.descriptor.digest,
+            layers: img.layers.map((l) => {
+              const b = used.find((u) => u.digest === l.descriptor.digest)!;
+              return { digest: b.digest, diffId: b.diffId, size: b.size, image: b.image };
+            }),
+          };
+        }),
+      })),
+    };
+    for (const v of result.variants) for (const m of v.manifests) opts.onProgress?.({ type: 'image-written', image: def.name, variant: v.variant, arch: m.arch, digest: m.digest });
+    return result;
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+function selectArchitectures(available: string[], wanted: readonly string[] | undefined): string[] {
+  if (wanted === undefined || wanted.length === 0) return available;
+  const out: string[] = [];
+  for (const w of wanted) {
+    const match = available.find((a) => a === w || platformString(debianArchToPlatform(a)) === w || platformString(debianArchToPlatform(a)).startsWith(`${w}/`));
+    if (match === undefined) {
+      throw new DistillError('USAGE', `--platform ${w}: the image is locked for ${available.join(', ')} only`, { hint: 'use a Debian architecture name such as amd64 or an OCI platform such as linux/arm64/v8' });
+    }
+    if (!out.includes(match)) out.push(match);
+  }
+  return out.sort();
+}

@@ -1,0 +1,123 @@
+// OCI images from built layers: one config and manifest per image of the chain, variant and
+// architecture (the bases' manifests are made too, for the base.digest annotation), and one index per
+// variant across architectures. Variants differ only in their config and the debug layer:
+//   latest         user 0,      workdir / (or the definition's), the definition's entrypoint
+//   nonroot        user 65532,  workdir /home/nonroot
+//   debug          latest  + BusyBox layer, entrypoint ["/busybox/sh"], PATH + /busybox
+//   debug-nonroot  nonroot + BusyBox layer, entrypoint ["/busybox/sh"], PATH + /busybox
+import { createReadStream } from 'node:fs';
+import type { Variant } from '../definition/types.js';
+import type { Digest } from '../digest.js';
+import type { LockedImage } from '../lock/load.js';
+import { imageConfig, imageManifest, type BuiltImage, type LayerSource } from '../oci/image.js';
+import { imageIndex, type BuiltIndex } from '../oci/index.js';
+import {
+  ANNOTATION_BASE_DIGEST,
+  ANNOTATION_BASE_NAME,
+  ANNOTATION_CREATED,
+  ANNOTATION_REVISION,
+  ANNOTATION_SOURCE,
+  MEDIA_TYPE_LAYER_GZIP,
+} from '../oci/media-types.js';
+import { debianArchToPlatform } from '../oci/platform.js';
+import { rfc3339 } from '../lock/lock.js';
+import type { BuiltLayer, ChainLayers } from './layers.js';
+import { layerTimestamp } from './layers.js';
+
+export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+export const SSL_CERT_FILE = '/etc/ssl/certs/ca-certificates.crt';
+export const NONROOT_UID = 65532;
+
+export interface ImageAnnotations {
+  source?: string;
+  revision?: string;
+}
+
+function layerSource(l: BuiltLayer): LayerSource {
+  return {
+    descriptor: { mediaType: MEDIA_TYPE_LAYER_GZIP, digest: l.digest, size: l.size },
+    open: () => createReadStream(l.path),
+  };
+}
+
+/** The image of chain[upto] for one variant and architecture. */
+export function makeImage(
+  chain: readonly LockedImage[],
+  upto: number,
+  layers: ChainLayers,
+  variant: Variant,
+  sourceDateEpoch: number | undefined,
+  annotations: ImageAnnotations,
+  baseDigest: Digest | undefined,
+): BuiltImage {
+  const li = chain[upto]!;
+  const def = li.definition;
+  const arch = layers.arch;
+  const debug = variant === 'debug' || variant === 'debug-nonroot';
+  const nonroot = variant === 'nonroot' || variant === 'debug-nonroot';
+  const own = layers.layers.slice(0, upto + 1);
+  const all = debug && layers.debug ? [...own, layers.debug] : own;
+  const created = rfc3339(new Date(layerTimestamp(li, sourceDateEpoch) * 1000));
+  const sub = (s: string): string => s.replaceAll('${arch}', arch);
+  const env = [
+    `PATH=${DEFAULT_PATH}${debug ? ':/busybox' : ''}`,
+    `SSL_CERT_FILE=${SSL_CERT_FILE}`,
+    ...Object.entries(def.config.env)
+      .filter(([k]) => k !== 'PATH' && k !== 'SSL_CERT_FILE')
+      .map(([k, v]) => `${k}=${sub(v)}`),
+  ];
+  const platform = debianArchToPlatform(arch);
+  const entrypoint = debug ? ['/busybox/sh'] : def.config.entrypoint?.map(sub);
+  const config = imageConfig({
+    platform,
+    created,
+    env,
+    user: nonroot ? String(NONROOT_UID) : '0',
+    workingDir: nonroot ? '/home/nonroot' : (def.config.workdir ?? '/'),
+    ...(entrypoint ? { entrypoint } : {}),
+    ...(!debug && def.config.cmd ? { cmd: def.config.cmd.map(sub) } : {}),
+    ...(Object.keys(def.config.labels).length ? { labels: def.config.labels } : {}),
+    diffIds: all.map((l) => l.diffId),
+    history: all.map((l) => ({ created: rfc3339(new Date(Number(l.createdAt) * 1000)), createdBy: l.createdBy })),
+  });
+  const manifest = imageManifest(config.descriptor, all.map((l) => layerSource(l).descriptor), {
+    [ANNOTATION_CREATED]: created,
+    ...(annotations.source ? { [ANNOTATION_SOURCE]: annotations.source } : {}),
+    ...(annotations.revision ? { [ANNOTATION_REVISION]: annotations.revision } : {}),
+    ...(upto > 0 && baseDigest ? { [ANNOTATION_BASE_NAME]: `${chain[upto - 1]!.definition.name}:${variant}`, [ANNOTATION_BASE_DIGEST]: baseDigest } : {}),
+  });
+  return { manifest, config, layers: all.map(layerSource), platform };
+}
+
+export interface VariantImages {
+  variant: Variant;
+  index: BuiltIndex;
+  /** arch → the top image's single-platform image. */
+  images: Map<string, BuiltImage>;
+}
+
+export function makeVariants(
+  chain: readonly LockedImage[],
+  perArch: readonly ChainLayers[],
+  variants: readonly Variant[],
+  sourceDateEpoch: number | undefined,
+  annotations: ImageAnnotations,
+): VariantImages[] {
+  const out: VariantImages[] = [];
+  for (const variant of variants) {
+    const images = new Map<string, BuiltImage>();
+    for (const layers of perArch) {
+      let baseDigest: Digest | undefined;
+      let top: BuiltImage | undefined;
+      for (let i = 0; i < chain.length; i++) {
+        top = makeImage(chain, i, layers, variant, sourceDateEpoch, annotations, baseDigest);
+        baseDigest = top.manifest.descriptor.digest;
+      }
+      images.set(layers.arch, top!);
+    }
+    const sorted = [...images.values()];
+    const index = imageIndex(sorted.map((img) => ({ ...img.manifest.descriptor, platform: img.platform })));
+    out.push({ variant, index: { index, images: sorted }, images });
+  }
+  return out;
+}

@@ -1,0 +1,286 @@
+// The layers of one image chain for one architecture: one layer per image (the base's first, so a base
+// layer is byte-identical in every image built on it), plus the debug layer (BusyBox at /busybox).
+// Each layer: its packages staged from the cache → one tree with dpkg's conflict rules → generated
+// files → sorted entries → a deterministic tar.gz. Every header field comes from the entry and the
+// layer's timestamp, never from the host.
+import { createReadStream } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { ContentStore } from '../cas/store.js';
+import { parseRelations } from '../debian/relations.js';
+import type { Variant } from '../definition/types.js';
+import { DistillError } from '../errors.js';
+import type { OnProgress } from '../events.js';
+import { writeLayer, type LayerResult } from '../layer/write-layer.js';
+import type { GzipOptions } from '../layer/gzip.js';
+import type { LockedImage } from '../lock/load.js';
+import type { LockedPackage } from '../lock/lockfile.js';
+import { pathFilter } from '../rootfs/filter.js';
+import { busyboxApplets } from '../rootfs/generate/busybox.js';
+import type { CaCertificateFile } from '../rootfs/generate/ca-bundle.js';
+import { LayerTree, type TreeEntry } from '../rootfs/tree.js';
+import { accountFiles, caBundleFile, dirEntry, fileEntry, javaCacertsFile, statusFiles, symlinkEntry, systemFiles } from './generated.js';
+import { stagePackage, type StagedPackage } from './stage.js';
+
+export interface BuiltLayer extends LayerResult {
+  /** The image whose layer this is, or `<image> (debug)`. */
+  image: string;
+  /** The layer's timestamp (seconds): every mtime in it. */
+  createdAt: number;
+  /** What the config's history says made it. */
+  createdBy: string;
+  /** Packages in it. */
+  packages: LockedPackage[];
+}
+
+export interface ChainLayers {
+  arch: string;
+  /** One per image of the chain, base first. */
+  layers: BuiltLayer[];
+  /** The debug layer, when some image of the chain locks debug packages. */
+  debug?: BuiltLayer;
+}
+
+export interface LayerBuildOptions {
+  store: ContentStore;
+  stageDir: string;
+  outDir: string;
+  /** SOURCE_DATE_EPOCH; else each layer takes its own lock's timestamp. */
+  sourceDateEpoch?: number;
+  concurrency?: number;
+  gzip?: GzipOptions;
+  variants: readonly Variant[];
+  onProgress?: OnProgress;
+}
+
+const CA_DIR = 'usr/share/ca-certificates/';
+
+export function layerTimestamp(li: LockedImage, sourceDateEpoch: number | undefined): number {
+  return sourceDateEpoch ?? Math.floor(Date.parse(li.lock.timestamp) / 1000);
+}
+
+async function stageAll(pkgs: readonly LockedPackage[], opts: LayerBuildOptions, li: LockedImage): Promise<StagedPackage[]> {
+  const filter = pathFilter(li.definition.paths);
+  const out: StagedPackage[] = new Array(pkgs.length);
+  let next = 0;
+  const warn = (m: string): void => opts.onProgress?.({ type: 'warning', message: m });
+  const worker = async (): Promise<void> => {
+    for (let i = next++; i < pkgs.length; i = next++) {
+      out[i] = await stagePackage(pkgs[i]!, {
+        store: opts.store,
+        stageDir: opts.stageDir,
+        filter,
+        want: (pkg, path) => (pkg === 'ca-certificates' && path.startsWith(CA_DIR)) || (pkg === 'busybox-static' && /(^|\/)bin\/busybox$/.test(path)),
+        onWarning: warn,
+      });
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.concurrency ?? 2, pkgs.length)) }, worker));
+  return out;
+}
+
+async function certificatesOf(staged: StagedPackage): Promise<CaCertificateFile[]> {
+  const certs: CaCertificateFile[] = [];
+  for (const [path, file] of [...staged.wanted].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
+    if (path.startsWith(CA_DIR)) certs.push({ path, pem: await readFile(file, 'utf8') });
+  }
+  return certs;
+}
+
+function replacesOf(staged: readonly StagedPackage[], arch: string): (a: string, b: string) => boolean {
+  const map = new Map<string, Set<string>>();
+  for (const s of staged) {
+    const text = s.control.fields.get('Replaces');
+    if (!text) continue;
+    const names = new Set(parseRelations(text, `Replaces of ${s.pkg.name}`).flat().map((r) => r.name));
+    map.set(s.pkg.name, names);
+  }
+  void arch;
+  return (a, b) => map.get(a)?.has(b) ?? false;
+}
+
+/**
+ * Hardlinks must follow their target in the archive, but sorting by path can put the link first.
+ * Within each group of hardlinked paths, the first in sorted order becomes the file and the others
+ * link to it — the same files, written in an order every extractor accepts.
+ */
+function orderHardlinks(entries: TreeEntry[]): TreeEntry[] {
+  const byPath = new Map(entries.map((e) => [e.path, e]));
+  const groups = new Map<string, string[]>();
+  for (const e of entries) {
+    if (e.type !== 'hardlink') continue;
+    const target = e.linkTarget!;
+    if (!byPath.has(target)) {
+      throw new DistillError('UNSAFE_ENTRY', `${e.path} (${e.owner}) is a hardlink to ${target}, which is not in the same layer`, { hint: 'keep the link target with a `paths: {keep: [...]}` rule' });
+    }
+    let g = groups.get(target);
+    if (!g) groups.set(target, (g = [target]));
+    g.push(e.path);
+  }
+  for (const members of groups.values()) {
+    members.sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+    const fileEntry = byPath.get(members.find((m) => byPath.get(m)!.type === 'file')!)!;
+    const first = members[0]!;
+    for (const m of members) {
+      const cur = byPath.get(m)!;
+      if (m === first) byPath.set(m, { ...fileEntry, path: m, owner: cur.owner });
+      else byPath.set(m, { ...cur, type: 'hardlink', size: 0, linkTarget: first, body: undefined as never });
+    }
+  }
+  return entries.map((e) => {
+    const r = byPath.get(e.path)!;
+    if (r.type === 'hardlink') {
+      const { body: _b, ...rest } = r;
+      return rest;
+    }
+    return r;
+  });
+}
+
+async function writeTree(tree: LayerTree, file: string, mtime: number, gzip: GzipOptions | undefined): Promise<LayerResult> {
+  const entries = orderHardlinks(tree.sorted());
+  return writeLayer(
+    file,
+    async (tar) => {
+      for (const e of entries) {
+        const header = {
+          path: e.path,
+          type: e.type,
+          mode: e.mode,
+          uid: e.uid,
+          gid: e.gid,
+          uname: e.uname,
+          gname: e.gname,
+          size: e.type === 'file' ? e.size : 0,
+          mtime,
+          ...(e.linkTarget !== undefined ? { linkTarget: e.linkTarget } : {}),
+        };
+        if (e.type !== 'file') await tar.add(header);
+        else if (e.body?.kind === 'bytes') await tar.add(header, e.body.data);
+        else if (e.body?.kind === 'staged') await tar.add(header, createReadStream(e.body.path));
+        else throw new Error(`internal: file ${e.path} has no body`);
+      }
+    },
+    gzip,
+  );
+}
+
+/** Drop directories that the rules drop (man, doc, locale, …) and that nothing kept lies under. */
+function pruneDirectories(tree: LayerTree, keepDir: (p: string) => boolean): void {
+  const needed = new Set<string>();
+  for (const e of tree.values()) {
+    if (e.type === 'dir') continue;
+    for (let i = e.path.lastIndexOf('/'); i > 0; i = e.path.lastIndexOf('/', i - 1)) needed.add(e.path.slice(0, i));
+  }
+  for (const e of [...tree.values()]) {
+    if (e.type === 'dir' && !needed.has(e.path) && !keepDir(e.path)) tree.delete(e.path);
+  }
+}
+
+export async function buildChainLayers(chain: readonly LockedImage[], arch: string, opts: LayerBuildOptions): Promise<ChainLayers> {
+  const lower = new Map<string, TreeEntry>();
+  const layers: BuiltLayer[] = [];
+  let certs: CaCertificateFile[] = [];
+  let debugOwner: LockedImage | undefined;
+  for (const li of chain) {
+    const pkgs = li.lock.architectures[arch]?.packages;
+    if (pkgs === undefined) {
+      throw new DistillError('LOCK_INVALID', `${li.lockPath} has no ${arch} packages`, { hint: `add ${arch} to the architectures of ${li.definition.file} and relock` });
+    }
+    if (li.lock.architectures[arch]?.debug) debugOwner = li;
+    const mtime = layerTimestamp(li, opts.sourceDateEpoch);
+    const staged = await stageAll(pkgs, opts, li);
+    const tree = new LayerTree({
+      mergedUsr: true,
+      replaces: replacesOf(staged, arch),
+      lower,
+      onWarning: (m) => opts.onProgress?.({ type: 'warning', message: `${li.definition.name} (${arch}): ${m}` }),
+    });
+    for (const s of [...staged].sort((a, b) => (a.pkg.name < b.pkg.name ? -1 : 1))) {
+      if (s.pkg.name === 'ca-certificates') {
+        // Installed for its certificates only (distroless does the same): the bundle is generated
+        // below; the certificate files, the update script and its hooks are not shipped.
+        certs = await certificatesOf(s);
+        for (const e of s.entries) if (e.type === 'dir' ? !e.path.startsWith(CA_DIR.slice(0, -1)) : e.path.startsWith('usr/share/doc/')) tree.add(e);
+        continue;
+      }
+      for (const e of s.entries) tree.add(e);
+    }
+    const generated: TreeEntry[] = [];
+    const isRoot = li === chain[0];
+    const exists = (p: string): boolean => tree.has(p.replace(/^\/+/, '')) || lower.has(p.replace(/^\/+/, ''));
+    if (isRoot) generated.push(...systemFiles(mtime));
+    if (isRoot || li.definition.accounts !== (li.definition.base?.accounts)) generated.push(...accountFiles(li.definition.accounts, mtime, exists));
+    if (staged.some((s) => s.pkg.name === 'ca-certificates')) generated.push(caBundleFile(certs, mtime));
+    if (staged.some((s) => s.pkg.name === 'ca-certificates-java' || s.pkg.name.startsWith('openjdk-'))) {
+      if (certs.length === 0) {
+        throw new DistillError('BUILD_FAILED', `${li.definition.name}: a Java runtime needs the CA certificates, but no image below it has ca-certificates`, { hint: 'build it on static (or add ca-certificates)' });
+      }
+      generated.push(javaCacertsFile(certs, mtime));
+    }
+    generated.push(...statusFiles(staged.map((s) => ({ control: s.control.text, ...(s.control.md5sums !== undefined ? { md5sums: s.control.md5sums } : {}) })), mtime));
+    generated.push(...(await ownFiles(li, arch, mtime)));
+    for (const g of generated) {
+      // Generated files replace whatever a package shipped at that path (e.g. a stub /etc/passwd).
+      if (tree.has(g.path) && tree.get(g.path)!.type !== 'dir') tree.delete(g.path);
+      tree.add(g);
+    }
+    pruneDirectories(tree, pathFilter(li.definition.paths).keepDir);
+    tree.addMissingParents(`distill:${li.definition.name}`, mtime);
+    const file = join(opts.outDir, `${li.definition.name}-${arch}.tar.gz`);
+    const started = performance.now();
+    const result = await writeTree(tree, file, mtime, opts.gzip);
+    opts.onProgress?.({ type: 'layer-written', image: li.definition.name, arch, digest: result.digest, size: result.size, uncompressedSize: result.uncompressedSize, seconds: (performance.now() - started) / 1000 });
+    layers.push({ ...result, image: li.definition.name, createdAt: mtime, createdBy: `distill: ${li.definition.name} packages ${pkgs.map((p) => p.name).join(' ')}`, packages: pkgs });
+    for (const e of tree.values()) lower.set(e.path, e);
+  }
+  let debug: BuiltLayer | undefined;
+  if (debugOwner && opts.variants.some((v) => v.startsWith('debug'))) {
+    debug = await buildDebugLayer(debugOwner, arch, lower, opts);
+  }
+  return { arch, layers, ...(debug ? { debug } : {}) };
+}
+
+async function ownFiles(li: LockedImage, arch: string, mtime: number): Promise<TreeEntry[]> {
+  const out: TreeEntry[] = [];
+  const owner = `distill:files of ${li.definition.name}`;
+  const sub = (s: string): string => s.replaceAll('${arch}', arch);
+  for (const f of li.definition.files) {
+    const path = sub(f.path);
+    if (f.symlink !== undefined) out.push({ ...symlinkEntry(path, sub(f.symlink), owner, mtime), uid: f.uid, gid: f.gid });
+    else if (f.directory) out.push(dirEntry(path, owner, mtime, f.mode ?? 0o755, f.uid, f.gid));
+    else if (f.content !== undefined) out.push(fileEntry(path, sub(f.content), owner, mtime, f.mode ?? 0o644, f.uid, f.gid));
+    else if (f.source !== undefined) {
+      const data = await readFile(f.source).catch((e: unknown) => {
+        throw new DistillError('DEFINITION_INVALID', `${li.definition.file}: file ${f.source} for ${path} cannot be read`, { cause: e, hint: 'source paths are relative to the definition' });
+      });
+      out.push(fileEntry(path, data, owner, mtime, f.mode ?? 0o644, f.uid, f.gid));
+    }
+  }
+  return out;
+}
+
+/** BusyBox at /busybox: the binary and one symlink per applet, plus its status.d record. */
+async function buildDebugLayer(owner: LockedImage, arch: string, lower: ReadonlyMap<string, TreeEntry>, opts: LayerBuildOptions): Promise<BuiltLayer> {
+  const pkgs = owner.lock.architectures[arch]!.debug!;
+  const mtime = layerTimestamp(owner, opts.sourceDateEpoch);
+  const staged = await stageAll(pkgs, opts, owner);
+  const tree = new LayerTree({ mergedUsr: true, replaces: () => false, lower });
+  const bb = staged.flatMap((s) => [...s.wanted].filter(([p]) => /(^|\/)bin\/busybox$/.test(p)))[0];
+  if (!bb) {
+    throw new DistillError('BUILD_FAILED', `${owner.definition.name}: the debug packages (${pkgs.map((p) => p.name).join(', ')}) ship no bin/busybox`, { hint: 'debug.packages should be [busybox-static]' });
+  }
+  const binary = await readFile(bb[1]);
+  const ownerName = 'distill:debug';
+  tree.add(dirEntry('busybox', ownerName, mtime));
+  tree.add(fileEntry('busybox/busybox', binary, ownerName, mtime, 0o755));
+  for (const applet of busyboxApplets(binary, bb[0])) {
+    if (applet.includes('/')) continue;
+    tree.add(symlinkEntry(`busybox/${applet}`, 'busybox', ownerName, mtime));
+  }
+  for (const g of statusFiles(staged.map((s) => ({ control: s.control.text, ...(s.control.md5sums !== undefined ? { md5sums: s.control.md5sums } : {}) })), mtime)) tree.add(g);
+  for (const s of staged) for (const e of s.entries) if (e.path.startsWith('usr/share/doc/')) tree.add(e);
+  tree.addMissingParents(ownerName, mtime);
+  const result = await writeTree(tree, join(opts.outDir, `debug-${owner.definition.name}-${arch}.tar.gz`), mtime, opts.gzip);
+  return { ...result, image: `${owner.definition.name} (debug)`, createdAt: mtime, createdBy: `distill: debug layer ${pkgs.map((p) => p.name).join(' ')} at /busybox`, packages: pkgs };
+}

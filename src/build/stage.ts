@@ -1,0 +1,82 @@
+// A locked .deb → the entries it contributes to a layer. The .deb is read streaming from the store
+// (its sha256 re-checked as it flows), unsafe entries are refused by the sanitiser, runtime filtering
+// drops docs and translations, and each kept file's bytes are staged to disk (hashed on the way) so
+// that the layer can later be written in sorted order without holding anything in memory.
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { join } from 'node:path';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { ContentStore } from '../cas/store.js';
+import { readDeb, type DebControl } from '../debian/deb.js';
+import type { LockedPackage } from '../lock/lockfile.js';
+import type { PathFilter } from '../rootfs/filter.js';
+import type { TreeEntry } from '../rootfs/tree.js';
+
+export interface StagedPackage {
+  pkg: LockedPackage;
+  control: DebControl;
+  /** Kept entries; files carry a staged body. */
+  entries: TreeEntry[];
+  /** Files the generators need even when filtering drops them (e.g. CA certificates), path → staged body. */
+  wanted: Map<string, string>;
+}
+
+export interface StageOptions {
+  store: ContentStore;
+  stageDir: string;
+  filter: PathFilter;
+  /** Paths whose content a generator reads (kept aside whether or not the filter keeps them). */
+  want?: (pkg: string, path: string) => boolean;
+  allowSetid?: (path: string) => boolean;
+  onWarning?: (message: string) => void;
+}
+
+let counter = 0;
+
+export async function stagePackage(pkg: LockedPackage, opts: StageOptions): Promise<StagedPackage> {
+  const what = `${pkg.name} ${pkg.version} (${pkg.filename})`;
+  let control: DebControl | undefined;
+  const entries: TreeEntry[] = [];
+  const wanted = new Map<string, string>();
+  await readDeb(
+    opts.store.open({ size: pkg.size, sha256: pkg.sha256, what: pkg.filename }),
+    what,
+    {
+      control: (c) => {
+        control = c;
+      },
+      entry: async (e, body) => {
+        const keep = e.type === 'dir' ? true : opts.filter.keepFile(e.path);
+        const want = e.type === 'file' && (opts.want?.(pkg.name, e.path) ?? false);
+        if (!keep && !want) return; // readDeb discards the unread body
+        let staged: { path: string; sha256: string } | undefined;
+        if (e.type === 'file' && body) {
+          const path = join(opts.stageDir, `${nextStageName()}`);
+          const hash = createHash('sha256');
+          await pipeline(
+            body,
+            new Transform({
+              transform(chunk: Buffer, _enc, cb) {
+                hash.update(chunk);
+                cb(null, chunk);
+              },
+            }),
+            createWriteStream(path, { mode: 0o600 }),
+          );
+          staged = { path, sha256: hash.digest('hex') };
+          if (want) wanted.set(e.path, path);
+        }
+        if (keep) entries.push({ ...e, owner: pkg.name, ...(staged ? { body: { kind: 'staged', path: staged.path, sha256: staged.sha256 } } : {}) });
+      },
+    },
+    { size: pkg.size, ...(opts.allowSetid ? { allowSetid: opts.allowSetid } : {}), ...(opts.onWarning ? { onWarning: opts.onWarning } : {}) },
+  );
+  if (control === undefined) throw new Error(`${what}: no control information`); // readDeb guarantees it
+  return { pkg, control, entries, wanted };
+}
+
+function nextStageName(): string {
+  counter += 1;
+  return `s${counter.toString(36)}`;
+}

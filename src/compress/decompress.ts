@@ -48,7 +48,49 @@ function toolDecompressor(cmd: string, args: string[], what: string, pkg: string
   child.stderr.on('data', (s: string) => {
     if (stderr.length < 4096) stderr += s;
   });
-  const duplex = Duplex.from({ writable: child.stdin, readable: child.stdout });
+  // The output ends only once the tool has exited 0: a truncated or corrupt input makes xz/zstd print
+  // everything it could decode and then fail, and that failure must reach the reader as an error
+  // rather than as a clean (short) end of stream.
+  let stdoutEnded = false;
+  let exit: number | null | undefined;
+  const finish = (): void => {
+    if (!stdoutEnded || exit === undefined) return;
+    if (exit === 0) duplex.push(null);
+    else {
+      duplex.destroy(
+        new DistillError('DECOMPRESS_FAILED', `${what}: ${cmd} exited ${exit}: ${stderr.trim() || 'corrupt input'}`, {
+          hint: 'the compressed data is corrupt or truncated',
+        }),
+      );
+    }
+  };
+  const duplex = new Duplex({
+    write(chunk: Buffer, _enc, cb) {
+      if (child.stdin.write(chunk)) cb();
+      else child.stdin.once('drain', () => cb());
+    },
+    final(cb) {
+      child.stdin.end(cb);
+    },
+    read() {
+      child.stdout.resume();
+    },
+    destroy(err, cb) {
+      if (exit === undefined) child.kill();
+      cb(err);
+    },
+  });
+  child.stdout.on('data', (chunk: Buffer) => {
+    if (!duplex.push(chunk)) child.stdout.pause();
+  });
+  child.stdout.on('end', () => {
+    stdoutEnded = true;
+    finish();
+  });
+  child.on('close', (code) => {
+    exit = code;
+    finish();
+  });
   child.on('error', (e: NodeJS.ErrnoException) => {
     duplex.destroy(
       e.code === 'ENOENT'
@@ -59,19 +101,7 @@ function toolDecompressor(cmd: string, args: string[], what: string, pkg: string
         : new DistillError('DECOMPRESS_FAILED', `${cmd} failed on ${what}: ${e.message}`, { cause: e }),
     );
   });
-  child.on('close', (code) => {
-    if (code !== 0 && code !== null) {
-      duplex.destroy(
-        new DistillError('DECOMPRESS_FAILED', `${what}: ${cmd} exited ${code}: ${stderr.trim() || 'corrupt input'}`, {
-          hint: 'the compressed data is corrupt or truncated',
-        }),
-      );
-    }
-  });
-  // Writing into a child that died early raises EPIPE; the close handler above reports the real cause.
+  // Writing into a child that died early raises EPIPE; the exit status above reports the real cause.
   child.stdin.on('error', () => {});
-  duplex.on('close', () => {
-    if (child.exitCode === null) child.kill();
-  });
   return duplex;
 }

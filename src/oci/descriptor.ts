@@ -1,9 +1,18 @@
 // OCI content descriptors (image-spec descriptor.md) and JSON blobs. A JSON blob is serialised exactly
-// once, as canonical JSON, and its descriptor is computed from those bytes: the bytes are what is
-// hashed, written and pushed, so nothing downstream re-serialises and drifts from its digest.
+// once and its descriptor is computed from those bytes: the bytes are what is hashed, written and
+// pushed, so nothing downstream re-serialises and drifts from its digest.
+//
+// The byte form: what Go's encoding/json writes for the image-spec v1.1 Go types — keys in struct
+// field order, omitempty fields left out, map keys sorted, `<` `>` `&` U+2028 U+2029 escaped — rather
+// than canonical (sorted-key) JSON. Both are deterministic; this one is also a fixed point of the Go
+// tools. containers/image re-marshals the config when it converts a docker-archive image to OCI
+// (`skopeo copy docker-archive:… oci:…`, podman): with sorted keys the config digest, and so the
+// image ID and manifest digest, changed on the way (seen with skopeo 1.9); with Go's order the
+// re-marshalled bytes are ours. It is also the form of every manifest and index written by Go tools
+// built on the image-spec types (containerd, buildkit, skopeo), so ours compare with theirs byte for
+// byte. Builders below create objects in field order; maps go through `goMap`.
 import { isSha256Hex, sha256Hex, toDigest, type Digest } from '../digest.js';
 import { DistillError } from '../errors.js';
-import { canonicalJson } from '../json.js';
 import type { Platform } from './platform.js';
 
 export type { Platform } from './platform.js';
@@ -33,23 +42,47 @@ export function hexOf(d: string, what: string): string {
   return d.slice('sha256:'.length);
 }
 
-/** Serialise `value` once (canonical JSON) and describe those bytes. */
-export function jsonBlob(mediaType: string, value: unknown): Blob {
-  const bytes = Buffer.from(canonicalJson(value), 'utf8');
+/** Serialise `value` once (see the header: Go's byte form) and describe those bytes. */
+export function jsonBlob(mediaType: string, value: object): Blob {
+  const bytes = Buffer.from(goJson(value), 'utf8');
   return { descriptor: { mediaType, digest: toDigest(sha256Hex(bytes)), size: bytes.length }, bytes };
 }
 
-/** The descriptor as it is embedded in a manifest or index: only the fields that are set. */
+/**
+ * JSON as Go's json.Marshal writes it, for objects built with their keys in struct field order and
+ * maps already sorted (`goMap`). JSON.stringify keeps insertion order and escapes quotes, backslashes
+ * and control characters as Go ≥ 1.22 does; Go also escapes these five, which can only occur inside
+ * strings, so replacing them in the output is safe.
+ */
+export function goJson(value: object): string {
+  return JSON.stringify(value).replace(/[<>&\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** A string map with its keys in Go's order (bytewise UTF-8), or undefined when absent or empty (omitempty). */
+export function goMap(m: Record<string, string> | undefined, what: string): Record<string, string> | undefined {
+  const checked = nonEmpty(m, what);
+  if (checked === undefined) return undefined;
+  const keys = Object.keys(checked).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+  return Object.fromEntries(keys.map((k) => [k, checked[k]!]));
+}
+
+/** image-spec v1.1 Platform: architecture, os, os.version, os.features, variant. */
+export function platformJson(p: Platform): Record<string, unknown> {
+  const out: Record<string, unknown> = { architecture: p.architecture, os: p.os };
+  if (p.variant !== undefined && p.variant !== '') out['variant'] = p.variant;
+  return out;
+}
+
+/**
+ * The descriptor as it is embedded in a manifest or index. image-spec v1.1 Descriptor field order:
+ * mediaType, digest, size, urls, annotations, data, platform, artifactType.
+ */
 export function descriptorJson(d: Descriptor): Record<string, unknown> {
   const out: Record<string, unknown> = { mediaType: d.mediaType, digest: d.digest, size: d.size };
-  if (d.artifactType !== undefined) out['artifactType'] = d.artifactType;
-  if (d.platform !== undefined) {
-    const p: Record<string, string> = { architecture: d.platform.architecture, os: d.platform.os };
-    if (d.platform.variant !== undefined) p['variant'] = d.platform.variant;
-    out['platform'] = p;
-  }
-  const annotations = nonEmpty(d.annotations, 'descriptor annotations');
+  const annotations = goMap(d.annotations, 'descriptor annotations');
   if (annotations !== undefined) out['annotations'] = annotations;
+  if (d.platform !== undefined) out['platform'] = platformJson(d.platform);
+  if (d.artifactType !== undefined && d.artifactType !== '') out['artifactType'] = d.artifactType;
   return out;
 }
 
@@ -70,8 +103,8 @@ export function checkBlob(b: Blob, what: string): void {
 }
 
 /**
- * A string map (annotations, labels) checked for string values, or undefined when absent or empty:
- * image-spec says an empty annotations map should be left out rather than written as {}.
+ * A string map (annotations, labels) checked for string values, or undefined when absent or empty
+ * (the Go types' omitempty leaves an empty map out rather than writing {}).
  */
 export function nonEmpty(m: Record<string, string> | undefined, what: string): Record<string, string> | undefined {
   if (m === undefined) return undefined;

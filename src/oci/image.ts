@@ -1,12 +1,10 @@
 // An image's config and manifest (image-spec config.md, manifest.md). Both are built from plain data,
-// serialised once as canonical JSON, and described by the digest of those bytes.
+// serialised once, and described by the digest of those bytes.
 //
-// Key order: canonical (sorted) rather than the order Docker's Go structs print. No reader depends on
-// key order — every one parses JSON — and the digest is over the bytes we write, so the only thing
-// that matters for reproducibility is that the same input always gives the same bytes, which sorting
-// guarantees independently of how the input objects were assembled. Field *names* and presence rules
-// follow Docker's (capitalised container-config keys, created_by, empty_layer only when true),
-// because that is what docker, podman and every scanner expect to read.
+// Key order: the image-spec v1.1 Go types' field order, with their omitempty rules (see
+// descriptor.ts for why not canonical sorted JSON: Go tools re-marshal configs, and only this form
+// survives that unchanged). Field names are Docker's, as the spec adopted them: capitalised
+// container-config keys, created_by, empty_layer only when true.
 import type { Readable } from 'node:stream';
 import type { Digest } from '../digest.js';
 import {
@@ -14,10 +12,10 @@ import {
   type Descriptor,
   checkBlob,
   descriptorJson,
+  goMap,
   hexOf,
   invalid,
   jsonBlob,
-  nonEmpty,
   validateDescriptor,
 } from './descriptor.js';
 import { LAYER_MEDIA_TYPES, MEDIA_TYPE_CONFIG, MEDIA_TYPE_MANIFEST } from './media-types.js';
@@ -49,7 +47,7 @@ export interface ImageConfigInput {
 }
 
 export function imageConfig(input: ImageConfigInput): Blob {
-  checkRfc3339(input.created, 'image config created');
+  const created = goTime(input.created, 'image config created');
   const { architecture, os, variant } = input.platform;
   if (!nonBlank(architecture) || !nonBlank(os)) {
     throw invalid(`image config: platform ${JSON.stringify(input.platform)} needs an architecture and an os`);
@@ -58,29 +56,28 @@ export function imageConfig(input: ImageConfigInput): Blob {
   for (const [i, d] of input.diffIds.entries()) hexOf(d, `image config diff_ids[${i}]`);
   checkHistory(input.history, input.diffIds.length);
 
-  const container: Record<string, unknown> = {
-    Env: strings(input.env, 'Env'),
-    User: input.user,
-    WorkingDir: input.workingDir,
-  };
-  if (input.entrypoint !== undefined) container['Entrypoint'] = strings(input.entrypoint, 'Entrypoint');
-  if (input.cmd !== undefined) container['Cmd'] = strings(input.cmd, 'Cmd');
-  const labels = nonEmpty(input.labels, 'image config Labels');
+  // ImageConfig: User, ExposedPorts, Env, Entrypoint, Cmd, Volumes, WorkingDir, Labels, StopSignal —
+  // all omitempty, so an empty string or list is left out (and means the same as absent).
+  const container: Record<string, unknown> = {};
+  if (input.user !== '') container['User'] = input.user;
+  if (input.env.length > 0) container['Env'] = strings(input.env, 'Env');
+  if (input.entrypoint !== undefined && input.entrypoint.length > 0) container['Entrypoint'] = strings(input.entrypoint, 'Entrypoint');
+  if (input.cmd !== undefined && input.cmd.length > 0) container['Cmd'] = strings(input.cmd, 'Cmd');
+  if (input.workingDir !== '') container['WorkingDir'] = input.workingDir;
+  const labels = goMap(input.labels, 'image config Labels');
   if (labels !== undefined) container['Labels'] = labels;
 
-  const config: Record<string, unknown> = {
-    created: input.created,
-    architecture,
-    os,
-    config: container,
-    rootfs: { type: 'layers', diff_ids: [...input.diffIds] },
-  };
-  if (variant !== undefined) config['variant'] = variant;
+  // Image: created, author, architecture, os, os.version, os.features, variant, config, rootfs, history.
+  const config: Record<string, unknown> = { created, architecture, os };
+  if (variant !== undefined && variant !== '') config['variant'] = variant;
+  config['config'] = container;
+  config['rootfs'] = { type: 'layers', diff_ids: [...input.diffIds] };
   if (input.history.length > 0) {
-    config['history'] = input.history.map((h) => {
-      const e: Record<string, unknown> = { created: h.created, created_by: h.createdBy };
-      if (h.comment !== undefined) e['comment'] = h.comment;
-      // Docker writes empty_layer only when true (omitempty); so do we.
+    config['history'] = input.history.map((h, i) => {
+      // History: created, created_by, author, comment, empty_layer (Docker writes it only when true).
+      const e: Record<string, unknown> = { created: goTime(h.created, `image config history[${i}].created`) };
+      if (h.createdBy !== '') e['created_by'] = h.createdBy;
+      if (h.comment !== undefined && h.comment !== '') e['comment'] = h.comment;
       if (h.emptyLayer === true) e['empty_layer'] = true;
       return e;
     });
@@ -103,13 +100,14 @@ export function imageManifest(config: Descriptor, layers: Descriptor[], annotati
       throw invalid(`manifest layers[${i}]: ${l.mediaType} is not an OCI layer media type`);
     }
   }
+  // Manifest: schemaVersion, mediaType, artifactType, config, layers, subject, annotations.
   const manifest: Record<string, unknown> = {
     schemaVersion: 2,
     mediaType: MEDIA_TYPE_MANIFEST,
     config: descriptorJson(config),
     layers: layers.map(descriptorJson),
   };
-  const a = nonEmpty(annotations, 'manifest annotations');
+  const a = goMap(annotations, 'manifest annotations');
   if (a !== undefined) manifest['annotations'] = a;
   return jsonBlob(MEDIA_TYPE_MANIFEST, manifest);
 }
@@ -175,7 +173,6 @@ function checkEnv(env: string[]): void {
 
 function checkHistory(history: HistoryEntry[], layers: number): void {
   if (history.length === 0) return;
-  for (const [i, h] of history.entries()) checkRfc3339(h.created, `image config history[${i}].created`);
   const withLayer = history.filter((h) => h.emptyLayer !== true).length;
   if (withLayer !== layers) {
     // docker history, buildkit and containers/image pair history entries with layers by position.
@@ -188,12 +185,20 @@ function strings(a: string[], what: string): string[] {
   return [...a];
 }
 
-const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
+const RFC3339 = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:\d{2})$/;
 
-function checkRfc3339(s: string, what: string): void {
-  if (typeof s !== 'string' || !RFC3339.test(s) || Number.isNaN(Date.parse(s))) {
+/**
+ * An RFC 3339 time in the form Go's time.Time marshals to (RFC3339Nano): a zero offset as Z, no
+ * trailing zeros in the fraction. Any other form would not survive a Go tool's re-marshal.
+ */
+export function goTime(s: string, what: string): string {
+  const m = typeof s === 'string' ? RFC3339.exec(s) : null;
+  if (m === null || Number.isNaN(Date.parse(s))) {
     throw invalid(`${what}: ${JSON.stringify(s)} is not an RFC 3339 time`, 'write times as 2025-01-01T00:00:00Z');
   }
+  const fraction = (m[2] ?? '').slice(0, 9).replace(/0+$/, '');
+  const zone = m[3] === '+00:00' || m[3] === '-00:00' ? 'Z' : m[3]!;
+  return `${m[1]}${fraction === '' ? '' : `.${fraction}`}${zone}`;
 }
 
 function nonBlank(s: unknown): boolean {

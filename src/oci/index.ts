@@ -10,9 +10,9 @@ import {
   type Descriptor,
   checkBlob,
   descriptorJson,
+  goMap,
   invalid,
   jsonBlob,
-  nonEmpty,
   validateDescriptor,
 } from './descriptor.js';
 import { type BuiltImage, checkBuiltImage, parseJson } from './image.js';
@@ -34,12 +34,13 @@ export function imageIndex(manifests: Descriptor[], annotations?: Record<string,
     }
   }
   const sorted = [...manifests].sort(compareEntries);
+  // Index: schemaVersion, mediaType, artifactType, manifests, subject, annotations.
   const index: Record<string, unknown> = {
     schemaVersion: 2,
     mediaType: MEDIA_TYPE_INDEX,
     manifests: sorted.map(descriptorJson),
   };
-  const a = nonEmpty(annotations, 'index annotations');
+  const a = goMap(annotations, 'index annotations');
   if (a !== undefined) index['annotations'] = a;
   return jsonBlob(MEDIA_TYPE_INDEX, index);
 }

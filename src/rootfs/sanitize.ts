@@ -1,0 +1,282 @@
+// The safety policy for filesystem entries read out of a package: what distill accepts, rewrites or
+// refuses before an entry reaches a root filesystem. readDeb applies it to every data.tar member.
+// Entry kinds and fields are those of a POSIX ustar/pax archive (typeflags '0'..'7'); the policy itself
+// is format-agnostic: it sees one RawEntry per archive member, in archive order.
+//
+// ATTACKER-CONTROLLED INPUT: every field of a RawEntry comes from inside a .deb. Even after the .deb's
+// sha256 has been checked against the signed chain, its paths and link targets are treated as hostile:
+// a signed package is not a promise that it cannot name /etc/shadow.
+//
+// The rules (each refusal is a DistillError UNSAFE_ENTRY naming the package and the path):
+// - paths: NUL or control characters, invalid UTF-8 (U+FFFD after decoding), an absolute path (after
+//   dropping one leading './', the form dpkg-deb writes), any '..' component, a component longer than
+//   255 bytes or a path longer than 4095 bytes (neither can exist on Linux) → refused. '.' and empty
+//   components and a trailing '/' are normalised away; the root entry ('.', './') is skipped silently.
+// - entry types: char/block devices, fifos, sockets, contiguous files ('7', which dpkg also refuses) and
+//   unknown typeflags → refused. Only files, directories, symlinks and hardlinks exist in an image.
+// - symlinks: an absolute target is legitimate inside an image (/etc/alternatives/awk) and kept as
+//   stored; a relative target that climbs above the root from the link's own directory → refused.
+// - hardlinks: the target must name a regular file seen earlier in the same package → else refused.
+//   A hardlink shares its target's inode, so it takes the target's (sanitised) mode.
+// - sizes: a file over maxEntrySize, or a package whose files add up to more than maxTotalSize →
+//   refused; a non-file with a non-zero size (parsers disagree on whether data follows) → refused.
+// - nesting: an entry under a path this package made a non-directory (a file or a symlink) → refused:
+//   no archive of a real tree has one, and following a symlink inside the package would let it write
+//   where its own listing does not say it writes.
+// - duplicates: the same path twice is allowed only with the same type (the later entry wins, with a
+//   warning); a different type, or replacing a file a hardlink already points at → refused.
+// - setuid/setgid on files and hardlinks → stripped with a warning unless allowSetid(path) says yes
+//   (util-linux's su is setuid root in Debian; a container image should not carry it by default). On
+//   directories the bits are kept: setgid there means group inheritance, and Linux ignores setuid.
+// - world-writable files, and world-writable directories without the sticky bit → kept, with a warning.
+//   Rewriting Debian's modes silently would make the image differ from what dpkg installs; Debian
+//   policy (and lintian) already forbid such files, so one appearing is worth a loud message, not a
+//   different filesystem. /tmp-style 1777 directories are normal and silent.
+import { DistillError } from '../errors.js';
+import { PERMISSION_BITS, SETGID, SETUID, STICKY, normalisePath, parentOf, type EntryType, type FsEntry } from './entry.js';
+
+export interface SanitizeOptions {
+  /** Largest accepted file, in bytes; default 2 GiB. A larger one is refused as an absurd size. */
+  maxEntrySize?: number;
+  /** Largest accepted sum of file sizes in one package; default 8 GiB. */
+  maxTotalSize?: number;
+  /** Which paths may keep setuid/setgid bits; default none. Receives the normalised path. */
+  allowSetid?: (path: string) => boolean;
+  /** Receives one line per rewritten or suspicious entry. */
+  onWarning?: (message: string) => void;
+}
+
+export const DEFAULT_MAX_ENTRY_SIZE = 2 * 1024 ** 3;
+export const DEFAULT_MAX_TOTAL_SIZE = 8 * 1024 ** 3;
+/** Linux limits: PATH_MAX counts the terminating NUL; NAME_MAX is one component. */
+const PATH_MAX_BYTES = 4095;
+const NAME_MAX_BYTES = 255;
+
+/** Entry kinds an archive can describe; only the first four survive sanitising. */
+export type RawEntryType = EntryType | 'char-device' | 'block-device' | 'fifo' | 'socket' | 'contiguous' | 'unknown';
+
+/** One archive member as the archive states it: decoded, but not yet trusted. */
+export interface RawEntry {
+  /** The member name exactly as stored (after the archive format's long-name / pax rules). */
+  name: string;
+  type: RawEntryType;
+  /** For messages about unknown types: the typeflag character. */
+  typeflag?: string;
+  /** May carry file-type bits; only PERMISSION_BITS are kept. */
+  mode: number;
+  uid: number;
+  gid: number;
+  uname: string;
+  gname: string;
+  size: number;
+  /** Integer seconds. */
+  mtime: number;
+  /** Symlink or hardlink target as stored. */
+  linkname?: string | undefined;
+}
+
+interface Seen {
+  type: EntryType;
+  /** false for a directory only implied by a deeper entry's path. */
+  explicit: boolean;
+  /** Sanitised mode, for files (hardlinks share it). */
+  mode: number;
+  /** A hardlink points at this file: replacing it would leave the link's meaning ambiguous. */
+  linked?: boolean;
+}
+
+/** Applies the policy to one package's entries, in archive order (duplicates and hardlinks need history). */
+export class EntrySanitizer {
+  private readonly seen = new Map<string, Seen>();
+  private total = 0;
+  private readonly maxEntrySize: number;
+  private readonly maxTotalSize: number;
+
+  /** `what` names the package in every message (a file name or pool path). */
+  constructor(
+    readonly what: string,
+    private readonly opts: SanitizeOptions = {},
+  ) {
+    this.maxEntrySize = opts.maxEntrySize ?? DEFAULT_MAX_ENTRY_SIZE;
+    this.maxTotalSize = opts.maxTotalSize ?? DEFAULT_MAX_TOTAL_SIZE;
+  }
+
+  /** The entry to install, `undefined` for one to skip silently (the root), or a thrown UNSAFE_ENTRY. */
+  sanitize(raw: RawEntry): FsEntry | undefined {
+    const where = `${this.what}: ${show(raw.name)}`;
+    const path = archivePath(raw.name, where, 'path');
+    if (path === '') {
+      if (raw.type === 'dir') return undefined;
+      throw unsafe(`${where}: a ${raw.type} entry for the root directory itself`);
+    }
+    const type = acceptedType(raw, where);
+
+    const size = raw.size;
+    if (type !== 'file' && size !== 0) {
+      throw unsafe(`${where}: a ${type === 'dir' ? 'directory' : type} entry with ${size} bytes of data (only regular files carry data)`);
+    }
+    if (type === 'file') {
+      if (size > this.maxEntrySize) {
+        throw unsafe(`${where}: absurd size ${size} bytes (the limit is ${this.maxEntrySize})`, 'raise maxEntrySize only if this package really ships such a file');
+      }
+      this.total += size;
+      if (this.total > this.maxTotalSize) {
+        throw unsafe(`${where}: the package's files add up to more than ${this.maxTotalSize} bytes`, 'raise maxTotalSize only if this package is really that large');
+      }
+    }
+
+    // Nothing may sit under a path this package made a file, symlink or hardlink.
+    for (let p = parentOf(path); p !== ''; p = parentOf(p)) {
+      const s = this.seen.get(p);
+      if (s !== undefined && s.type !== 'dir') {
+        throw unsafe(`${where}: lies under ${show(p)}, which this package made a ${s.type}`);
+      }
+    }
+    const before = this.seen.get(path);
+    if (before !== undefined && before.type !== type) {
+      throw unsafe(`${where}: appears twice, as a ${before.explicit ? before.type : 'directory (implied by deeper paths)'} and as a ${type}`);
+    }
+    if (before?.linked) throw unsafe(`${where}: appears twice, and a hardlink already points at the first one`);
+    if (before !== undefined && before.explicit) this.warn(`${where}: appears twice in the package; the later entry wins`);
+
+    let mode = raw.mode & PERMISSION_BITS;
+    let linkTarget: string | undefined;
+    switch (type) {
+      case 'symlink':
+        linkTarget = symlinkTarget(raw.linkname, path, where);
+        break;
+      case 'hardlink': {
+        linkTarget = archivePath(raw.linkname ?? '', where, 'hardlink target');
+        const target = linkTarget === '' ? undefined : this.seen.get(linkTarget);
+        if (target === undefined || target.type !== 'file') {
+          throw unsafe(`${where}: hardlink to ${show(raw.linkname ?? '')}, which is not a regular file earlier in this package`);
+        }
+        mode = target.mode;
+        target.linked = true;
+        break;
+      }
+      case 'file':
+        if ((mode & (SETUID | SETGID)) !== 0 && !(this.opts.allowSetid?.(path) ?? false)) {
+          this.warn(`${where}: ${setidWord(mode)} bit removed (mode ${octal(mode)} → ${octal(mode & ~(SETUID | SETGID))}); allow it with allowSetid if the image needs it`);
+          mode &= ~(SETUID | SETGID);
+        }
+        if ((mode & 0o002) !== 0) this.warn(`${where}: world-writable file (mode ${octal(mode)}), kept as packaged`);
+        break;
+      case 'dir':
+        if ((mode & 0o002) !== 0 && (mode & STICKY) === 0) {
+          this.warn(`${where}: world-writable directory without the sticky bit (mode ${octal(mode)}), kept as packaged`);
+        }
+        break;
+    }
+
+    this.seen.set(path, { type, explicit: true, mode });
+    for (let p = parentOf(path); p !== '' && !this.seen.has(p); p = parentOf(p)) {
+      this.seen.set(p, { type: 'dir', explicit: false, mode: 0 });
+    }
+
+    const entry: FsEntry = {
+      path,
+      type,
+      mode,
+      uid: raw.uid,
+      gid: raw.gid,
+      uname: raw.uname,
+      gname: raw.gname,
+      size: type === 'file' ? size : 0,
+      mtime: raw.mtime,
+    };
+    if (linkTarget !== undefined) entry.linkTarget = linkTarget;
+    return entry;
+  }
+
+  private warn(message: string): void {
+    this.opts.onWarning?.(message);
+  }
+}
+
+function acceptedType(raw: RawEntry, where: string): EntryType {
+  switch (raw.type) {
+    case 'file':
+    case 'dir':
+    case 'symlink':
+    case 'hardlink':
+      return raw.type;
+    case 'char-device':
+    case 'block-device':
+      throw unsafe(`${where}: a device node (${raw.type}); images carry no device nodes (the runtime provides /dev)`);
+    case 'fifo':
+    case 'socket':
+      throw unsafe(`${where}: a ${raw.type}; only files, directories and links are installed`);
+    case 'contiguous':
+      throw unsafe(`${where}: a contiguous-file entry (typeflag '7'), which dpkg refuses too`);
+    case 'unknown':
+      throw unsafe(`${where}: unsupported entry type ${raw.typeflag === undefined ? '' : show(raw.typeflag) + ' '}(only files, directories and links are installed)`);
+  }
+}
+
+/**
+ * An archive member name (or hardlink target) as a normalised path, '' for the root. dpkg-deb writes
+ * './usr/bin/x'; one leading './' is dropped, and what remains must be relative and free of '..'.
+ */
+function archivePath(raw: string, where: string, what: string): string {
+  checkText(raw, where, what);
+  if (raw === '') throw unsafe(`${where}: empty ${what}`);
+  const rest = raw.startsWith('./') ? raw.slice(2) : raw;
+  if (rest.startsWith('/')) throw unsafe(`${where}: absolute ${what} ${show(raw)}`);
+  if (rest.split('/').includes('..')) throw unsafe(`${where}: ${what} ${show(raw)} has a '..' component`);
+  const path = normalisePath(rest);
+  if (path === undefined) return ''; // only '.', '', '/' components left: the root
+  if (Buffer.byteLength(path) > PATH_MAX_BYTES) throw unsafe(`${where}: ${what} longer than ${PATH_MAX_BYTES} bytes`);
+  for (const c of path.split('/')) {
+    if (Buffer.byteLength(c) > NAME_MAX_BYTES) throw unsafe(`${where}: a ${what} component longer than ${NAME_MAX_BYTES} bytes`);
+  }
+  return path;
+}
+
+/** A symlink target, kept as stored; refused if relative and climbing above the root from the link's directory. */
+function symlinkTarget(raw: string | undefined, path: string, where: string): string {
+  if (raw === undefined || raw === '') throw unsafe(`${where}: symlink with an empty target`);
+  checkText(raw, where, 'symlink target');
+  if (Buffer.byteLength(raw) > PATH_MAX_BYTES) throw unsafe(`${where}: symlink target longer than ${PATH_MAX_BYTES} bytes`);
+  if (raw.startsWith('/')) return raw;
+  const dir = parentOf(path);
+  let depth = dir === '' ? 0 : dir.split('/').length;
+  for (const c of raw.split('/')) {
+    if (c === '' || c === '.') continue;
+    if (c === '..') {
+      depth--;
+      if (depth < 0) throw unsafe(`${where}: symlink target ${show(raw)} climbs above the root`);
+    } else {
+      depth++;
+    }
+  }
+  return raw;
+}
+
+/** NUL, C0 controls and DEL never appear in a real package's paths; U+FFFD marks bytes that were not UTF-8. */
+function checkText(s: string, where: string, what: string): void {
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(s)) throw unsafe(`${where}: ${what} contains a NUL or control character`);
+  if (s.includes('\ufffd')) throw unsafe(`${where}: ${what} is not valid UTF-8`);
+}
+
+function unsafe(message: string, hint?: string): DistillError {
+  return new DistillError('UNSAFE_ENTRY', message, {
+    hint: hint ?? 'the package contains an entry distill will not install; it is corrupt or hostile — check where it came from',
+  });
+}
+
+function setidWord(mode: number): string {
+  if ((mode & SETUID) !== 0 && (mode & SETGID) !== 0) return 'setuid and setgid';
+  return (mode & SETUID) !== 0 ? 'setuid' : 'setgid';
+}
+
+function octal(mode: number): string {
+  return '0' + mode.toString(8).padStart(3, '0');
+}
+
+/** A name for messages: quoted and escaped (it may hold anything), cut at 200 characters. */
+function show(s: string): string {
+  const q = JSON.stringify(s.length > 200 ? s.slice(0, 200) + '…' : s);
+  return q;
+}

@@ -1,0 +1,238 @@
+// The OCI image-layout sink (image-spec image-layout.md): `oci-layout`, `index.json` and
+// `blobs/sha256/<hex>` in a directory, readable by skopeo (`oci:DIR:REF`), umoci, crane, buildah and
+// containerd. Creates the layout or updates one in place.
+//
+// Each blob is written once: one already present is re-hashed and kept when it matches, replaced when
+// it does not. New bytes go to a temp file beside their final path, are checked against their
+// descriptor while they stream (a layer is never read into memory), fsynced and renamed into place, so
+// a blob path only ever holds the bytes its name promises. Children are written before their parents
+// (layers, configs, manifests, indexes) and index.json last, so a crash at any point leaves a layout
+// whose index.json references only complete blobs.
+import { randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { VerifyingStream } from '../digest.js';
+import { DistillError, isDistillError, messageOf } from '../errors.js';
+import { type Blob, type Descriptor, descriptorJson, goJson, hexOf, invalid } from '../oci/descriptor.js';
+import { type BuiltImage, type LayerSource, checkBuiltImage, parseJson } from '../oci/image.js';
+import { type BuiltIndex, checkBuiltIndex } from '../oci/index.js';
+import { ANNOTATION_REF_NAME, MEDIA_TYPE_INDEX } from '../oci/media-types.js';
+import { cmp } from '../oci/platform.js';
+
+export type { BuiltImage, LayerSource } from '../oci/image.js';
+export type { BuiltIndex } from '../oci/index.js';
+
+export interface LayoutRef {
+  /** The `org.opencontainers.image.ref.name`, e.g. "latest" for an index, "latest-amd64" for one platform. */
+  name: string;
+  target: BuiltIndex | BuiltImage;
+}
+
+export const OCI_LAYOUT_FILE = 'oci-layout';
+export const OCI_LAYOUT_VERSION = '1.0.0';
+/** index.json is read whole; a layout's index is a few KiB, this is generous. */
+const INDEX_JSON_CAP = 16 * 1024 * 1024;
+
+export async function writeOciLayout(dir: string, refs: LayoutRef[]): Promise<void> {
+  const names = new Set<string>();
+  for (const r of refs) {
+    checkRefName(r.name);
+    if (names.has(r.name)) throw invalid(`OCI layout: the ref ${JSON.stringify(r.name)} is given twice`);
+    names.add(r.name);
+    if (isIndex(r.target)) checkBuiltIndex(r.target, `ref ${r.name}`);
+    else checkBuiltImage(r.target, `ref ${r.name}`);
+  }
+
+  const blobsDir = join(dir, 'blobs', 'sha256');
+  await io(`create ${blobsDir}`, () => mkdir(blobsDir, { recursive: true }));
+  await ensureLayoutFile(dir);
+  const existing = await readIndexJson(dir);
+
+  // Every blob once, children before parents.
+  const layers = new Map<string, LayerSource>();
+  const configs = new Map<string, Blob>();
+  const manifests = new Map<string, Blob>();
+  const indexes = new Map<string, Blob>();
+  const addImage = (img: BuiltImage): void => {
+    for (const l of img.layers) layers.set(l.descriptor.digest, l);
+    configs.set(img.config.descriptor.digest, img.config);
+    manifests.set(img.manifest.descriptor.digest, img.manifest);
+  };
+  for (const r of refs) {
+    if (isIndex(r.target)) {
+      indexes.set(r.target.index.descriptor.digest, r.target.index);
+      r.target.images.forEach(addImage);
+    } else {
+      addImage(r.target);
+    }
+  }
+  for (const l of layers.values()) await putBlob(blobsDir, l.descriptor, () => l.open());
+  for (const b of [...configs.values(), ...manifests.values(), ...indexes.values()]) {
+    await putBlob(blobsDir, b.descriptor, () => Readable.from([b.bytes]));
+  }
+
+  // index.json: entries for other ref names (and unnamed ones) are kept as they were; ours replace
+  // any of the same name. Sorted by ref name, then digest, so the file depends only on its set of
+  // entries; written in the same Go byte form as every other OCI document (oci/descriptor.ts).
+  const kept = existing.manifests.filter((m) => !names.has(refNameOf(m) ?? ''));
+  const ours = refs.map((r) => refDescriptor(r));
+  const entries = [...kept, ...ours].sort(
+    (a, b) => cmp(refNameOf(a) ?? '', refNameOf(b) ?? '') || cmp(String(a['digest']), String(b['digest'])),
+  );
+  const { schemaVersion: _v, mediaType: _t, ...rest } = existing.rest;
+  const indexJson = { schemaVersion: 2, mediaType: MEDIA_TYPE_INDEX, manifests: entries, ...rest };
+  await putFile(join(dir, 'index.json'), Buffer.from(goJson(indexJson), 'utf8'));
+}
+
+function isIndex(t: BuiltIndex | BuiltImage): t is BuiltIndex {
+  return (t as BuiltIndex).index !== undefined;
+}
+
+function refDescriptor(r: LayoutRef): Record<string, unknown> {
+  const target = isIndex(r.target) ? r.target.index.descriptor : r.target.manifest.descriptor;
+  const d: Descriptor = {
+    ...target,
+    annotations: { ...target.annotations, [ANNOTATION_REF_NAME]: r.name },
+  };
+  // A single-platform entry carries its platform, as docker save's index.json does.
+  if (!isIndex(r.target)) d.platform = r.target.platform;
+  return descriptorJson(d);
+}
+
+function refNameOf(m: Record<string, unknown>): string | undefined {
+  const a = m['annotations'];
+  if (a === null || typeof a !== 'object') return undefined;
+  const n = (a as Record<string, unknown>)[ANNOTATION_REF_NAME];
+  return typeof n === 'string' ? n : undefined;
+}
+
+// image-layout.md's grammar for ref.name: components of alphanumerics joined by - . _ : @ + or --,
+// separated by /.
+const COMPONENT = '[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*';
+const REF_NAME = new RegExp(`^${COMPONENT}(?:/${COMPONENT})*$`);
+
+export function checkRefName(name: string): void {
+  if (typeof name !== 'string' || !REF_NAME.test(name)) {
+    throw invalid(`OCI layout: ${JSON.stringify(name)} is not a valid ref name`, 'use letters, digits and - . _ : @ +, e.g. latest-amd64');
+  }
+}
+
+async function ensureLayoutFile(dir: string): Promise<void> {
+  const path = join(dir, OCI_LAYOUT_FILE);
+  let text: string;
+  try {
+    text = await readCapped(path, 4096);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError(`read ${path}`, e);
+    await putFile(path, Buffer.from(goJson({ imageLayoutVersion: OCI_LAYOUT_VERSION }), 'utf8'));
+    return;
+  }
+  const v = (parseJson(Buffer.from(text), path) as { imageLayoutVersion?: unknown } | null)?.imageLayoutVersion;
+  if (v !== OCI_LAYOUT_VERSION) {
+    throw invalid(`${path}: imageLayoutVersion ${JSON.stringify(v)}, expected "${OCI_LAYOUT_VERSION}"`, 'write to an empty directory');
+  }
+}
+
+interface ExistingIndex {
+  manifests: Record<string, unknown>[];
+  /** Other top-level fields (annotations, …), kept. */
+  rest: Record<string, unknown>;
+}
+
+async function readIndexJson(dir: string): Promise<ExistingIndex> {
+  const path = join(dir, 'index.json');
+  let text: string;
+  try {
+    text = await readCapped(path, INDEX_JSON_CAP);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { manifests: [], rest: {} };
+    throw ioError(`read ${path}`, e);
+  }
+  const parsed = parseJson(Buffer.from(text), path) as Record<string, unknown> | null;
+  const manifests = parsed?.['manifests'];
+  if (parsed === null || typeof parsed !== 'object' || parsed['schemaVersion'] !== 2 || !Array.isArray(manifests) ||
+      manifests.some((m) => m === null || typeof m !== 'object' || Array.isArray(m))) {
+    throw invalid(`${path}: not an OCI image index`, 'the directory is not an OCI layout or index.json is damaged; write to an empty directory');
+  }
+  const { manifests: _, ...rest } = parsed;
+  return { manifests: manifests as Record<string, unknown>[], rest };
+}
+
+async function readCapped(path: string, cap: number): Promise<string> {
+  const st = await stat(path);
+  if (st.size > cap) throw invalid(`${path}: ${st.size} bytes, more than the ${cap} expected`);
+  return readFile(path, 'utf8');
+}
+
+/** Write one blob unless an identical one is there; `open` is only called when bytes are needed. */
+async function putBlob(blobsDir: string, d: Descriptor, open: () => Readable): Promise<void> {
+  const hex = hexOf(d.digest, 'blob');
+  const final = join(blobsDir, hex);
+  if (await blobMatches(final, d)) return;
+  const tmp = join(blobsDir, `.${hex.slice(0, 16)}-${randomBytes(6).toString('hex')}.tmp`);
+  try {
+    await pipeline(open(), new VerifyingStream({ size: d.size, sha256: hex, what: d.digest }), createWriteStream(tmp, { mode: 0o644 }));
+    await fsync(tmp);
+    await rename(tmp, final);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    if (isDistillError(e, 'BLOB_SIZE_MISMATCH') || isDistillError(e, 'BLOB_DIGEST_MISMATCH')) {
+      throw invalid(`blob ${d.digest}: the bytes do not match the descriptor: ${e.message}`, 'the layer file changed after it was built, or its descriptor is wrong; rebuild', e);
+    }
+    if (e instanceof DistillError) throw e;
+    throw new DistillError('LAYER_IO', `cannot write blob ${d.digest} to ${blobsDir}: ${messageOf(e)}`, { cause: e });
+  }
+}
+
+/** Present with the right size and digest. A damaged blob is not an error: it gets replaced. */
+async function blobMatches(path: string, d: Descriptor): Promise<boolean> {
+  try {
+    const st = await stat(path);
+    if (!st.isFile() || st.size !== d.size) return false;
+    await pipeline(createReadStream(path), new VerifyingStream({ size: d.size, sha256: hexOf(d.digest, 'blob'), what: path }), async (src: AsyncIterable<unknown>) => {
+      for await (const _ of src) {
+        // discard: hashing is the point
+      }
+    });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A small file (oci-layout, index.json) via temp + fsync + rename. */
+async function putFile(path: string, bytes: Buffer): Promise<void> {
+  const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
+  try {
+    await writeFile(tmp, bytes, { mode: 0o644 });
+    await fsync(tmp);
+    await rename(tmp, path);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw new DistillError('LAYER_IO', `cannot write ${path}: ${messageOf(e)}`, { cause: e });
+  }
+}
+
+async function fsync(path: string): Promise<void> {
+  const fh = await open(path, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+async function io<T>(what: string, f: () => Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (e) {
+    throw ioError(what, e);
+  }
+}
+
+function ioError(what: string, e: unknown): DistillError {
+  return e instanceof DistillError ? e : new DistillError('LAYER_IO', `cannot ${what}: ${messageOf(e)}`, { cause: e });
+}

@@ -1,9 +1,9 @@
 // /etc/passwd and /etc/group (passwd(5), group(5)) and the home directories that go with them, as
 // distroless writes them: password field `x`, one line per entry, each ending in '\n'. Nothing here is
-// read from the host: no useradd, no /etc/login.defs, no clock. Lines come out in the order given: the
-// defaults are in distroless's order so that the files are byte-identical to distroless's (its passwd
-// lacks the final newline; ours has it, see passwdFile). glibc reads the files line by line and does not
-// care about order; with names and ids unique, no lookup depends on it either.
+// read from the host: no useradd, no /etc/login.defs, no clock. Lines come out in the order given, not
+// sorted by id: the defaults are in distroless's order, so the files match distroless's line for line
+// (see passwdFile for the final newline), and a caller's order is kept as written. glibc reads the
+// files line by line and does not care about order; with names and ids unique, no lookup depends on it.
 import { DistillError } from '../../errors.js';
 
 export interface Account {
@@ -57,10 +57,9 @@ export const DEFAULT_GROUPS: readonly Readonly<Group>[] = Object.freeze([
 const NOT_CREATED = new Set(['/nonexistent', '/']);
 
 /**
- * useradd's documented portable rule (useradd(8), shadow-utils before 4.14 enforced it; Debian's adduser
- * NAME_REGEX is stricter still): a lower-case letter or underscore, then lower-case letters, digits,
- * underscores or dashes, optionally one final '$' (Samba machine accounts); at most 32 characters.
- * Newer shadow accepts more (upper case, dots); the portable rule is what every reader handles.
+ * The rule useradd(8) gives as the portable one, `[a-z_][a-z0-9_-]*[$]?` (the final '$' is for Samba
+ * machine accounts), at most 32 characters. Newer shadow-utils accepts more (upper case, dots) but
+ * recommends this; every reader of /etc/passwd (glibc, busybox, musl, Go's os/user) handles it.
  */
 const NAME = /^[a-z_][a-z0-9_-]*\$?$/;
 const NAME_MAX = 32;
@@ -160,9 +159,10 @@ export function validateAccountsAndGroups(accounts: readonly Account[], groups: 
 }
 
 /**
- * /etc/passwd: `name:x:uid:gid:gecos:home:shell\n` per account, in the given order. distroless's file
- * has no newline after its last line (its write_file joins lines with '\n'); POSIX text files end in
- * one, and tools that append a line (useradd in a derived image, `echo >>`) would otherwise merge it.
+ * /etc/passwd: `name:x:uid:gid:gecos:home:shell\n` per account, in the given order. rules_distroless's
+ * passwd rule (as read) joins its lines without a final newline; ours always ends in one: POSIX text
+ * files do, and a line appended later (useradd in a derived image, `echo >>`) would otherwise be merged
+ * into the last account.
  */
 export function passwdFile(accounts: readonly Account[]): string {
   validateAccounts(accounts);
@@ -175,27 +175,38 @@ export function groupFile(groups: readonly Group[]): string {
   return groups.map((g) => `${g.name}:x:${g.gid}:${(g.members ?? []).join(',')}\n`).join('');
 }
 
+export interface HomeDirectoryOptions {
+  /**
+   * Whether the image already has a directory at this absolute path (from its packages or layers).
+   * Existing directories are left as they are, as `useradd -m` leaves an existing home: an account
+   * whose home is /usr/sbin (Debian's daemon) or /var/www (www-data) must not make it 0700.
+   */
+  exists?: (path: string) => boolean;
+}
+
 /**
  * The directories to create: each account's home (mode 0700, owned by the account), and every missing
  * parent (0755, root) — so /root, /home and /home/nonroot for the defaults. /nonexistent and / are
- * never created. Sorted by path (parents first). Two accounts sharing a home must agree on its owner.
+ * never created, nor anything `opts.exists` reports. Sorted by path (parents first). Two accounts
+ * cannot share a home that is created here: it would have two owners.
  */
-export function homeDirectories(accounts: readonly Account[]): HomeDirectory[] {
+export function homeDirectories(accounts: readonly Account[], opts: HomeDirectoryOptions = {}): HomeDirectory[] {
   validateAccounts(accounts);
+  const exists = opts.exists ?? (() => false);
   const dirs = new Map<string, HomeDirectory & { owner?: string }>();
   for (const a of accounts) {
-    if (NOT_CREATED.has(a.home)) continue;
+    if (NOT_CREATED.has(a.home) || exists(a.home)) continue;
     const prev = dirs.get(a.home);
-    if (prev?.owner !== undefined && (prev.uid !== a.uid || prev.gid !== a.gid)) {
-      fail(`accounts ${JSON.stringify(prev.owner)} and ${JSON.stringify(a.name)} share home ${a.home} but not its owner`, 'Give each account its own home, or the same uid and gid.');
+    if (prev?.owner !== undefined) {
+      fail(`accounts ${JSON.stringify(prev.owner)} and ${JSON.stringify(a.name)} share home ${a.home}, which would need two owners`, 'Give each account its own home, or create the directory in a layer of your own.');
     }
-    if (prev?.owner === undefined) dirs.set(a.home, { path: a.home, mode: 0o700, uid: a.uid, gid: a.gid, owner: a.name });
+    dirs.set(a.home, { path: a.home, mode: 0o700, uid: a.uid, gid: a.gid, owner: a.name });
   }
   for (const home of [...dirs.keys()]) {
     const parts = home.split('/');
     for (let i = 2; i < parts.length; i++) {
       const parent = parts.slice(0, i).join('/');
-      if (!dirs.has(parent)) dirs.set(parent, { path: parent, mode: 0o755, uid: ROOT_ID, gid: ROOT_ID });
+      if (!dirs.has(parent) && !exists(parent)) dirs.set(parent, { path: parent, mode: 0o755, uid: ROOT_ID, gid: ROOT_ID });
     }
   }
   return [...dirs.values()]

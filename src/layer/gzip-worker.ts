@@ -1,0 +1,162 @@
+// The block compressor of distill's parallel gzip (src/layer/gzip.ts), and the worker_threads entry that
+// runs it. Both the inline path and the workers call `compressBlock`, so the bytes cannot depend on where
+// a block was compressed. CRC-32 (ISO-HDLC, the gzip one) is computed per block and joined with
+// `crc32Combine` (zlib's algorithm), so the checksum is parallel too.
+import { isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { Deflate, Z_FINISH, Z_SYNC_FLUSH } from 'pako';
+
+/** The workerData that tells this module it was started as a gzip worker. */
+export const GZIP_WORKER_TAG = 'distill-gzip-worker/1';
+
+/** Bytes of history each block gets as its preset dictionary: deflate's whole window. */
+export const WINDOW = 32 * 1024;
+
+// ---- CRC-32 (reflected, polynomial 0xEDB88320), slicing-by-8 ----
+
+const CRC_TABLE = (() => {
+  const t = new Uint32Array(256 * 8);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[n] = c;
+  }
+  for (let n = 0; n < 256; n++) {
+    let c = t[n]!;
+    for (let k = 256; k < 256 * 8; k += 256) {
+      c = t[c & 0xff]! ^ (c >>> 8);
+      t[k + n] = c;
+    }
+  }
+  return t;
+})();
+
+/** CRC-32 of `buf`, continuing from `crc` (0 to start). Returns an unsigned 32-bit value. */
+export function crc32(buf: Uint8Array, crc = 0): number {
+  const t = CRC_TABLE;
+  let c = ~crc;
+  let i = 0;
+  const end8 = buf.length - 7;
+  for (; i < end8; i += 8) {
+    c ^= buf[i]! | (buf[i + 1]! << 8) | (buf[i + 2]! << 16) | (buf[i + 3]! << 24);
+    c =
+      t[1792 + (c & 0xff)]! ^
+      t[1536 + ((c >>> 8) & 0xff)]! ^
+      t[1280 + ((c >>> 16) & 0xff)]! ^
+      t[1024 + (c >>> 24)]! ^
+      t[768 + buf[i + 4]!]! ^
+      t[512 + buf[i + 5]!]! ^
+      t[256 + buf[i + 6]!]! ^
+      t[buf[i + 7]!]!;
+  }
+  for (; i < buf.length; i++) c = (c >>> 8) ^ t[(c ^ buf[i]!) & 0xff]!;
+  return ~c >>> 0;
+}
+
+// crc32_combine from zlib 1.2.12+: multiplication modulo the CRC polynomial, x^(2^n) from a table.
+function multModP(a: number, b: number): number {
+  let m = 0x80000000;
+  let p = 0;
+  for (;;) {
+    if (a & m) {
+      p ^= b;
+      if ((a & (m - 1)) === 0) break;
+    }
+    m >>>= 1;
+    b = b & 1 ? (b >>> 1) ^ 0xedb88320 : b >>> 1;
+  }
+  return p >>> 0;
+}
+
+const X2N_TABLE = (() => {
+  const t = new Uint32Array(32);
+  let p = 0x40000000; // x^1
+  t[0] = p;
+  for (let n = 1; n < 32; n++) t[n] = p = multModP(p, p);
+  return t;
+})();
+
+/** CRC-32 of A‖B from crc32(A), crc32(B) and B's length. */
+export function crc32Combine(crcA: number, crcB: number, lengthB: number): number {
+  let p = 0x80000000; // x^0
+  let k = 3; // the length is in bytes: x^(8·len) = x^(2^3·len)
+  for (let n = lengthB; n > 0; n = Math.floor(n / 2), k++) {
+    if (n % 2 === 1) p = multModP(X2N_TABLE[k & 31]!, p);
+  }
+  return (multModP(p, crcA) ^ crcB) >>> 0;
+}
+
+// ---- the block compressor ----
+
+export interface CompressedBlock {
+  /** Raw deflate: byte-aligned, ends with a sync-flush marker, or the final block if `last`. */
+  data: Uint8Array;
+  /** CRC-32 of the uncompressed block. */
+  crc: number;
+}
+
+/**
+ * Raw-deflates one block with pako, the 32 KiB before it as preset dictionary, and a sync flush (or,
+ * for the last block, a finish) — pigz's scheme. The result is a function of pako's version, the level
+ * and the exact (dictionary, block, last) triple, and nothing else: fixed windowBits 15, memLevel 8,
+ * default strategy, pako's default hash, fixed output chunk size.
+ */
+export function compressBlock(block: Uint8Array, dictionary: Uint8Array | undefined, level: number, last: boolean): CompressedBlock {
+  const d = new Deflate({
+    level,
+    raw: true,
+    windowBits: 15,
+    memLevel: 8,
+    strategy: 0,
+    chunkSize: 64 * 1024,
+    ...(dictionary !== undefined && dictionary.length > 0 ? { dictionary } : {}),
+  });
+  const parts: Uint8Array[] = [];
+  let length = 0;
+  d.onData = (chunk) => {
+    parts.push(chunk);
+    length += chunk.length;
+  };
+  let ended = false;
+  d.onEnd = () => {
+    ended = true;
+  };
+  const ok = d.push(block, last ? Z_FINISH : Z_SYNC_FLUSH);
+  // A sync flush returns true with the stream still open; a finish ends it (onEnd) with err Z_OK.
+  // Anything else is a bug or a broken pako.
+  if (!ok || d.err !== 0) throw new Error(`pako deflate failed: ${d.msg || d.err}`);
+  if (ended !== last) throw new Error(`pako deflate ${last ? 'did not finish' : 'ended'} the stream unexpectedly`);
+  const data = new Uint8Array(length);
+  let at = 0;
+  for (const p of parts) {
+    data.set(p, at);
+    at += p.length;
+  }
+  return { data, crc: crc32(block) };
+}
+
+// ---- the worker ----
+
+export interface BlockJob {
+  id: number;
+  level: number;
+  last: boolean;
+  block: Uint8Array;
+  dictionary: Uint8Array | undefined;
+}
+
+/** `block` is the job's input buffer handed back, so the main thread can reuse it (less garbage). */
+export type BlockReply = { id: number; data: Uint8Array; crc: number; block: Uint8Array } | { id: number; error: string };
+
+if (!isMainThread && workerData === GZIP_WORKER_TAG && parentPort !== null) {
+  const port = parentPort;
+  port.on('message', (job: BlockJob) => {
+    let reply: BlockReply;
+    try {
+      const r = compressBlock(job.block, job.dictionary, job.level, job.last);
+      reply = { id: job.id, data: r.data, crc: r.crc, block: job.block };
+    } catch (e) {
+      reply = { id: job.id, error: e instanceof Error ? e.message : String(e) };
+    }
+    port.postMessage(reply, 'data' in reply ? [reply.data.buffer as ArrayBuffer, reply.block.buffer as ArrayBuffer] : []);
+  });
+}

@@ -1,0 +1,136 @@
+// Writes one layer blob, streaming: TarWriter → sha256 (diffId) → gzip → sha256 (digest) → a temp file
+// beside the target → fsync → rename. Nothing is held whole in memory; on any failure the temp file is
+// removed and the target is untouched (absent if it was absent), as containerd's content store does.
+import { createHash, randomBytes } from 'node:crypto';
+import { open, rename, rm, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import type { Transform } from 'node:stream';
+import { DistillError, messageOf } from '../errors.js';
+import type { Digest } from '../digest.js';
+import { createGzip, type GzipOptions } from './gzip.js';
+import { TarWriter } from './tar-writer.js';
+
+export interface LayerResult {
+  path: string;
+  /** sha256 of the .tar.gz: the blob's digest in a manifest. */
+  digest: Digest;
+  /** sha256 of the uncompressed tar: the config's rootfs.diff_ids entry. */
+  diffId: Digest;
+  /** Bytes of the .tar.gz. */
+  size: number;
+  /** Bytes of the tar. */
+  uncompressedSize: number;
+}
+
+function ioError(what: string, e: unknown): DistillError {
+  return new DistillError('LAYER_IO', `${what}: ${messageOf(e)}`, {
+    cause: e,
+    hint: 'check that the output directory exists, is writable and has free space',
+  });
+}
+
+/** Resolves once `gz` can take more input; rejects if the compressing side has failed meanwhile. */
+function drained(gz: Transform, failed: Promise<never>): Promise<void> {
+  return Promise.race([
+    new Promise<void>((resolve) => {
+      gz.once('drain', resolve);
+    }),
+    failed,
+  ]);
+}
+
+/**
+ * Writes the tar that `fill` produces into `outFile` as a gzip-compressed layer. `fill` adds entries
+ * (sorted, see TarWriter) and must not call finish(): writeLayer does.
+ */
+export async function writeLayer(
+  outFile: string,
+  fill: (tar: TarWriter) => Promise<void>,
+  gzip?: GzipOptions,
+): Promise<LayerResult> {
+  const tmp = join(dirname(outFile), `.${basename(outFile)}.${randomBytes(6).toString('hex')}.tmp`);
+  let fh: FileHandle | undefined;
+  try {
+    fh = await open(tmp, 'wx', 0o644).catch((e: unknown) => {
+      throw ioError(`cannot create ${tmp}`, e);
+    });
+    const file = fh;
+    const gz = createGzip(gzip);
+    const diffHash = createHash('sha256');
+    const digestHash = createHash('sha256');
+    let uncompressedSize = 0;
+    let size = 0;
+
+    const compressed = pipeline(gz, async (source: AsyncIterable<Buffer>) => {
+      for await (const chunk of source) {
+        digestHash.update(chunk);
+        size += chunk.length;
+        await file.write(chunk).catch((e: unknown) => {
+          throw ioError(`cannot write ${tmp}`, e);
+        });
+      }
+    });
+    // If compressing or writing fails while the tar side is waiting for 'drain', this wakes it.
+    const failed = compressed.then(
+      () => new Promise<never>(() => {}),
+      (e: unknown) => Promise.reject(e),
+    );
+    failed.catch(() => {}); // observed through the awaits below
+    compressed.catch(() => {});
+
+    const tar = new TarWriter(async (chunk) => {
+      diffHash.update(chunk);
+      uncompressedSize += chunk.length;
+      if (!gz.write(chunk)) await drained(gz, failed);
+    });
+    try {
+      await fill(tar);
+      await tar.finish();
+      gz.end();
+    } catch (e) {
+      gz.destroy();
+      await compressed.catch(() => {});
+      throw e;
+    }
+    await compressed;
+    await fh.sync().catch((e: unknown) => {
+      throw ioError(`cannot fsync ${tmp}`, e);
+    });
+    const closing = fh;
+    fh = undefined;
+    await closing.close().catch((e: unknown) => {
+      throw ioError(`cannot close ${tmp}`, e);
+    });
+    await rename(tmp, outFile).catch((e: unknown) => {
+      throw ioError(`cannot rename ${tmp} to ${outFile}`, e);
+    });
+    await syncDir(dirname(outFile));
+    return {
+      path: outFile,
+      digest: `sha256:${digestHash.digest('hex')}`,
+      diffId: `sha256:${diffHash.digest('hex')}`,
+      size,
+      uncompressedSize,
+    };
+  } catch (e) {
+    await fh?.close().catch(() => {});
+    await rm(tmp, { force: true }).catch(() => {});
+    // Errors from here are DistillErrors already; errors thrown by `fill` reach the caller unchanged.
+    throw e;
+  }
+}
+
+/** Makes the rename durable; best effort (some filesystems refuse to fsync a directory). */
+async function syncDir(dir: string): Promise<void> {
+  try {
+    const d = await open(dir, 'r');
+    try {
+      await d.sync();
+    } finally {
+      await d.close();
+    }
+  } catch {
+    // not supported here: the file itself is synced, which is what matters for its content
+  }
+}

@@ -38,6 +38,8 @@ export interface BuildOptions {
   gzipWorkers?: number;
   annotations?: ImageAnnotations;
   onProgress?: OnProgress;
+  /** Neither reuse nor record finished layers (the layer cache lives in cacheDir). */
+  noLayerCache?: boolean;
 }
 
 export interface BuiltManifest {
@@ -91,6 +93,7 @@ export async function buildImage(definitionFile: string, opts: BuildOptions): Pr
           stageDir,
           outDir: layerDir,
           variants,
+          ...(opts.noLayerCache ? { noCache: true } : {}),
           ...(opts.sourceDateEpoch !== undefined ? { sourceDateEpoch: opts.sourceDateEpoch } : {}),
           ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}),
           ...(opts.gzipWorkers !== undefined ? { gzip: { workers: opts.gzipWorkers } } : {}),

@@ -19,6 +19,8 @@ import { pathFilter } from '../rootfs/filter.js';
 import { busyboxApplets } from '../rootfs/generate/busybox.js';
 import type { CaCertificateFile } from '../rootfs/generate/ca-bundle.js';
 import { LayerTree, type TreeEntry } from '../rootfs/tree.js';
+import { sha256Hex } from '../digest.js';
+import { entriesOf, indexOf, layerKey, LayerCache } from './layer-cache.js';
 import { accountFiles, caBundleFile, dirEntry, fileEntry, javaCacertsFile, statusFiles, symlinkEntry, systemFiles } from './generated.js';
 import { stagePackage, type StagedPackage } from './stage.js';
 
@@ -51,6 +53,8 @@ export interface LayerBuildOptions {
   gzip?: GzipOptions;
   variants: readonly Variant[];
   onProgress?: OnProgress;
+  /** Do not reuse or record finished layers. */
+  noCache?: boolean;
 }
 
 const CA_DIR = 'usr/share/ca-certificates/';
@@ -87,7 +91,7 @@ async function certificatesOf(staged: StagedPackage): Promise<CaCertificateFile[
   return certs;
 }
 
-function replacesOf(staged: readonly StagedPackage[], arch: string): (a: string, b: string) => boolean {
+function replacesOf(staged: readonly StagedPackage[]): (a: string, b: string) => boolean {
   const map = new Map<string, Set<string>>();
   for (const s of staged) {
     const text = s.control.fields.get('Replaces');
@@ -95,7 +99,6 @@ function replacesOf(staged: readonly StagedPackage[], arch: string): (a: string,
     const names = new Set(parseRelations(text, `Replaces of ${s.pkg.name}`).flat().map((r) => r.name));
     map.set(s.pkg.name, names);
   }
-  void arch;
   return (a, b) => map.get(a)?.has(b) ?? false;
 }
 
@@ -178,67 +181,133 @@ function pruneDirectories(tree: LayerTree, keepDir: (p: string) => boolean): voi
 }
 
 export async function buildChainLayers(chain: readonly LockedImage[], arch: string, opts: LayerBuildOptions): Promise<ChainLayers> {
+  const cache = opts.noCache ? undefined : new LayerCache(opts.store);
   const lower = new Map<string, TreeEntry>();
   const layers: BuiltLayer[] = [];
-  let certs: CaCertificateFile[] = [];
-  let debugOwner: LockedImage | undefined;
-  for (const li of chain) {
+  let certs: CaCertificateFile[] | undefined;
+  let lowerKey = '';
+  let debug: BuiltLayer | undefined;
+  const caPkg = chain.flatMap((li) => li.lock.architectures[arch]?.packages ?? []).find((p) => p.name === 'ca-certificates');
+  // CA certificates for the bundle and Java's trust store, staged on first need (their layer may be cached).
+  const getCerts = async (li: LockedImage): Promise<CaCertificateFile[]> => {
+    if (certs === undefined) {
+      if (caPkg === undefined) {
+        throw new DistillError('BUILD_FAILED', `${li.definition.name}: a Java runtime needs the CA certificates, but no image in its chain has ca-certificates`, { hint: 'build it on static (or add ca-certificates)' });
+      }
+      certs = await certificatesOf((await stageAll([caPkg], opts, li))[0]!);
+    }
+    return certs;
+  };
+  for (let i = 0; i < chain.length; i++) {
+    const li = chain[i]!;
     const pkgs = li.lock.architectures[arch]?.packages;
     if (pkgs === undefined) {
       throw new DistillError('LOCK_INVALID', `${li.lockPath} has no ${arch} packages`, { hint: `add ${arch} to the architectures of ${li.definition.file} and relock` });
     }
-    if (li.lock.architectures[arch]?.debug) debugOwner = li;
     const mtime = layerTimestamp(li, opts.sourceDateEpoch);
-    const staged = await stageAll(pkgs, opts, li);
-    const tree = new LayerTree({
-      mergedUsr: true,
-      replaces: replacesOf(staged, arch),
-      lower,
-      onWarning: (m) => opts.onProgress?.({ type: 'warning', message: `${li.definition.name} (${arch}): ${m}` }),
+    const isRoot = i === 0;
+    const accountsChanged = isRoot || li.definition.accounts !== li.definition.base?.accounts;
+    const needsJavaCerts = pkgs.some((p) => p.name === 'ca-certificates-java' || p.name.startsWith('openjdk-'));
+    const key = layerKey({
+      kind: 'image',
+      arch,
+      mtime,
+      lower: lowerKey,
+      root: isRoot,
+      packages: pkgs.map((p) => [p.name, p.sha256]),
+      paths: li.definition.paths,
+      files: await filesKey(li),
+      accounts: accountsChanged ? (li.definition.accounts ?? 'default') : null,
+      certs: needsJavaCerts ? (caPkg?.sha256 ?? null) : null,
     });
-    for (const s of [...staged].sort((a, b) => (a.pkg.name < b.pkg.name ? -1 : 1))) {
-      if (s.pkg.name === 'ca-certificates') {
-        // Installed for its certificates only (distroless does the same): the bundle is generated
-        // below; the certificate files, the update script and its hooks are not shipped.
-        certs = await certificatesOf(s);
-        for (const e of s.entries) if (e.type === 'dir' ? !e.path.startsWith(CA_DIR.slice(0, -1)) : e.path.startsWith('usr/share/doc/')) tree.add(e);
-        continue;
-      }
-      for (const e of s.entries) tree.add(e);
+    const hit = await cache?.get(key);
+    let built: BuiltLayer;
+    if (hit) {
+      built = { ...hit, packages: pkgs };
+      for (const e of entriesOf(hit, li.definition.name)) lower.set(e.path, e);
+      opts.onProgress?.({ type: 'layer-written', image: li.definition.name, arch, digest: hit.digest, size: hit.size, uncompressedSize: hit.uncompressedSize, seconds: 0 });
+    } else {
+      const started = performance.now();
+      const tree = await assembleImageLayer(li, arch, pkgs, lower, mtime, isRoot, accountsChanged, opts, getCerts, (c) => (certs ??= c));
+      const file = join(opts.outDir, `${li.definition.name}-${arch}.tar.gz`);
+      const result = await writeTree(tree, file, mtime, opts.gzip);
+      const createdBy = `distill: ${li.definition.name} packages ${pkgs.map((p) => p.name).join(' ')}`;
+      const record = { digest: result.digest, diffId: result.diffId, size: result.size, uncompressedSize: result.uncompressedSize, createdAt: mtime, createdBy, image: li.definition.name, entries: indexOf(tree.values()) };
+      const path = cache ? await cache.put(key, file, record) : file;
+      built = { ...result, path, image: li.definition.name, createdAt: mtime, createdBy, packages: pkgs };
+      for (const e of tree.values()) lower.set(e.path, e);
+      opts.onProgress?.({ type: 'layer-written', image: li.definition.name, arch, digest: result.digest, size: result.size, uncompressedSize: result.uncompressedSize, seconds: (performance.now() - started) / 1000 });
     }
-    const generated: TreeEntry[] = [];
-    const isRoot = li === chain[0];
-    const exists = (p: string): boolean => tree.has(p.replace(/^\/+/, '')) || lower.has(p.replace(/^\/+/, ''));
-    if (isRoot) generated.push(...systemFiles(mtime));
-    if (isRoot || li.definition.accounts !== (li.definition.base?.accounts)) generated.push(...accountFiles(li.definition.accounts, mtime, exists));
-    if (staged.some((s) => s.pkg.name === 'ca-certificates')) generated.push(caBundleFile(certs, mtime));
-    if (staged.some((s) => s.pkg.name === 'ca-certificates-java' || s.pkg.name.startsWith('openjdk-'))) {
-      if (certs.length === 0) {
-        throw new DistillError('BUILD_FAILED', `${li.definition.name}: a Java runtime needs the CA certificates, but no image below it has ca-certificates`, { hint: 'build it on static (or add ca-certificates)' });
-      }
-      generated.push(javaCacertsFile(certs, mtime));
+    layers.push(built);
+    lowerKey = key;
+    // The debug layer sits on the image that locks it, built against that image's tree only: every
+    // image built on it then shares the same debug layer bytes.
+    if (li.lock.architectures[arch]?.debug && opts.variants.some((v) => v.startsWith('debug'))) {
+      debug = await debugLayer(li, arch, new Map(lower), key, opts, cache);
     }
-    generated.push(...statusFiles(staged.map((s) => ({ control: s.control.text, ...(s.control.md5sums !== undefined ? { md5sums: s.control.md5sums } : {}) })), mtime));
-    generated.push(...(await ownFiles(li, arch, mtime)));
-    for (const g of generated) {
-      // Generated files replace whatever a package shipped at that path (e.g. a stub /etc/passwd).
-      if (tree.has(g.path) && tree.get(g.path)!.type !== 'dir') tree.delete(g.path);
-      tree.add(g);
-    }
-    pruneDirectories(tree, pathFilter(li.definition.paths).keepDir);
-    tree.addMissingParents(`distill:${li.definition.name}`, mtime);
-    const file = join(opts.outDir, `${li.definition.name}-${arch}.tar.gz`);
-    const started = performance.now();
-    const result = await writeTree(tree, file, mtime, opts.gzip);
-    opts.onProgress?.({ type: 'layer-written', image: li.definition.name, arch, digest: result.digest, size: result.size, uncompressedSize: result.uncompressedSize, seconds: (performance.now() - started) / 1000 });
-    layers.push({ ...result, image: li.definition.name, createdAt: mtime, createdBy: `distill: ${li.definition.name} packages ${pkgs.map((p) => p.name).join(' ')}`, packages: pkgs });
-    for (const e of tree.values()) lower.set(e.path, e);
-  }
-  let debug: BuiltLayer | undefined;
-  if (debugOwner && opts.variants.some((v) => v.startsWith('debug'))) {
-    debug = await buildDebugLayer(debugOwner, arch, lower, opts);
   }
   return { arch, layers, ...(debug ? { debug } : {}) };
+}
+
+async function assembleImageLayer(
+  li: LockedImage,
+  arch: string,
+  pkgs: readonly LockedPackage[],
+  lower: ReadonlyMap<string, TreeEntry>,
+  mtime: number,
+  isRoot: boolean,
+  accountsChanged: boolean,
+  opts: LayerBuildOptions,
+  getCerts: (li: LockedImage) => Promise<CaCertificateFile[]>,
+  setCerts: (c: CaCertificateFile[]) => void,
+): Promise<LayerTree> {
+  const staged = await stageAll(pkgs, opts, li);
+  const tree = new LayerTree({
+    mergedUsr: true,
+    replaces: replacesOf(staged),
+    lower,
+    onWarning: (m) => opts.onProgress?.({ type: 'warning', message: `${li.definition.name} (${arch}): ${m}` }),
+  });
+  for (const s of [...staged].sort((a, b) => (a.pkg.name < b.pkg.name ? -1 : 1))) {
+    if (s.pkg.name === 'ca-certificates') {
+      // Installed for its certificates only (distroless does the same): the bundle is generated
+      // below; the certificate files, the update script and its hooks are not shipped.
+      setCerts(await certificatesOf(s));
+      for (const e of s.entries) if (e.type === 'dir' ? !e.path.startsWith(CA_DIR.slice(0, -1)) : e.path.startsWith('usr/share/doc/')) tree.add(e);
+      continue;
+    }
+    for (const e of s.entries) tree.add(e);
+  }
+  const generated: TreeEntry[] = [];
+  const exists = (p: string): boolean => tree.has(p.replace(/^\/+/, '')) || lower.has(p.replace(/^\/+/, ''));
+  if (isRoot) generated.push(...systemFiles(mtime));
+  if (accountsChanged) generated.push(...accountFiles(li.definition.accounts, mtime, exists));
+  if (staged.some((s) => s.pkg.name === 'ca-certificates')) generated.push(caBundleFile(await getCerts(li), mtime));
+  if (staged.some((s) => s.pkg.name === 'ca-certificates-java' || s.pkg.name.startsWith('openjdk-'))) generated.push(javaCacertsFile(await getCerts(li), mtime));
+  generated.push(...statusFiles(staged.map(statusInput), mtime));
+  generated.push(...(await ownFiles(li, arch, mtime)));
+  for (const g of generated) {
+    // Generated files replace whatever a package shipped at that path (e.g. a stub /etc/passwd).
+    if (tree.has(g.path) && tree.get(g.path)!.type !== 'dir') tree.delete(g.path);
+    tree.add(g);
+  }
+  pruneDirectories(tree, pathFilter(li.definition.paths).keepDir);
+  tree.addMissingParents(`distill:${li.definition.name}`, mtime);
+  return tree;
+}
+
+function statusInput(s: StagedPackage): { control: string; md5sums?: string } {
+  return { control: s.control.text, ...(s.control.md5sums !== undefined ? { md5sums: s.control.md5sums } : {}) };
+}
+
+/** What of the definition's own files goes into the key: their specs, and the bytes of source files. */
+async function filesKey(li: LockedImage): Promise<unknown[]> {
+  const out: unknown[] = [];
+  for (const f of li.definition.files) {
+    const { source, ...rest } = f;
+    out.push(source === undefined ? rest : { ...rest, source: sha256Hex(await readFile(source).catch(() => Buffer.from(''))) });
+  }
+  return out;
 }
 
 async function ownFiles(li: LockedImage, arch: string, mtime: number): Promise<TreeEntry[]> {
@@ -261,9 +330,14 @@ async function ownFiles(li: LockedImage, arch: string, mtime: number): Promise<T
 }
 
 /** BusyBox at /busybox: the binary and one symlink per applet, plus its status.d record. */
-async function buildDebugLayer(owner: LockedImage, arch: string, lower: ReadonlyMap<string, TreeEntry>, opts: LayerBuildOptions): Promise<BuiltLayer> {
+async function debugLayer(owner: LockedImage, arch: string, lower: ReadonlyMap<string, TreeEntry>, ownerKey: string, opts: LayerBuildOptions, cache: LayerCache | undefined): Promise<BuiltLayer> {
   const pkgs = owner.lock.architectures[arch]!.debug!;
   const mtime = layerTimestamp(owner, opts.sourceDateEpoch);
+  const key = layerKey({ kind: 'debug', arch, mtime, lower: ownerKey, packages: pkgs.map((p) => [p.name, p.sha256]) });
+  const createdBy = `distill: debug layer ${pkgs.map((p) => p.name).join(' ')} at /busybox`;
+  const image = `${owner.definition.name} (debug)`;
+  const hit = await cache?.get(key);
+  if (hit) return { ...hit, packages: pkgs };
   const staged = await stageAll(pkgs, opts, owner);
   const tree = new LayerTree({ mergedUsr: true, replaces: () => false, lower });
   const bb = staged.flatMap((s) => [...s.wanted].filter(([p]) => /(^|\/)bin\/busybox$/.test(p)))[0];
@@ -274,13 +348,13 @@ async function buildDebugLayer(owner: LockedImage, arch: string, lower: Readonly
   const ownerName = 'distill:debug';
   tree.add(dirEntry('busybox', ownerName, mtime));
   tree.add(fileEntry('busybox/busybox', binary, ownerName, mtime, 0o755));
-  for (const applet of busyboxApplets(binary, bb[0])) {
-    if (applet.includes('/')) continue;
-    tree.add(symlinkEntry(`busybox/${applet}`, 'busybox', ownerName, mtime));
-  }
-  for (const g of statusFiles(staged.map((s) => ({ control: s.control.text, ...(s.control.md5sums !== undefined ? { md5sums: s.control.md5sums } : {}) })), mtime)) tree.add(g);
+  for (const applet of busyboxApplets(binary, bb[0])) tree.add(symlinkEntry(`busybox/${applet}`, 'busybox', ownerName, mtime));
+  for (const g of statusFiles(staged.map(statusInput), mtime)) tree.add(g);
   for (const s of staged) for (const e of s.entries) if (e.path.startsWith('usr/share/doc/')) tree.add(e);
   tree.addMissingParents(ownerName, mtime);
-  const result = await writeTree(tree, join(opts.outDir, `debug-${owner.definition.name}-${arch}.tar.gz`), mtime, opts.gzip);
-  return { ...result, image: `${owner.definition.name} (debug)`, createdAt: mtime, createdBy: `distill: debug layer ${pkgs.map((p) => p.name).join(' ')} at /busybox`, packages: pkgs };
+  const file = join(opts.outDir, `debug-${owner.definition.name}-${arch}.tar.gz`);
+  const result = await writeTree(tree, file, mtime, opts.gzip);
+  const record = { digest: result.digest, diffId: result.diffId, size: result.size, uncompressedSize: result.uncompressedSize, createdAt: mtime, createdBy, image, entries: indexOf(tree.values()) };
+  const path = cache ? await cache.put(key, file, record) : file;
+  return { ...result, path, image, createdAt: mtime, createdBy, packages: pkgs };
 }

@@ -98,7 +98,9 @@ export interface CompressedBlock {
  * Raw-deflates one block with pako, the 32 KiB before it as preset dictionary, and a sync flush (or,
  * for the last block, a finish) — pigz's scheme. The result is a function of pako's version, the level
  * and the exact (dictionary, block, last) triple, and nothing else: fixed windowBits 15, memLevel 8,
- * default strategy, pako's default hash, fixed output chunk size.
+ * default strategy, pako's default hash, fixed output chunk size. A fresh deflate state per block, on
+ * purpose: a reset state keeps the previous block's window bytes, which the match finder may read past
+ * the end of the input, so reusing one could make a block's bytes depend on the block before it.
  */
 export function compressBlock(block: Uint8Array, dictionary: Uint8Array | undefined, level: number, last: boolean): CompressedBlock {
   const d = new Deflate({

@@ -13,6 +13,8 @@ interface BuildArgs extends CommonArgs {
   source?: string;
   revision?: string;
   concurrency?: number;
+  'gzip-workers'?: number;
+  'layer-cache': boolean;
 }
 
 export function buildCommand(io: CliIo) {
@@ -29,6 +31,8 @@ export function buildCommand(io: CliIo) {
         .option('source', { type: 'string', describe: 'org.opencontainers.image.source annotation' })
         .option('revision', { type: 'string', describe: 'org.opencontainers.image.revision annotation' })
         .option('concurrency', { type: 'number', describe: 'packages unpacked at once (default 2)' })
+        .option('gzip-workers', { type: 'number', describe: 'gzip threads (default: one per core; 0 = none); the bytes do not depend on it' })
+        .option('layer-cache', { type: 'boolean', default: true, describe: 'reuse and record finished layers in the cache (--no-layer-cache to turn off)' })
         .example('$0 build images/python3 --out out/python3', 'all four variants, amd64 and arm64')
         .example('$0 build images/static --tar static.tar --variant latest --platform amd64', 'one image for docker load'),
     handler: async (argv: BuildArgs) => {
@@ -53,6 +57,8 @@ export function buildCommand(io: CliIo) {
           ...(argv.platform ? { platforms: argv.platform.flatMap((p) => p.split(',')) } : {}),
           ...(epoch ? { sourceDateEpoch: Number(epoch) } : {}),
           ...(argv.concurrency !== undefined ? { concurrency: argv.concurrency } : {}),
+          ...(argv['gzip-workers'] !== undefined ? { gzipWorkers: argv['gzip-workers'] } : {}),
+          ...(argv['layer-cache'] ? {} : { noLayerCache: true }),
           annotations: { ...(argv.source ? { source: argv.source } : {}), ...(argv.revision ? { revision: argv.revision } : {}) },
           ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
         });

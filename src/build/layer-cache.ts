@@ -1,0 +1,83 @@
+// Finished layers, cached by the digest of everything that determines their bytes (distill's layer
+// format, architecture, timestamp, the exact .debs, the definition's rules and files, and the key of
+// the layer below). A rebuild with nothing changed unpacks and compresses nothing; a base layer built
+// for one image is reused by every image built on it. The blob lives in the content-addressed store
+// (so it is verified when read); beside it, a small JSON record holds its digests and its path index,
+// which the layers above need for dpkg's conflict rules.
+import { createReadStream } from 'node:fs';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import type { ContentStore } from '../cas/store.js';
+import { digestHex, sha256Hex, type Digest } from '../digest.js';
+import { canonicalJson } from '../json.js';
+import type { TreeEntry } from '../rootfs/tree.js';
+import { LAYER_FORMAT, DISTILL_VERSION } from '../version.js';
+
+export interface LayerRecord {
+  digest: Digest;
+  diffId: Digest;
+  size: number;
+  uncompressedSize: number;
+  createdAt: number;
+  createdBy: string;
+  image: string;
+  /** Path index of the layer: no bodies, only what conflict checks compare. */
+  entries: [path: string, type: string, mode: number, uid: number, gid: number, size: number, contentOrTarget: string][];
+}
+
+export function layerKey(inputs: Record<string, unknown>): string {
+  return sha256Hex(canonicalJson({ format: LAYER_FORMAT, distill: DISTILL_VERSION, ...inputs }));
+}
+
+export function indexOf(entries: Iterable<TreeEntry>): LayerRecord['entries'] {
+  return [...entries].map((e) => [e.path, e.type, e.mode, e.uid, e.gid, e.size, e.type === 'file' ? (e.body?.sha256 ?? '') : (e.linkTarget ?? '')]);
+}
+
+export function entriesOf(record: LayerRecord, owner: string): TreeEntry[] {
+  return record.entries.map(([path, type, mode, uid, gid, size, x]) => ({
+    path,
+    type: type as TreeEntry['type'],
+    mode,
+    uid,
+    gid,
+    uname: '',
+    gname: '',
+    size,
+    mtime: record.createdAt,
+    owner,
+    ...(type === 'file' ? { body: { kind: 'bytes' as const, data: Buffer.alloc(0), sha256: x } } : x !== '' ? { linkTarget: x } : {}),
+  }));
+}
+
+export class LayerCache {
+  constructor(private readonly store: ContentStore) {}
+
+  private recordPath(key: string): string {
+    return join(this.store.dir, 'layers', `${key}.json`);
+  }
+
+  /** A record whose blob is still in the store with the right size. */
+  async get(key: string): Promise<(LayerRecord & { path: string }) | undefined> {
+    let record: LayerRecord;
+    try {
+      record = JSON.parse(await readFile(this.recordPath(key), 'utf8')) as LayerRecord;
+    } catch {
+      return undefined;
+    }
+    const hex = digestHex(record.digest);
+    if (!(await this.store.has({ sha256: hex, size: record.size }))) return undefined;
+    return { ...record, path: this.store.blobPath(hex) };
+  }
+
+  /** Move a freshly written layer into the store (verified) and record it; returns the stored path. */
+  async put(key: string, layerFile: string, record: LayerRecord): Promise<string> {
+    const hex = digestHex(record.digest);
+    const path = await this.store.put({ sha256: hex, size: record.size, what: `layer ${record.image}` }, createReadStream(layerFile));
+    await mkdir(join(this.store.dir, 'layers'), { recursive: true });
+    const tmp = `${this.recordPath(key)}.${randomBytes(4).toString('hex')}`;
+    await writeFile(tmp, JSON.stringify(record));
+    await rename(tmp, this.recordPath(key));
+    return path;
+  }
+}

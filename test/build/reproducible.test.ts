@@ -1,0 +1,64 @@
+// Same lock ⇒ same bytes: two builds give identical layouts, and a build in another process with
+// another TZ, umask, locale, working directory, gzip worker count and a cold cache gives the same
+// digests. SOURCE_DATE_EPOCH is the only clock input, and it changes every digest when set.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildImage } from '../../src/build.js';
+import { NO_SNAPSHOT, repoRoot, snapshotDir, snapshotMirrors } from '../helpers/paths.js';
+
+const snap = snapshotDir();
+const skip = snap === undefined ? NO_SNAPSHOT : false;
+const bin = join(repoRoot, 'dist', 'src', 'cli', 'bin.js');
+
+function files(dir: string, prefix = ''): Map<string, Buffer> {
+  const out = new Map<string, Buffer>();
+  for (const e of readdirSync(join(dir, prefix), { withFileTypes: true })) {
+    const rel = join(prefix, e.name);
+    if (e.isDirectory()) for (const [k, v] of files(dir, rel)) out.set(k, v);
+    else out.set(rel, readFileSync(join(dir, rel)));
+  }
+  return out;
+}
+
+test('python3 (amd64, all variants): identical layouts in-process and in a differently configured process', { skip }, async () => {
+  const mirrors = snapshotMirrors(snap!);
+  const def = join(repoRoot, 'images', 'python3', 'image.yaml');
+  const outA = mkdtempSync(join(tmpdir(), 'distill-repro-a-'));
+  const a = await buildImage(def, { cacheDir: mkdtempSync(join(tmpdir(), 'distill-repro-ca-')), mirrors: { flags: mirrors, aptSources: [] }, outDir: outA, platforms: ['amd64'], gzipWorkers: 0, tarFile: join(outA, '..', 'a.tar') });
+
+  const outB = mkdtempSync(join(tmpdir(), 'distill-repro-b-'));
+  const cwd = mkdtempSync(join(tmpdir(), 'distill-repro-cwd-'));
+  const args = [bin, 'build', def, '--out', outB, '--tar', join(outB, '..', 'b.tar'), '--platform', 'linux/amd64', '--json', '--gzip-workers', '3', '--cache', mkdtempSync(join(tmpdir(), 'distill-repro-cb-')),
+    ...Object.entries(mirrors).flatMap(([k, v]) => ['--mirror', `${k}=${v}`])];
+  const r = spawnSync('sh', ['-c', 'umask 077; exec "$@"', 'sh', process.execPath, ...args], {
+    cwd,
+    encoding: 'utf8',
+    timeout: 300_000,
+    env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: cwd, TZ: 'Pacific/Chatham', LANG: 'tr_TR.UTF-8', LC_ALL: 'tr_TR.UTF-8' },
+  });
+  assert.equal(r.status, 0, r.stderr);
+  const b = JSON.parse(r.stdout);
+  assert.deepEqual(b, JSON.parse(JSON.stringify(a)));
+  const fa = files(outA);
+  const fb = files(outB);
+  assert.deepEqual([...fb.keys()].sort(), [...fa.keys()].sort());
+  for (const [k, v] of fa) assert.ok(v.equals(fb.get(k)!), `${k} differs`);
+  assert.ok(readFileSync(join(outA, '..', 'a.tar')).equals(readFileSync(join(outB, '..', 'b.tar'))), 'docker archives differ');
+});
+
+test('SOURCE_DATE_EPOCH is the one timestamp: it changes every digest, and the same value gives the same ones', { skip }, async () => {
+  const mirrors = { flags: snapshotMirrors(snap!), aptSources: [] };
+  const def = join(repoRoot, 'images', 'static', 'image.yaml');
+  const cacheDir = mkdtempSync(join(tmpdir(), 'distill-repro-sde-'));
+  const build = (sourceDateEpoch?: number) =>
+    buildImage(def, { cacheDir, mirrors, outDir: mkdtempSync(join(tmpdir(), 'distill-repro-o-')), variants: ['latest'], platforms: ['arm64'], ...(sourceDateEpoch !== undefined ? { sourceDateEpoch } : {}) });
+  const lockTime = await build();
+  const y2000 = await build(946684800);
+  const again = await build(946684800);
+  assert.notEqual(y2000.variants[0]!.index, lockTime.variants[0]!.index);
+  assert.equal(again.variants[0]!.index, y2000.variants[0]!.index);
+});

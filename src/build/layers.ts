@@ -20,7 +20,7 @@ import { busyboxApplets } from '../rootfs/generate/busybox.js';
 import type { CaCertificateFile } from '../rootfs/generate/ca-bundle.js';
 import { LayerTree, type TreeEntry } from '../rootfs/tree.js';
 import { sha256Hex } from '../digest.js';
-import { entriesOf, indexOf, layerKey, LayerCache } from './layer-cache.js';
+import { entriesOf, indexOf, layerKey, LayerCache, type LayerRecord } from './layer-cache.js';
 import { accountFiles, caBundleFile, dirEntry, fileEntry, javaCacertsFile, statusFiles, symlinkEntry, systemFiles } from './generated.js';
 import { stagePackage, type StagedPackage } from './stage.js';
 
@@ -55,6 +55,10 @@ export interface LayerBuildOptions {
   onProgress?: OnProgress;
   /** Do not reuse or record finished layers. */
   noCache?: boolean;
+  /** In-memory budget for small file bodies (see stage.ts); default 128 MiB, shared by the chain. */
+  memory?: { budget: number; used: number };
+  /** Shared limit on packages unpacked at once (default: `concurrency`, 2). */
+  slots?: Slots;
 }
 
 const CA_DIR = 'usr/share/ca-certificates/';
@@ -63,24 +67,51 @@ export function layerTimestamp(li: LockedImage, sourceDateEpoch: number | undefi
   return sourceDateEpoch ?? Math.floor(Date.parse(li.lock.timestamp) / 1000);
 }
 
-async function stageAll(pkgs: readonly LockedPackage[], opts: LayerBuildOptions, li: LockedImage): Promise<StagedPackage[]> {
-  const filter = pathFilter(li.definition.paths);
-  const out: StagedPackage[] = new Array(pkgs.length);
-  let next = 0;
-  const warn = (m: string): void => opts.onProgress?.({ type: 'warning', message: m });
-  const worker = async (): Promise<void> => {
-    for (let i = next++; i < pkgs.length; i = next++) {
-      out[i] = await stagePackage(pkgs[i]!, {
-        store: opts.store,
-        stageDir: opts.stageDir,
-        filter,
-        want: (pkg, path) => (pkg === 'ca-certificates' && path.startsWith(CA_DIR)) || (pkg === 'busybox-static' && /(^|\/)bin\/busybox$/.test(path)),
-        onWarning: warn,
-      });
+/** A FIFO limit on packages unpacked at once, shared by every layer of a build. */
+export class Slots {
+  private free: number;
+  private readonly waiting: (() => void)[] = [];
+  constructor(n: number) {
+    this.free = Math.max(1, n);
+  }
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.free > 0) this.free--;
+    else await new Promise<void>((r) => this.waiting.push(r));
+    try {
+      return await fn();
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.free++;
     }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.concurrency ?? 2, pkgs.length)) }, worker));
-  return out;
+  }
+}
+
+function stageAll(pkgs: readonly LockedPackage[], opts: LayerBuildOptions, li: LockedImage): Promise<StagedPackage[]> {
+  const filter = pathFilter(li.definition.paths);
+  const warn = (m: string): void => opts.onProgress?.({ type: 'warning', message: m });
+  const slots = opts.slots ?? new Slots(opts.concurrency ?? 2);
+  return Promise.all(
+    pkgs.map((pkg) =>
+      slots.run(() =>
+        stagePackage(pkg, {
+          store: opts.store,
+          stageDir: opts.stageDir,
+          filter,
+          ...(opts.memory ? { memory: opts.memory } : {}),
+          want: (name, path) => (name === 'ca-certificates' && path.startsWith(CA_DIR)) || (name === 'busybox-static' && /(^|\/)bin\/busybox$/.test(path)),
+          onWarning: warn,
+        }),
+      ),
+    ),
+  );
+}
+
+/** Start unpacking now, consume later; a failure is kept for whoever awaits it (never unhandled). */
+function prefetch(pkgs: readonly LockedPackage[], opts: LayerBuildOptions, li: LockedImage): () => Promise<StagedPackage[]> {
+  const p = stageAll(pkgs, opts, li);
+  p.catch(() => {});
+  return () => p;
 }
 
 async function certificatesOf(staged: StagedPackage): Promise<CaCertificateFile[]> {
@@ -180,7 +211,12 @@ function pruneDirectories(tree: LayerTree, keepDir: (p: string) => boolean): voi
   }
 }
 
-export async function buildChainLayers(chain: readonly LockedImage[], arch: string, opts: LayerBuildOptions): Promise<ChainLayers> {
+export async function buildChainLayers(chain: readonly LockedImage[], arch: string, options: LayerBuildOptions): Promise<ChainLayers> {
+  const opts: LayerBuildOptions = {
+    ...options,
+    memory: options.memory ?? { budget: 128 * 1024 * 1024, used: 0 },
+    slots: options.slots ?? new Slots(options.concurrency ?? 2),
+  };
   const cache = opts.noCache ? undefined : new LayerCache(opts.store);
   const lower = new Map<string, TreeEntry>();
   const layers: BuiltLayer[] = [];
@@ -198,6 +234,9 @@ export async function buildChainLayers(chain: readonly LockedImage[], arch: stri
     }
     return certs;
   };
+  // Pass 1: every layer's cache key (a key depends only on inputs and the key below), and for each
+  // miss, start unpacking its packages at once, so that xz runs while earlier layers compress.
+  const plans: { li: LockedImage; pkgs: LockedPackage[]; key: string; mtime: number; accountsChanged: boolean; staged?: () => Promise<StagedPackage[]>; hit?: LayerRecord & { path: string } }[] = [];
   for (let i = 0; i < chain.length; i++) {
     const li = chain[i]!;
     const pkgs = li.lock.architectures[arch]?.packages;
@@ -205,22 +244,27 @@ export async function buildChainLayers(chain: readonly LockedImage[], arch: stri
       throw new DistillError('LOCK_INVALID', `${li.lockPath} has no ${arch} packages`, { hint: `add ${arch} to the architectures of ${li.definition.file} and relock` });
     }
     const mtime = layerTimestamp(li, opts.sourceDateEpoch);
-    const isRoot = i === 0;
-    const accountsChanged = isRoot || li.definition.accounts !== li.definition.base?.accounts;
+    const accountsChanged = i === 0 || li.definition.accounts !== li.definition.base?.accounts;
     const needsJavaCerts = pkgs.some((p) => p.name === 'ca-certificates-java' || p.name.startsWith('openjdk-'));
     const key = layerKey({
       kind: 'image',
       arch,
       mtime,
       lower: lowerKey,
-      root: isRoot,
+      root: i === 0,
       packages: pkgs.map((p) => [p.name, p.sha256]),
       paths: li.definition.paths,
       files: await filesKey(li),
       accounts: accountsChanged ? (li.definition.accounts ?? 'default') : null,
       certs: needsJavaCerts ? (caPkg?.sha256 ?? null) : null,
     });
+    lowerKey = key;
     const hit = await cache?.get(key);
+    plans.push({ li, pkgs, key, mtime, accountsChanged, ...(hit ? { hit } : { staged: prefetch(pkgs, opts, li) }) });
+  }
+  // Pass 2: assemble and write in order (each layer's conflict checks need the layers below).
+  for (let i = 0; i < plans.length; i++) {
+    const { li, pkgs, key, mtime, accountsChanged, staged, hit } = plans[i]!;
     let built: BuiltLayer;
     if (hit) {
       built = { ...hit, packages: pkgs };
@@ -228,7 +272,7 @@ export async function buildChainLayers(chain: readonly LockedImage[], arch: stri
       opts.onProgress?.({ type: 'layer-written', image: li.definition.name, arch, digest: hit.digest, size: hit.size, uncompressedSize: hit.uncompressedSize, seconds: 0 });
     } else {
       const started = performance.now();
-      const tree = await assembleImageLayer(li, arch, pkgs, lower, mtime, isRoot, accountsChanged, opts, getCerts, (c) => (certs ??= c));
+      const tree = await assembleImageLayer(li, arch, await staged!(), lower, mtime, i === 0, accountsChanged, opts, getCerts, (c) => (certs ??= c));
       const file = join(opts.outDir, `${li.definition.name}-${arch}.tar.gz`);
       const result = await writeTree(tree, file, mtime, opts.gzip);
       const createdBy = `distill: ${li.definition.name} packages ${pkgs.map((p) => p.name).join(' ')}`;
@@ -239,7 +283,6 @@ export async function buildChainLayers(chain: readonly LockedImage[], arch: stri
       opts.onProgress?.({ type: 'layer-written', image: li.definition.name, arch, digest: result.digest, size: result.size, uncompressedSize: result.uncompressedSize, seconds: (performance.now() - started) / 1000 });
     }
     layers.push(built);
-    lowerKey = key;
     // The debug layer sits on the image that locks it, built against that image's tree only: every
     // image built on it then shares the same debug layer bytes.
     if (li.lock.architectures[arch]?.debug && opts.variants.some((v) => v.startsWith('debug'))) {
@@ -252,7 +295,7 @@ export async function buildChainLayers(chain: readonly LockedImage[], arch: stri
 async function assembleImageLayer(
   li: LockedImage,
   arch: string,
-  pkgs: readonly LockedPackage[],
+  staged: StagedPackage[],
   lower: ReadonlyMap<string, TreeEntry>,
   mtime: number,
   isRoot: boolean,
@@ -261,7 +304,6 @@ async function assembleImageLayer(
   getCerts: (li: LockedImage) => Promise<CaCertificateFile[]>,
   setCerts: (c: CaCertificateFile[]) => void,
 ): Promise<LayerTree> {
-  const staged = await stageAll(pkgs, opts, li);
   const tree = new LayerTree({
     mergedUsr: true,
     replaces: replacesOf(staged),

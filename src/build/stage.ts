@@ -30,7 +30,16 @@ export interface StageOptions {
   want?: (pkg: string, path: string) => boolean;
   allowSetid?: (path: string) => boolean;
   onWarning?: (message: string) => void;
+  /**
+   * Small files are kept in memory instead of a staging file (thousands of tiny files — time zones,
+   * Python modules — cost far more as files than as buffers). Bounded: once `budget.bytes` is spent,
+   * everything goes to disk. Shared by every package of a build.
+   */
+  memory?: { budget: number; used: number };
 }
+
+/** Files up to this size may stay in memory. */
+export const SMALL_FILE = 256 * 1024;
 
 let counter = 0;
 
@@ -51,7 +60,14 @@ export async function stagePackage(pkg: LockedPackage, opts: StageOptions): Prom
         const want = e.type === 'file' && (opts.want?.(pkg.name, e.path) ?? false);
         if (!keep && !want) return; // readDeb discards the unread body
         let staged: { path: string; sha256: string } | undefined;
-        if (e.type === 'file' && body) {
+        let inMemory: Buffer | undefined;
+        const mem = opts.memory;
+        if (e.type === 'file' && body && !want && mem && e.size <= SMALL_FILE && mem.used + e.size <= mem.budget) {
+          const chunks: Buffer[] = [];
+          for await (const c of body) chunks.push(c as Buffer);
+          inMemory = Buffer.concat(chunks);
+          mem.used += inMemory.length;
+        } else if (e.type === 'file' && body) {
           const path = join(opts.stageDir, `${nextStageName()}`);
           const hash = createHash('sha256');
           await pipeline(
@@ -67,7 +83,9 @@ export async function stagePackage(pkg: LockedPackage, opts: StageOptions): Prom
           staged = { path, sha256: hash.digest('hex') };
           if (want) wanted.set(e.path, path);
         }
-        if (keep) entries.push({ ...e, owner: pkg.name, ...(staged ? { body: { kind: 'staged', path: staged.path, sha256: staged.sha256 } } : {}) });
+        if (keep && inMemory) {
+          entries.push({ ...e, owner: pkg.name, body: { kind: 'bytes', data: inMemory, sha256: createHash('sha256').update(inMemory).digest('hex') } });
+        } else if (keep) entries.push({ ...e, owner: pkg.name, ...(staged ? { body: { kind: 'staged', path: staged.path, sha256: staged.sha256 } } : {}) });
       },
     },
     { size: pkg.size, ...(opts.allowSetid ? { allowSetid: opts.allowSetid } : {}), ...(opts.onWarning ? { onWarning: opts.onWarning } : {}) },

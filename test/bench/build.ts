@@ -1,0 +1,81 @@
+// Build-stage figures, in one run on the same .debs with a warm .deb cache and no layer cache:
+// distill's build of python3 and java (amd64, latest only) against the native shell pipeline doing the
+// same job — dpkg-deb -x every package, drop the same paths, GNU tar --sort=name --mtime=@N
+// --owner=0 --group=0 --numeric-owner, gzip -n -6, sha256sum — and every standard image's size.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildImage } from '../../src/build.js';
+import { ContentStore } from '../../src/cas/store.js';
+import { loadLockChain } from '../../src/lock/load.js';
+import { repoRoot, snapshotDir, snapshotMirrors } from '../helpers/paths.js';
+
+const bin = join(repoRoot, 'dist', 'src', 'cli', 'bin.js');
+
+function timed(cmd: string, args: string[]): { seconds: number; maxRssKb: number | undefined } {
+  const haveTime = existsSync('/usr/bin/time');
+  const t = performance.now();
+  const r = haveTime ? spawnSync('/usr/bin/time', ['-f', '%M', cmd, ...args], { encoding: 'utf8', maxBuffer: 1 << 26 }) : spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 26 });
+  const seconds = (performance.now() - t) / 1000;
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stderr}`);
+  const m = haveTime ? /(\d+)\s*$/.exec(r.stderr.trim()) : null;
+  return { seconds, maxRssKb: m ? Number(m[1]) : undefined };
+}
+
+const DROP = ['usr/share/doc', 'usr/share/man', 'usr/share/info', 'usr/share/lintian', 'usr/share/linda', 'usr/share/groff', 'usr/share/bug', 'usr/share/locale', 'usr/share/doc-base', 'usr/share/menu'];
+
+async function nativePipeline(image: string, cacheDir: string): Promise<number> {
+  const chain = await loadLockChain(join(repoRoot, 'images', image, 'image.yaml'));
+  const store = new ContentStore(cacheDir);
+  const debs = chain.flatMap((li) => li.lock.architectures['amd64']!.packages).map((p) => store.blobPath(p.sha256));
+  const root = mkdtempSync(join(tmpdir(), 'distill-bench-native-'));
+  const script = [
+    'set -e',
+    `cd ${root}`,
+    ...debs.map((d) => `dpkg-deb -x ${d} rootfs`),
+    `rm -rf ${DROP.map((d) => `rootfs/${d}`).join(' ')}`,
+    `tar --sort=name --mtime=@1700000000 --owner=0 --group=0 --numeric-owner -C rootfs -cf - . | gzip -n -6 > layer.tar.gz`,
+    'sha256sum layer.tar.gz > /dev/null',
+  ].join('\n');
+  const t = performance.now();
+  const r = spawnSync('sh', ['-c', script], { encoding: 'utf8' });
+  const s = (performance.now() - t) / 1000;
+  rmSync(root, { recursive: true, force: true });
+  if (r.status !== 0) throw new Error(`native pipeline failed: ${r.stderr}`);
+  return s;
+}
+
+export async function benchBuild(): Promise<string[]> {
+  const snap = snapshotDir();
+  if (snap === undefined) return ['build: skipped — the Debian snapshot (../shared/debian-snapshot) is not present'];
+  const lines: string[] = [];
+  const cacheDir = mkdtempSync(join(tmpdir(), 'distill-bench-build-'));
+  const mirrors = Object.entries(snapshotMirrors(snap)).flatMap(([k, v]) => ['--mirror', `${k}=${v}`]);
+  for (const image of ['python3', 'java']) {
+    // Warm the .deb cache first (not timed), then time a build that reuses no finished layer.
+    timed(process.execPath, [bin, 'fetch', join(repoRoot, 'images', image), '--cache', cacheDir, ...mirrors]);
+    const native = await nativePipeline(image, cacheDir);
+    const out = mkdtempSync(join(tmpdir(), 'distill-bench-out-'));
+    const ours = timed(process.execPath, [bin, 'build', join(repoRoot, 'images', image), '--out', out, '--variant', 'latest', '--platform', 'amd64', '--no-layer-cache', '--cache', cacheDir, ...mirrors]);
+    const warm = timed(process.execPath, [bin, 'build', join(repoRoot, 'images', image), '--out', out, '--variant', 'latest', '--platform', 'amd64', '--cache', cacheDir, ...mirrors]);
+    lines.push(
+      `build ${image} (amd64, latest, warm .deb cache, no layer cache): ${ours.seconds.toFixed(2)} s` +
+        (ours.maxRssKb ? `, peak RSS ${(ours.maxRssKb / 1024).toFixed(0)} MiB` : '') +
+        `; native pipeline ${native.toFixed(2)} s; ratio ${(ours.seconds / native).toFixed(2)}x (target ${image === 'java' ? '≤ 0.6x, ≤ 256 MiB' : '≤ 0.5x'})`,
+    );
+    lines.push(`  no-change rebuild (layer cache): ${warm.seconds.toFixed(2)} s`);
+  }
+  const sizes: string[] = [];
+  for (const image of ['static', 'base-nossl', 'base', 'cc', 'python3', 'nodejs', 'java']) {
+    const r = await buildImage(join(repoRoot, 'images', image, 'image.yaml'), {
+      cacheDir,
+      mirrors: { flags: snapshotMirrors(snap), aptSources: [] },
+      outDir: mkdtempSync(join(tmpdir(), 'distill-bench-size-')),
+      variants: ['latest'],
+    });
+    for (const m of r.variants[0]!.manifests) sizes.push(`${image}/${m.arch} ${(m.layers.reduce((n, l) => n + l.size, 0) / 1e6).toFixed(1)} MB`);
+  }
+  lines.push(`compressed sizes (latest): ${sizes.join(', ')}`);
+  return lines;
+}

@@ -22,3 +22,4 @@ export { imageIndex, type BuiltIndex } from './oci/index.js';
 export { debianArchToPlatform, type Platform } from './oci/platform.js';
 export { writeOciLayout } from './sinks/oci-layout.js';
 export { writeDockerArchive } from './sinks/docker-archive.js';
+export { scaffoldImage } from './definition/scaffold.js';

@@ -15,7 +15,7 @@ import { writeLayer, type LayerResult } from '../layer/write-layer.js';
 import type { GzipOptions } from '../layer/gzip.js';
 import type { LockedImage } from '../lock/load.js';
 import type { LockedPackage } from '../lock/lockfile.js';
-import { pathFilter } from '../rootfs/filter.js';
+import { globToRegExp, pathFilter } from '../rootfs/filter.js';
 import { busyboxApplets } from '../rootfs/generate/busybox.js';
 import type { CaCertificateFile } from '../rootfs/generate/ca-bundle.js';
 import { LayerTree, type TreeEntry } from '../rootfs/tree.js';
@@ -89,6 +89,7 @@ export class Slots {
 
 function stageAll(pkgs: readonly LockedPackage[], opts: LayerBuildOptions, li: LockedImage): Promise<StagedPackage[]> {
   const filter = pathFilter(li.definition.paths);
+  const setid = li.definition.paths.setid.map(globToRegExp);
   const warn = (m: string): void => opts.onProgress?.({ type: 'warning', message: m });
   const slots = opts.slots ?? new Slots(opts.concurrency ?? 2);
   return Promise.all(
@@ -101,6 +102,7 @@ function stageAll(pkgs: readonly LockedPackage[], opts: LayerBuildOptions, li: L
           ...(opts.memory ? { memory: opts.memory } : {}),
           want: (name, path) => (name === 'ca-certificates' && path.startsWith(CA_DIR)) || (name === 'busybox-static' && /(^|\/)bin\/busybox$/.test(path)),
           onWarning: warn,
+          ...(setid.length ? { allowSetid: (path: string) => setid.some((r) => r.test(path)) } : {}),
         }),
       ),
     ),
@@ -328,11 +330,8 @@ async function assembleImageLayer(
   if (staged.some((s) => s.pkg.name === 'ca-certificates-java' || s.pkg.name.startsWith('openjdk-'))) generated.push(javaCacertsFile(await getCerts(li), mtime));
   generated.push(...statusFiles(staged.map(statusInput), mtime));
   generated.push(...(await ownFiles(li, arch, mtime)));
-  for (const g of generated) {
-    // Generated files replace whatever a package shipped at that path (e.g. a stub /etc/passwd).
-    if (tree.has(g.path) && tree.get(g.path)!.type !== 'dir') tree.delete(g.path);
-    tree.add(g);
-  }
+  // Generated files replace whatever a package (or a base image) has at that path.
+  for (const g of generated) tree.add(g, { replace: g.type !== 'dir' || !lower.has(g.path) });
   pruneDirectories(tree, pathFilter(li.definition.paths).keepDir);
   tree.addMissingParents(`distill:${li.definition.name}`, mtime);
   return tree;

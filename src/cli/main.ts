@@ -4,6 +4,7 @@ import yargs from 'yargs';
 import { DistillError, isDistillError } from '../index.js';
 import { buildCommand } from './commands/build.js';
 import { fetchCommand } from './commands/fetch.js';
+import { initCommand } from './commands/init.js';
 import { lockCommand } from './commands/lock.js';
 import type { CliIo } from './io.js';
 
@@ -16,6 +17,7 @@ export async function main(args: readonly string[], io: CliIo): Promise<number> 
     .command(lockCommand(io) as never)
     .command(fetchCommand(io) as never)
     .command(buildCommand(io) as never)
+    .command(initCommand(io) as never)
     .demandCommand(1, 'name a command')
     .strict()
     .recommendCommands()

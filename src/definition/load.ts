@@ -27,7 +27,7 @@ interface RawDefinition {
   config?: { entrypoint?: string[]; cmd?: string[]; env?: Record<string, string>; workdir?: string; labels?: Record<string, string> };
   accounts?: { users?: { name: string; uid: number; gid: number; home?: string; shell?: string }[]; groups?: { name: string; gid: number }[] };
   files?: { path: string; content?: string; source?: string; symlink?: string; directory?: boolean; mode?: string; uid?: number; gid?: number }[];
-  paths?: { keep?: string[]; drop?: string[] };
+  paths?: { keep?: string[]; drop?: string[]; setid?: string[] };
   variants?: Variant[];
   debug?: { packages?: string[] };
 }
@@ -140,6 +140,7 @@ export async function loadDefinition(file: string, chain: string[] = []): Promis
     paths: {
       keep: [...(base?.paths.keep ?? []), ...(raw.paths?.keep ?? [])],
       drop: [...(base?.paths.drop ?? []), ...(raw.paths?.drop ?? [])],
+      setid: [...(base?.paths.setid ?? []), ...(raw.paths?.setid ?? [])],
     },
     variants: raw.variants ?? base?.variants ?? [...ALL_VARIANTS],
     debugPackages: raw.debug?.packages ?? base?.debugPackages ?? [],

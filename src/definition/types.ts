@@ -63,7 +63,7 @@ export interface ImageDefinition {
   /** This image's own files (the base's are in the base's layer). */
   files: FileSpec[];
   /** Path rules: the base's plus this image's. */
-  paths: { keep: string[]; drop: string[] };
+  paths: { keep: string[]; drop: string[]; setid: string[] };
   variants: Variant[];
   /** Packages of the debug variants' layer, locked by the image that lists them. */
   debugPackages: string[];

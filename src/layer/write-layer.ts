@@ -66,9 +66,12 @@ export async function writeLayer(
       for await (const chunk of source) {
         digestHash.update(chunk);
         size += chunk.length;
-        await file.write(chunk).catch((e: unknown) => {
+        try {
+          // FileHandle.write may write less than asked; loop until the chunk is on its way to disk.
+          for (let at = 0; at < chunk.length; ) at += (await file.write(chunk, at, chunk.length - at)).bytesWritten;
+        } catch (e) {
           throw ioError(`cannot write ${tmp}`, e);
-        });
+        }
       }
     });
     // If compressing or writing fails while the tar side is waiting for 'drain', this wakes it.

@@ -157,7 +157,7 @@ export class EntrySanitizer {
       }
       case 'file':
         if ((mode & (SETUID | SETGID)) !== 0 && !(this.opts.allowSetid?.(path) ?? false)) {
-          this.warn(`${where}: ${setidWord(mode)} bit removed (mode ${octal(mode)} → ${octal(mode & ~(SETUID | SETGID))}); allow it with allowSetid if the image needs it`);
+          this.warn(`${where}: ${setidWord(mode)} bit removed (mode ${octal(mode)} → ${octal(mode & ~(SETUID | SETGID))}); keep it with "paths: {setid: [<path>]}" in the definition if the image needs it`);
           mode &= ~(SETUID | SETGID);
         }
         if ((mode & 0o002) !== 0) this.warn(`${where}: world-writable file (mode ${octal(mode)}), kept as packaged`);

@@ -50,11 +50,22 @@ export class LayerTree {
     return this.entries.has(path);
   }
 
-  /** Add an entry; returns false when it merged into an existing directory or was an exact duplicate. */
-  add(input: TreeEntry): boolean {
+  /**
+   * Add an entry; returns false when it merged into an existing directory or was an exact duplicate.
+   * `replace`: distill's own files (accounts, bundles, the definition's files) win over whatever a
+   * package — or a base image's layer — has at that path; an upper layer's file hides the lower one.
+   */
+  add(input: TreeEntry, opts: { replace?: boolean } = {}): boolean {
     const e: TreeEntry = this.opts.mergedUsr
       ? { ...input, path: mergedUsrPath(input.path), ...(input.type === 'hardlink' && input.linkTarget ? { linkTarget: mergedUsrPath(input.linkTarget) } : {}) }
       : input;
+    if (opts.replace) {
+      const here = this.entries.get(e.path);
+      if (!(here?.type === 'dir' && e.type === 'dir')) {
+        this.entries.set(e.path, e);
+        return true;
+      }
+    }
     const existing = this.entries.get(e.path) ?? this.opts.lower?.get(e.path);
     const inLower = !this.entries.has(e.path) && existing !== undefined;
     if (existing === undefined) {

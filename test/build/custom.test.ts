@@ -1,0 +1,79 @@
+// A team's own base image: `distill init --from`, then packages, files of its own (inline, from the
+// repository, symlinks, directories) with modes and owners, accounts, path rules — locked and built.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { cpSync, lstatSync, mkdtempSync, readFileSync, readlinkSync, statSync, writeFileSync, appendFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { scaffoldImage } from '../../src/definition/scaffold.js';
+import { lockImages } from '../../src/lock/lock.js';
+import { buildImage } from '../../src/build.js';
+import { NO_SNAPSHOT, repoRoot, snapshotDir, snapshotMirrors, systemKeyring } from '../helpers/paths.js';
+import { runIn, unpack, whyCannotRun } from '../helpers/image-run.js';
+
+const snap = snapshotDir();
+
+test('init refuses bad names, unknown bases and overwriting', async () => {
+  const images = join(mkdtempSync(join(tmpdir(), 'distill-init-')), 'images');
+  cpSync(join(repoRoot, 'images'), images, { recursive: true });
+  await assert.rejects(scaffoldImage(images, 'Bad Name', 'static'), (e: any) => e.code === 'USAGE');
+  await assert.rejects(scaffoldImage(images, 'x1', 'nope'), (e: any) => e.code === 'DEFINITION_NOT_FOUND');
+  const f = await scaffoldImage(images, 'myapp', 'base');
+  assert.match(readFileSync(f, 'utf8'), /^extends: base$/m);
+  await assert.rejects(scaffoldImage(images, 'myapp', 'base'), (e: any) => e.code === 'USAGE');
+});
+
+test('a custom image on base: own files, accounts and path rules, built and run', { skip: snap === undefined ? NO_SNAPSHOT : whyCannotRun() }, async () => {
+  const images = join(mkdtempSync(join(tmpdir(), 'distill-custom-')), 'images');
+  cpSync(join(repoRoot, 'images'), images, { recursive: true });
+  const file = await scaffoldImage(images, 'myapp', 'base');
+  writeFileSync(join(images, 'myapp', 'hello.sh'), '#!/busybox/sh\necho hello from a file\n');
+  writeFileSync(file, readFileSync(file, 'utf8').replace(/^packages: \[\].*$/m, 'packages: [libexpat1]'));
+  appendFileSync(
+    file,
+    [
+      'accounts:',
+      '  users:',
+      '    - {name: root, uid: 0, gid: 0}',
+      '    - {name: app, uid: 1000, gid: 1000, home: /srv/app}',
+      '  groups:',
+      '    - {name: root, gid: 0}',
+      '    - {name: app, gid: 1000}',
+      'files:',
+      '  - {path: /etc/myapp/config.toml, content: "arch = \\"${arch}\\"\\n", mode: "0640", uid: 1000, gid: 1000}',
+      '  - {path: /usr/local/bin/hello, source: hello.sh, mode: "0755"}',
+      '  - {path: /usr/local/bin/ssl, symlink: /usr/bin/openssl}',
+      '  - {path: /var/lib/myapp, directory: true, mode: "0700", uid: 1000, gid: 1000}',
+      'paths:',
+      '  drop: [usr/lib/*/libexpatw.so*]   # rules apply to this image\'s own packages',
+      'config:',
+      '  entrypoint: [/usr/local/bin/ssl]',
+      '  cmd: [version]',
+      '  env: {MYAPP_ARCH: "${arch}"}',
+      '',
+    ].join('\n'),
+  );
+  const mirrors = { flags: snapshotMirrors(snap!), aptSources: [] };
+  const cacheDir = mkdtempSync(join(tmpdir(), 'distill-custom-cache-'));
+  await lockImages([file], { cacheDir, mirrors, allowExpired: true, keyring: systemKeyring });
+  const out = mkdtempSync(join(tmpdir(), 'distill-custom-out-'));
+  const r = await buildImage(file, { cacheDir, mirrors, outDir: out, platforms: ['amd64'], variants: ['latest', 'debug'] });
+  assert.deepEqual(r.variants.map((v) => v.variant), ['latest', 'debug']);
+  const root = unpack(out, 'latest-amd64');
+  assert.equal(readFileSync(join(root, 'etc', 'myapp', 'config.toml'), 'utf8'), 'arch = "amd64"\n');
+  const st = statSync(join(root, 'etc', 'myapp', 'config.toml'));
+  assert.equal(st.mode & 0o7777, 0o640);
+  assert.equal(st.uid, 1000);
+  assert.equal(statSync(join(root, 'var', 'lib', 'myapp')).mode & 0o7777, 0o700);
+  assert.equal(readlinkSync(join(root, 'usr', 'local', 'bin', 'ssl')), '/usr/bin/openssl');
+  assert.equal(statSync(join(root, 'srv', 'app')).uid, 1000);
+  assert.match(readFileSync(join(root, 'etc', 'passwd'), 'utf8'), /^app:x:1000:1000:app:\/srv\/app:\/sbin\/nologin$/m);
+  assert.ok(!existsSync(join(root, 'usr', 'lib', 'x86_64-linux-gnu', 'libexpatw.so.1')), 'the drop rule applies');
+  assert.ok(existsSync(join(root, 'usr', 'lib', 'x86_64-linux-gnu', 'libexpat.so.1')));
+  assert.ok(existsSync(join(root, 'var', 'lib', 'dpkg', 'status.d', 'libexpat1')));
+  assert.ok(lstatSync(join(root, 'usr', 'local', 'bin', 'hello')).mode & 0o100);
+  const run = runIn(root, ['/usr/local/bin/ssl', 'version']);
+  assert.equal(run.code, 0, run.stderr);
+  const debug = runIn(unpack(out, 'debug-amd64'), ['/usr/local/bin/hello']);
+  assert.equal(debug.stdout, 'hello from a file\n', debug.stderr);
+});

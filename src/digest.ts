@@ -30,7 +30,11 @@ export function digestHex(d: string): Sha256Hex {
   return m[1]!;
 }
 
+/** For content pinned by digest only (a definition's URL without a size): at most this many bytes. */
+export const UNKNOWN_SIZE_CAP = 4 * 1024 ** 3;
+
 export interface Expected {
+  /** Exact byte count, or -1 when only the digest is pinned (then capped at UNKNOWN_SIZE_CAP). */
   size: number;
   sha256: Sha256Hex;
   /** Names the content in errors: a pool path, a URL, a blob. */
@@ -52,11 +56,12 @@ export class VerifyingStream extends Transform {
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.seen += chunk.length;
-    if (this.seen > this.expected.size) {
+    const limit = this.expected.size < 0 ? UNKNOWN_SIZE_CAP : this.expected.size;
+    if (this.seen > limit) {
       cb(
         new DistillError(
           'BLOB_SIZE_MISMATCH',
-          `${this.expected.what}: more than the expected ${this.expected.size} bytes`,
+          `${this.expected.what}: more than the expected ${limit} bytes`,
           { hint: 'the mirror serves different content than the lock pins; relock or check the mirror' },
         ),
       );
@@ -67,7 +72,7 @@ export class VerifyingStream extends Transform {
   }
 
   override _flush(cb: TransformCallback): void {
-    if (this.seen !== this.expected.size) {
+    if (this.expected.size >= 0 && this.seen !== this.expected.size) {
       cb(
         new DistillError(
           'BLOB_SIZE_MISMATCH',

@@ -3,8 +3,13 @@
 // Each layer: its packages staged from the cache → one tree with dpkg's conflict rules → generated
 // files → sorted entries → a deterministic tar.gz. Every header field comes from the entry and the
 // layer's timestamp, never from the host.
-import { createReadStream } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
 import { readFile } from 'node:fs/promises';
+import { fetchBlob } from '../cas/fetch.js';
+import { compressionOf } from '../compress/decompress.js';
+import { readTarball } from '../debian/deb.js';
 import { join } from 'node:path';
 import type { ContentStore } from '../cas/store.js';
 import { parseRelations } from '../debian/relations.js';
@@ -19,10 +24,10 @@ import { globToRegExp, pathFilter } from '../rootfs/filter.js';
 import { busyboxApplets } from '../rootfs/generate/busybox.js';
 import type { CaCertificateFile } from '../rootfs/generate/ca-bundle.js';
 import { LayerTree, type TreeEntry } from '../rootfs/tree.js';
-import { sha256Hex } from '../digest.js';
+import { HashingStream, sha256Hex } from '../digest.js';
 import { entriesOf, indexOf, layerKey, LayerCache, type LayerRecord } from './layer-cache.js';
 import { accountFiles, caBundleFile, dirEntry, fileEntry, javaCacertsFile, statusFiles, symlinkEntry, systemFiles } from './generated.js';
-import { stagePackage, type StagedPackage } from './stage.js';
+import { SMALL_FILE, stagePackage, type StagedPackage } from './stage.js';
 
 export interface BuiltLayer extends LayerResult {
   /** The image whose layer this is, or `<image> (debug)`. */
@@ -329,7 +334,7 @@ async function assembleImageLayer(
   if (staged.some((s) => s.pkg.name === 'ca-certificates')) generated.push(caBundleFile(await getCerts(li), mtime));
   if (staged.some((s) => s.pkg.name === 'ca-certificates-java' || s.pkg.name.startsWith('openjdk-'))) generated.push(javaCacertsFile(await getCerts(li), mtime));
   generated.push(...statusFiles(staged.map(statusInput), mtime));
-  generated.push(...(await ownFiles(li, arch, mtime)));
+  generated.push(...(await ownFiles(li, arch, mtime, opts)));
   // Generated files replace whatever a package (or a base image) has at that path.
   for (const g of generated) tree.add(g, { replace: g.type !== 'dir' || !lower.has(g.path) });
   pruneDirectories(tree, pathFilter(li.definition.paths).keepDir);
@@ -351,23 +356,58 @@ async function filesKey(li: LockedImage): Promise<unknown[]> {
   return out;
 }
 
-async function ownFiles(li: LockedImage, arch: string, mtime: number): Promise<TreeEntry[]> {
+/**
+ * The definition's own files: inline text, files beside the definition, URLs pinned by sha256 (fetched
+ * into the cache like a .deb), symlinks, directories — and tarballs (from source or url) unpacked under
+ * their path through the same sanitiser as a .deb's data.
+ */
+async function ownFiles(li: LockedImage, arch: string, mtime: number, opts: LayerBuildOptions): Promise<TreeEntry[]> {
   const out: TreeEntry[] = [];
   const owner = `distill:files of ${li.definition.name}`;
   const sub = (s: string): string => s.replaceAll('${arch}', arch);
   for (const f of li.definition.files) {
     const path = sub(f.path);
-    if (f.symlink !== undefined) out.push({ ...symlinkEntry(path, sub(f.symlink), owner, mtime), uid: f.uid, gid: f.gid });
-    else if (f.directory) out.push(dirEntry(path, owner, mtime, f.mode ?? 0o755, f.uid, f.gid));
-    else if (f.content !== undefined) out.push(fileEntry(path, sub(f.content), owner, mtime, f.mode ?? 0o644, f.uid, f.gid));
-    else if (f.source !== undefined) {
-      const data = await readFile(f.source).catch((e: unknown) => {
-        throw new DistillError('DEFINITION_INVALID', `${li.definition.file}: file ${f.source} for ${path} cannot be read`, { cause: e, hint: 'source paths are relative to the definition' });
-      });
-      out.push(fileEntry(path, data, owner, mtime, f.mode ?? 0o644, f.uid, f.gid));
+    const uid = f.uid ?? 0;
+    const gid = f.gid ?? 0;
+    if (f.symlink !== undefined) out.push({ ...symlinkEntry(path, sub(f.symlink), owner, mtime), uid, gid });
+    else if (f.directory) out.push(dirEntry(path, owner, mtime, f.mode ?? 0o755, uid, gid));
+    else if (f.content !== undefined) out.push(fileEntry(path, sub(f.content), owner, mtime, f.mode ?? 0o644, uid, gid));
+    else {
+      const [file, what] = f.url !== undefined ? [await fetchPinned(f.url, f.sha256!, f.size, opts), f.url] : [f.source!, f.source!];
+      if (f.extract) {
+        const prefix = path.replace(/^\/+|\/+$/g, '');
+        await readTarball(createReadStream(file), compressionOf(new URL(what, 'file:///').pathname.replace(/\.(tgz)$/, '.tar.gz')) ?? 'none', what, async (e, body) => {
+          const entry: TreeEntry = { ...e, path: prefix === '' ? e.path : `${prefix}/${e.path}`, owner, ...(f.uid !== undefined ? { uid } : {}), ...(f.gid !== undefined ? { gid } : {}) };
+          if (e.type === 'hardlink') entry.linkTarget = prefix === '' ? e.linkTarget! : `${prefix}/${e.linkTarget}`;
+          if (body && e.size <= SMALL_FILE) {
+            const chunks: Buffer[] = [];
+            for await (const c of body) chunks.push(c as Buffer);
+            const data = Buffer.concat(chunks);
+            entry.body = { kind: 'bytes', data, sha256: sha256Hex(data) };
+          } else if (body) {
+            // Large files stream to the staging directory, hashed on the way, never held whole.
+            const staged = join(opts.stageDir, `own-${randomBytes(8).toString('hex')}`);
+            const hash = new HashingStream();
+            await pipeline(body, hash, createWriteStream(staged, { mode: 0o600 }));
+            entry.body = { kind: 'staged', path: staged, sha256: hash.sha256 };
+          }
+          out.push(entry);
+        });
+      } else {
+        const data = await readFile(file).catch((e: unknown) => {
+          throw new DistillError('DEFINITION_INVALID', `${li.definition.file}: file ${what} for ${path} cannot be read`, { cause: e, hint: 'source paths are relative to the definition' });
+        });
+        out.push(fileEntry(path, data, owner, mtime, f.mode ?? 0o644, uid, gid));
+      }
     }
   }
   return out;
+}
+
+/** A definition's URL file, fetched into the store (or found there), verified against its pinned sha256. */
+async function fetchPinned(url: string, sha256: string, size: number | undefined, opts: LayerBuildOptions): Promise<string> {
+  const { path } = await fetchBlob(opts.store, { sha256, size: size ?? -1, what: url }, url, opts.onProgress ? { onProgress: opts.onProgress } : {});
+  return path;
 }
 
 /** BusyBox at /busybox: the binary and one symlink per applet, plus its status.d record. */

@@ -25,7 +25,7 @@ export class ContentStore {
   async has(e: Pick<Expected, 'sha256' | 'size'>): Promise<boolean> {
     try {
       const st = await stat(this.blobPath(e.sha256));
-      return st.isFile() && st.size === e.size;
+      return st.isFile() && (e.size < 0 || st.size === e.size);
     } catch {
       return false;
     }

@@ -276,8 +276,13 @@ async function readDataMember(
   opts: SanitizeOptions,
   passThrough: WeakSet<object>,
 ): Promise<void> {
+  await readTarMember(src, m, kind, what, sanitisedEntries(what, handlers, opts, passThrough));
+}
+
+/** Each tar entry decoded, sanitised and handed to `handlers.entry` with its body. */
+function sanitisedEntries(what: string, handlers: ReadDebHandlers, opts: SanitizeOptions, passThrough: WeakSet<object>): OnTarEntry {
   const sanitizer = new EntrySanitizer(what, opts);
-  await readTarMember(src, m, kind, what, async (header, entry, tap) => {
+  return async (header, entry, tap) => {
     const typeflag = tap.typeflag;
     tap.entered(entry.offset, dataLength(header));
     const raw = rawEntry(header, typeflag, `${what}: ${JSON.stringify(header.name)}`, opts);
@@ -296,7 +301,28 @@ async function readDataMember(
     }
     if (body !== undefined) await body.drain();
     else await drainEntry(entry);
-  });
+  };
+}
+
+/**
+ * A plain (optionally compressed) tarball — a definition's own files — read with the same decoder and
+ * the same sanitiser as a .deb's data.tar: it is attacker-controlled input just the same.
+ */
+export async function readTarball(
+  input: Readable,
+  kind: Compression,
+  what: string,
+  entry: NonNullable<ReadDebHandlers['entry']>,
+  opts: SanitizeOptions = {},
+): Promise<void> {
+  const passThrough = new WeakSet<object>();
+  try {
+    await readTarFrom(input, kind, what, 'tarball', sanitisedEntries(what, { entry }, opts, passThrough));
+  } catch (e) {
+    input.destroy();
+    if (isDistillError(e) || passThrough.has(e as object)) throw e;
+    throw malformed(what, messageOf(e), e);
+  }
 }
 
 const TYPES: Record<string, RawEntryType> = {
@@ -388,10 +414,14 @@ type TarEntry = tar.Extract extends AsyncIterable<infer S> ? S : never;
 type OnTarEntry = (header: tar.Header, entry: TarEntry, tap: TarBoundary) => Promise<void>;
 
 async function readTarMember(src: ByteSource, m: ArMember, kind: Compression, what: string, onEntry: OnTarEntry): Promise<void> {
-  const label = `${what} (${m.name})`;
-  const source = Readable.from(src.take(m.size, (got) => truncated(what, m, got)), { objectMode: false });
+  await readTarFrom(Readable.from(src.take(m.size, (got) => truncated(what, m, got)), { objectMode: false }), kind, what, m.name, onEntry);
+  await readPadding(src, m, what);
+}
+
+async function readTarFrom(source: Readable, kind: Compression, what: string, member: string, onEntry: OnTarEntry): Promise<void> {
+  const label = `${what} (${member})`;
   const decoder = decompressor(kind, label);
-  const tap = new TarBoundary(what, m.name);
+  const tap = new TarBoundary(what, member);
   const extract = tar.extract();
   let failure: { error: unknown } | undefined;
   const fail = (e: unknown): void => {
@@ -411,14 +441,13 @@ async function readTarMember(src: ByteSource, m: ArMember, kind: Compression, wh
       await onEntry(entry.header, entry, tap);
     }
     tap.ended();
-    // The decompressed stream can only have ended after the whole member went in; anything else means
-    // the compressed stream stopped short of the member's end.
-    if (!source.readableEnded) throw malformed(what, `${m.name}: data after the end of the compressed stream`);
+    // The decompressed stream can only have ended after the whole input went in; anything else means
+    // the compressed stream stopped short of its end.
+    if (!source.readableEnded) throw malformed(what, `${member}: data after the end of the compressed stream`);
   } catch (e) {
     fail(e);
   }
   if (failure !== undefined) throw failure.error;
-  await readPadding(src, m, what);
 }
 
 /**

@@ -26,7 +26,7 @@ interface RawDefinition {
   exclude?: string[];
   config?: { entrypoint?: string[]; cmd?: string[]; env?: Record<string, string>; workdir?: string; labels?: Record<string, string> };
   accounts?: { users?: { name: string; uid: number; gid: number; home?: string; shell?: string }[]; groups?: { name: string; gid: number }[] };
-  files?: { path: string; content?: string; source?: string; symlink?: string; directory?: boolean; mode?: string; uid?: number; gid?: number }[];
+  files?: { path: string; content?: string; source?: string; url?: string; sha256?: string; size?: number; extract?: boolean; symlink?: string; directory?: boolean; mode?: string; uid?: number; gid?: number }[];
   paths?: { keep?: string[]; drop?: string[]; setid?: string[] };
   variants?: Variant[];
   debug?: { packages?: string[] };
@@ -94,19 +94,27 @@ export async function loadDefinition(file: string, chain: string[] = []): Promis
     throw new DistillError('DEFINITION_INVALID', `${abs}: no packages`, { hint: 'list at least one package' });
   }
   const files: FileSpec[] = (raw.files ?? []).map((f, i) => {
-    const kinds = [f.content !== undefined, f.source !== undefined, f.symlink !== undefined, f.directory === true].filter(Boolean).length;
+    const kinds = [f.content !== undefined, f.source !== undefined, f.url !== undefined, f.symlink !== undefined, f.directory === true].filter(Boolean).length;
     if (kinds !== 1) {
-      throw new DistillError('DEFINITION_INVALID', `${abs}: files[${i}] (${f.path}): give exactly one of content, source, symlink or directory: true`);
+      throw new DistillError('DEFINITION_INVALID', `${abs}: files[${i}] (${f.path}): give exactly one of content, source, url, symlink or directory: true`);
+    }
+    if (f.url !== undefined && f.sha256 === undefined) {
+      throw new DistillError('DEFINITION_INVALID', `${abs}: files[${i}] (${f.path}): a url needs its sha256`, { hint: 'pin it: sha256sum the file and add sha256: <hex>' });
+    }
+    if (f.extract && f.source === undefined && f.url === undefined) {
+      throw new DistillError('DEFINITION_INVALID', `${abs}: files[${i}] (${f.path}): extract applies to a source or url tarball`);
     }
     return {
       path: f.path,
       ...(f.content !== undefined ? { content: f.content } : {}),
       ...(f.source !== undefined ? { source: resolve(dirname(abs), f.source) } : {}),
+      ...(f.url !== undefined ? { url: f.url, sha256: f.sha256!, ...(f.size !== undefined ? { size: f.size } : {}) } : {}),
+      ...(f.extract ? { extract: true } : {}),
       ...(f.symlink !== undefined ? { symlink: f.symlink } : {}),
       ...(f.directory ? { directory: true } : {}),
       ...(f.mode !== undefined ? { mode: parseInt(f.mode, 8) } : {}),
-      uid: f.uid ?? 0,
-      gid: f.gid ?? 0,
+      ...(f.uid !== undefined ? { uid: f.uid } : {}),
+      ...(f.gid !== undefined ? { gid: f.gid } : {}),
     };
   });
   const accounts = raw.accounts

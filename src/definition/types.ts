@@ -29,12 +29,20 @@ export interface UserSpec {
 export interface FileSpec {
   path: string;
   content?: string;
+  /** Absolute path of a file beside the definition. */
   source?: string;
+  /** A URL pinned by sha256 (size optional). */
+  url?: string;
+  sha256?: string;
+  size?: number;
+  /** source/url is a tarball to unpack under `path`. */
+  extract?: boolean;
   symlink?: string;
   directory?: boolean;
   mode?: number;
-  uid: number;
-  gid: number;
+  /** Default 0 (for an extracted tarball: the tarball's own owners). */
+  uid?: number;
+  gid?: number;
 }
 
 export interface ImageDefinition {

@@ -16,27 +16,16 @@
 // one fewer thing a future reimplementation has to match.
 import type { Readable } from 'node:stream';
 import { DistillError } from '../errors.js';
+import type { EntryType, FsEntry } from '../rootfs/entry.js';
 
-export type TarEntryType = 'file' | 'dir' | 'symlink' | 'hardlink';
-
-export interface TarEntryHeader {
-  /** Relative, normalised ('a/b', no '.', '..', empty components, leading or trailing '/'). */
-  path: string;
-  type: TarEntryType;
-  /** Permission bits only, 0..0o7777 (no file-type bits). */
-  mode: number;
-  uid: number;
-  gid: number;
-  /** '' for none; written as given, never looked up. */
-  uname: string;
-  gname: string;
-  /** Body length; 0 for anything but a file. */
-  size: number;
-  /** Integer seconds since the epoch. */
-  mtime: number;
-  /** Required for symlinks (any target) and hardlinks (an earlier file entry's path). */
-  linkTarget?: string;
-}
+/**
+ * A tar entry is exactly a root-filesystem entry (src/rootfs/entry.ts): normalised path, permission
+ * bits only, names written as given and never looked up, `size` 0 for anything but a file, `mtime` in
+ * integer seconds (the build timestamp by the time it gets here), `linkTarget` for symlinks (any
+ * target) and hardlinks (an earlier file entry's path).
+ */
+export type TarEntryHeader = FsEntry;
+export type TarEntryType = EntryType;
 
 /** Where the archive's bytes go; awaited before the next chunk is produced (backpressure). */
 export type TarSink = (chunk: Buffer) => void | Promise<void>;

@@ -1,13 +1,18 @@
 // `npm run bench`: figures and ratios against baselines measured in the same run (never asserted:
 // speed targets are read here, not enforced by unit tests).
 import { benchBuild } from './build.js';
+import { benchGzip } from './gzip.js';
 import { benchLock } from './lock.js';
 
 const sections: [string, () => Promise<string[]>][] = [
   ['lock', benchLock],
   ['build', benchBuild],
+  ['gzip', benchGzip],
 ];
 for (const [name, fn] of sections) {
   process.stdout.write(`== ${name}\n`);
   for (const line of await fn()) process.stdout.write(`${line}\n`);
 }
+
+// The gzip worker pool would otherwise be released only when idle; end promptly.
+process.exit(0);

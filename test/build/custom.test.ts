@@ -77,3 +77,48 @@ test('a custom image on base: own files, accounts and path rules, built and run'
   const debug = runIn(unpack(out, 'debug-amd64'), ['/usr/local/bin/hello']);
   assert.equal(debug.stdout, 'hello from a file\n', debug.stderr);
 });
+
+test('files from a URL pinned by sha256 and from tarballs; a wrong pin and a hostile tarball are refused', { skip: snap === undefined ? NO_SNAPSHOT : whyCannotRun() }, async () => {
+  const { execFileSync } = await import('node:child_process');
+  const { createHash } = await import('node:crypto');
+  const { mkdirSync } = await import('node:fs');
+  const dir = mkdtempSync(join(tmpdir(), 'distill-urlfiles-'));
+  const images = join(dir, 'images');
+  cpSync(join(repoRoot, 'images'), images, { recursive: true });
+  // A tarball with a nested tree and an executable, and a plain file served from a file:// URL.
+  mkdirSync(join(dir, 'tree', 'bin'), { recursive: true });
+  writeFileSync(join(dir, 'tree', 'bin', 'tool'), '#!/busybox/sh\necho tool ran\n', { mode: 0o755 });
+  writeFileSync(join(dir, 'tree', 'README'), 'docs\n');
+  execFileSync('tar', ['-czf', join(dir, 'tree.tar.gz'), '--owner=0', '--group=0', '-C', join(dir, 'tree'), '.']);
+  writeFileSync(join(dir, 'blob.txt'), 'from a url\n');
+  const sha = (p: string) => createHash('sha256').update(readFileSync(p)).digest('hex');
+  const file = await scaffoldImage(images, 'withurls', 'static');
+  appendFileSync(file, [
+    'files:',
+    `  - {path: /opt/tool, url: "file://${join(dir, 'tree.tar.gz')}", sha256: "${sha(join(dir, 'tree.tar.gz'))}", extract: true}`,
+    `  - {path: /etc/blob.txt, url: "file://${join(dir, 'blob.txt')}", sha256: "${sha(join(dir, 'blob.txt'))}"}`,
+    '',
+  ].join('\n'));
+  const mirrors = { flags: snapshotMirrors(snap!), aptSources: [] };
+  const cacheDir = mkdtempSync(join(tmpdir(), 'distill-urlfiles-cache-'));
+  await lockImages([file], { cacheDir, mirrors, allowExpired: true, keyring: systemKeyring });
+  const out = mkdtempSync(join(tmpdir(), 'distill-urlfiles-out-'));
+  await buildImage(file, { cacheDir, mirrors, outDir: out, platforms: ['amd64'], variants: ['debug'] });
+  const root = unpack(out, 'debug-amd64');
+  assert.equal(readFileSync(join(root, 'etc', 'blob.txt'), 'utf8'), 'from a url\n');
+  assert.equal(readFileSync(join(root, 'opt', 'tool', 'README'), 'utf8'), 'docs\n');
+  const r = runIn(root, ['/opt/tool/bin/tool']);
+  assert.equal(r.stdout, 'tool ran\n', r.stderr);
+
+  // A pin that does not match what the URL serves.
+  writeFileSync(file, readFileSync(file, 'utf8').replace(sha(join(dir, 'blob.txt')), '0'.repeat(64)));
+  await lockImages([file], { cacheDir, mirrors, allowExpired: true, keyring: systemKeyring });
+  await assert.rejects(buildImage(file, { cacheDir, mirrors, outDir: out, platforms: ['amd64'], variants: ['latest'] }), (e: any) => e.code === 'BLOB_DIGEST_MISMATCH');
+
+  // A tarball that climbs out of its directory.
+  const evil = join(dir, 'evil.tar');
+  execFileSync('tar', ['-cf', evil, '-C', join(dir, 'tree'), '--transform', 's,^\\./README,../../etc/shadow,', './README']);
+  writeFileSync(file, readFileSync(file, 'utf8').replace(/^  - \{path: \/etc\/blob\.txt.*$/m, `  - {path: /opt/evil, url: "file://${evil}", sha256: "${sha(evil)}", extract: true}`));
+  await lockImages([file], { cacheDir, mirrors, allowExpired: true, keyring: systemKeyring });
+  await assert.rejects(buildImage(file, { cacheDir, mirrors, outDir: out, platforms: ['amd64'], variants: ['latest'] }), (e: any) => e.code === 'UNSAFE_ENTRY');
+});

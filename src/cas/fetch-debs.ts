@@ -27,8 +27,9 @@ export interface FetchSummary {
 }
 
 interface Job {
-  url: string;
-  what: string;
+  archive: string;
+  suite: string;
+  filename: string;
   size: number;
   sha256: string;
 }
@@ -43,13 +44,7 @@ export async function fetchDebs(store: ContentStore, locks: readonly Lockfile[],
         if (jobs.has(p.sha256)) continue;
         const src = lock.sources[p.archive];
         if (src === undefined) throw new DistillError('LOCK_INVALID', `${lock.image}: ${p.name} names unknown source ${p.archive}`);
-        const key = `${p.archive}\0${src.suite}`;
-        let mirror = mirrorOf.get(key);
-        if (mirror === undefined) {
-          mirror = resolveMirror(p.archive, src.suite, undefined, opts.mirrors ?? {}).url;
-          mirrorOf.set(key, mirror);
-        }
-        jobs.set(p.sha256, { url: `${mirror}/${p.filename}`, what: p.filename, size: p.size, sha256: p.sha256 });
+        jobs.set(p.sha256, { archive: p.archive, suite: src.suite, filename: p.filename, size: p.size, sha256: p.sha256 });
       }
     }
   }
@@ -59,7 +54,20 @@ export async function fetchDebs(store: ContentStore, locks: readonly Lockfile[],
   const worker = async (): Promise<void> => {
     for (let job = queue.shift(); job !== undefined && failure === undefined; job = queue.shift()) {
       try {
-        const { cached } = await fetchBlob(store, { size: job.size, sha256: job.sha256, what: job.what }, job.url, {
+        const expected = { size: job.size, sha256: job.sha256, what: job.filename };
+        // A build from a full cache needs no mirror at all: resolve one only for a miss.
+        if (await store.verify(expected)) {
+          summary.bytes += job.size;
+          opts.onProgress?.({ type: 'download-done', what: job.filename, bytes: job.size, cached: true });
+          continue;
+        }
+        const key = `${job.archive}\0${job.suite}`;
+        let mirror = mirrorOf.get(key);
+        if (mirror === undefined) {
+          mirror = resolveMirror(job.archive, job.suite, undefined, opts.mirrors ?? {}).url;
+          mirrorOf.set(key, mirror);
+        }
+        const { cached } = await fetchBlob(store, expected, `${mirror}/${job.filename}`, {
           ...(opts.retry ? { retry: opts.retry } : {}),
           ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
         });

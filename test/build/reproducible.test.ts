@@ -62,3 +62,16 @@ test('SOURCE_DATE_EPOCH is the one timestamp: it changes every digest, and the s
   assert.notEqual(y2000.variants[0]!.index, lockTime.variants[0]!.index);
   assert.equal(again.variants[0]!.index, y2000.variants[0]!.index);
 });
+
+test('a build needs only the lock and the cache: no mirror, no index, same digests', { skip }, async () => {
+  const def = join(repoRoot, 'images', 'static', 'image.yaml');
+  const cacheDir = mkdtempSync(join(tmpdir(), 'distill-offline-'));
+  const online = await buildImage(def, { cacheDir, mirrors: { flags: snapshotMirrors(snap!), aptSources: [] }, outDir: mkdtempSync(join(tmpdir(), 'distill-offline-a-')) });
+  const offline = await buildImage(def, { cacheDir, mirrors: { flags: {}, aptSources: [] }, outDir: mkdtempSync(join(tmpdir(), 'distill-offline-b-')), noLayerCache: true });
+  assert.deepEqual(offline, online);
+  // With an empty cache and no mirror, the error says how to give one.
+  await assert.rejects(
+    buildImage(def, { cacheDir: mkdtempSync(join(tmpdir(), 'distill-offline-c-')), mirrors: { flags: {}, aptSources: [] }, outDir: mkdtempSync(join(tmpdir(), 'distill-offline-d-')) }),
+    (e: any) => e.code === 'MIRROR_NOT_CONFIGURED' && /--mirror debian/.test(e.hint),
+  );
+});

@@ -100,7 +100,7 @@ export async function buildImage(definitionFile: string, opts: BuildOptions): Pr
           ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
         }),
       );
-      await rm(stageDir, { recursive: true, force: true });
+      await rm(stageDir, { recursive: true, force: true }).catch(() => {});
       await mkdir(stageDir, { recursive: true });
     }
     const built = makeVariants(chain, perArch, variants, opts.sourceDateEpoch, opts.annotations ?? {});
@@ -143,7 +143,8 @@ export async function buildImage(definitionFile: string, opts: BuildOptions): Pr
     for (const v of result.variants) for (const m of v.manifests) opts.onProgress?.({ type: 'image-written', image: def.name, variant: v.variant, arch: m.arch, digest: m.digest });
     return result;
   } finally {
-    await rm(work, { recursive: true, force: true });
+    // Cleanup never replaces the build's own error.
+    await rm(work, { recursive: true, force: true }).catch(() => {});
   }
 }
 

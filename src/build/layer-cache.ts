@@ -2,7 +2,7 @@
 // format, architecture, timestamp, the exact .debs, the definition's rules and files, and the key of
 // the layer below). A rebuild with nothing changed unpacks and compresses nothing; a base layer built
 // for one image is reused by every image built on it. The blob lives in the content-addressed store
-// (so it is verified when read); beside it, a small JSON record holds its digests and its path index,
+// (re-hashed on every cache hit; a corrupt blob is dropped and the layer rebuilt); beside it, a small JSON record holds its digests and its path index,
 // which the layers above need for dpkg's conflict rules.
 import { createReadStream } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
@@ -14,16 +14,17 @@ import { canonicalJson } from '../json.js';
 import type { TreeEntry } from '../rootfs/tree.js';
 import { LAYER_FORMAT, DISTILL_VERSION } from '../version.js';
 
+/**
+ * What a cached layer is: its digests and its path index — nothing about the image that first built
+ * it (names and history come from each build's own plan, so a cache hit can never change a config).
+ */
 export interface LayerRecord {
   digest: Digest;
   diffId: Digest;
   size: number;
   uncompressedSize: number;
-  createdAt: number;
-  createdBy: string;
-  image: string;
-  /** Path index of the layer: no bodies, only what conflict checks compare. */
-  entries: [path: string, type: string, mode: number, uid: number, gid: number, size: number, contentOrTarget: string][];
+  /** Path index of the layer: no bodies, only what conflict checks (and Replaces) compare. */
+  entries: [path: string, type: string, mode: number, uid: number, gid: number, size: number, contentOrTarget: string, owner: string][];
 }
 
 export function layerKey(inputs: Record<string, unknown>): string {
@@ -31,11 +32,11 @@ export function layerKey(inputs: Record<string, unknown>): string {
 }
 
 export function indexOf(entries: Iterable<TreeEntry>): LayerRecord['entries'] {
-  return [...entries].map((e) => [e.path, e.type, e.mode, e.uid, e.gid, e.size, e.type === 'file' ? (e.body?.sha256 ?? '') : (e.linkTarget ?? '')]);
+  return [...entries].map((e) => [e.path, e.type, e.mode, e.uid, e.gid, e.size, e.type === 'file' ? (e.body?.sha256 ?? '') : (e.linkTarget ?? ''), e.owner]);
 }
 
-export function entriesOf(record: LayerRecord, owner: string): TreeEntry[] {
-  return record.entries.map(([path, type, mode, uid, gid, size, x]) => ({
+export function entriesOf(record: LayerRecord): TreeEntry[] {
+  return record.entries.map(([path, type, mode, uid, gid, size, x, owner]) => ({
     path,
     type: type as TreeEntry['type'],
     mode,
@@ -44,7 +45,7 @@ export function entriesOf(record: LayerRecord, owner: string): TreeEntry[] {
     uname: '',
     gname: '',
     size,
-    mtime: record.createdAt,
+    mtime: 0,
     owner,
     ...(type === 'file' ? { body: { kind: 'bytes' as const, data: Buffer.alloc(0), sha256: x } } : x !== '' ? { linkTarget: x } : {}),
   }));
@@ -57,23 +58,27 @@ export class LayerCache {
     return join(this.store.dir, 'layers', `${key}.json`);
   }
 
-  /** A record whose blob is still in the store with the right size. */
+  /**
+   * A record whose blob is still in the store and still hashes to its digest. A corrupt blob is
+   * removed (and the layer rebuilt), never served.
+   */
   async get(key: string): Promise<(LayerRecord & { path: string }) | undefined> {
     let record: LayerRecord;
     try {
       record = JSON.parse(await readFile(this.recordPath(key), 'utf8')) as LayerRecord;
+      digestHex(record.digest);
     } catch {
       return undefined;
     }
     const hex = digestHex(record.digest);
-    if (!(await this.store.has({ sha256: hex, size: record.size }))) return undefined;
+    if (!(await this.store.verify({ sha256: hex, size: record.size, what: `cached layer ${hex.slice(0, 12)}` }))) return undefined;
     return { ...record, path: this.store.blobPath(hex) };
   }
 
   /** Move a freshly written layer into the store (verified) and record it; returns the stored path. */
   async put(key: string, layerFile: string, record: LayerRecord): Promise<string> {
     const hex = digestHex(record.digest);
-    const path = await this.store.put({ sha256: hex, size: record.size, what: `layer ${record.image}` }, createReadStream(layerFile));
+    const path = await this.store.put({ sha256: hex, size: record.size, what: `layer ${hex.slice(0, 12)}` }, createReadStream(layerFile));
     await mkdir(join(this.store.dir, 'layers'), { recursive: true });
     const tmp = `${this.recordPath(key)}.${randomBytes(4).toString('hex')}`;
     await writeFile(tmp, JSON.stringify(record));

@@ -3,10 +3,10 @@
 // Each layer: its packages staged from the cache → one tree with dpkg's conflict rules → generated
 // files → sorted entries → a deterministic tar.gz. Every header field comes from the entry and the
 // layer's timestamp, never from the host.
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { fetchBlob } from '../cas/fetch.js';
 import { compressionOf } from '../compress/decompress.js';
 import { readTarball } from '../debian/deb.js';
@@ -23,7 +23,7 @@ import type { LockedPackage } from '../lock/lockfile.js';
 import { globToRegExp, pathFilter } from '../rootfs/filter.js';
 import { busyboxApplets } from '../rootfs/generate/busybox.js';
 import type { CaCertificateFile } from '../rootfs/generate/ca-bundle.js';
-import { LayerTree, type TreeEntry } from '../rootfs/tree.js';
+import { LayerTree, mergedUsrPath, type TreeEntry } from '../rootfs/tree.js';
 import { HashingStream, sha256Hex } from '../digest.js';
 import { entriesOf, indexOf, layerKey, LayerCache, type LayerRecord } from './layer-cache.js';
 import { accountFiles, caBundleFile, dirEntry, fileEntry, javaCacertsFile, statusFiles, symlinkEntry, systemFiles } from './generated.js';
@@ -77,7 +77,8 @@ export class Slots {
   private free: number;
   private readonly waiting: (() => void)[] = [];
   constructor(n: number) {
-    this.free = Math.max(1, n);
+    if (!Number.isInteger(n) || n < 1) throw new DistillError('USAGE', `concurrency ${n} is not a whole number ≥ 1`, { hint: 'e.g. --concurrency 2' });
+    this.free = n;
   }
   async run<T>(fn: () => Promise<T>): Promise<T> {
     if (this.free > 0) this.free--;
@@ -107,7 +108,7 @@ function stageAll(pkgs: readonly LockedPackage[], opts: LayerBuildOptions, li: L
           ...(opts.memory ? { memory: opts.memory } : {}),
           want: (name, path) => (name === 'ca-certificates' && path.startsWith(CA_DIR)) || (name === 'busybox-static' && /(^|\/)bin\/busybox$/.test(path)),
           onWarning: warn,
-          ...(setid.length ? { allowSetid: (path: string) => setid.some((r) => r.test(path)) } : {}),
+          ...(setid.length ? { allowSetid: (path: string) => setid.some((r) => r.test(mergedUsrPath(path))) } : {}),
         }),
       ),
     ),
@@ -269,21 +270,32 @@ export async function buildChainLayers(chain: readonly LockedImage[], arch: stri
     const hit = await cache?.get(key);
     plans.push({ li, pkgs, key, mtime, accountsChanged, ...(hit ? { hit } : { staged: prefetch(pkgs, opts, li) }) });
   }
-  // Pass 2: assemble and write in order (each layer's conflict checks need the layers below).
+  // Pass 2: assemble and write in order (each layer's conflict checks need the layers below). On a
+  // failure, let the unpacking already under way finish before the caller removes its directory.
+  try {
+    await writeLayers();
+  } catch (e) {
+    await Promise.allSettled(plans.map((p) => p.staged?.()));
+    throw e;
+  }
+  return { arch, layers, ...(debug ? { debug } : {}) };
+
+  async function writeLayers(): Promise<void> {
   for (let i = 0; i < plans.length; i++) {
     const { li, pkgs, key, mtime, accountsChanged, staged, hit } = plans[i]!;
     let built: BuiltLayer;
+    const createdBy = `distill: ${li.definition.name} packages ${pkgs.map((p) => p.name).join(' ')}`;
     if (hit) {
-      built = { ...hit, packages: pkgs };
-      for (const e of entriesOf(hit, li.definition.name)) lower.set(e.path, e);
+      // History and names come from this build's plan, never from whichever image first cached the layer.
+      built = { ...hit, image: li.definition.name, createdBy, createdAt: mtime, packages: pkgs };
+      for (const e of entriesOf(hit)) lower.set(e.path, e);
       opts.onProgress?.({ type: 'layer-written', image: li.definition.name, arch, digest: hit.digest, size: hit.size, uncompressedSize: hit.uncompressedSize, seconds: 0 });
     } else {
       const started = performance.now();
       const tree = await assembleImageLayer(li, arch, await staged!(), lower, mtime, i === 0, accountsChanged, opts, getCerts, (c) => (certs ??= c));
-      const file = join(opts.outDir, `${li.definition.name}-${arch}.tar.gz`);
+      const file = join(opts.outDir, `layer-${i}-${arch}.tar.gz`);
       const result = await writeTree(tree, file, mtime, opts.gzip);
-      const createdBy = `distill: ${li.definition.name} packages ${pkgs.map((p) => p.name).join(' ')}`;
-      const record = { digest: result.digest, diffId: result.diffId, size: result.size, uncompressedSize: result.uncompressedSize, createdAt: mtime, createdBy, image: li.definition.name, entries: indexOf(tree.values()) };
+      const record = { digest: result.digest, diffId: result.diffId, size: result.size, uncompressedSize: result.uncompressedSize, entries: indexOf(tree.values()) };
       const path = cache ? await cache.put(key, file, record) : file;
       built = { ...result, path, image: li.definition.name, createdAt: mtime, createdBy, packages: pkgs };
       for (const e of tree.values()) lower.set(e.path, e);
@@ -296,7 +308,7 @@ export async function buildChainLayers(chain: readonly LockedImage[], arch: stri
       debug = await debugLayer(li, arch, new Map(lower), key, opts, cache);
     }
   }
-  return { arch, layers, ...(debug ? { debug } : {}) };
+  }
 }
 
 async function assembleImageLayer(
@@ -334,9 +346,11 @@ async function assembleImageLayer(
   if (staged.some((s) => s.pkg.name === 'ca-certificates')) generated.push(caBundleFile(await getCerts(li), mtime));
   if (staged.some((s) => s.pkg.name === 'ca-certificates-java' || s.pkg.name.startsWith('openjdk-'))) generated.push(javaCacertsFile(await getCerts(li), mtime));
   generated.push(...statusFiles(staged.map(statusInput), mtime));
-  generated.push(...(await ownFiles(li, arch, mtime, opts)));
-  // Generated files replace whatever a package (or a base image) has at that path.
+  // Generated files replace whatever a package (or a base image) has at that path; generated
+  // directories (homes) leave an existing one as it is, as useradd -m does.
   for (const g of generated) tree.add(g, { replace: g.type !== 'dir' || !lower.has(g.path) });
+  // The definition's own files, directories included, win over everything else.
+  for (const f of await ownFiles(li, arch, mtime, opts)) tree.add(f, { replace: true });
   pruneDirectories(tree, pathFilter(li.definition.paths).keepDir);
   tree.addMissingParents(`distill:${li.definition.name}`, mtime);
   return tree;
@@ -346,12 +360,22 @@ function statusInput(s: StagedPackage): { control: string; md5sums?: string } {
   return { control: s.control.text, ...(s.control.md5sums !== undefined ? { md5sums: s.control.md5sums } : {}) };
 }
 
+async function hashFile(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  try {
+    for await (const c of createReadStream(path)) hash.update(c as Buffer);
+  } catch {
+    return 'unreadable'; // the build itself reports it, with the definition's name
+  }
+  return hash.digest('hex');
+}
+
 /** What of the definition's own files goes into the key: their specs, and the bytes of source files. */
 async function filesKey(li: LockedImage): Promise<unknown[]> {
   const out: unknown[] = [];
   for (const f of li.definition.files) {
     const { source, ...rest } = f;
-    out.push(source === undefined ? rest : { ...rest, source: sha256Hex(await readFile(source).catch(() => Buffer.from(''))) });
+    out.push(source === undefined ? rest : { ...rest, source: await hashFile(source) });
   }
   return out;
 }
@@ -394,10 +418,20 @@ async function ownFiles(li: LockedImage, arch: string, mtime: number, opts: Laye
           out.push(entry);
         });
       } else {
-        const data = await readFile(file).catch((e: unknown) => {
+        const size = (await stat(file).catch((e: unknown) => {
           throw new DistillError('DEFINITION_INVALID', `${li.definition.file}: file ${what} for ${path} cannot be read`, { cause: e, hint: 'source paths are relative to the definition' });
-        });
-        out.push(fileEntry(path, data, owner, mtime, f.mode ?? 0o644, uid, gid));
+        })).size;
+        if (size <= SMALL_FILE) out.push(fileEntry(path, await readFile(file), owner, mtime, f.mode ?? 0o644, uid, gid));
+        else {
+          // Streamed, never held whole: the layer writer reads it from disk, its hash computed on the way.
+          const hash = new HashingStream();
+          await pipeline(createReadStream(file), hash, async (src: AsyncIterable<unknown>) => {
+            for await (const _ of src) {
+              // hashing only
+            }
+          });
+          out.push({ ...fileEntry(path, Buffer.alloc(0), owner, mtime, f.mode ?? 0o644, uid, gid), size, body: { kind: 'staged', path: file, sha256: hash.sha256 } });
+        }
       }
     }
   }
@@ -418,7 +452,7 @@ async function debugLayer(owner: LockedImage, arch: string, lower: ReadonlyMap<s
   const createdBy = `distill: debug layer ${pkgs.map((p) => p.name).join(' ')} at /busybox`;
   const image = `${owner.definition.name} (debug)`;
   const hit = await cache?.get(key);
-  if (hit) return { ...hit, packages: pkgs };
+  if (hit) return { ...hit, image, createdBy, createdAt: mtime, packages: pkgs };
   const staged = await stageAll(pkgs, opts, owner);
   const tree = new LayerTree({ mergedUsr: true, replaces: () => false, lower });
   const bb = staged.flatMap((s) => [...s.wanted].filter(([p]) => /(^|\/)bin\/busybox$/.test(p)))[0];
@@ -433,9 +467,9 @@ async function debugLayer(owner: LockedImage, arch: string, lower: ReadonlyMap<s
   for (const g of statusFiles(staged.map(statusInput), mtime)) tree.add(g);
   for (const s of staged) for (const e of s.entries) if (e.path.startsWith('usr/share/doc/')) tree.add(e);
   tree.addMissingParents(ownerName, mtime);
-  const file = join(opts.outDir, `debug-${owner.definition.name}-${arch}.tar.gz`);
+  const file = join(opts.outDir, `debug-${arch}.tar.gz`);
   const result = await writeTree(tree, file, mtime, opts.gzip);
-  const record = { digest: result.digest, diffId: result.diffId, size: result.size, uncompressedSize: result.uncompressedSize, createdAt: mtime, createdBy, image, entries: indexOf(tree.values()) };
+  const record = { digest: result.digest, diffId: result.diffId, size: result.size, uncompressedSize: result.uncompressedSize, entries: indexOf(tree.values()) };
   const path = cache ? await cache.put(key, file, record) : file;
   return { ...result, path, image, createdAt: mtime, createdBy, packages: pkgs };
 }

@@ -11,7 +11,7 @@ import type { ContentStore } from '../cas/store.js';
 import { readDeb, type DebControl } from '../debian/deb.js';
 import type { LockedPackage } from '../lock/lockfile.js';
 import type { PathFilter } from '../rootfs/filter.js';
-import type { TreeEntry } from '../rootfs/tree.js';
+import { mergedUsrPath, type TreeEntry } from '../rootfs/tree.js';
 
 export interface StagedPackage {
   pkg: LockedPackage;
@@ -56,8 +56,10 @@ export async function stagePackage(pkg: LockedPackage, opts: StageOptions): Prom
         control = c;
       },
       entry: async (e, body) => {
-        const keep = e.type === 'dir' ? true : opts.filter.keepFile(e.path);
-        const want = e.type === 'file' && (opts.want?.(pkg.name, e.path) ?? false);
+        // Rules are written for the merged-/usr layout the image has (usr/lib/…, not lib/…).
+        const imagePath = mergedUsrPath(e.path);
+        const keep = e.type === 'dir' ? true : opts.filter.keepFile(imagePath);
+        const want = e.type === 'file' && (opts.want?.(pkg.name, imagePath) ?? false);
         if (!keep && !want) return; // readDeb discards the unread body
         let staged: { path: string; sha256: string } | undefined;
         let inMemory: Buffer | undefined;
@@ -81,7 +83,7 @@ export async function stagePackage(pkg: LockedPackage, opts: StageOptions): Prom
             createWriteStream(path, { mode: 0o600 }),
           );
           staged = { path, sha256: hash.digest('hex') };
-          if (want) wanted.set(e.path, path);
+          if (want) wanted.set(imagePath, path);
         }
         if (keep && inMemory) {
           entries.push({ ...e, owner: pkg.name, body: { kind: 'bytes', data: inMemory, sha256: createHash('sha256').update(inMemory).digest('hex') } });

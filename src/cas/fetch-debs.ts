@@ -81,7 +81,9 @@ export async function fetchDebs(store: ContentStore, locks: readonly Lockfile[],
       }
     }
   };
-  const n = Math.max(1, Math.min(opts.concurrency ?? 4, queue.length));
+  const c = opts.concurrency ?? 4;
+  if (!Number.isInteger(c) || c < 1) throw new DistillError('USAGE', `concurrency ${c} is not a whole number ≥ 1`, { hint: 'e.g. --concurrency 4' });
+  const n = Math.max(1, Math.min(c, queue.length));
   await Promise.all(Array.from({ length: n }, worker));
   if (failure !== undefined) throw failure;
   return summary;

@@ -36,6 +36,7 @@ export async function fetchBlob(store: ContentStore, expected: Expected, url: st
         },
       });
       body.on('error', (e) => counter.destroy(e));
+      counter.on('close', () => body.destroy()); // a refused download closes its connection or file
       return store.put(expected, body.pipe(counter));
     },
     { onRetry: (attempt, delayMs, e) => onProgress?.({ type: 'retry', what: expected.what, attempt, delayMs, reason: (e as Error).message }) },

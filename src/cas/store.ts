@@ -51,6 +51,8 @@ export class ContentStore {
     const v = new VerifyingStream(e);
     const src = createReadStream(this.blobPath(e.sha256));
     src.on('error', (err) => v.destroy(err));
+    // A reader that stops early destroys v; the file must close with it.
+    v.on('close', () => src.destroy());
     return src.pipe(v);
   }
 

@@ -110,6 +110,9 @@ export async function readPackagesIndex(
   }
 }
 
+/** Pool paths as the archive writes them; anything else (%, \\, spaces, …) could mean another URL. */
+export const SAFE_POOL_PATH = /^[A-Za-z0-9._+~-][A-Za-z0-9._+~/-]*$/;
+
 function toRecord(p: Paragraph, archive: string, what: string): PackageRecord | undefined {
   const name = p.get('Package');
   const version = p.get('Version');
@@ -124,7 +127,7 @@ function toRecord(p: Paragraph, archive: string, what: string): PackageRecord | 
     throw new DistillError('INDEX_MALFORMED', `${what}:${p.line}: ${name} lacks a valid Filename, Size or SHA256`);
   }
   // The pool path is attacker-controlled text that becomes part of a URL and a lockfile.
-  if (filename.startsWith('/') || filename.split('/').includes('..') || /[\s\\]/.test(filename)) {
+  if (!SAFE_POOL_PATH.test(filename) || filename.split('/').some((c) => c === '' || c === '.' || c === '..')) {
     throw new DistillError('INDEX_MALFORMED', `${what}:${p.line}: ${name} has an unsafe Filename ${JSON.stringify(filename)}`);
   }
   const src = p.get('Source') ?? name;

@@ -226,6 +226,16 @@ export function resolve(input: ResolveInput): Resolution {
         if (chosen === undefined) {
           for (const rel of alts) {
             const c = candidatesFor(rel)[0];
+            if (c !== undefined && installedNames.has(c.name)) {
+              // The base image has this package, but not a version that fits: adding a second copy
+              // in this layer would put two versions of one package in the image.
+              const have = present.get(c.name)!;
+              throw new DistillError(
+                'DEPENDENCY_UNSATISFIABLE',
+                `${input.image} (${arch}): ${pkg.name} needs ${formatRelation(rel)}, but the base image has ${have.name} ${have.version} (the archive now has ${c.version})`,
+                { hint: 'relock the base image (distill lock images/) so both use the same archive state' },
+              );
+            }
             if (c !== undefined) {
               mark(c, pkg.name);
               next.push(c);
@@ -242,7 +252,7 @@ export function resolve(input: ResolveInput): Resolution {
     level = next;
   }
 
-  checkConflicts(marked, arch, input.image);
+  checkConflicts(marked, arch, input.image, input.installed);
   for (const m of marked.values()) m.depends.sort();
   return {
     arch,
@@ -268,7 +278,7 @@ function unsatisfiable(image: string, arch: string, alts: Relation[], pkg: Packa
   );
 }
 
-function checkConflicts(marked: Map<string, ResolvedPackage>, arch: string, image: string): void {
+function checkConflicts(marked: Map<string, ResolvedPackage>, arch: string, image: string, installed: ResolveInput['installed']): void {
   const provided = new Map<string, { name: string; version: string | undefined }[]>();
   for (const { record } of marked.values()) {
     if (record.provides === '') continue;
@@ -284,10 +294,11 @@ function checkConflicts(marked: Map<string, ResolvedPackage>, arch: string, imag
       for (const group of parseRelations(text, `${field} of ${record.name}`, { alternatives: false })) {
         for (const rel of group) {
           if (!relationAppliesToArch(rel, arch)) continue;
-          const other = marked.get(rel.name);
+          // Against this closure and the base image's (whose own Conflicts/Breaks the lock does not keep).
+          const other = marked.get(rel.name)?.record ?? installed?.get(rel.name);
           const hit =
-            other && other.record.name !== record.name && (rel.op === undefined || versionSatisfies(other.record.version, rel.op, rel.version!))
-              ? other.record.name
+            other && other.name !== record.name && (rel.op === undefined || versionSatisfies(other.version, rel.op, rel.version!))
+              ? other.name
               : rel.op === undefined
                 ? provided.get(rel.name)?.find((p) => p.name !== record.name)?.name
                 : undefined;

@@ -1,8 +1,8 @@
 // Loading images/<name>/image.yaml: YAML → validated against image.schema.json (errors name file,
 // line and field) → ImageDefinition with defaults and the `extends` chain resolved.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve, sep } from 'node:path';
 import { LineCounter, parseDocument, isMap, isSeq, type Node } from 'yaml';
 import { sha256Hex } from '../digest.js';
 import { DistillError } from '../errors.js';
@@ -48,6 +48,13 @@ export async function definitionPath(arg: string): Promise<string> {
 
 export async function loadDefinition(file: string, chain: string[] = []): Promise<ImageDefinition> {
   const abs = resolve(file);
+  // The lock lives beside the definition as image.lock.json and the image is named after the
+  // directory: one definition per directory, named image.yaml, keeps locks from overwriting each other.
+  if (basename(abs) !== 'image.yaml') {
+    throw new DistillError('DEFINITION_INVALID', `${abs}: an image definition must be named image.yaml (one image per directory)`, {
+      hint: 'move it to images/<name>/image.yaml',
+    });
+  }
   if (chain.includes(abs)) {
     throw new DistillError('DEFINITION_CYCLE', `extends cycle: ${[...chain, abs].join(' → ')}`, { hint: 'remove one of the extends' });
   }
@@ -93,7 +100,25 @@ export async function loadDefinition(file: string, chain: string[] = []): Promis
   if (packages.length === 0 && base === undefined) {
     throw new DistillError('DEFINITION_INVALID', `${abs}: no packages`, { hint: 'list at least one package' });
   }
+  const defDir = dirname(abs);
   const files: FileSpec[] = (raw.files ?? []).map((f, i) => {
+    const where = `${abs}: files[${i}] (${f.path})`;
+    const parts = f.path.slice(1).split('/');
+    if (!f.path.startsWith('/') || parts.some((c) => c === '' || c === '.' || c === '..')) {
+      throw new DistillError('DEFINITION_INVALID', `${where}: the path must be absolute and normalised (no "..", ".", "//" or trailing "/")`);
+    }
+    // A source is read from the definition's own directory only: building someone else's definition
+    // must not copy this machine's files (~/.ssh, /etc/…) into an image.
+    if (f.source !== undefined) {
+      const src = resolve(defDir, f.source);
+      const real = existsSync(src) ? realpathSync(src) : src;
+      const realDir = realpathSync(defDir);
+      if (!real.startsWith(realDir + sep)) {
+        throw new DistillError('DEFINITION_INVALID', `${where}: source ${f.source} is outside the definition's directory ${defDir}`, {
+          hint: 'copy the file next to image.yaml (or into a folder below it)',
+        });
+      }
+    }
     const kinds = [f.content !== undefined, f.source !== undefined, f.url !== undefined, f.symlink !== undefined, f.directory === true].filter(Boolean).length;
     if (kinds !== 1) {
       throw new DistillError('DEFINITION_INVALID', `${abs}: files[${i}] (${f.path}): give exactly one of content, source, url, symlink or directory: true`);

@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { isSha256Hex, sha256Hex } from '../digest.js';
 import { DistillError } from '../errors.js';
+import { SAFE_POOL_PATH } from '../debian/packages-index.js';
 import type { ImageDefinition } from '../definition/types.js';
 
 export const LOCKFILE_VERSION = 1;
@@ -134,7 +135,10 @@ function checkLockShape(v: unknown, path: string): asserts v is Lockfile {
   const o = v as Partial<Lockfile> | null;
   if (o === null || typeof o !== 'object') fail(path, 'not an object');
   if (o.lockfileVersion !== LOCKFILE_VERSION) fail(path, `unsupported lockfileVersion ${String(o.lockfileVersion)} (this distill reads ${LOCKFILE_VERSION})`);
-  if (typeof o.image !== 'string' || typeof o.timestamp !== 'string' || Number.isNaN(Date.parse(o.timestamp))) fail(path, 'missing image or timestamp');
+  // The timestamp becomes every mtime: only an explicit UTC form, never one read in the local zone.
+  if (typeof o.image !== 'string' || typeof o.timestamp !== 'string' || !/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/.test(o.timestamp) || Number.isNaN(Date.parse(o.timestamp))) {
+    fail(path, 'missing image, or a timestamp not of the form YYYY-MM-DDThh:mm:ssZ');
+  }
   if (!o.definition || !isSha256Hex(String(o.definition.sha256))) fail(path, 'missing definition checksum');
   if (!o.sources || typeof o.sources !== 'object') fail(path, 'missing sources');
   if (!o.architectures || typeof o.architectures !== 'object') fail(path, 'missing architectures');
@@ -147,7 +151,7 @@ function checkLockShape(v: unknown, path: string): asserts v is Lockfile {
         fail(path, `${arch}: malformed package entry ${JSON.stringify(p?.name)}`);
       }
       // The pool path becomes a URL path: refuse anything that could leave the archive root.
-      if (p.filename.startsWith('/') || p.filename.split('/').includes('..')) fail(path, `${arch}: unsafe filename ${JSON.stringify(p.filename)}`);
+      if (!SAFE_POOL_PATH.test(p.filename) || p.filename.split('/').some((c) => c === '' || c === '.' || c === '..')) fail(path, `${arch}: unsafe filename ${JSON.stringify(p.filename)}`);
       if (!(p.archive in o.sources)) fail(path, `${arch}: ${p.name} comes from unknown source ${JSON.stringify(p.archive)}`);
       if (seen.has(p.name)) fail(path, `${arch}: ${p.name} appears twice`);
       seen.add(p.name);

@@ -56,15 +56,16 @@ export class LayerTree {
    * package — or a base image's layer — has at that path; an upper layer's file hides the lower one.
    */
   add(input: TreeEntry, opts: { replace?: boolean } = {}): boolean {
+    // With merged /usr, bin/, lib/, … are base-files' links to usr/: a package's plain directory entry
+    // for one of them is the same directory, already there.
+    if (this.opts.mergedUsr && input.type === 'dir' && MERGED_TOP.has(input.path)) return false;
     const e: TreeEntry = this.opts.mergedUsr
       ? { ...input, path: mergedUsrPath(input.path), ...(input.type === 'hardlink' && input.linkTarget ? { linkTarget: mergedUsrPath(input.linkTarget) } : {}) }
       : input;
     if (opts.replace) {
-      const here = this.entries.get(e.path);
-      if (!(here?.type === 'dir' && e.type === 'dir')) {
-        this.entries.set(e.path, e);
-        return true;
-      }
+      // A definition's own directory sets its mode and owner even over a package's or a base's.
+      this.entries.set(e.path, e);
+      return true;
     }
     const existing = this.entries.get(e.path) ?? this.opts.lower?.get(e.path);
     const inLower = !this.entries.has(e.path) && existing !== undefined;
@@ -79,11 +80,14 @@ export class LayerTree {
       }
       return false;
     }
-    // A directory in a lower layer replaced by a symlink (or the reverse) would hide a whole tree.
     if (identical(existing, e)) return false;
-    if (this.opts.replaces(e.owner, existing.owner) && existing.type !== 'dir' && e.type !== 'dir') {
-      this.entries.set(e.path, e);
-      return true;
+    if (existing.type !== 'dir' && e.type !== 'dir') {
+      // dpkg's Replaces, in either direction: the replacing package's copy stays.
+      if (this.opts.replaces(e.owner, existing.owner)) {
+        this.entries.set(e.path, e);
+        return true;
+      }
+      if (this.opts.replaces(existing.owner, e.owner)) return false;
     }
     throw new DistillError(
       'PATH_CONFLICT',

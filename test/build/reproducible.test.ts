@@ -75,3 +75,25 @@ test('a build needs only the lock and the cache: no mirror, no index, same diges
     (e: any) => e.code === 'MIRROR_NOT_CONFIGURED' && /--mirror debian/.test(e.hint),
   );
 });
+
+test('a layer cached by one image never changes another image built on the same layers', { skip }, async () => {
+  const { cpSync } = await import('node:fs');
+  const { lockImages } = await import('../../src/lock/lock.js');
+  const { systemKeyring } = await import('../helpers/paths.js');
+  const images = join(mkdtempSync(join(tmpdir(), 'distill-twins-')), 'images');
+  cpSync(join(repoRoot, 'images'), images, { recursive: true });
+  const { mkdirSync, writeFileSync } = await import('node:fs');
+  for (const [name, value] of [['twin-a', 'a'], ['twin-b', 'b']] as const) {
+    mkdirSync(join(images, name));
+    writeFileSync(join(images, name, 'image.yaml'), `extends: static\nconfig:\n  env: {WHICH: ${value}}\n`);
+  }
+  const mirrors = { flags: snapshotMirrors(snap!), aptSources: [] };
+  const shared = mkdtempSync(join(tmpdir(), 'distill-twins-cache-'));
+  await lockImages([join(images, 'twin-a', 'image.yaml'), join(images, 'twin-b', 'image.yaml')], { cacheDir: shared, mirrors, allowExpired: true, keyring: systemKeyring });
+  const build = (name: string, cacheDir: string) =>
+    buildImage(join(images, name, 'image.yaml'), { cacheDir, mirrors, outDir: mkdtempSync(join(tmpdir(), 'distill-twins-o-')), platforms: ['amd64'] });
+  await build('twin-a', shared);
+  const afterA = await build('twin-b', shared);
+  const fresh = await build('twin-b', mkdtempSync(join(tmpdir(), 'distill-twins-fresh-')));
+  assert.deepEqual(afterA, fresh);
+});

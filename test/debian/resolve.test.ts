@@ -122,3 +122,10 @@ test('a malformed Provides in an unrelated package does not break resolution; in
   assert.deepEqual(closure(recs, ['app']), { app: '1 → libok', libok: '1' });
   assert.throws(() => closure([pkg('app', '1', { depends: 'libok (>= ' }), pkg('libok', '1')], ['app']), (e: any) => e.code === 'RELATION_INVALID' && /app/.test(e.message));
 });
+
+test('a base image whose version no longer fits is an error, not a second copy; conflicts with it count', () => {
+  const recs = [pkg('libfoo', '2.0'), pkg('app', '1', { depends: 'libfoo (>= 2)' }), pkg('rival', '1', { conflicts: 'libfoo' })];
+  const installed = new Map([['libfoo', { name: 'libfoo', version: '1.0', architecture: 'amd64' }]]);
+  assert.throws(() => closure(recs, ['app'], { installed }), (e: any) => e.code === 'DEPENDENCY_UNSATISFIABLE' && /base image has libfoo 1\.0/.test(e.message) && /relock/.test(e.hint));
+  assert.throws(() => closure(recs, ['rival'], { installed }), (e: any) => e.code === 'DEPENDENCY_UNSATISFIABLE' && /Conflicts libfoo/.test(e.message));
+});

@@ -92,3 +92,17 @@ test('the standard images all load, and a directory of images expands sorted', a
   assert.deepEqual(files.map((f) => f.split('/').slice(-2, -1)[0]), ['base', 'base-nossl', 'cc', 'java', 'nodejs', 'python3', 'static']);
   for (const f of files) await loadDefinition(f);
 });
+
+test('own files: paths must be normalised, sources must stay inside the definition directory', async () => {
+  const root = images({
+    up: `${SOURCES}architectures: [amd64]\npackages: [aa]\nfiles:\n  - {path: /etc/hostcopy, source: /etc/hostname}\n`,
+    dots: `${SOURCES}architectures: [amd64]\npackages: [aa]\nfiles:\n  - {path: /../../escape, content: x}\n`,
+    ok: `${SOURCES}architectures: [amd64]\npackages: [aa]\nfiles:\n  - {path: /etc/app, source: app.conf}\n`,
+  });
+  writeFileSync(join(root, 'ok', 'app.conf'), 'x');
+  await assert.rejects(loadDefinition(join(root, 'up', 'image.yaml')), (e: any) => e.code === 'DEFINITION_INVALID' && /outside the definition's directory/.test(e.message));
+  await assert.rejects(loadDefinition(join(root, 'dots', 'image.yaml')), (e: any) => e.code === 'DEFINITION_INVALID' && /normalised/.test(e.message));
+  assert.equal((await loadDefinition(join(root, 'ok', 'image.yaml'))).files[0]!.source, join(root, 'ok', 'app.conf'));
+  writeFileSync(join(root, 'ok', 'dev.yaml'), `${SOURCES}architectures: [amd64]\npackages: [aa]\n`);
+  await assert.rejects(loadDefinition(join(root, 'ok', 'dev.yaml')), (e: any) => e.code === 'DEFINITION_INVALID' && /image\.yaml/.test(e.message));
+});

@@ -37,6 +37,9 @@ test('Replaces lets the replacing package win; directories merge, first mode kep
   t.add(file('usr/share/x', 'old', 'one'));
   t.add(file('usr/share/x', 'new', 'two'));
   assert.equal(t.get('usr/share/x')!.owner, 'new');
+  t.add(file('usr/share/y', 'new', 'three'));
+  assert.equal(t.add(file('usr/share/y', 'old', 'four')), false, 'Replaces holds whichever package comes first');
+  assert.equal(t.get('usr/share/y')!.owner, 'new');
   t.add(dir('usr/share', 'old'));
   t.add(dir('usr/share', 'new', 0o775));
   assert.equal(t.get('usr/share')!.mode, 0o755);

@@ -49,6 +49,13 @@ export type ErrorCode =
   | 'LAYER_IO'
   | 'OCI_INVALID'
   | 'BUILD_FAILED'
+  // registries
+  | 'REFERENCE_INVALID'
+  | 'REGISTRY_AUTH'
+  | 'REGISTRY_DENIED'
+  | 'REGISTRY_NOT_FOUND'
+  | 'REGISTRY_PROTOCOL'
+  | 'REGISTRY_DIGEST_MISMATCH'
   // tooling
   | 'TOOL_MISSING'
   | 'DECOMPRESS_FAILED'

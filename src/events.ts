@@ -12,7 +12,12 @@ export type ProgressEvent =
   | { type: 'retry'; what: string; attempt: number; delayMs: number; reason: string }
   | { type: 'layer-written'; image: string; arch: string; digest: string; size: number; uncompressedSize: number; seconds: number }
   | { type: 'image-written'; image: string; variant: string; arch: string; digest: string }
-  | { type: 'warning'; message: string };
+  | { type: 'warning'; message: string }
+  // registries (pulls report their blobs with the download-* events)
+  | { type: 'blob-push-start'; repository: string; digest: string; size: number }
+  | { type: 'blob-push-progress'; repository: string; digest: string; bytes: number; total: number }
+  | { type: 'blob-pushed'; repository: string; digest: string; size: number; outcome: 'exists' | 'mounted' | 'uploaded'; from?: string }
+  | { type: 'manifest-pushed'; repository: string; digest: string; reference: string; existed: boolean };
 
 export type OnProgress = (event: ProgressEvent) => void;
 

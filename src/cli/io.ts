@@ -6,6 +6,8 @@ export interface CliIo {
   stdout: { write(s: string): unknown; isTTY?: boolean };
   stderr: { write(s: string): unknown; isTTY?: boolean; columns?: number };
   env: Record<string, string | undefined>;
+  /** For --password-stdin. */
+  stdin?: AsyncIterable<unknown>;
 }
 
 export function defaultCacheDir(env: CliIo['env']): string {

@@ -5,6 +5,7 @@ import { DistillError, isDistillError } from '../index.js';
 import { buildCommand } from './commands/build.js';
 import { fetchCommand } from './commands/fetch.js';
 import { initCommand } from './commands/init.js';
+import { copyCommand, inspectCommand, pullCommand, pushCommand } from './commands/registry.js';
 import { lockCommand } from './commands/lock.js';
 import type { CliIo } from './io.js';
 
@@ -18,6 +19,10 @@ export async function main(args: readonly string[], io: CliIo): Promise<number> 
     .command(fetchCommand(io) as never)
     .command(buildCommand(io) as never)
     .command(initCommand(io) as never)
+    .command(pushCommand(io) as never)
+    .command(pullCommand(io) as never)
+    .command(copyCommand(io) as never)
+    .command(inspectCommand(io) as never)
     .demandCommand(1, 'name a command')
     .strict()
     .recommendCommands()

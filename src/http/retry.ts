@@ -18,8 +18,9 @@ export class TransientError extends DistillError {
     message: string,
     readonly retryAfterMs?: number,
     cause?: unknown,
+    hint = 'the mirror or network failed; retry later or use another mirror',
   ) {
-    super('FETCH_FAILED', message, { cause, hint: 'the mirror or network failed; retry later or use another mirror' });
+    super('FETCH_FAILED', message, { cause, hint });
   }
 }
 

@@ -1,0 +1,139 @@
+// `distill push`, `pull`, `copy`, `inspect`: flags → one library call each.
+import { existsSync, statSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Argv } from 'yargs';
+import { copyImage, DistillError, inspectLayout, pullImage, pushLayout } from '../../index.js';
+import type { CliIo } from '../io.js';
+import { registryFlags, registryOptionsFrom, type RegistryArgs } from './registry-options.js';
+
+const mb = (n: number): string => `${(n / 1e6).toFixed(1)} MB`;
+
+export function pushCommand(io: CliIo) {
+  return {
+    command: 'push <layout> <repository>',
+    describe: 'Push every ref of an OCI layout as a tag of REPOSITORY (blobs, then manifests, then tags)',
+    builder: (y: Argv) =>
+      registryFlags(y)
+        .positional('layout', { type: 'string', describe: 'an OCI layout directory (distill build --out)' })
+        .positional('repository', { type: 'string', describe: 'registry/repository, e.g. 127.0.0.1:5000/distill/python3' })
+        .option('tag', { type: 'string', array: true, describe: 'REF=TAG: push layout ref REF as TAG (default: each ref name is its tag)' })
+        .example('$0 push out/python3 registry.example/distill/python3', 'tags latest, nonroot, …, latest-amd64, …'),
+    handler: async (argv: RegistryArgs & { layout: string; repository: string; tag?: string[] }) => {
+      const tags: Record<string, string> = {};
+      for (const t of argv.tag ?? []) {
+        const i = t.indexOf('=');
+        if (i <= 0) throw new DistillError('USAGE', `--tag ${t}: expected REF=TAG`, { hint: 'e.g. --tag latest=1.2.3' });
+        tags[t.slice(0, i)] = t.slice(i + 1);
+      }
+      const { opts, done } = await registryOptionsFrom(argv, io);
+      let r;
+      try {
+        r = await pushLayout(argv.layout, argv.repository, { ...opts, ...(argv.tag ? { refs: Object.keys(tags), tags } : {}) });
+      } finally {
+        done();
+      }
+      if (argv.json) io.stdout.write(JSON.stringify(r, null, 2) + '\n');
+      else {
+        for (const p of r.pushed) io.stdout.write(`${p.reference}\n`);
+        io.stdout.write(`${r.blobsUploaded} blobs uploaded (${mb(r.bytesUploaded)}), ${r.blobsMounted} mounted, ${r.blobsSkipped} already there\n`);
+      }
+    },
+  };
+}
+
+export function pullCommand(io: CliIo) {
+  return {
+    command: 'pull <reference>',
+    describe: 'Pull an image or index into an OCI layout',
+    builder: (y: Argv) =>
+      registryFlags(y)
+        .positional('reference', { type: 'string', describe: 'registry/repository:tag or @sha256:…' })
+        .option('out', { type: 'string', demandOption: true, describe: 'the OCI layout directory to write' })
+        .option('platform', { type: 'string', array: true, describe: 'only these platforms (amd64, linux/arm64/v8, …)' })
+        .example('$0 pull 127.0.0.1:5000/distill/python3:latest --out python3', 'all platforms'),
+    handler: async (argv: RegistryArgs & { reference: string; out: string; platform?: string[] }) => {
+      const { opts, done } = await registryOptionsFrom(argv, io);
+      let r;
+      try {
+        r = await pullImage(argv.reference, argv.out, { ...opts, ...(argv.platform ? { platforms: argv.platform.flatMap((p) => p.split(',')) } : {}) });
+      } finally {
+        done();
+      }
+      if (argv.json) io.stdout.write(JSON.stringify(r, null, 2) + '\n');
+      else io.stdout.write(`${r.reference} → ${argv.out}:${r.refName} ${r.digest} (${r.manifests.length} manifests, ${mb(r.bytesDownloaded)} downloaded)\n`);
+    },
+  };
+}
+
+export function copyCommand(io: CliIo) {
+  return {
+    command: 'copy <source> <destination>',
+    describe: 'Copy an image or index between repositories or registries, with its signatures, attestations and SBOMs, keeping every digest',
+    builder: (y: Argv) =>
+      registryFlags(y)
+        .positional('source', { type: 'string' })
+        .positional('destination', { type: 'string' })
+        .option('attachments', { type: 'boolean', default: true, describe: 'copy the sha256-<hex>.sig/.att/.sbom tags too (--no-attachments to skip)' })
+        .example('$0 copy reg.example/dev/app:1.2 reg.example/prod/app:1.2', 'promote with signatures'),
+    handler: async (argv: RegistryArgs & { source: string; destination: string; attachments: boolean }) => {
+      const { opts, done } = await registryOptionsFrom(argv, io);
+      let r;
+      try {
+        r = await copyImage(argv.source, argv.destination, { ...opts, attachments: argv.attachments });
+      } finally {
+        done();
+      }
+      if (argv.json) io.stdout.write(JSON.stringify(r, null, 2) + '\n');
+      else io.stdout.write(`${r.source} → ${r.destination}@${r.digest}${r.attachments.length ? ` (+ ${r.attachments.join(', ')})` : ''}\n`);
+    },
+  };
+}
+
+export function inspectCommand(io: CliIo) {
+  return {
+    command: 'inspect <target>',
+    describe: 'Show platforms, digests, sizes, layers and the Debian packages (largest first) of an OCI layout or a registry image',
+    builder: (y: Argv) =>
+      registryFlags(y)
+        .positional('target', { type: 'string', describe: 'an OCI layout directory, or registry/repository:tag' })
+        .option('ref', { type: 'string', describe: 'only this ref of a layout (e.g. latest)' })
+        .example('$0 inspect out/python3 --ref latest', 'a local build')
+        .example('$0 inspect 127.0.0.1:5000/distill/python3:latest --json', 'a pushed image'),
+    handler: async (argv: RegistryArgs & { target: string; ref?: string }) => {
+      let dir = argv.target;
+      let temp: string | undefined;
+      if (!(existsSync(dir) && statSync(dir).isDirectory())) {
+        const { opts, done } = await registryOptionsFrom(argv, io);
+        temp = await mkdtemp(join(tmpdir(), 'distill-inspect-'));
+        dir = temp;
+        try {
+          await pullImage(argv.target, dir, { ...opts, refName: 'image' });
+        } finally {
+          done();
+        }
+      }
+      try {
+        const refs = await inspectLayout(dir, { ...(argv.ref !== undefined ? { ref: argv.ref } : temp ? { ref: 'image' } : {}) });
+        if (argv.json) {
+          io.stdout.write(JSON.stringify(refs, null, 2) + '\n');
+          return;
+        }
+        for (const r of refs) {
+          io.stdout.write(`${temp ? argv.target : r.name}  ${r.digest}\n`);
+          for (const img of r.images) {
+            io.stdout.write(`  ${img.platform.padEnd(16)} ${img.digest}  ${mb(img.size)} in ${img.layers.length} layers\n`);
+            for (const l of img.layers) io.stdout.write(`    layer ${l.digest}  ${mb(l.size)}\n`);
+            if (img.packages.length > 0) {
+              io.stdout.write(`    ${'package'.padEnd(28)} ${'version'.padEnd(28)} installed\n`);
+              for (const p of img.packages) io.stdout.write(`    ${p.name.padEnd(28)} ${p.version.padEnd(28)} ${(p.installedSize / 1024).toFixed(1)} MiB\n`);
+            }
+          }
+        }
+      } finally {
+        if (temp) await rm(temp, { recursive: true, force: true }).catch(() => {});
+      }
+    },
+  };
+}

@@ -66,12 +66,33 @@ export function progressRenderer(io: CliIo, enabled: boolean): { onProgress: (e:
       case 'lock-written':
       case 'image-written':
         break;
+      case 'blob-push-start':
+        files++;
+        total += e.size;
+        inFlight.set(e.digest, 0);
+        break;
+      case 'blob-push-progress': {
+        done += e.bytes - (inFlight.get(e.digest) ?? 0);
+        inFlight.set(e.digest, e.bytes);
+        break;
+      }
+      case 'blob-pushed':
+        if (inFlight.has(e.digest)) {
+          done += e.size - (inFlight.get(e.digest) ?? 0);
+          filesDone++;
+          inFlight.delete(e.digest);
+        }
+        break;
+      case 'manifest-pushed':
+        status = `pushed ${e.repository}:${e.reference}`;
+        break;
       case 'layer-written':
         status = `layer ${e.image} ${e.arch}: ${mb(e.size)} MB`;
         break;
     }
-    if (files > 0 && (e.type.startsWith('download'))) {
-      status = `downloading ${bar(total ? done / total : 1)} ${filesDone}/${files} files ${mb(done)}/${mb(total)} MB`;
+    if (files > 0 && (e.type.startsWith('download') || e.type.startsWith('blob-push'))) {
+      const verb = e.type.startsWith('download') ? 'downloading' : 'pushing';
+      status = `${verb} ${bar(total ? done / total : 1)} ${filesDone}/${files} blobs ${mb(done)}/${mb(total)} MB`;
     }
     draw(e.type === 'download-done');
   };

@@ -1,6 +1,10 @@
 // `distill build`: flags → buildImage.
 import type { Argv } from 'yargs';
-import { buildImage, DistillError, findDefinitions, type Variant } from '../../index.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildImage, DistillError, findDefinitions, pushLayout, type Variant } from '../../index.js';
+import { registryOptionsFrom } from './registry-options.js';
 import type { CliIo } from '../io.js';
 import { commonOptions, lockOptionsFrom, type CommonArgs } from './common.js';
 
@@ -15,6 +19,10 @@ interface BuildArgs extends CommonArgs {
   concurrency?: number;
   'gzip-workers'?: number;
   'layer-cache': boolean;
+  push?: string;
+  username?: string;
+  'password-stdin': boolean;
+  insecure: boolean;
 }
 
 export function buildCommand(io: CliIo) {
@@ -32,9 +40,14 @@ export function buildCommand(io: CliIo) {
         .option('revision', { type: 'string', describe: 'org.opencontainers.image.revision annotation' })
         .option('concurrency', { type: 'number', describe: 'packages unpacked at once (default 2)' })
         .option('gzip-workers', { type: 'number', describe: 'gzip threads (default: one per core; 0 = none); the bytes do not depend on it' })
+        .option('push', { type: 'string', describe: 'then push every variant and platform to REPOSITORY (tags = ref names)' })
+        .option('username', { type: 'string', describe: 'registry user for --push' })
+        .option('password-stdin', { type: 'boolean', default: false, describe: 'read the registry password from standard input' })
+        .option('insecure', { type: 'boolean', default: false, describe: 'allow plain http to a registry that is not on loopback' })
         .option('layer-cache', { type: 'boolean', default: true, describe: 'reuse and record finished layers in the cache (--no-layer-cache to turn off)' })
         .example('$0 build images/python3 --out out/python3', 'all four variants, amd64 and arm64')
-        .example('$0 build images/static --tar static.tar --variant latest --platform amd64', 'one image for docker load'),
+        .example('$0 build images/static --tar static.tar --variant latest --platform amd64', 'one image for docker load')
+        .example('$0 build images/python3 --push 127.0.0.1:5000/distill/python3', 'build and push every tag'),
     handler: async (argv: BuildArgs) => {
       const [file] = await findDefinitions([argv.definition]);
       const epoch = io.env['SOURCE_DATE_EPOCH'];
@@ -45,13 +58,20 @@ export function buildCommand(io: CliIo) {
       for (const v of variants ?? []) {
         if (!['latest', 'nonroot', 'debug', 'debug-nonroot'].includes(v)) throw new DistillError('USAGE', `--variant ${v}: unknown variant`, { hint: 'latest, nonroot, debug or debug-nonroot' });
       }
+      if (argv.out === undefined && argv.tar === undefined && argv.push === undefined) {
+        throw new DistillError('USAGE', 'nowhere to put the image', { hint: 'pass --out DIR, --tar FILE and/or --push REPOSITORY' });
+      }
+      const registry = argv.push !== undefined ? await registryOptionsFrom({ ...argv, json: argv.json }, io) : undefined;
+      registry?.done();
+      const outDir = argv.out ?? (argv.push !== undefined ? await mkdtemp(join(tmpdir(), 'distill-build-push-')) : undefined);
       const { opts, done } = lockOptionsFrom(argv, io);
       let result;
+      let pushed;
       try {
         result = await buildImage(file!, {
           cacheDir: opts.cacheDir,
           mirrors: opts.mirrors!,
-          ...(argv.out !== undefined ? { outDir: argv.out } : {}),
+          ...(outDir !== undefined ? { outDir } : {}),
           ...(argv.tar !== undefined ? { tarFile: argv.tar } : {}),
           ...(variants ? { variants } : {}),
           ...(argv.platform ? { platforms: argv.platform.flatMap((p) => p.split(',')) } : {}),
@@ -62,11 +82,15 @@ export function buildCommand(io: CliIo) {
           annotations: { ...(argv.source ? { source: argv.source } : {}), ...(argv.revision ? { revision: argv.revision } : {}) },
           ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
         });
+        if (argv.push !== undefined) {
+          pushed = await pushLayout(outDir!, argv.push, { ...registry!.opts, ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
+        }
       } finally {
         done();
+        if (argv.out === undefined && outDir !== undefined) await rm(outDir, { recursive: true, force: true }).catch(() => {});
       }
       if (argv.json) {
-        io.stdout.write(JSON.stringify(result, null, 2) + '\n');
+        io.stdout.write(JSON.stringify(pushed ? { ...result, pushed } : result, null, 2) + '\n');
         return;
       }
       for (const v of result.variants) {
@@ -75,6 +99,10 @@ export function buildCommand(io: CliIo) {
           const size = m.layers.reduce((n, l) => n + l.size, 0);
           io.stdout.write(`  ${v.variant}-${m.arch} ${m.digest} (${m.platform}, ${m.layers.length} layers, ${(size / 1e6).toFixed(1)} MB compressed)\n`);
         }
+      }
+      if (pushed) {
+        for (const p of pushed.pushed) io.stdout.write(`pushed ${p.reference}\n`);
+        io.stdout.write(`${pushed.blobsUploaded} blobs uploaded (${(pushed.bytesUploaded / 1e6).toFixed(1)} MB), ${pushed.blobsSkipped} already there\n`);
       }
     },
   };

@@ -3,10 +3,12 @@
 import { benchBuild } from './build.js';
 import { benchGzip } from './gzip.js';
 import { benchLock } from './lock.js';
+import { benchPush } from './push.js';
 
 const sections: [string, () => Promise<string[]>][] = [
   ['lock', benchLock],
   ['build', benchBuild],
+  ['push', benchPush],
   ['gzip', benchGzip],
 ];
 for (const [name, fn] of sections) {

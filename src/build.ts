@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fetchDebs } from './cas/fetch-debs.js';
+import { fetchDebs } from './fetch/debs.js';
 import { ContentStore } from './cas/store.js';
 import type { MirrorInputs } from './debian/mirrors.js';
 import { ALL_VARIANTS, type Variant } from './definition/types.js';

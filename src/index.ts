@@ -12,8 +12,8 @@ export { readLock, assertFresh, lockPathFor, type Lockfile, type LockedPackage }
 export { loadLockChain, type LockedImage } from './lock/load.js';
 export { explain, type Explanation } from './lock/explain.js';
 export { ContentStore } from './cas/store.js';
-export { fetchDebs, type FetchDebsOptions, type FetchSummary } from './cas/fetch-debs.js';
-export { fetchImages } from './fetch-images.js';
+export { fetchDebs, type FetchDebsOptions, type FetchSummary } from './fetch/debs.js';
+export { fetchImages } from './fetch/images.js';
 export { findDefinitions } from './definition/find.js';
 export { buildImage, type BuildOptions, type BuildResult, type BuiltManifest } from './build.js';
 export { ALL_VARIANTS, type Variant } from './definition/types.js';

@@ -9,7 +9,7 @@ import { pipeline } from 'node:stream/promises';
 import { readFile, stat } from 'node:fs/promises';
 import { fetchBlob } from '../cas/fetch.js';
 import { compressionOf } from '../compress/decompress.js';
-import { readTarball } from '../debian/deb.js';
+import { readTarball } from '../rootfs/deb.js';
 import { join } from 'node:path';
 import type { ContentStore } from '../cas/store.js';
 import { parseRelations } from '../debian/relations.js';

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ContentStore } from '../cas/store.js';
-import { readDeb, type DebControl } from '../debian/deb.js';
+import { readDeb, type DebControl } from '../rootfs/deb.js';
 import type { LockedPackage } from '../lock/lockfile.js';
 import type { PathFilter } from '../rootfs/filter.js';
 import { mergedUsrPath, type TreeEntry } from '../rootfs/tree.js';

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { lockImages } from '../../src/lock/lock.js';
 import { loadLockChain } from '../../src/lock/load.js';
-import { fetchImages } from '../../src/fetch-images.js';
+import { fetchImages } from '../../src/fetch/images.js';
 import { findDefinitions } from '../../src/definition/find.js';
 import { aptAvailable, aptResolve } from '../helpers/apt-resolve.js';
 import { NO_SNAPSHOT, repoRoot, snapshotDir, snapshotMirrors, systemKeyring } from '../helpers/paths.js';

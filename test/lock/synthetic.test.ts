@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { lockImages } from '../../src/lock/lock.js';
-import { fetchImages } from '../../src/fetch-images.js';
+import { fetchImages } from '../../src/fetch/images.js';
 import { makeArchive, makeKey, type SynthArchive, type SynthKey, type SynthPackage } from '../helpers/synthetic-archive.js';
 import { aptAvailable, aptResolve } from '../helpers/apt-resolve.js';
 

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { createReadStream, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { readDeb, type ReadDebOptions } from '../../src/debian/deb.js';
+import { readDeb, type ReadDebOptions } from '../../src/rootfs/deb.js';
 import { normalisePath, type FsEntry } from '../../src/rootfs/entry.js';
 import { EntrySanitizer } from '../../src/rootfs/sanitize.js';
 import { craftDeb, dir, file, hardlink, rawEntry, symlink, type TarItem } from '../helpers/craft-deb.js';

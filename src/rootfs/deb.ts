@@ -18,9 +18,9 @@ import { Readable, Transform, type TransformCallback } from 'node:stream';
 import * as tar from 'tar-stream';
 import { decompressor, type Compression } from '../compress/decompress.js';
 import { DistillError, isDistillError, messageOf } from '../errors.js';
-import type { FsEntry } from '../rootfs/entry.js';
-import { EntrySanitizer, type RawEntry, type RawEntryType, type SanitizeOptions } from '../rootfs/sanitize.js';
-import { parseDeb822, type Paragraph } from './deb822.js';
+import type { FsEntry } from './entry.js';
+import { EntrySanitizer, type RawEntry, type RawEntryType, type SanitizeOptions } from './sanitize.js';
+import { parseDeb822, type Paragraph } from '../debian/deb822.js';
 
 export interface DebControl {
   /** The control file, exactly (UTF-8). */

@@ -7,8 +7,8 @@ import { resolveMirror, type MirrorInputs } from '../debian/mirrors.js';
 import { DistillError } from '../errors.js';
 import type { OnProgress } from '../events.js';
 import type { RetryPolicy } from '../http/retry.js';
-import { fetchBlob } from './fetch.js';
-import type { ContentStore } from './store.js';
+import { fetchBlob } from '../cas/fetch.js';
+import type { ContentStore } from '../cas/store.js';
 
 export interface FetchDebsOptions {
   mirrors?: MirrorInputs;

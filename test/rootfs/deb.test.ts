@@ -8,7 +8,7 @@ import { createReadStream, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
-import { readDeb, type DebControl, type ReadDebOptions } from '../../src/debian/deb.js';
+import { readDeb, type DebControl, type ReadDebOptions } from '../../src/rootfs/deb.js';
 import type { FsEntry } from '../../src/rootfs/entry.js';
 import {
   END_OF_ARCHIVE,

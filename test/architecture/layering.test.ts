@@ -1,0 +1,67 @@
+// The layout rules the code relies on, checked (as go-containerregistry's depcheck does): the CLI
+// reaches the library only through src/index.ts; the library never touches `process` or the console
+// (it takes the environment as an argument and reports through progress events); and no module
+// imports one that comes later in the data flow.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { repoRoot } from '../helpers/paths.js';
+
+const src = join(repoRoot, 'src');
+
+function files(dir: string): string[] {
+  return readdirSync(dir).flatMap((n) => {
+    const p = join(dir, n);
+    return statSync(p).isDirectory() ? files(p) : p.endsWith('.ts') ? [p] : [];
+  });
+}
+
+function code(path: string): string {
+  // Comments may mention process.env; only code counts.
+  return readFileSync(path, 'utf8').replace(/\/\*[\s\S]*?\*\//g, '').replace(/(^|[^:])\/\/.*$/gm, '$1');
+}
+
+function imports(path: string): string[] {
+  return [...code(path).matchAll(/^\s*(?:import|export)[^'"]*from\s+['"]([^'"]+)['"]/gm)].map((m) => m[1]!);
+}
+
+test('the CLI imports the library only through src/index.ts', () => {
+  for (const f of files(join(src, 'cli'))) {
+    for (const i of imports(f)) {
+      if (i.startsWith('node:') || i === 'yargs') continue;
+      const target = join(f, '..', i.replace(/\.js$/, '.ts'));
+      const ok = target === join(src, 'index.ts') || target.startsWith(join(src, 'cli') + '/');
+      assert.ok(ok, `${relative(repoRoot, f)} imports ${i}`);
+    }
+  }
+});
+
+test('the library never touches process or the console', () => {
+  for (const f of files(src)) {
+    if (f.startsWith(join(src, 'cli'))) continue;
+    const c = code(f);
+    assert.ok(!/\bprocess\.(env|exit|stdout|stderr|argv|cwd|chdir|pid)\b/.test(c), `${relative(repoRoot, f)} uses process`);
+    assert.ok(!/\bconsole\./.test(c), `${relative(repoRoot, f)} uses the console`);
+  }
+});
+
+// The data flow, earliest first; a module may import from its own stage or earlier ones.
+const STAGES = ['errors.ts', 'digest.ts', 'json.ts', 'events.ts', 'version.ts', 'util', 'http', 'compress', 'cas', 'definition', 'debian', 'lock', 'fetch', 'rootfs', 'layer', 'oci', 'sinks', 'build', 'build.ts', 'registry', 'copy.ts', 'inspect.ts', 'sign', 'attest', 'index.ts', 'cli'];
+
+function stageOf(path: string): number {
+  const top = relative(src, path).split('/')[0]!;
+  const i = STAGES.indexOf(top);
+  assert.ok(i >= 0, `${top} is not placed in the data flow (add it to STAGES)`);
+  return i;
+}
+
+test('no module imports one that comes later in the data flow', () => {
+  for (const f of files(src)) {
+    for (const i of imports(f)) {
+      if (!i.startsWith('.')) continue;
+      const target = join(f, '..', i.replace(/\.js$/, '.ts'));
+      assert.ok(stageOf(target) <= stageOf(f), `${relative(repoRoot, f)} (stage ${STAGES[stageOf(f)]}) imports ${relative(repoRoot, target)} (later stage ${STAGES[stageOf(target)]})`);
+    }
+  }
+});

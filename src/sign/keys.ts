@@ -367,7 +367,17 @@ export async function writeKeyPair(
     for (const p of [privateKeyPath, publicKeyPath]) if (await exists(p)) throw keyExists(p);
   }
   const { privatePem, publicPem } = generateKeyPair(password, opts.scryptN ? { scryptN: opts.scryptN } : {});
-  if (opts.force) {
+  try {
+    await writePair(privateKeyPath, privatePem, publicKeyPath, publicPem, opts.force === true);
+  } catch (e) {
+    if (e instanceof DistillError) throw e;
+    throw new DistillError('KEY_IO', `cannot write the key pair in ${dir}: ${(e as Error).message}`, { cause: e, hint: 'check that the directory exists and is writable' });
+  }
+  return { privateKeyPath, publicKeyPath };
+}
+
+async function writePair(privateKeyPath: string, privatePem: string, publicKeyPath: string, publicPem: string, force: boolean): Promise<void> {
+  if (force) {
     await replaceFile(privateKeyPath, privatePem, 0o600);
     await replaceFile(publicKeyPath, publicPem, 0o644);
   } else {
@@ -379,7 +389,6 @@ export async function writeKeyPair(
       throw e;
     }
   }
-  return { privateKeyPath, publicKeyPath };
 }
 
 /** Create a new file (O_EXCL: never follows or replaces anything), write, fsync. */

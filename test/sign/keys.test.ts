@@ -291,3 +291,8 @@ test('passwordFrom: COSIGN_PASSWORD when set (the empty string is the empty pass
   assert.equal(passwordFrom({}), undefined);
   assert.equal(passwordFrom({ COSIGN_PASSWORD: undefined, OTHER: 'x' }), undefined);
 });
+
+test('a key pair that cannot be written is KEY_IO, not an internal error', async () => {
+  const { writeKeyPair: write } = await import('../../src/sign/keys.js');
+  await assert.rejects(write('/nonexistent-dir/for/keys', 'pw', { scryptN: 32768 }), (e: any) => e.code === 'KEY_IO');
+});

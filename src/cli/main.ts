@@ -6,6 +6,7 @@ import { buildCommand } from './commands/build.js';
 import { fetchCommand } from './commands/fetch.js';
 import { initCommand } from './commands/init.js';
 import { copyCommand, inspectCommand, pullCommand, pushCommand } from './commands/registry.js';
+import { attestCommand, keyPairCommand, signCommand, triangulateCommand, verifyAttestationCommand, verifyCommand } from './commands/sign.js';
 import { lockCommand } from './commands/lock.js';
 import type { CliIo } from './io.js';
 
@@ -23,6 +24,12 @@ export async function main(args: readonly string[], io: CliIo): Promise<number> 
     .command(pullCommand(io) as never)
     .command(copyCommand(io) as never)
     .command(inspectCommand(io) as never)
+    .command(keyPairCommand(io) as never)
+    .command(signCommand(io) as never)
+    .command(verifyCommand(io) as never)
+    .command(attestCommand(io) as never)
+    .command(verifyAttestationCommand(io) as never)
+    .command(triangulateCommand(io) as never)
     .demandCommand(1, 'name a command')
     .strict()
     .recommendCommands()

@@ -3,7 +3,8 @@ import type { Argv } from 'yargs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildImage, DistillError, findDefinitions, pushLayout, type Variant } from '../../index.js';
+import { buildImage, DistillError, findDefinitions, pushLayout, signImage, type Variant } from '../../index.js';
+import { signingKey } from './sign.js';
 import { registryOptionsFrom } from './registry-options.js';
 import type { CliIo } from '../io.js';
 import { commonOptions, lockOptionsFrom, type CommonArgs } from './common.js';
@@ -20,6 +21,7 @@ interface BuildArgs extends CommonArgs {
   'gzip-workers'?: number;
   'layer-cache': boolean;
   push?: string;
+  'sign-key'?: string;
   username?: string;
   'password-stdin': boolean;
   insecure: boolean;
@@ -41,6 +43,7 @@ export function buildCommand(io: CliIo) {
         .option('concurrency', { type: 'number', describe: 'packages unpacked at once (default 2)' })
         .option('gzip-workers', { type: 'number', describe: 'gzip threads (default: one per core; 0 = none); the bytes do not depend on it' })
         .option('push', { type: 'string', describe: 'then push every variant and platform to REPOSITORY (tags = ref names)' })
+        .option('sign-key', { type: 'string', describe: 'with --push: sign every pushed index and platform manifest with this cosign key' })
         .option('username', { type: 'string', describe: 'registry user for --push' })
         .option('password-stdin', { type: 'boolean', default: false, describe: 'read the registry password from standard input' })
         .option('insecure', { type: 'boolean', default: false, describe: 'allow plain http to a registry that is not on loopback' })
@@ -61,12 +64,18 @@ export function buildCommand(io: CliIo) {
       if (argv.out === undefined && argv.tar === undefined && argv.push === undefined) {
         throw new DistillError('USAGE', 'nowhere to put the image', { hint: 'pass --out DIR, --tar FILE and/or --push REPOSITORY' });
       }
+      if (argv['sign-key'] !== undefined && argv.push === undefined) {
+        throw new DistillError('USAGE', '--sign-key signs what --push pushed', { hint: 'add --push REPOSITORY' });
+      }
+      // Ask for the key's password before the build, not after minutes of work.
+      const key = argv['sign-key'] !== undefined ? await signingKey(argv['sign-key'], io) : undefined;
       const registry = argv.push !== undefined ? await registryOptionsFrom({ ...argv, json: argv.json }, io) : undefined;
       registry?.done();
       const outDir = argv.out ?? (argv.push !== undefined ? await mkdtemp(join(tmpdir(), 'distill-build-push-')) : undefined);
       const { opts, done } = lockOptionsFrom(argv, io);
       let result;
       let pushed;
+      const signed: Awaited<ReturnType<typeof signImage>> = [];
       try {
         result = await buildImage(file!, {
           cacheDir: opts.cacheDir,
@@ -84,13 +93,19 @@ export function buildCommand(io: CliIo) {
         });
         if (argv.push !== undefined) {
           pushed = await pushLayout(outDir!, argv.push, { ...registry!.opts, ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
+          if (key) {
+            const repo = argv.push.replace(/:[^/:@]+$/, '');
+            for (const v of result.variants) {
+              signed.push(...(await signImage(`${repo}@${v.index}`, { ...registry!.opts, privateKey: key.privateKey, recursive: true })));
+            }
+          }
         }
       } finally {
         done();
         if (argv.out === undefined && outDir !== undefined) await rm(outDir, { recursive: true, force: true }).catch(() => {});
       }
       if (argv.json) {
-        io.stdout.write(JSON.stringify(pushed ? { ...result, pushed } : result, null, 2) + '\n');
+        io.stdout.write(JSON.stringify(pushed ? { ...result, pushed, ...(key ? { signed } : {}) } : result, null, 2) + '\n');
         return;
       }
       for (const v of result.variants) {
@@ -103,6 +118,7 @@ export function buildCommand(io: CliIo) {
       if (pushed) {
         for (const p of pushed.pushed) io.stdout.write(`pushed ${p.reference}\n`);
         io.stdout.write(`${pushed.blobsUploaded} blobs uploaded (${(pushed.bytesUploaded / 1e6).toFixed(1)} MB), ${pushed.blobsSkipped} already there\n`);
+        for (const s of signed) io.stdout.write(`${s.added ? 'signed' : 'already signed'} ${s.digest} → ${s.reference}\n`);
       }
     },
   };

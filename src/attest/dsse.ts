@@ -1,0 +1,94 @@
+// DSSE v1 envelopes (secure-systems-lab/dsse: envelope.md, protocol.md), as cosign attest writes them:
+// `{"payloadType":…,"payload":<base64>,"signatures":[{"keyid":"","sig":<base64>}]}`, standard padded
+// base64 (Go's []byte encoding), the signature over PAE(payloadType, payload) — never over the payload
+// alone, so a signature made for one payload type cannot be replayed as another.
+//
+// Reading: the envelope is attacker-controlled. Base64 may be standard or URL-safe, padded or not (the
+// spec requires accepting both); `keyid` is an unauthenticated hint and is ignored; the payload returned
+// is exactly the bytes the signature was checked over.
+import type { KeyObject } from 'node:crypto';
+import { DistillError } from '../errors.js';
+import { goJson } from '../oci/descriptor.js';
+import { base64Std, signBytes, verifyBytes } from '../sign/signer.js';
+
+export const DSSE_MEDIA_TYPE = 'application/vnd.dsse.envelope.v1+json';
+export const IN_TOTO_PAYLOAD_TYPE = 'application/vnd.in-toto+json';
+
+/** PAE(type, body) = "DSSEv1" SP LEN(type) SP type SP LEN(body) SP body; lengths are decimal byte counts. */
+export function pae(payloadType: string, payload: Uint8Array): Buffer {
+  const type = Buffer.from(payloadType, 'utf8');
+  return Buffer.concat([
+    Buffer.from(`DSSEv1 ${type.length} `, 'ascii'),
+    type,
+    Buffer.from(` ${payload.length} `, 'ascii'),
+    payload,
+  ]);
+}
+
+/** A signed envelope's bytes: one signature by `privateKey` over PAE. */
+export function signEnvelope(payloadType: string, payload: Buffer, privateKey: KeyObject, keyid = ''): Buffer {
+  const sig = signBytes(privateKey, pae(payloadType, payload));
+  return Buffer.from(goJson({ payloadType, payload: base64Std(payload), signatures: [{ keyid, sig: base64Std(sig) }] }), 'utf8');
+}
+
+export interface DecodedEnvelope {
+  payloadType: string;
+  /** Not yet authenticated. */
+  payload: Buffer;
+  signatures: { keyid: string; sig: Buffer }[];
+}
+
+/** Parse an envelope without checking any signature (for bookkeeping such as --replace, never for trust). */
+export function decodeEnvelope(bytes: Buffer): DecodedEnvelope {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(bytes.toString('utf8'));
+  } catch (e) {
+    throw invalid('not JSON', e);
+  }
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw invalid('not a JSON object');
+  const o = doc as Record<string, unknown>;
+  if (typeof o['payloadType'] !== 'string') throw invalid('payloadType is not a string');
+  if (typeof o['payload'] !== 'string') throw invalid('payload is not a string');
+  const payload = decodeAnyBase64(o['payload']);
+  if (payload === undefined) throw invalid('payload is not base64');
+  const list = o['signatures'];
+  if (!Array.isArray(list) || list.length === 0) throw invalid('no signatures');
+  const signatures = list.map((s: unknown, i) => {
+    const so = (typeof s === 'object' && s !== null ? s : {}) as Record<string, unknown>;
+    const sig = typeof so['sig'] === 'string' ? decodeAnyBase64(so['sig']) : undefined;
+    if (sig === undefined) throw invalid(`signatures[${i}].sig is not base64`);
+    return { keyid: typeof so['keyid'] === 'string' ? so['keyid'] : '', sig };
+  });
+  return { payloadType: o['payloadType'], payload, signatures };
+}
+
+/**
+ * The payload of an envelope one of whose signatures verifies over PAE with `publicKey`, or
+ * ATTESTATION_INVALID. A signature over the bare payload does not count.
+ */
+export function verifyEnvelope(bytes: Buffer, publicKey: KeyObject): { payloadType: string; payload: Buffer } {
+  const env = decodeEnvelope(bytes);
+  const message = pae(env.payloadType, env.payload);
+  if (!env.signatures.some((s) => verifyBytes(publicKey, message, s.sig))) {
+    throw new DistillError('ATTESTATION_INVALID', 'no signature of the DSSE envelope verifies with the public key (over PAE)', {
+      hint: 'the attestation was made with another key, or altered',
+    });
+  }
+  return { payloadType: env.payloadType, payload: env.payload };
+}
+
+const ANY_BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
+
+/** Standard or URL-safe base64, padded or not (the DSSE spec: readers accept both). */
+export function decodeAnyBase64(s: string): Buffer | undefined {
+  if (!ANY_BASE64.test(s)) return undefined;
+  const bare = s.replace(/=+$/, '');
+  if (bare.length % 4 === 1) return undefined;
+  if (s.length !== bare.length && s.length % 4 !== 0) return undefined;
+  return Buffer.from(bare.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
+}
+
+function invalid(message: string, cause?: unknown): DistillError {
+  return new DistillError('ATTESTATION_INVALID', `invalid DSSE envelope: ${message}`, cause === undefined ? {} : { cause });
+}

@@ -1,0 +1,216 @@
+// `distill generate-key-pair`, `sign`, `verify`, `attest`, `verify-attestation`, `triangulate`:
+// cosign-compatible signatures; flags → one library call each. Passwords come from COSIGN_PASSWORD
+// (set but empty = the empty password) or a TTY prompt; never from a flag, never echoed or logged.
+import { readFile } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
+import type { Argv } from 'yargs';
+import {
+  attestImage,
+  DistillError,
+  loadPrivateKey,
+  loadPublicKey,
+  passwordFrom,
+  signImage,
+  triangulate,
+  verifyAttestation,
+  verifyImage,
+  writeKeyPair,
+} from '../../index.js';
+import type { CliIo } from '../io.js';
+import { registryFlags, registryOptionsFrom, type RegistryArgs } from './registry-options.js';
+
+async function prompt(io: CliIo, question: string): Promise<string> {
+  const input = io.stdin as (NodeJS.ReadableStream & { isTTY?: boolean }) | undefined;
+  if (!input || !input.isTTY) {
+    throw new DistillError('USAGE', 'a key password is needed and there is no terminal to ask on', { hint: 'set COSIGN_PASSWORD (an empty value means the empty password)' });
+  }
+  io.stderr.write(question);
+  const rl = createInterface({ input, terminal: false });
+  try {
+    for await (const line of rl) {
+      io.stderr.write('\n');
+      return line;
+    }
+    return '';
+  } finally {
+    rl.close();
+  }
+}
+
+async function password(io: CliIo, twice: boolean): Promise<string> {
+  const fromEnv = passwordFrom(io.env);
+  if (fromEnv !== undefined) return fromEnv;
+  const first = await prompt(io, 'Enter password for private key: ');
+  if (twice && (await prompt(io, 'Enter password for private key again: ')) !== first) {
+    throw new DistillError('USAGE', 'the two passwords differ', { hint: 'run the command again' });
+  }
+  return first;
+}
+
+function annotationsOf(values: string[] | undefined): Record<string, string> | undefined {
+  if (!values || values.length === 0) return undefined;
+  const out: Record<string, string> = {};
+  for (const v of values) {
+    const i = v.indexOf('=');
+    if (i <= 0) throw new DistillError('USAGE', `-a ${v}: expected key=value`, { hint: 'e.g. -a e2e-tests-passed=True' });
+    out[v.slice(0, i)] = v.slice(i + 1);
+  }
+  return out;
+}
+
+export async function signingKey(path: string, io: CliIo) {
+  const pem = await readFile(path, 'utf8').catch((e: unknown) => {
+    throw new DistillError('KEY_INVALID', `cannot read the key ${path}: ${(e as Error).message}`, { cause: e, hint: 'pass --key cosign.key (distill generate-key-pair makes one)' });
+  });
+  const encrypted = /ENCRYPTED (SIGSTORE|COSIGN) PRIVATE KEY/.test(pem);
+  return loadPrivateKey(pem, encrypted ? await password(io, false) : undefined, path);
+}
+
+async function publicKey(path: string) {
+  const pem = await readFile(path, 'utf8').catch((e: unknown) => {
+    throw new DistillError('KEY_INVALID', `cannot read the key ${path}: ${(e as Error).message}`, { cause: e, hint: 'pass --key cosign.pub' });
+  });
+  return loadPublicKey(pem, path);
+}
+
+export function keyPairCommand(io: CliIo) {
+  return {
+    command: 'generate-key-pair',
+    describe: 'Write cosign.key (encrypted, 0600) and cosign.pub, as cosign generate-key-pair does',
+    builder: (y: Argv) =>
+      y
+        .option('dir', { type: 'string', default: '.', describe: 'where to write them' })
+        .option('force', { type: 'boolean', default: false, describe: 'replace an existing key pair' })
+        .option('json', { type: 'boolean', default: false }),
+    handler: async (argv: { dir: string; force: boolean; json: boolean }) => {
+      const r = await writeKeyPair(argv.dir, await password(io, true), { force: argv.force });
+      io.stdout.write(argv.json ? JSON.stringify(r) + '\n' : `Private key written to ${r.privateKeyPath}\nPublic key written to ${r.publicKeyPath}\n`);
+    },
+  };
+}
+
+export function signCommand(io: CliIo) {
+  return {
+    command: 'sign <reference>',
+    describe: 'Sign an image (an index: the index and every platform manifest) with a cosign key; stored as sha256-<hex>.sig',
+    builder: (y: Argv) =>
+      registryFlags(y)
+        .positional('reference', { type: 'string' })
+        .option('key', { type: 'string', demandOption: true, describe: 'cosign.key (or a PKCS#8 / EC PEM private key)' })
+        .option('a', { alias: 'annotation', type: 'string', array: true, describe: 'key=value written into the signed payload' })
+        .option('recursive', { type: 'boolean', default: true, describe: 'for an index, sign every platform manifest too' })
+        .option('identity', { type: 'string', describe: 'the docker-reference to claim (default: the repository)' }),
+    handler: async (argv: RegistryArgs & { reference: string; key: string; a?: string[]; recursive: boolean; identity?: string }) => {
+      const key = await signingKey(argv.key, io);
+      const { opts, done } = await registryOptionsFrom(argv, io);
+      const annotations = annotationsOf(argv.a);
+      let r;
+      try {
+        r = await signImage(argv.reference, { ...opts, privateKey: key.privateKey, recursive: argv.recursive, ...(annotations ? { annotations } : {}), ...(argv.identity ? { identity: argv.identity } : {}) });
+      } finally {
+        done();
+      }
+      if (argv.json) io.stdout.write(JSON.stringify(r, null, 2) + '\n');
+      else for (const s of r) io.stdout.write(`${s.added ? 'signed' : 'already signed'} ${s.digest} → ${s.reference}\n`);
+    },
+  };
+}
+
+export function verifyCommand(io: CliIo) {
+  return {
+    command: 'verify <reference>',
+    describe: 'Exit 0 only if a signature by the key covers exactly this digest and carries the given annotations',
+    builder: (y: Argv) =>
+      registryFlags(y)
+        .positional('reference', { type: 'string' })
+        .option('key', { type: 'string', demandOption: true, describe: 'cosign.pub' })
+        .option('a', { alias: 'annotation', type: 'string', array: true, describe: 'key=value the signed payload must carry' }),
+    handler: async (argv: RegistryArgs & { reference: string; key: string; a?: string[] }) => {
+      const key = await publicKey(argv.key);
+      const { opts, done } = await registryOptionsFrom(argv, io);
+      const annotations = annotationsOf(argv.a);
+      let r;
+      try {
+        r = await verifyImage(argv.reference, { ...opts, publicKey: key, ...(annotations ? { annotations } : {}) });
+      } finally {
+        done();
+      }
+      io.stderr.write(`Verification for ${r.reference} --\nThe following checks were performed on each of these signatures:\n  - The signatures were verified against the specified public key\n`);
+      // As cosign: the verified payloads, one JSON document per line, on stdout.
+      io.stdout.write(JSON.stringify(r.signatures.map((s) => JSON.parse(s.payload.toString('utf8')))) + '\n');
+    },
+  };
+}
+
+export function attestCommand(io: CliIo) {
+  return {
+    command: 'attest <reference>',
+    describe: 'Attach a signed in-toto statement (DSSE) to an image, stored as sha256-<hex>.att',
+    builder: (y: Argv) =>
+      registryFlags(y)
+        .positional('reference', { type: 'string' })
+        .option('key', { type: 'string', demandOption: true })
+        .option('type', { type: 'string', demandOption: true, describe: 'slsaprovenance1, spdxjson, … or a predicate type URI' })
+        .option('predicate', { type: 'string', demandOption: true, describe: 'a JSON file' })
+        .option('replace', { type: 'boolean', default: false, describe: 'drop earlier attestations of the same type' }),
+    handler: async (argv: RegistryArgs & { reference: string; key: string; type: string; predicate: string; replace: boolean }) => {
+      let predicate: object;
+      try {
+        predicate = JSON.parse(await readFile(argv.predicate, 'utf8')) as object;
+      } catch (e) {
+        throw new DistillError('USAGE', `--predicate ${argv.predicate}: not a readable JSON file`, { cause: e });
+      }
+      const key = await signingKey(argv.key, io);
+      const { opts, done } = await registryOptionsFrom(argv, io);
+      let r;
+      try {
+        r = await attestImage(argv.reference, { ...opts, privateKey: key.privateKey, predicateType: argv.type, predicate, replace: argv.replace });
+      } finally {
+        done();
+      }
+      io.stdout.write(argv.json ? JSON.stringify(r, null, 2) + '\n' : `attested ${r.digest} (${r.predicateType}) → ${r.reference}\n`);
+    },
+  };
+}
+
+export function verifyAttestationCommand(io: CliIo) {
+  return {
+    command: 'verify-attestation <reference>',
+    describe: 'Verify the attestations of a type by a key and print their statements',
+    builder: (y: Argv) =>
+      registryFlags(y)
+        .positional('reference', { type: 'string' })
+        .option('key', { type: 'string', demandOption: true })
+        .option('type', { type: 'string', demandOption: true }),
+    handler: async (argv: RegistryArgs & { reference: string; key: string; type: string }) => {
+      const key = await publicKey(argv.key);
+      const { opts, done } = await registryOptionsFrom(argv, io);
+      let r;
+      try {
+        r = await verifyAttestation(argv.reference, { ...opts, publicKey: key, predicateType: argv.type });
+      } finally {
+        done();
+      }
+      for (const s of r.statements) io.stdout.write(JSON.stringify(s) + '\n');
+    },
+  };
+}
+
+export function triangulateCommand(io: CliIo) {
+  return {
+    command: 'triangulate <reference>',
+    describe: 'Print where the signatures (or attestations, SBOMs) of an image are stored',
+    builder: (y: Argv) =>
+      registryFlags(y)
+        .positional('reference', { type: 'string' })
+        .option('type', { type: 'string', choices: ['signature', 'attestation', 'sbom', 'digest'], default: 'signature' }),
+    handler: async (argv: RegistryArgs & { reference: string; type: 'signature' | 'attestation' | 'sbom' | 'digest' }) => {
+      const { opts, done } = await registryOptionsFrom(argv, io);
+      try {
+        io.stdout.write((await triangulate(argv.reference, argv.type, opts)) + '\n');
+      } finally {
+        done();
+      }
+    },
+  };
+}

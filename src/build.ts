@@ -1,8 +1,8 @@
 // `distill build`: from a fresh lock (and its bases'), the .debs in the cache, and nothing else, to
 // OCI images — every variant, every architecture — written to an OCI layout and/or a docker archive.
 // The one module that knows every stage: definition → lock → cache → rootfs → layers → images → sinks.
-import { randomBytes } from 'node:crypto';
-import { mkdir, rm } from 'node:fs/promises';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fetchDebs } from './fetch/debs.js';
 import { ContentStore } from './cas/store.js';
@@ -16,6 +16,7 @@ import { debianArchToPlatform, platformString } from './oci/platform.js';
 import { writeDockerArchive } from './sinks/docker-archive.js';
 import { writeOciLayout, type LayoutRef } from './sinks/oci-layout.js';
 import { makeVariants, type ImageAnnotations } from './build/images.js';
+import { buildProvenance } from './provenance/provenance.js';
 import { buildChainLayers, type ChainLayers } from './build/layers.js';
 
 export interface BuildOptions {
@@ -53,9 +54,15 @@ export interface BuiltManifest {
 export interface BuildResult {
   image: string;
   variants: { variant: Variant; index: Digest; manifests: BuiltManifest[] }[];
+  /** The SLSA provenance statement of this build (also written to <out>/attestations/provenance.intoto.json). */
+  provenance?: object;
 }
 
+export const ATTESTATIONS_DIR = 'attestations';
+export const PROVENANCE_FILE = 'provenance.intoto.json';
+
 export async function buildImage(definitionFile: string, opts: BuildOptions): Promise<BuildResult> {
+  const startedOn = new Date();
   if (opts.outDir === undefined && opts.tarFile === undefined) {
     throw new DistillError('USAGE', 'nowhere to write the image', { hint: 'pass --out DIR (an OCI layout) and/or --tar FILE (a docker archive)' });
   }
@@ -141,6 +148,24 @@ export async function buildImage(definitionFile: string, opts: BuildOptions): Pr
       })),
     };
     for (const v of result.variants) for (const m of v.manifests) opts.onProgress?.({ type: 'image-written', image: def.name, variant: v.variant, arch: m.arch, digest: m.digest });
+    const texts = await Promise.all(chain.map(async (li) => ({ definition: await readFile(li.definition.file, 'utf8'), lock: await readFile(li.lockPath, 'utf8') })));
+    result.provenance = buildProvenance({
+      chain,
+      texts,
+      subjects: result.variants.flatMap((v) => [{ name: `${def.name}:${v.variant}`, digest: v.index }, ...v.manifests.map((m) => ({ name: `${def.name}:${v.variant}-${m.arch}`, digest: m.digest }))]),
+      variants,
+      platforms: arches,
+      ...(opts.sourceDateEpoch !== undefined ? { sourceDateEpoch: opts.sourceDateEpoch } : {}),
+      ...(opts.annotations?.source || opts.annotations?.revision ? { source: { ...(opts.annotations.source ? { repository: opts.annotations.source } : {}), ...(opts.annotations.revision ? { revision: opts.annotations.revision } : {}) } } : {}),
+      settings: { gzip: { level: 6, blockSize: 1024 * 1024, implementation: 'pako 3.0.3' }, mergedUsr: true, tarFormat: 'ustar+pax, no record padding' },
+      invocationId: randomUUID(),
+      startedOn,
+      finishedOn: new Date(),
+    });
+    if (opts.outDir !== undefined) {
+      await mkdir(join(opts.outDir, ATTESTATIONS_DIR), { recursive: true });
+      await writeFile(join(opts.outDir, ATTESTATIONS_DIR, PROVENANCE_FILE), JSON.stringify(result.provenance, null, 2) + '\n');
+    }
     return result;
   } finally {
     // Cleanup never replaces the build's own error.

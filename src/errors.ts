@@ -70,6 +70,10 @@ export type ErrorCode =
   | 'SIGNATURE_MEDIA_TYPE'
   | 'ATTESTATION_NONE'
   | 'ATTESTATION_INVALID'
+  // provenance and rebuild
+  | 'PROVENANCE_INVALID'
+  | 'PROVENANCE_MISMATCH'
+  | 'REBUILD_DIFFERS'
   // tooling
   | 'TOOL_MISSING'
   | 'DECOMPRESS_FAILED'

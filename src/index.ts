@@ -34,3 +34,5 @@ export { signImage, type SignOptions, type SignedManifest } from './sign/sign.js
 export { verifyImage, type VerifyOptions, type VerifyResult } from './sign/verify.js';
 export { triangulate } from './sign/triangulate.js';
 export { attestImage, verifyAttestation, type AttestOptions, type VerifyAttestationOptions } from './attest/attest.js';
+export { rebuild, checkProvenance, type RebuildOptions, type RebuildResult } from './rebuild.js';
+export { buildProvenance, validateProvenance, DISTILL_BUILD_TYPE } from './provenance/provenance.js';

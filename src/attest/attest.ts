@@ -23,7 +23,7 @@ import {
 } from '../sign/signature-store.js';
 import { attachmentTag, cosignRepositoryName } from '../sign/triangulate.js';
 import { DSSE_MEDIA_TYPE, IN_TOTO_PAYLOAD_TYPE, decodeEnvelope, signEnvelope, verifyEnvelope } from './dsse.js';
-import { SLSA_PROVENANCE_V1, makeStatement, parseStatement, predicateTypeUri, statementCovers, type Statement } from './statement.js';
+import { SLSA_PROVENANCE_V1, makeStatement, parseStatement, predicateTypeUri, statementCovers, type Statement } from '../provenance/statement.js';
 
 /** The layer annotation naming the predicate URI (literally `predicateType`). */
 export const PREDICATE_TYPE_ANNOTATION = 'predicateType';
@@ -52,6 +52,11 @@ export interface VerifyAttestationOptions extends RegistryOptions {
   publicKey: KeyObject;
   /** A predicate URI or a cosign --type name. */
   predicateType: string;
+  /**
+   * Also return verified statements whose subject names another digest (for `distill rebuild`, which
+   * reports such a provenance as being about another image rather than stopping short). Default false.
+   */
+  anySubject?: boolean;
 }
 
 export interface VerifyAttestationResult {
@@ -110,7 +115,7 @@ export async function verifyAttestation(reference: string, opts: VerifyAttestati
         if (payloadType !== IN_TOTO_PAYLOAD_TYPE) throw invalid(`payload type ${JSON.stringify(payloadType.slice(0, 80))}, not ${IN_TOTO_PAYLOAD_TYPE}`);
         const statement = parseStatement(payload);
         if (statement.predicateType !== uri) continue;
-        if (!statementCovers(statement, image.digest)) throw invalid(`its subject does not name ${image.digest}`);
+        if (!opts.anySubject && !statementCovers(statement, image.digest)) throw invalid(`its subject does not name ${image.digest}`);
         statements.push(statement);
       } catch (e) {
         if (!isDistillError(e) || !LAYER_FAULTS.has(e.code)) throw e;

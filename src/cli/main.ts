@@ -5,6 +5,7 @@ import { DistillError, isDistillError } from '../index.js';
 import { buildCommand } from './commands/build.js';
 import { fetchCommand } from './commands/fetch.js';
 import { initCommand } from './commands/init.js';
+import { rebuildCommand } from './commands/rebuild.js';
 import { copyCommand, inspectCommand, pullCommand, pushCommand } from './commands/registry.js';
 import { attestCommand, keyPairCommand, signCommand, triangulateCommand, verifyAttestationCommand, verifyCommand } from './commands/sign.js';
 import { lockCommand } from './commands/lock.js';
@@ -30,6 +31,7 @@ export async function main(args: readonly string[], io: CliIo): Promise<number> 
     .command(attestCommand(io) as never)
     .command(verifyAttestationCommand(io) as never)
     .command(triangulateCommand(io) as never)
+    .command(rebuildCommand(io) as never)
     .demandCommand(1, 'name a command')
     .strict()
     .recommendCommands()

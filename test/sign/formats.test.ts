@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, sign } from 'node:crypto';
 import { DSSE_MEDIA_TYPE, IN_TOTO_PAYLOAD_TYPE, decodeAnyBase64, pae, signEnvelope, verifyEnvelope } from '../../src/attest/dsse.js';
-import { STATEMENT_V1, makeStatement, parseStatement, predicateTypeUri, statementCovers } from '../../src/attest/statement.js';
+import { STATEMENT_V1, makeStatement, parseStatement, predicateTypeUri, statementCovers } from '../../src/provenance/statement.js';
 import { isDistillError } from '../../src/errors.js';
 import { parseReference } from '../../src/registry/reference.js';
 import { attachmentManifest } from '../../src/sign/signature-store.js';

@@ -3,7 +3,7 @@ import type { Argv } from 'yargs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildImage, DistillError, findDefinitions, pushLayout, signImage, type Variant } from '../../index.js';
+import { attestImage, buildImage, DistillError, findDefinitions, pushLayout, signImage, type Variant } from '../../index.js';
 import { signingKey } from './sign.js';
 import { registryOptionsFrom } from './registry-options.js';
 import type { CliIo } from '../io.js';
@@ -76,6 +76,7 @@ export function buildCommand(io: CliIo) {
       let result;
       let pushed;
       const signed: Awaited<ReturnType<typeof signImage>> = [];
+      const attested: Awaited<ReturnType<typeof attestImage>>[] = [];
       try {
         result = await buildImage(file!, {
           cacheDir: opts.cacheDir,
@@ -97,6 +98,11 @@ export function buildCommand(io: CliIo) {
             const repo = argv.push.replace(/:[^/:@]+$/, '');
             for (const v of result.variants) {
               signed.push(...(await signImage(`${repo}@${v.index}`, { ...registry!.opts, privateKey: key.privateKey, recursive: true })));
+              // The provenance, attested on each variant's index (its subjects name every manifest too).
+              if (result.provenance) {
+                const { predicate } = result.provenance as { predicate: object };
+                attested.push(await attestImage(`${repo}@${v.index}`, { ...registry!.opts, privateKey: key.privateKey, predicateType: 'slsaprovenance1', predicate, replace: true }));
+              }
             }
           }
         }
@@ -105,7 +111,7 @@ export function buildCommand(io: CliIo) {
         if (argv.out === undefined && outDir !== undefined) await rm(outDir, { recursive: true, force: true }).catch(() => {});
       }
       if (argv.json) {
-        io.stdout.write(JSON.stringify(pushed ? { ...result, pushed, ...(key ? { signed } : {}) } : result, null, 2) + '\n');
+        io.stdout.write(JSON.stringify(pushed ? { ...result, pushed, ...(key ? { signed, attested } : {}) } : result, null, 2) + '\n');
         return;
       }
       for (const v of result.variants) {
@@ -119,6 +125,7 @@ export function buildCommand(io: CliIo) {
         for (const p of pushed.pushed) io.stdout.write(`pushed ${p.reference}\n`);
         io.stdout.write(`${pushed.blobsUploaded} blobs uploaded (${(pushed.bytesUploaded / 1e6).toFixed(1)} MB), ${pushed.blobsSkipped} already there\n`);
         for (const s of signed) io.stdout.write(`${s.added ? 'signed' : 'already signed'} ${s.digest} → ${s.reference}\n`);
+        for (const a of attested) io.stdout.write(`attested ${a.digest} (${a.predicateType}) → ${a.reference}\n`);
       }
     },
   };

@@ -2,7 +2,7 @@
 // OCI images — every variant, every architecture — written to an OCI layout and/or a docker archive.
 // The one module that knows every stage: definition → lock → cache → rootfs → layers → images → sinks.
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fetchDebs } from './fetch/debs.js';
 import { ContentStore } from './cas/store.js';
@@ -17,7 +17,12 @@ import { writeDockerArchive } from './sinks/docker-archive.js';
 import { writeOciLayout, type LayoutRef } from './sinks/oci-layout.js';
 import { makeVariants, type ImageAnnotations } from './build/images.js';
 import { buildProvenance } from './provenance/provenance.js';
-import { buildChainLayers, type ChainLayers } from './build/layers.js';
+import { buildSbom, scanLayers, type ScannedLayers } from './provenance/sbom.js';
+import { sha256Hex } from './digest.js';
+import { canonicalJson } from './json.js';
+import { rfc3339 } from './lock/lock.js';
+import { DISTILL_VERSION } from './version.js';
+import { buildChainLayers, layerTimestamp, type ChainLayers } from './build/layers.js';
 
 export interface BuildOptions {
   cacheDir: string;
@@ -60,6 +65,7 @@ export interface BuildResult {
 
 export const ATTESTATIONS_DIR = 'attestations';
 export const PROVENANCE_FILE = 'provenance.intoto.json';
+export const sbomFile = (variant: string, arch: string): string => `sbom-${variant}-${arch}.spdx.json`;
 
 export async function buildImage(definitionFile: string, opts: BuildOptions): Promise<BuildResult> {
   const startedOn = new Date();
@@ -165,6 +171,42 @@ export async function buildImage(definitionFile: string, opts: BuildOptions): Pr
     if (opts.outDir !== undefined) {
       await mkdir(join(opts.outDir, ATTESTATIONS_DIR), { recursive: true });
       await writeFile(join(opts.outDir, ATTESTATIONS_DIR, PROVENANCE_FILE), JSON.stringify(result.provenance, null, 2) + '\n');
+      // An SPDX SBOM per variant and platform, read from the layers themselves (what is really there).
+      // It depends only on the manifest (and so its layers) and the inputs in its key: a rebuild with
+      // nothing changed takes it from the cache; variants with the same layers share one scan.
+      const scans = new Map<string, Promise<ScannedLayers>>();
+      for (const v of result.variants) {
+        for (const m of v.manifests) {
+          const layers = perArch.find((p) => p.arch === m.arch)!;
+          const paths = [...layers.layers.map((l) => l.path), ...(v.variant.startsWith('debug') && layers.debug ? [layers.debug.path] : [])];
+          const packages = chain.flatMap((li) => [...(li.lock.architectures[m.arch]?.packages ?? []), ...(li.lock.architectures[m.arch]?.debug ?? [])]);
+          const key = sha256Hex(canonicalJson({ distill: DISTILL_VERSION, image: def.name, variant: v.variant, manifest: m.digest, packages: packages.map((p) => [p.name, p.sha256]) }));
+          const cached = join(opts.cacheDir, 'sboms', `${key}.spdx.json`);
+          const target = join(opts.outDir, ATTESTATIONS_DIR, sbomFile(v.variant, m.arch));
+          const hit = await readFile(cached, 'utf8').catch(() => undefined);
+          if (hit !== undefined) {
+            await writeFile(target, hit);
+            continue;
+          }
+          const scanKey = paths.join('\0');
+          if (!scans.has(scanKey)) scans.set(scanKey, scanLayers(paths));
+          const { json } = await buildSbom({
+            image: def.name,
+            variant: v.variant,
+            platform: debianArchToPlatform(m.arch),
+            manifestDigest: m.digest,
+            created: rfc3339(new Date(layerTimestamp(top, opts.sourceDateEpoch) * 1000)),
+            layers: paths,
+            packages,
+            toolVersion: DISTILL_VERSION,
+          }, await scans.get(scanKey)!);
+          await writeFile(target, json);
+          await mkdir(join(opts.cacheDir, 'sboms'), { recursive: true });
+          const tmp = `${cached}.${randomBytes(4).toString('hex')}`;
+          await writeFile(tmp, json);
+          await rename(tmp, cached);
+        }
+      }
     }
     return result;
   } finally {

@@ -1,9 +1,9 @@
 // `distill build`: flags → buildImage.
 import type { Argv } from 'yargs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { attestImage, buildImage, DistillError, findDefinitions, pushLayout, signImage, type Variant } from '../../index.js';
+import { ATTESTATIONS_DIR, attestImage, buildImage, DistillError, findDefinitions, pushLayout, sbomFile, signImage, type Variant } from '../../index.js';
 import { signingKey } from './sign.js';
 import { registryOptionsFrom } from './registry-options.js';
 import type { CliIo } from '../io.js';
@@ -102,6 +102,11 @@ export function buildCommand(io: CliIo) {
               if (result.provenance) {
                 const { predicate } = result.provenance as { predicate: object };
                 attested.push(await attestImage(`${repo}@${v.index}`, { ...registry!.opts, privateKey: key.privateKey, predicateType: 'slsaprovenance1', predicate, replace: true }));
+              }
+              // Each platform image's SPDX SBOM, as distroless attaches them (cosign attest --type spdxjson).
+              for (const m of v.manifests) {
+                const sbom = JSON.parse(await readFile(join(outDir!, ATTESTATIONS_DIR, sbomFile(v.variant, m.arch)), 'utf8')) as object;
+                attested.push(await attestImage(`${repo}@${m.digest}`, { ...registry!.opts, privateKey: key.privateKey, predicateType: 'spdxjson', predicate: sbom, replace: true }));
               }
             }
           }

@@ -1,0 +1,145 @@
+// Rebuild-and-compare as a consumer meets it: build, push, sign and attest to a loopback registry;
+// `distill rebuild` from another directory with an empty cache says "identical"; a copy with one
+// layer byte changed, pushed under another tag with the original attestations copied, is a mismatch
+// naming the layer and the file; bad provenance is refused clearly.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { main } from '../../src/cli/main.js';
+import { validateProvenance } from '../../src/provenance/provenance.js';
+import { validateSbom } from '../../src/provenance/sbom.js';
+import { rebuild } from '../../src/rebuild.js';
+import { RegistryClient } from '../../src/registry/client.js';
+import { pushLayout } from '../../src/registry/push.js';
+import { pullImage } from '../../src/registry/pull.js';
+import { needsRegistry, startRegistry, type RunningRegistry } from '../helpers/registry.js';
+import { NO_SNAPSHOT, repoRoot, snapshotDir, snapshotMirrors } from '../helpers/paths.js';
+
+const snap = snapshotDir();
+const skip = needsRegistry().skip || (snap === undefined ? NO_SNAPSHOT : false);
+const work = mkdtempSync(join(tmpdir(), 'distill-rebuild-'));
+let registry: RunningRegistry;
+const sha = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
+
+async function cli(args: string[], cwd?: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const prev = process.cwd();
+  if (cwd) process.chdir(cwd);
+  try {
+    const code = await main(args, { stdout: { write: (s: string) => (stdout += s) }, stderr: { write: (s: string) => (stderr += s) }, env: { HOME: work, COSIGN_PASSWORD: 'pw' } });
+    return { code, stdout, stderr };
+  } finally {
+    process.chdir(prev);
+  }
+}
+const mirrorArgs = (): string[] => Object.entries(snapshotMirrors(snap!)).flatMap(([k, v]) => ['--mirror', `${k}=${v}`]);
+
+before(async () => {
+  if (skip) return;
+  registry = await startRegistry();
+  assert.equal((await cli(['generate-key-pair', '--dir', work])).code, 0);
+});
+after(async () => {
+  await registry?.stop();
+  rmSync(work, { recursive: true, force: true });
+});
+
+test('the layout build records valid SLSA provenance, and rebuilding the layout is identical', { skip: snap === undefined ? NO_SNAPSHOT : false }, async () => {
+  const out = join(work, 'layout');
+  const b = await cli(['build', join(repoRoot, 'images', 'static'), '--out', out, '--platform', 'amd64', '--cache', join(work, 'cache-a'), ...mirrorArgs()]);
+  assert.equal(b.code, 0, b.stderr);
+  const prov = JSON.parse(readFileSync(join(out, 'attestations', 'provenance.intoto.json'), 'utf8'));
+  assert.deepEqual(validateProvenance(prov), []);
+  assert.equal(prov.predicate.buildDefinition.externalParameters.definitions[0].content, readFileSync(join(repoRoot, 'images', 'static', 'image.yaml'), 'utf8'));
+  assert.ok(prov.predicate.buildDefinition.resolvedDependencies.some((d: { name: string }) => d.name === 'busybox-static'));
+  const r = await rebuild(out, { cacheDir: join(work, 'cache-b'), mirrors: { flags: snapshotMirrors(snap!), aptSources: [] } });
+  assert.equal(r.identical, true, r.report);
+  assert.equal(r.subjects.length, 4 * 2); // four variants: the index and the amd64 manifest of each
+
+  // A provenance whose inline definition no longer matches its recorded digest is refused.
+  const bad = join(work, 'layout-bad');
+  cpSync(out, bad, { recursive: true });
+  prov.predicate.buildDefinition.externalParameters.definitions[0].content += '# altered\n';
+  writeFileSync(join(bad, 'attestations', 'provenance.intoto.json'), JSON.stringify(prov));
+  await assert.rejects(rebuild(bad, { cacheDir: join(work, 'cache-b') }), (e: any) => e.code === 'PROVENANCE_MISMATCH' && /does not match its recorded digest/.test(e.message));
+});
+
+test('build, push, sign and attest; rebuild elsewhere with an empty cache → identical; a tampered copy → mismatch naming layer and file', { skip }, async () => {
+  const repo = `${registry.host}/distill/static`;
+  const b = await cli(['build', join(repoRoot, 'images', 'static'), '--push', repo, '--sign-key', join(work, 'cosign.key'), '--json', '--cache', join(work, 'cache-c'), ...mirrorArgs()]);
+  assert.equal(b.code, 0, b.stderr);
+  const built = JSON.parse(b.stdout);
+  assert.equal(built.attested.length, 4 + 8, "provenance on 4 indexes, an SBOM on 8 platform images");
+
+  // Each platform image carries a signed SPDX 2.3 SBOM.
+  const sb = await cli(['verify-attestation', `${repo}:latest-amd64`, '--key', join(work, 'cosign.pub'), '--type', 'spdxjson']);
+  assert.equal(sb.code, 0, sb.stderr);
+  const sbom = JSON.parse(sb.stdout.trim().split('\n')[0]!).predicate;
+  assert.equal(sbom.spdxVersion, 'SPDX-2.3');
+  assert.deepEqual(validateSbom(sbom), []);
+  assert.ok(sbom.packages.some((p: { name: string }) => p.name === 'tzdata'));
+
+  const elsewhere = mkdtempSync(join(tmpdir(), 'distill-consumer-'));
+  const ok = await cli(['rebuild', `${repo}:latest`, '--key', join(work, 'cosign.pub'), '--cache', join(elsewhere, 'empty-cache'), ...mirrorArgs()], elsewhere);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.match(ok.stdout, /^identical: /);
+
+  // The tampered copy: one byte of /etc/nsswitch.conf changed inside the amd64 image's first layer.
+  const dir = join(work, 'tampered');
+  const pulled = await pullImage(`${repo}:latest`, dir, { refName: 'tampered' });
+  const amd64 = pulled.manifests.find((m) => m.platform?.architecture === 'amd64')!.digest;
+  const blob = (d: string): string => join(dir, 'blobs', 'sha256', d.replace(/^sha256:/, ''));
+  const manifest = JSON.parse(readFileSync(blob(amd64), 'utf8'));
+  const config = JSON.parse(readFileSync(blob(manifest.config.digest), 'utf8'));
+  const tar = execFileSync('gzip', ['-dc', blob(manifest.layers[0].digest)], { maxBuffer: 1 << 28 });
+  const at = tar.indexOf('hosts:          files dns');
+  assert.ok(at > 0, 'nsswitch.conf content found in the layer');
+  tar[at] = 'H'.charCodeAt(0);
+  const gz = execFileSync('gzip', ['-n', '-c'], { input: tar, maxBuffer: 1 << 28 });
+  const put = (bytes: Buffer | string): string => {
+    const d = sha(bytes);
+    writeFileSync(join(dir, 'blobs', 'sha256', d), bytes);
+    return `sha256:${d}`;
+  };
+  manifest.layers[0] = { ...manifest.layers[0], digest: put(gz), size: gz.length };
+  config.rootfs.diff_ids[0] = `sha256:${sha(tar)}`;
+  const cfgBytes = JSON.stringify(config);
+  manifest.config = { ...manifest.config, digest: put(cfgBytes), size: Buffer.byteLength(cfgBytes) };
+  const mBytes = JSON.stringify(manifest);
+  const newManifest = put(mBytes);
+  const index = JSON.parse(readFileSync(blob(pulled.digest), 'utf8'));
+  index.manifests = index.manifests.map((m: { digest: string }) => (m.digest === amd64 ? { ...m, digest: newManifest, size: Buffer.byteLength(mBytes) } : m));
+  const iBytes = JSON.stringify(index);
+  const newIndex = put(iBytes);
+  const layoutIndex = JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8'));
+  layoutIndex.manifests = [{ ...layoutIndex.manifests[0], digest: newIndex, size: Buffer.byteLength(iBytes) }];
+  writeFileSync(join(dir, 'index.json'), JSON.stringify(layoutIndex));
+  await pushLayout(dir, `${repo}:tampered`, { refs: ['tampered'], tags: { tampered: 'tampered' } });
+  // … with the original attestations copied beside it.
+  const client = new RegistryClient(registry.host, { access: 'push' });
+  try {
+    const att = await client.getManifest('distill/static', `sha256-${pulled.digest.slice(7)}.att`);
+    await client.putManifest('distill/static', `sha256-${newIndex.slice(7)}.att`, att.bytes, att.mediaType);
+  } finally {
+    await client.close();
+  }
+  const bad = await cli(['rebuild', `${repo}:tampered`, '--key', join(work, 'cosign.pub'), '--cache', join(work, 'cache-c'), ...mirrorArgs()], elsewhere);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /\[REBUILD_DIFFERS\]/);
+  assert.match(bad.stdout, /names sha256:[0-9a-f]{64}.*not this image/);
+  assert.match(bad.stdout, /layer 0/);
+  assert.match(bad.stdout, /etc\/nsswitch\.conf: content sha256:/);
+
+  // An attestation signed by another key is refused.
+  const other = join(work, 'other');
+  mkdirSync(other);
+  assert.equal((await cli(['generate-key-pair', '--dir', other])).code, 0);
+  const wrongKey = await cli(['rebuild', `${repo}:latest`, '--key', join(other, 'cosign.pub'), '--cache', join(work, 'cache-c'), ...mirrorArgs()]);
+  assert.equal(wrongKey.code, 1);
+  assert.match(wrongKey.stderr, /\[ATTESTATION_INVALID\]/);
+});

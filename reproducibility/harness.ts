@@ -39,7 +39,7 @@ export const CONDITIONS: Condition[] = [
   { name: 'baseline (cold cache, UTC, C locale)', coldCache: true, env: { TZ: 'UTC', LANG: 'C', LC_ALL: 'C' } },
   { name: 'TZ=Pacific/Kiritimati, LC_ALL=tr_TR.UTF-8, umask 077, cwd /, one thread', env: { TZ: 'Pacific/Kiritimati', LANG: 'tr_TR.UTF-8', LC_ALL: 'tr_TR.UTF-8' }, umask: '077', cwd: '/', args: ['--concurrency', '1', '--gzip-workers', '0', '--no-layer-cache'] },
   { name: 'checkout at another path, cold cache, many threads', relocate: true, coldCache: true, env: { TZ: 'America/St_Johns' }, umask: '002', args: ['--concurrency', '6', '--gzip-workers', '4'] },
-  { name: 'clock set 7 years ahead (faketime), warm cache', wrap: ['faketime', '+7y'], env: { TZ: 'Asia/Kathmandu' }, args: ['--no-layer-cache'] },
+  { name: 'clock set 7 years ahead (faketime), warm cache', wrap: ['faketime', '-f', '+7y'], env: { TZ: 'Asia/Kathmandu' }, args: ['--no-layer-cache'] },
 ];
 
 function checkout(relocate: boolean): string {

@@ -73,6 +73,14 @@ export async function buildImage(definitionFile: string, opts: BuildOptions): Pr
     throw new DistillError('USAGE', 'nowhere to write the image', { hint: 'pass --out DIR (an OCI layout) and/or --tar FILE (a docker archive)' });
   }
   const chain = await loadLockChain(definitionFile);
+  // The texts the provenance records, read now — not after minutes of building, when an edit could
+  // have slipped in — and checked against the digests the build used.
+  const texts = await Promise.all(chain.map(async (li) => ({ definition: await readFile(li.definition.file, 'utf8'), lock: await readFile(li.lockPath, 'utf8') })));
+  chain.forEach((li, i) => {
+    if (sha256Hex(texts[i]!.definition) !== li.definition.sha256 || sha256Hex(texts[i]!.lock) !== li.lockSha256) {
+      throw new DistillError('LOCK_STALE', `${li.definition.file} or its lock changed while the build started`, { hint: 'run the build again' });
+    }
+  });
   const top = chain[chain.length - 1]!;
   const def = top.definition;
   const arches = selectArchitectures(Object.keys(top.lock.architectures).sort(), opts.platforms);
@@ -154,7 +162,6 @@ export async function buildImage(definitionFile: string, opts: BuildOptions): Pr
       })),
     };
     for (const v of result.variants) for (const m of v.manifests) opts.onProgress?.({ type: 'image-written', image: def.name, variant: v.variant, arch: m.arch, digest: m.digest });
-    const texts = await Promise.all(chain.map(async (li) => ({ definition: await readFile(li.definition.file, 'utf8'), lock: await readFile(li.lockPath, 'utf8') })));
     result.provenance = buildProvenance({
       chain,
       texts,

@@ -32,6 +32,9 @@ const ATTACHMENT = /^sha256-([0-9a-f]{64})\.(sig|att|sbom)$/;
 export async function copyImage(src: string, dst: string, opts: CopyOptions = {}): Promise<CopyResult> {
   const from = parseReference(src);
   const to = parseReference(dst);
+  if (to.digest !== undefined) {
+    throw new DistillError('USAGE', `copy ${src} → ${dst}: the destination is a digest; copies keep digests, so give the destination a tag`, { hint: 'e.g. registry/prod/app:1.2' });
+  }
   const tag = to.tag ?? from.tag;
   if (tag === undefined && to.digest === undefined) {
     throw new DistillError('USAGE', `copy ${src} → ${dst}: no tag to write`, { hint: 'give the destination a tag (repo:tag), or copy from a tagged source' });

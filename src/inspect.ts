@@ -60,7 +60,9 @@ async function readJsonBlob(dir: string, d: Desc): Promise<any> {
 /** Packages recorded in a gzip layer's status.d (later layers override earlier ones by name). */
 async function layerPackages(path: string, into: Map<string, InspectedPackage>): Promise<void> {
   const extract = tar.extract();
-  const src = createReadStream(path).pipe(createGunzip());
+  const raw = createReadStream(path);
+  const src = raw.pipe(createGunzip());
+  raw.on('error', (e) => src.destroy(e));
   src.on('error', (e) => extract.destroy(e));
   src.pipe(extract as unknown as NodeJS.WritableStream);
   for await (const entry of extract) {

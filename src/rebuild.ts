@@ -59,25 +59,54 @@ function invalid(message: string, hint?: string): DistillError {
   return new DistillError('PROVENANCE_INVALID', message, { hint: hint ?? 'the provenance cannot be trusted to rebuild this image' });
 }
 
+const NAME = /^[a-z0-9][a-z0-9._-]*$/;
+const VARIANTS = new Set(['latest', 'nonroot', 'debug', 'debug-nonroot']);
+
 /** Checks a provenance statement before anything from it is used (it came from the publisher). */
-export function checkProvenance(s: unknown, mustCover: string | undefined): ProvenanceStatement {
+export function checkProvenance(s: unknown): ProvenanceStatement {
   const st = s as ProvenanceStatement;
   if (st?.predicateType !== SLSA_PROVENANCE_V1) throw invalid(`not SLSA provenance v1 (predicateType ${JSON.stringify(st?.predicateType)})`);
+  if (!Array.isArray(st.subject) || st.subject.length === 0 || !st.subject.every((x) => typeof x?.name === 'string' && /^[0-9a-f]{64}$/.test(String(x?.digest?.sha256)))) {
+    throw invalid('its subject is not a non-empty list of named sha256 digests');
+  }
   if (st.predicate?.buildDefinition?.buildType !== DISTILL_BUILD_TYPE) throw invalid(`not a distill build (buildType ${JSON.stringify(st.predicate?.buildDefinition?.buildType)})`);
   const ext = st.predicate.buildDefinition.externalParameters;
   if (!ext || !Array.isArray(ext.definitions) || !Array.isArray(ext.locks) || ext.definitions.length === 0 || ext.definitions.length !== ext.locks.length) {
     throw invalid('its externalParameters do not carry the definitions and locks');
   }
-  for (const d of [...ext.definitions, ...ext.locks]) {
-    if (typeof d.content !== 'string' || sha256Hex(d.content) !== d.digest?.sha256) {
-      throw new DistillError('PROVENANCE_MISMATCH', `the provenance's inline ${d.path} does not match its recorded digest ${d.digest?.sha256}`, { hint: 'the provenance was altered; do not trust this image' });
+  // Names become directory names in the scratch directory: attacker-controlled, so checked.
+  if (typeof ext.image !== 'string' || !NAME.test(ext.image) || ext.definitions[ext.definitions.length - 1]?.image !== ext.image) {
+    throw invalid(`its image ${JSON.stringify(ext.image)} is not the last of its definitions`);
+  }
+  if (!Array.isArray(ext.variants) || ext.variants.length === 0 || !ext.variants.every((v) => VARIANTS.has(v))) throw invalid('its variants are not distill variants');
+  if (!Array.isArray(ext.platforms) || ext.platforms.length === 0 || !ext.platforms.every((p) => typeof p === 'string' && /^[a-z0-9-]+$/.test(p))) throw invalid('its platforms are not Debian architectures');
+  ext.definitions.forEach((d, i) => {
+    const l = ext.locks[i]!;
+    if (typeof d.image !== 'string' || !NAME.test(d.image) || l.image !== d.image) throw invalid(`definition ${i} (${JSON.stringify(d.image)}) and its lock do not name the same image`);
+    for (const x of [d, l]) {
+      if (typeof x.content !== 'string' || sha256Hex(x.content) !== x.digest?.sha256) {
+        throw new DistillError('PROVENANCE_MISMATCH', `the provenance's inline ${x.path} does not match its recorded digest ${x.digest?.sha256}`, { hint: 'the provenance was altered; do not trust this image' });
+      }
     }
-    if (!/^[a-z0-9][a-z0-9._-]*$/.test(d.image)) throw invalid(`bad image name ${JSON.stringify(d.image)}`);
-  }
-  if (mustCover !== undefined && !st.subject.some((x) => `sha256:${x.digest?.sha256}` === mustCover)) {
-    throw new DistillError('PROVENANCE_MISMATCH', `the provenance's subjects do not include ${mustCover}`, { hint: 'this provenance is for another image; do not trust it for this one' });
-  }
+  });
   return st;
+}
+
+/** What a layout holds: ref name → digest, for the refs distill writes (<variant>, <variant>-<arch>). */
+async function layoutRefs(dir: string): Promise<Map<string, string>> {
+  let index: { manifests?: { digest?: string; annotations?: Record<string, string> }[] };
+  try {
+    index = JSON.parse(await readFile(join(dir, 'index.json'), 'utf8'));
+  } catch (e) {
+    throw new DistillError('OCI_INVALID', `${dir} has no readable index.json`, { cause: e, hint: 'rebuild a layout written by distill build --out' });
+  }
+  const refs = new Map<string, string>();
+  for (const m of index.manifests ?? []) {
+    const name = m.annotations?.['org.opencontainers.image.ref.name'];
+    if (name && m.digest && /^sha256:[0-9a-f]{64}$/.test(m.digest)) refs.set(name, m.digest);
+  }
+  if (refs.size === 0) throw new DistillError('OCI_INVALID', `${dir} names no images`, { hint: 'rebuild a layout written by distill build --out' });
+  return refs;
 }
 
 export async function rebuild(target: string, opts: RebuildOptions): Promise<RebuildResult> {
@@ -85,14 +114,21 @@ export async function rebuild(target: string, opts: RebuildOptions): Promise<Reb
   try {
     let statement: ProvenanceStatement;
     let registryTarget: { registry: string; repository: string; tag?: string; digest: string; covered: boolean } | undefined;
-    if (existsSync(target) && statSync(target).isDirectory()) {
+    const forced = target.startsWith('docker://');
+    if (forced) target = target.slice('docker://'.length);
+    if (!forced && existsSync(target) && statSync(target).isDirectory()) {
+      if (opts.publicKey !== undefined) {
+        throw new DistillError('USAGE', `${target} is a local directory: a layout's provenance is not signed, so --key would check nothing`, {
+          hint: 'rebuild the layout without --key, or write a registry image as docker://REFERENCE',
+        });
+      }
       let raw: unknown;
       try {
         raw = JSON.parse(await readFile(join(target, ATTESTATIONS_DIR, PROVENANCE_FILE), 'utf8'));
       } catch (e) {
         throw new DistillError('PROVENANCE_INVALID', `${target} has no readable ${ATTESTATIONS_DIR}/${PROVENANCE_FILE}`, { cause: e, hint: 'rebuild a layout written by distill build --out' });
       }
-      statement = checkProvenance(raw, undefined);
+      statement = checkProvenance(raw);
     } else {
       if (opts.publicKey === undefined) throw new DistillError('USAGE', "rebuilding a registry image needs the publisher's public key", { hint: 'pass --key cosign.pub' });
       const ref = parseReference(target);
@@ -100,7 +136,7 @@ export async function rebuild(target: string, opts: RebuildOptions): Promise<Reb
       const verified = await verifyAttestation(target, { ...opts, publicKey: opts.publicKey, predicateType: SLSA_PROVENANCE_V1, anySubject: true });
       const covers = (st: unknown): boolean => (st as ProvenanceStatement).subject?.some((x) => `sha256:${x.digest?.sha256}` === verified.digest) ?? false;
       const covering = verified.statements.filter(covers);
-      statement = checkProvenance(covering[covering.length - 1] ?? verified.statements[verified.statements.length - 1], undefined);
+      statement = checkProvenance(covering[covering.length - 1] ?? verified.statements[verified.statements.length - 1]);
       registryTarget = { registry: ref.registry, repository: ref.repository, ...(ref.tag ? { tag: ref.tag } : {}), digest: verified.digest, covered: covering.length > 0 };
     }
     const ext = statement.predicate.buildDefinition.externalParameters;
@@ -130,16 +166,21 @@ export async function rebuild(target: string, opts: RebuildOptions): Promise<Reb
     }
     const subjects: RebuiltManifest[] = [];
     const lines: string[] = [];
+    const platformNames = new Set(result.variants.flatMap((v) => v.manifests.map((m) => `${ext.image}:${v.variant}-${m.arch}`)));
     if (registryTarget === undefined) {
-      // A layout's own provenance names every index and manifest it holds.
-      for (const s of [...statement.subject].sort((a, b) => (a.name < b.name ? -1 : 1))) {
-        const published = `sha256:${s.digest.sha256}`;
-        const mine = rebuilt.get(s.name) ?? '(not rebuilt)';
-        const entry: RebuiltManifest = { name: s.name, published, rebuilt: mine, identical: mine === published };
-        if (!entry.identical && /-[a-z0-9]+$/.test(s.name) && rebuilt.has(s.name)) {
+      // What the layout really holds is what is compared — never only what its (unsigned) provenance claims.
+      const refs = await layoutRefs(target);
+      const claimed = new Map(statement.subject.map((x) => [x.name, `sha256:${x.digest.sha256}`]));
+      for (const [name, published] of [...refs].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
+        const key = `${ext.image}:${name}`;
+        const mine = rebuilt.get(key) ?? '(not rebuilt: the provenance does not record it)';
+        const entry: RebuiltManifest = { name: key, published, rebuilt: mine, identical: mine === published };
+        if (claimed.get(key) !== published) lines.push(`${key}: the layout holds ${published} but its provenance names ${claimed.get(key) ?? 'nothing'}`);
+        if (!entry.identical && platformNames.has(key)) {
           entry.comparison = await compareImages({ dir: target, manifestDigest: published }, { dir: out, manifestDigest: mine });
-          lines.push(`${s.name}: published ${published}, rebuilt ${mine}\n${formatComparison(entry.comparison, { expected: 'published', actual: 'rebuilt' })}`);
-        } else if (!entry.identical) lines.push(`${s.name}: published ${published}, rebuilt ${mine}`);
+          lines.push(`${key}: published ${published}, rebuilt ${mine}\n${formatComparison(entry.comparison, { expected: 'published', actual: 'rebuilt' })}`);
+        } else if (!entry.identical) lines.push(`${key}: published ${published}, rebuilt ${mine}`);
+        if (claimed.get(key) !== published) entry.identical = false;
         subjects.push(entry);
       }
     } else {
@@ -155,7 +196,9 @@ export async function rebuild(target: string, opts: RebuildOptions): Promise<Reb
       }
       if (match && t.covered) subjects.push({ name: match[0], published: t.digest, rebuilt: t.digest, identical: true });
       else {
-        const variant = t.tag !== undefined && ext.variants.includes(t.tag) ? t.tag : 'latest';
+        // Which variant the published digest claims to be: its name among the signed subjects, else its tag.
+        const named = statement.subject.find((x) => `sha256:${x.digest.sha256}` === t.digest)?.name.split(':').pop();
+        const variant = named !== undefined && ext.variants.includes(named) ? named : t.tag !== undefined && ext.variants.includes(t.tag) ? t.tag : 'latest';
         const mine = rebuilt.get(`${ext.image}:${variant}`) ?? '(not rebuilt)';
         subjects.push({ name: `${ext.image}:${variant}`, published: t.digest, rebuilt: mine, identical: false });
         lines.push(`${ext.image}:${variant}: published ${t.digest}, rebuilt ${mine}`);
@@ -174,7 +217,7 @@ export async function rebuild(target: string, opts: RebuildOptions): Promise<Reb
         }
       }
     }
-    const identical = subjects.every((s) => s.identical);
+    const identical = subjects.length > 0 && subjects.every((s) => s.identical) && lines.length === 0;
     return { identical, image: ext.image, subjects, report: identical ? `identical: ${subjects.map((s) => `${s.name} ${s.published}`).join(', ')} rebuilt bit for bit` : lines.join('\n') };
   } finally {
     await rm(work, { recursive: true, force: true }).catch(() => {});

@@ -35,6 +35,8 @@ export interface AttestOptions extends RegistryOptions {
   predicate: object;
   /** Drop earlier attestations of the same predicate type (cosign attest --replace). */
   replace?: boolean;
+  /** More subjects for the statement, after the attested image (e.g. a build's every manifest). */
+  extraSubjects?: { name: string; digest: string }[];
 }
 
 export interface AttestResult {
@@ -72,7 +74,7 @@ export async function attestImage(reference: string, opts: AttestOptions): Promi
   const client = new RegistryClient(ref.registry, { ...opts, access: 'push' });
   try {
     const image = await resolveImage(client, ref);
-    const statement = makeStatement(cosignRepositoryName(ref), image.digest, uri, uri === SLSA_PROVENANCE_V1 ? slsaV1Spelling(opts.predicate) : opts.predicate);
+    const statement = makeStatement(cosignRepositoryName(ref), image.digest, uri, uri === SLSA_PROVENANCE_V1 ? slsaV1Spelling(opts.predicate) : opts.predicate, opts.extraSubjects ?? []);
     const envelope = signEnvelope(IN_TOTO_PAYLOAD_TYPE, statement, opts.privateKey);
     const layer = payloadLayer(DSSE_MEDIA_TYPE, envelope, { [PREDICATE_TYPE_ANNOTATION]: uri, [SIGNATURE_ANNOTATION]: '' });
     const tag = attachmentTag(image.digest, 'att');

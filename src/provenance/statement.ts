@@ -58,7 +58,7 @@ export function predicateTypeUri(type: string): string {
 }
 
 /** The statement bytes for one image digest (Go's byte form: keys in spec order, <>& escaped). */
-export function makeStatement(subjectName: string, digest: string, predicateType: string, predicate: object): Buffer {
+export function makeStatement(subjectName: string, digest: string, predicateType: string, predicate: object, extraSubjects: readonly { name: string; digest: string }[] = []): Buffer {
   const m = /^sha256:([0-9a-f]{64})$/.exec(digest);
   if (m === null) throw new DistillError('USAGE', `${JSON.stringify(digest)} is not a sha256 digest`);
   if (typeof predicate !== 'object' || predicate === null || Array.isArray(predicate)) {
@@ -66,7 +66,16 @@ export function makeStatement(subjectName: string, digest: string, predicateType
   }
   const statement: Statement = {
     _type: STATEMENT_V1,
-    subject: [{ name: subjectName, digest: { sha256: m[1]! } }],
+    // The attested image first, then any others the predicate is about (a build's every index and
+    // platform manifest, so that a verifier can tell which variant a digest is).
+    subject: [
+      { name: subjectName, digest: { sha256: m[1]! } },
+      ...extraSubjects.map((x) => {
+        const e = /^sha256:([0-9a-f]{64})$/.exec(x.digest);
+        if (e === null) throw new DistillError('USAGE', `${JSON.stringify(x.digest)} is not a sha256 digest`);
+        return { name: x.name, digest: { sha256: e[1]! } };
+      }),
+    ],
     predicateType,
     predicate: predicate as Record<string, unknown>,
   };

@@ -474,8 +474,16 @@ export class RegistryClient {
     let scopes = o.scopes;
     let refresh = false;
     for (let tries = 0; ; tries++) {
-      const res = await this.sendOnce(o, scopes, refresh);
+      const { res, url: finalUrl } = await this.sendOnce(o, scopes, refresh);
       if (res.statusCode !== 401) return res;
+      // A challenge from another origin (a redirect target) must never teach us where to send the
+      // user's credentials: it is a plain failure.
+      if (finalUrl.origin !== this.base.origin) {
+        await res.body.dump();
+        throw new DistillError('REGISTRY_AUTH', `${o.what}: ${finalUrl.origin} (a redirect target) asked for authentication; distill sends credentials only to ${this.base.origin}`, {
+          hint: 'the registry redirected to a host that wants credentials; this is refused on purpose',
+        });
+      }
       const challenge = res.headers['www-authenticate'];
       await res.body.dump();
       const before = this.auth.schemeKind;
@@ -507,7 +515,7 @@ export class RegistryClient {
   }
 
   /** The request itself, following redirects for reads; credentials only ever go to the registry's origin. */
-  private async sendOnce(o: SendOptions, scopes: string[], refresh: boolean): Promise<Dispatcher.ResponseData> {
+  private async sendOnce(o: SendOptions, scopes: string[], refresh: boolean): Promise<{ res: Dispatcher.ResponseData; url: URL }> {
     let url = o.url;
     for (let hop = 0; ; hop++) {
       const headers: Record<string, string> = { 'user-agent': this.userAgent, ...o.headers };
@@ -517,7 +525,7 @@ export class RegistryClient {
       }
       const res = await this.request(url, o.method, headers, hop === 0 ? o.body : undefined, o.what);
       const loc = header(res, 'location');
-      if (o.followRedirects !== true || ![301, 302, 303, 307, 308].includes(res.statusCode) || loc === undefined) return res;
+      if (o.followRedirects !== true || ![301, 302, 303, 307, 308].includes(res.statusCode) || loc === undefined) return { res, url };
       await res.body.dump();
       if (hop >= REDIRECTS_MAX) throw new DistillError('REGISTRY_PROTOCOL', `${o.what}: more than ${REDIRECTS_MAX} redirects`);
       const next = new URL(loc, url);
@@ -542,7 +550,7 @@ export class RegistryClient {
   /** Abandon an upload session we will not use (best effort: the registry purges stale sessions anyway). */
   private async abandon(location: URL, scope: string): Promise<void> {
     try {
-      const res = await this.sendOnce({ method: 'DELETE', url: location, scopes: [scope], what: 'cancel an upload' }, [scope], false);
+      const { res } = await this.sendOnce({ method: 'DELETE', url: location, scopes: [scope], what: 'cancel an upload' }, [scope], false);
       await res.body.dump();
     } catch {
       // ignored

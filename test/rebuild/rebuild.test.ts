@@ -67,6 +67,29 @@ test('the layout build records valid SLSA provenance, and rebuilding the layout 
   prov.predicate.buildDefinition.externalParameters.definitions[0].content += '# altered\n';
   writeFileSync(join(bad, 'attestations', 'provenance.intoto.json'), JSON.stringify(prov));
   await assert.rejects(rebuild(bad, { cacheDir: join(work, 'cache-b') }), (e: any) => e.code === 'PROVENANCE_MISMATCH' && /does not match its recorded digest/.test(e.message));
+
+  // What the layout holds is what counts, not what its unsigned provenance claims.
+  const emptied = join(work, 'layout-emptied');
+  cpSync(out, emptied, { recursive: true });
+  writeFileSync(join(emptied, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [] }));
+  await assert.rejects(rebuild(emptied, { cacheDir: join(work, 'cache-b') }), (e: any) => e.code === 'OCI_INVALID');
+  const good = JSON.parse(readFileSync(join(out, 'attestations', 'provenance.intoto.json'), 'utf8'));
+  for (const [why, mutate] of [
+    ['no subjects', (p: any) => void (p.subject = [])],
+    ['an image name that climbs out', (p: any) => void (p.predicate.buildDefinition.externalParameters.image = '../../etc')],
+    ['an unknown variant', (p: any) => void (p.predicate.buildDefinition.externalParameters.variants = ['latest; rm -rf'])],
+  ] as const) {
+    const dir = join(work, `layout-${why.replace(/\W+/g, '-')}`);
+    cpSync(out, dir, { recursive: true });
+    const p = JSON.parse(JSON.stringify(good));
+    mutate(p);
+    writeFileSync(join(dir, 'attestations', 'provenance.intoto.json'), JSON.stringify(p));
+    await assert.rejects(rebuild(dir, { cacheDir: join(work, 'cache-b') }), (e: any) => e.code === 'PROVENANCE_INVALID', why);
+  }
+  // A --key means "check the signature": it cannot apply to a local layout.
+  const keyed = await cli(['rebuild', out, '--key', join(work, 'cosign.pub'), '--cache', join(work, 'cache-b')]);
+  assert.equal(keyed.code, 2);
+  assert.match(keyed.stderr, /docker:\/\//);
 });
 
 test('build, push, sign and attest; rebuild elsewhere with an empty cache → identical; a tampered copy → mismatch naming layer and file', { skip }, async () => {

@@ -98,10 +98,12 @@ export function buildCommand(io: CliIo) {
             const repo = argv.push.replace(/:[^/:@]+$/, '');
             for (const v of result.variants) {
               signed.push(...(await signImage(`${repo}@${v.index}`, { ...registry!.opts, privateKey: key.privateKey, recursive: true })));
-              // The provenance, attested on each variant's index (its subjects name every manifest too).
+              // The provenance, attested on each variant's index; its subjects name every index and
+              // platform manifest of the build too, so a verifier can tell which variant a digest is.
               if (result.provenance) {
-                const { predicate } = result.provenance as { predicate: object };
-                attested.push(await attestImage(`${repo}@${v.index}`, { ...registry!.opts, privateKey: key.privateKey, predicateType: 'slsaprovenance1', predicate, replace: true }));
+                const { predicate, subject } = result.provenance as { predicate: object; subject: { name: string; digest: { sha256: string } }[] };
+                const extraSubjects = subject.map((x) => ({ name: x.name, digest: `sha256:${x.digest.sha256}` }));
+                attested.push(await attestImage(`${repo}@${v.index}`, { ...registry!.opts, privateKey: key.privateKey, predicateType: 'slsaprovenance1', predicate, replace: true, extraSubjects }));
               }
               // Each platform image's SPDX SBOM, as distroless attaches them (cosign attest --type spdxjson).
               for (const m of v.manifests) {

@@ -23,12 +23,16 @@ export function registryFlags<T>(y: Argv<T>) {
 
 async function readPassword(io: CliIo): Promise<string> {
   if (!io.stdin) throw new DistillError('USAGE', '--password-stdin: no standard input', { hint: 'pipe the password in: echo "$PW" | distill push … --password-stdin' });
-  let s = '';
+  const chunks: Buffer[] = [];
+  let n = 0;
   for await (const c of io.stdin) {
-    s += String(c);
-    if (s.length > 64 * 1024) throw new DistillError('USAGE', '--password-stdin: more than 64 KiB on standard input');
+    const b = Buffer.isBuffer(c) ? c : Buffer.from(String(c));
+    n += b.length;
+    if (n > 64 * 1024) throw new DistillError('USAGE', '--password-stdin: more than 64 KiB on standard input');
+    chunks.push(b);
   }
-  return s.replace(/\r?\n$/, '');
+  // Decoded once, so a multi-byte character split across chunks survives.
+  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
 }
 
 export async function registryOptionsFrom(argv: RegistryArgs, io: CliIo): Promise<{ opts: RegistryOptions & { concurrency?: number }; done: () => void }> {

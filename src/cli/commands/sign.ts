@@ -2,7 +2,6 @@
 // cosign-compatible signatures; flags → one library call each. Passwords come from COSIGN_PASSWORD
 // (set but empty = the empty password) or a TTY prompt; never from a flag, never echoed or logged.
 import { readFile } from 'node:fs/promises';
-import { createInterface } from 'node:readline';
 import type { Argv } from 'yargs';
 import {
   attestImage,
@@ -20,20 +19,39 @@ import type { CliIo } from '../io.js';
 import { registryFlags, registryOptionsFrom, type RegistryArgs } from './registry-options.js';
 
 async function prompt(io: CliIo, question: string): Promise<string> {
-  const input = io.stdin as (NodeJS.ReadableStream & { isTTY?: boolean }) | undefined;
-  if (!input || !input.isTTY) {
+  const input = io.stdin as (NodeJS.ReadStream & { isTTY?: boolean }) | undefined;
+  if (!input || !input.isTTY || typeof input.setRawMode !== 'function') {
     throw new DistillError('USAGE', 'a key password is needed and there is no terminal to ask on', { hint: 'set COSIGN_PASSWORD (an empty value means the empty password)' });
   }
   io.stderr.write(question);
-  const rl = createInterface({ input, terminal: false });
+  // Raw mode, characters read one by one and never echoed.
+  input.setRawMode(true);
+  input.resume();
   try {
-    for await (const line of rl) {
-      io.stderr.write('\n');
-      return line;
-    }
-    return '';
+    return await new Promise<string>((resolve, reject) => {
+      let typed = '';
+      const onData = (chunk: Buffer): void => {
+        for (const ch of chunk.toString('utf8')) {
+          if (ch === '\r' || ch === '\n') {
+            input.off('data', onData);
+            io.stderr.write('\n');
+            resolve(typed);
+            return;
+          }
+          if (ch === '\u0003') {
+            input.off('data', onData);
+            reject(new DistillError('USAGE', 'interrupted'));
+            return;
+          }
+          if (ch === '\u007f' || ch === '\b') typed = typed.slice(0, -1);
+          else typed += ch;
+        }
+      };
+      input.on('data', onData);
+    });
   } finally {
-    rl.close();
+    input.setRawMode(false);
+    input.pause();
   }
 }
 

@@ -518,8 +518,10 @@ export async function compareImages(expected: ImageSide, actual: ImageSide, opts
     layers,
   };
 
-  const first = layers.find((l) => !l.same);
-  if (first !== undefined && !identical) {
+  // The first layer whose *contents* differ: layers that differ only in their compression are noted
+  // and passed over, so the report always reaches the files (if any layer's files differ).
+  const compressedOnly: number[] = [];
+  for (const first of identical ? [] : layers.filter((l) => !l.same)) {
     const i = first.index;
     const la = a.layers[i];
     const lb = b.layers[i];
@@ -528,8 +530,13 @@ export async function compareImages(expected: ImageSide, actual: ImageSide, opts
       lb ? scanLayer(actual.dir, lb, `actual layer ${i}`, maxEntries) : EMPTY_SCAN,
     ]);
     const compressionOnly = la !== undefined && lb !== undefined && sa.tarDigest === sb.tarDigest;
+    const isLast = first === layers.filter((l) => !l.same).at(-1);
+    if (compressionOnly && !isLast) {
+      compressedOnly.push(i);
+      continue;
+    }
     const { files, omitted, encoding } = compressionOnly ? { files: [], omitted: 0, encoding: [] } : compareScans(sa, sb, maxFileDiffs);
-    const notes: string[] = [];
+    const notes: string[] = compressedOnly.map((k) => `layer ${k} differs only in its compression (same tar)`);
     if (!la) notes.push(`the expected image has no layer ${i} (it has ${a.layers.length})`);
     if (!lb) notes.push(`the actual image has no layer ${i} (it has ${b.layers.length})`);
     for (const [side, l, s, diffId] of [['expected', la, sa, first.diffIdExpected], ['actual', lb, sb, first.diffIdActual]] as const) {
@@ -561,6 +568,7 @@ export async function compareImages(expected: ImageSide, actual: ImageSide, opts
       ...(lb ? { tarActual: sb.tarDigest } : {}),
       notes,
     };
+    break;
   }
   return result;
 }

@@ -36,3 +36,15 @@ export function canonicalJson(value: unknown): string {
 export function prettyStableJson(value: unknown): string {
   return JSON.stringify(normalise(value, '$'), null, 2) + '\n';
 }
+
+/** Parse bytes that must hold one JSON object; `fail` makes the caller's own error (code, wording). */
+export function parseJsonObject(bytes: Buffer, fail: (message: string, cause?: unknown) => Error): Record<string, unknown> {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(bytes.toString('utf8'));
+  } catch (e) {
+    throw fail('not JSON', e);
+  }
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw fail('not a JSON object');
+  return doc as Record<string, unknown>;
+}

@@ -6,6 +6,7 @@
 // Reading: the envelope is attacker-controlled. Base64 may be standard or URL-safe, padded or not (the
 // spec requires accepting both); `keyid` is an unauthenticated hint and is ignored; the payload returned
 // is exactly the bytes the signature was checked over.
+import { parseJsonObject } from '../json.js';
 import type { KeyObject } from 'node:crypto';
 import { DistillError } from '../errors.js';
 import { goJson } from '../oci/descriptor.js';
@@ -40,14 +41,7 @@ export interface DecodedEnvelope {
 
 /** Parse an envelope without checking any signature (for bookkeeping such as --replace, never for trust). */
 export function decodeEnvelope(bytes: Buffer): DecodedEnvelope {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(bytes.toString('utf8'));
-  } catch (e) {
-    throw invalid('not JSON', e);
-  }
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw invalid('not a JSON object');
-  const o = doc as Record<string, unknown>;
+  const o = parseJsonObject(bytes, invalid);
   if (typeof o['payloadType'] !== 'string') throw invalid('payloadType is not a string');
   if (typeof o['payload'] !== 'string') throw invalid('payload is not a string');
   const payload = decodeAnyBase64(o['payload']);

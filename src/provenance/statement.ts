@@ -2,6 +2,7 @@
 // descriptors with a digest), `predicateType` (a URI) and `predicate` (an object), for one image: the
 // subject is `{"name":"<registry>/<repo>","digest":{"sha256":"<hex>"}}` as cosign attest writes it.
 // Also cosign's `--type` short names for predicate URIs (cosign's PredicateTypeMap).
+import { parseJsonObject } from '../json.js';
 import { DistillError } from '../errors.js';
 import { goJson } from '../oci/descriptor.js';
 
@@ -84,14 +85,7 @@ export function makeStatement(subjectName: string, digest: string, predicateType
 
 /** Parse statement bytes (already authenticated by the envelope); unknown fields are kept and ignored. */
 export function parseStatement(bytes: Buffer): Statement {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(bytes.toString('utf8'));
-  } catch (e) {
-    throw invalid('not JSON', e);
-  }
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw invalid('not a JSON object');
-  const s = doc as Record<string, unknown>;
+  const s = parseJsonObject(bytes, invalid);
   if (s['_type'] !== STATEMENT_V1 && s['_type'] !== STATEMENT_V01) throw invalid(`_type ${JSON.stringify(s['_type'])} is not an in-toto Statement`);
   if (typeof s['predicateType'] !== 'string' || s['predicateType'] === '') throw invalid('predicateType is missing');
   const subject = s['subject'];

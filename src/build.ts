@@ -137,7 +137,7 @@ export async function buildImage(definitionFile: string, opts: BuildOptions): Pr
       await writeDockerArchive(
         opts.tarFile,
         built.flatMap((v) => [...v.images].map(([arch, image]) => ({ image, repoTags: [`distill/${def.name}:${v.variant}-${arch}`] }))),
-        { mtime: opts.sourceDateEpoch ?? Math.floor(Date.parse(top.lock.timestamp) / 1000) },
+        { mtime: layerTimestamp(top, opts.sourceDateEpoch) },
       );
     }
     const result: BuildResult = {

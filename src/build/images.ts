@@ -59,9 +59,11 @@ export function makeImage(
   const all = debug && layers.debug ? [...own, layers.debug] : own;
   const created = rfc3339(new Date(layerTimestamp(li, sourceDateEpoch) * 1000));
   const sub = (s: string): string => s.replaceAll('${arch}', arch);
+  // PATH and SSL_CERT_FILE come first; a definition may set its own (debug variants still add /busybox).
+  const path = def.config.env['PATH'] !== undefined ? sub(def.config.env['PATH']) : DEFAULT_PATH;
   const env = [
-    `PATH=${DEFAULT_PATH}${debug ? ':/busybox' : ''}`,
-    `SSL_CERT_FILE=${SSL_CERT_FILE}`,
+    `PATH=${path}${debug ? ':/busybox' : ''}`,
+    `SSL_CERT_FILE=${def.config.env['SSL_CERT_FILE'] !== undefined ? sub(def.config.env['SSL_CERT_FILE']) : SSL_CERT_FILE}`,
     ...Object.entries(def.config.env)
       .filter(([k]) => k !== 'PATH' && k !== 'SSL_CERT_FILE')
       .map(([k, v]) => `${k}=${sub(v)}`),
@@ -73,10 +75,10 @@ export function makeImage(
     created,
     env,
     user: nonroot ? String(NONROOT_UID) : '0',
-    workingDir: nonroot ? '/home/nonroot' : (def.config.workdir ?? '/'),
+    workingDir: nonroot ? '/home/nonroot' : sub(def.config.workdir ?? '/'),
     ...(entrypoint ? { entrypoint } : {}),
     ...(!debug && def.config.cmd ? { cmd: def.config.cmd.map(sub) } : {}),
-    ...(Object.keys(def.config.labels).length ? { labels: def.config.labels } : {}),
+    ...(Object.keys(def.config.labels).length ? { labels: Object.fromEntries(Object.entries(def.config.labels).map(([k, v]) => [k, sub(v)])) } : {}),
     diffIds: all.map((l) => l.diffId),
     history: all.map((l) => ({ created: rfc3339(new Date(Number(l.createdAt) * 1000)), createdBy: l.createdBy })),
   });

@@ -38,10 +38,6 @@ export class LayerTree {
 
   constructor(private readonly opts: TreeOptions) {}
 
-  get size(): number {
-    return this.entries.size;
-  }
-
   get(path: string): TreeEntry | undefined {
     return this.entries.get(path);
   }
@@ -115,10 +111,6 @@ export class LayerTree {
   /** Drop entries (after filtering), and directories left with nothing below them are the caller's choice. */
   delete(path: string): void {
     this.entries.delete(path);
-  }
-
-  paths(): IterableIterator<string> {
-    return this.entries.keys();
   }
 
   values(): IterableIterator<TreeEntry> {

@@ -6,7 +6,7 @@
 //   debug          latest  + BusyBox layer, entrypoint ["/busybox/sh"], PATH + /busybox
 //   debug-nonroot  nonroot + BusyBox layer, entrypoint ["/busybox/sh"], PATH + /busybox
 import { createReadStream } from 'node:fs';
-import type { Variant } from '../definition/types.js';
+import { substituteArch, type Variant } from '../definition/types.js';
 import type { Digest } from '../digest.js';
 import type { LockedImage } from '../lock/load.js';
 import { imageConfig, imageManifest, type BuiltImage, type LayerSource } from '../oci/image.js';
@@ -58,7 +58,7 @@ export function makeImage(
   const own = layers.layers.slice(0, upto + 1);
   const all = debug && layers.debug ? [...own, layers.debug] : own;
   const created = rfc3339(new Date(layerTimestamp(li, sourceDateEpoch) * 1000));
-  const sub = (s: string): string => s.replaceAll('${arch}', arch);
+  const sub = (s: string): string => substituteArch(s, arch);
   // PATH and SSL_CERT_FILE come first; a definition may set its own (debug variants still add /busybox).
   const path = def.config.env['PATH'] !== undefined ? sub(def.config.env['PATH']) : DEFAULT_PATH;
   const env = [

@@ -13,7 +13,7 @@ import { readTarball } from '../rootfs/deb.js';
 import { join } from 'node:path';
 import type { ContentStore } from '../cas/store.js';
 import { parseRelations } from '../debian/relations.js';
-import type { Variant } from '../definition/types.js';
+import { substituteArch, type Variant } from '../definition/types.js';
 import { DistillError } from '../errors.js';
 import type { OnProgress } from '../events.js';
 import { writeLayer, type LayerResult } from '../layer/write-layer.js';
@@ -67,6 +67,12 @@ export interface LayerBuildOptions {
 }
 
 const CA_DIR = 'usr/share/ca-certificates/';
+const BUSYBOX_BINARY = /(^|\/)bin\/busybox$/;
+
+/** Packages whose layer gets Java's trust store; one predicate for the layer's cache key and its contents. */
+function isJavaRuntime(name: string): boolean {
+  return name === 'ca-certificates-java' || name.startsWith('openjdk-');
+}
 
 export function layerTimestamp(li: LockedImage, sourceDateEpoch: number | undefined): number {
   return sourceDateEpoch ?? Math.floor(Date.parse(li.lock.timestamp) / 1000);
@@ -106,7 +112,7 @@ function stageAll(pkgs: readonly LockedPackage[], opts: LayerBuildOptions, li: L
           stageDir: opts.stageDir,
           filter,
           ...(opts.memory ? { memory: opts.memory } : {}),
-          want: (name, path) => (name === 'ca-certificates' && path.startsWith(CA_DIR)) || (name === 'busybox-static' && /(^|\/)bin\/busybox$/.test(path)),
+          want: (name, path) => (name === 'ca-certificates' && path.startsWith(CA_DIR)) || (name === 'busybox-static' && BUSYBOX_BINARY.test(path)),
           onWarning: warn,
           ...(setid.length ? { allowSetid: (path: string) => setid.some((r) => r.test(mergedUsrPath(path))) } : {}),
         }),
@@ -177,6 +183,12 @@ function orderHardlinks(entries: TreeEntry[]): TreeEntry[] {
     }
     return r;
   });
+}
+
+/** Record a freshly written layer in the cache (moving its blob into the store); its path from then on. */
+async function keep(cache: LayerCache | undefined, key: string, file: string, result: LayerResult, tree: LayerTree): Promise<string> {
+  if (!cache) return file;
+  return cache.put(key, file, { digest: result.digest, diffId: result.diffId, size: result.size, uncompressedSize: result.uncompressedSize, entries: indexOf(tree.values()) });
 }
 
 async function writeTree(tree: LayerTree, file: string, mtime: number, gzip: GzipOptions | undefined): Promise<LayerResult> {
@@ -253,7 +265,7 @@ export async function buildChainLayers(chain: readonly LockedImage[], arch: stri
     }
     const mtime = layerTimestamp(li, opts.sourceDateEpoch);
     const accountsChanged = i === 0 || li.definition.accounts !== li.definition.base?.accounts;
-    const needsJavaCerts = pkgs.some((p) => p.name === 'ca-certificates-java' || p.name.startsWith('openjdk-'));
+    const needsJavaCerts = pkgs.some((p) => isJavaRuntime(p.name));
     const key = layerKey({
       kind: 'image',
       arch,
@@ -295,8 +307,7 @@ export async function buildChainLayers(chain: readonly LockedImage[], arch: stri
       const tree = await assembleImageLayer(li, arch, await staged!(), lower, mtime, i === 0, accountsChanged, opts, getCerts, (c) => (certs ??= c));
       const file = join(opts.outDir, `layer-${i}-${arch}.tar.gz`);
       const result = await writeTree(tree, file, mtime, opts.gzip);
-      const record = { digest: result.digest, diffId: result.diffId, size: result.size, uncompressedSize: result.uncompressedSize, entries: indexOf(tree.values()) };
-      const path = cache ? await cache.put(key, file, record) : file;
+      const path = await keep(cache, key, file, result, tree);
       built = { ...result, path, image: li.definition.name, createdAt: mtime, createdBy, packages: pkgs };
       for (const e of tree.values()) lower.set(e.path, e);
       opts.onProgress?.({ type: 'layer-written', image: li.definition.name, arch, digest: result.digest, size: result.size, uncompressedSize: result.uncompressedSize, seconds: (performance.now() - started) / 1000 });
@@ -344,7 +355,7 @@ async function assembleImageLayer(
   if (isRoot) generated.push(...systemFiles(mtime));
   if (accountsChanged) generated.push(...accountFiles(li.definition.accounts, mtime, exists));
   if (staged.some((s) => s.pkg.name === 'ca-certificates')) generated.push(caBundleFile(await getCerts(li), mtime));
-  if (staged.some((s) => s.pkg.name === 'ca-certificates-java' || s.pkg.name.startsWith('openjdk-'))) generated.push(javaCacertsFile(await getCerts(li), mtime));
+  if (staged.some((s) => isJavaRuntime(s.pkg.name))) generated.push(javaCacertsFile(await getCerts(li), mtime));
   generated.push(...statusFiles(staged.map(statusInput), mtime));
   // Generated files replace whatever a package (or a base image) has at that path; generated
   // directories (homes) leave an existing one as it is, as useradd -m does.
@@ -388,7 +399,7 @@ async function filesKey(li: LockedImage): Promise<unknown[]> {
 async function ownFiles(li: LockedImage, arch: string, mtime: number, opts: LayerBuildOptions): Promise<TreeEntry[]> {
   const out: TreeEntry[] = [];
   const owner = `distill:files of ${li.definition.name}`;
-  const sub = (s: string): string => s.replaceAll('${arch}', arch);
+  const sub = (s: string): string => substituteArch(s, arch);
   for (const f of li.definition.files) {
     const path = sub(f.path);
     const uid = f.uid ?? 0;
@@ -455,7 +466,7 @@ async function debugLayer(owner: LockedImage, arch: string, lower: ReadonlyMap<s
   if (hit) return { ...hit, image, createdBy, createdAt: mtime, packages: pkgs };
   const staged = await stageAll(pkgs, opts, owner);
   const tree = new LayerTree({ mergedUsr: true, replaces: () => false, lower });
-  const bb = staged.flatMap((s) => [...s.wanted].filter(([p]) => /(^|\/)bin\/busybox$/.test(p)))[0];
+  const bb = staged.flatMap((s) => [...s.wanted].filter(([p]) => BUSYBOX_BINARY.test(p)))[0];
   if (!bb) {
     throw new DistillError('BUILD_FAILED', `${owner.definition.name}: the debug packages (${pkgs.map((p) => p.name).join(', ')}) ship no bin/busybox`, { hint: 'debug.packages should be [busybox-static]' });
   }
@@ -469,7 +480,6 @@ async function debugLayer(owner: LockedImage, arch: string, lower: ReadonlyMap<s
   tree.addMissingParents(ownerName, mtime);
   const file = join(opts.outDir, `debug-${arch}.tar.gz`);
   const result = await writeTree(tree, file, mtime, opts.gzip);
-  const record = { digest: result.digest, diffId: result.diffId, size: result.size, uncompressedSize: result.uncompressedSize, entries: indexOf(tree.values()) };
-  const path = cache ? await cache.put(key, file, record) : file;
+  const path = await keep(cache, key, file, result, tree);
   return { ...result, path, image, createdAt: mtime, createdBy, packages: pkgs };
 }

@@ -2,12 +2,11 @@
 // (its sha256 re-checked as it flows), unsafe entries are refused by the sanitiser, runtime filtering
 // drops docs and translations, and each kept file's bytes are staged to disk (hashed on the way) so
 // that the layer can later be written in sorted order without holding anything in memory.
-import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { join } from 'node:path';
-import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ContentStore } from '../cas/store.js';
+import { HashingStream, sha256Hex } from '../digest.js';
 import { readDeb, type DebControl } from '../rootfs/deb.js';
 import type { LockedPackage } from '../lock/lockfile.js';
 import type { PathFilter } from '../rootfs/filter.js';
@@ -71,22 +70,13 @@ export async function stagePackage(pkg: LockedPackage, opts: StageOptions): Prom
           mem.used += inMemory.length;
         } else if (e.type === 'file' && body) {
           const path = join(opts.stageDir, `${nextStageName()}`);
-          const hash = createHash('sha256');
-          await pipeline(
-            body,
-            new Transform({
-              transform(chunk: Buffer, _enc, cb) {
-                hash.update(chunk);
-                cb(null, chunk);
-              },
-            }),
-            createWriteStream(path, { mode: 0o600 }),
-          );
-          staged = { path, sha256: hash.digest('hex') };
+          const hash = new HashingStream();
+          await pipeline(body, hash, createWriteStream(path, { mode: 0o600 }));
+          staged = { path, sha256: hash.sha256 };
           if (want) wanted.set(imagePath, path);
         }
         if (keep && inMemory) {
-          entries.push({ ...e, owner: pkg.name, body: { kind: 'bytes', data: inMemory, sha256: createHash('sha256').update(inMemory).digest('hex') } });
+          entries.push({ ...e, owner: pkg.name, body: { kind: 'bytes', data: inMemory, sha256: sha256Hex(inMemory) } });
         } else if (keep) entries.push({ ...e, owner: pkg.name, ...(staged ? { body: { kind: 'staged', path: staged.path, sha256: staged.sha256 } } : {}) });
       },
     },

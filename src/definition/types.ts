@@ -78,3 +78,8 @@ export interface ImageDefinition {
   /** True when this definition itself lists debug packages (its lock holds them). */
   ownsDebug: boolean;
 }
+
+/** `${arch}` in a definition's strings (config, file paths, contents, symlink targets) → the Debian architecture. */
+export function substituteArch(s: string, arch: string): string {
+  return s.replaceAll('${arch}', arch);
+}

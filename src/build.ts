@@ -10,6 +10,7 @@ import type { MirrorInputs } from './debian/mirrors.js';
 import { ALL_VARIANTS, type Variant } from './definition/types.js';
 import type { Digest } from './digest.js';
 import { DistillError } from './errors.js';
+import { DEFLATE_IMPLEMENTATION } from './layer/deflate.js';
 import type { OnProgress } from './events.js';
 import { loadLockChain } from './lock/load.js';
 import { debianArchToPlatform, platformString } from './oci/platform.js';
@@ -170,7 +171,7 @@ export async function buildImage(definitionFile: string, opts: BuildOptions): Pr
       platforms: arches,
       ...(opts.sourceDateEpoch !== undefined ? { sourceDateEpoch: opts.sourceDateEpoch } : {}),
       ...(opts.annotations?.source || opts.annotations?.revision ? { source: { ...(opts.annotations.source ? { repository: opts.annotations.source } : {}), ...(opts.annotations.revision ? { revision: opts.annotations.revision } : {}) } } : {}),
-      settings: { gzip: { level: 6, blockSize: 1024 * 1024, implementation: 'pako 3.0.3' }, mergedUsr: true, tarFormat: 'ustar+pax, no record padding' },
+      settings: { gzip: { level: 6, blockSize: 1024 * 1024, implementation: DEFLATE_IMPLEMENTATION }, mergedUsr: true, tarFormat: 'ustar+pax, no record padding' },
       invocationId: randomUUID(),
       startedOn,
       finishedOn: new Date(),

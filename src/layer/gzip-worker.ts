@@ -3,12 +3,12 @@
 // a block was compressed. CRC-32 (ISO-HDLC, the gzip one) is computed per block and joined with
 // `crc32Combine` (zlib's algorithm), so the checksum is parallel too.
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
-import { Deflate, Z_FINISH, Z_SYNC_FLUSH } from 'pako';
+import { deflateBlock } from './deflate.js';
 
 /** The workerData that tells this module it was started as a gzip worker. */
-export const GZIP_WORKER_TAG = 'distill-gzip-worker/1';
+export const GZIP_WORKER_TAG = 'distill-gzip-worker/2';
 
-/** Bytes of history each block gets as its preset dictionary: deflate's whole window. */
+/** Deflate's window: the smallest block size allowed. */
 export const WINDOW = 32 * 1024;
 
 // ---- CRC-32 (reflected, polynomial 0xEDB88320), slicing-by-8 ----
@@ -95,45 +95,12 @@ export interface CompressedBlock {
 }
 
 /**
- * Raw-deflates one block with pako, the 32 KiB before it as preset dictionary, and a sync flush (or,
- * for the last block, a finish) — pigz's scheme. The result is a function of pako's version, the level
- * and the exact (dictionary, block, last) triple, and nothing else: fixed windowBits 15, memLevel 8,
- * default strategy, pako's default hash, fixed output chunk size. A fresh deflate state per block, on
- * purpose: a reset state keeps the previous block's window bytes, which the match finder may read past
- * the end of the input, so reusing one could make a block's bytes depend on the block before it.
+ * Raw-deflates one block with libdeflate (src/layer/deflate.ts), ending with a sync flush or, for the
+ * last block, a final block — pigz's scheme with independent blocks (no preset dictionary). The result
+ * is a function of the committed .wasm, the level and the exact (block, last) pair, and nothing else.
  */
-export function compressBlock(block: Uint8Array, dictionary: Uint8Array | undefined, level: number, last: boolean): CompressedBlock {
-  const d = new Deflate({
-    level,
-    raw: true,
-    windowBits: 15,
-    memLevel: 8,
-    strategy: 0,
-    chunkSize: 64 * 1024,
-    ...(dictionary !== undefined && dictionary.length > 0 ? { dictionary } : {}),
-  });
-  const parts: Uint8Array[] = [];
-  let length = 0;
-  d.onData = (chunk) => {
-    parts.push(chunk);
-    length += chunk.length;
-  };
-  let ended = false;
-  d.onEnd = () => {
-    ended = true;
-  };
-  const ok = d.push(block, last ? Z_FINISH : Z_SYNC_FLUSH);
-  // A sync flush returns true with the stream still open; a finish ends it (onEnd) with err Z_OK.
-  // Anything else is a bug or a broken pako.
-  if (!ok || d.err !== 0) throw new Error(`pako deflate failed: ${d.msg || d.err}`);
-  if (ended !== last) throw new Error(`pako deflate ${last ? 'did not finish' : 'ended'} the stream unexpectedly`);
-  const data = new Uint8Array(length);
-  let at = 0;
-  for (const p of parts) {
-    data.set(p, at);
-    at += p.length;
-  }
-  return { data, crc: crc32(block) };
+export function compressBlock(block: Uint8Array, level: number, last: boolean): CompressedBlock {
+  return deflateBlock(block, level, last);
 }
 
 // ---- the worker ----
@@ -143,7 +110,6 @@ export interface BlockJob {
   level: number;
   last: boolean;
   block: Uint8Array;
-  dictionary: Uint8Array | undefined;
 }
 
 /** `block` is the job's input buffer handed back, so the main thread can reuse it (less garbage). */
@@ -154,7 +120,7 @@ if (!isMainThread && workerData === GZIP_WORKER_TAG && parentPort !== null) {
   port.on('message', (job: BlockJob) => {
     let reply: BlockReply;
     try {
-      const r = compressBlock(job.block, job.dictionary, job.level, job.last);
+      const r = compressBlock(job.block, job.level, job.last);
       reply = { id: job.id, data: r.data, crc: r.crc, block: job.block };
     } catch (e) {
       reply = { id: job.id, error: e instanceof Error ? e.message : String(e) };

@@ -1,21 +1,20 @@
-// Deterministic, parallel gzip (RFC 1952) for layer blobs, pigz's scheme with pako as the only deflate.
+// Deterministic, parallel gzip (RFC 1952) for layer blobs, pigz's scheme with libdeflate as the deflate.
 //
-// The input is cut into fixed blocks (default 1 MiB). Each block is raw-deflated on its own with the
-// 32 KiB before it as preset dictionary and ends with a sync flush (the last block: a finish), so the
-// concatenation is one valid deflate stream. The bytes therefore depend only on pako's version, the level
-// and the block size — not on the number of workers, on how the input was chunked, on the host, on the
-// Node version or on Node's zlib. A golden test pins them (test/layer/gzip.test.ts).
+// The input is cut into fixed blocks (default 1 MiB). Each block is raw-deflated on its own by libdeflate
+// compiled to WebAssembly (src/layer/deflate.ts) and ends with a sync flush (the last block: a final
+// block), so the concatenation is one valid deflate stream in one gzip member. The bytes therefore depend
+// only on the committed libdeflate.wasm, the level and the block size — not on the number of workers, on
+// how the input was chunked, on the host, on the Node version or on Node's zlib. A golden test pins them
+// (test/layer/gzip.test.ts).
 //
 // The header is written here, fixed: 1f 8b 08 (deflate), FLG 0 (no name, comment, extra or header CRC),
-// MTIME 0, XFL 2 at level 9, 4 at levels 0–1, else 0 (as zlib sets it), OS 3 ("Unix") on every host —
-// what pako and `gzip -n` write; Node's zlib would write the host's OS byte (3 Linux, 19 macOS, 10 Windows).
+// MTIME 0, XFL 2 at levels ≥ 8, 4 at level 1, else 0 (as libdeflate's gzip writer sets it), OS 3
+// ("Unix") on every host — what `gzip -n` writes; Node's zlib would write the host's OS byte.
 //
-// node:zlib is not used, not even behind a guard. It is ~2.7× faster per core and today gives pako 3's
-// bytes at level 6, but Node bundles Chromium's zlib fork and has changed its output within major lines
-// (some of it with an unchanged version string, some only on one OS); its maintainers promise only that
-// output round-trips. A guard cannot prove identity for the next input without compressing it with pako
-// as well, which is the cost it was meant to save; a sample-based guard would make a layer's digest depend
-// on the host. Speed comes from blocks in parallel instead (see shared/docs/perf.md and test/bench/gzip.ts).
+// node:zlib is not used, not even behind a guard: Node bundles Chromium's zlib fork and has changed its
+// output within major lines (some of it with an unchanged version string, some only on one OS); its
+// maintainers promise only that output round-trips. libdeflate in wasm is also faster per core than
+// node:zlib here (see test/bench/gzip.ts), and pako (the previous deflate) ~3× slower.
 //
 // Workers: one process-wide worker_threads pool, grown on demand to the largest `workers` asked for,
 // started lazily and unref'd whenever idle, so it never keeps the process alive. Each stream keeps at
@@ -25,6 +24,7 @@ import { availableParallelism } from 'node:os';
 import { Transform, type TransformCallback } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 import { DistillError, messageOf } from '../errors.js';
+import { MAX_LEVEL, MIN_LEVEL } from './deflate.js';
 import {
   GZIP_WORKER_TAG,
   WINDOW,
@@ -36,7 +36,7 @@ import {
 } from './gzip-worker.js';
 
 export interface GzipOptions {
-  /** Deflate level 0–9; default 6. Part of the output's identity. */
+  /** libdeflate level 1–12; default 6. Part of the output's identity. */
   level?: number;
   /** Uncompressed bytes per block, 32 KiB–64 MiB; default 1 MiB. Part of the output's identity. */
   blockSize?: number;
@@ -52,7 +52,7 @@ const MAX_WORKERS = 64;
 
 /** The 10-byte gzip header for a level (see the file comment). */
 export function gzipHeader(level: number): Buffer {
-  const xfl = level === 9 ? 2 : level < 2 ? 4 : 0;
+  const xfl = level >= 8 ? 2 : level < 2 ? 4 : 0;
   return Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0, xfl, 0x03]);
 }
 
@@ -67,8 +67,8 @@ function resolveOptions(opts: GzipOptions): { level: number; blockSize: number; 
   const level = opts.level ?? DEFAULT_LEVEL;
   const blockSize = opts.blockSize ?? DEFAULT_BLOCK_SIZE;
   const workers = opts.workers ?? availableParallelism();
-  if (!Number.isInteger(level) || level < 0 || level > 9) {
-    throw new DistillError('USAGE', `gzip level must be an integer 0–9, got ${level}`);
+  if (!Number.isInteger(level) || level < MIN_LEVEL || level > MAX_LEVEL) {
+    throw new DistillError('USAGE', `gzip level must be an integer ${MIN_LEVEL}–${MAX_LEVEL}, got ${level}`);
   }
   if (!Number.isInteger(blockSize) || blockSize < MIN_BLOCK_SIZE || blockSize > MAX_BLOCK_SIZE) {
     throw new DistillError('USAGE', `gzip block size must be an integer ${MIN_BLOCK_SIZE}–${MAX_BLOCK_SIZE}, got ${blockSize}`);
@@ -106,13 +106,13 @@ class GzipPool {
     this.size = Math.max(this.size, size);
   }
 
-  run(level: number, block: Uint8Array, dictionary: Uint8Array | undefined, last: boolean): Promise<PooledResult> {
+  run(level: number, block: Uint8Array, last: boolean): Promise<PooledResult> {
     return new Promise((resolve, reject) => {
       if (this.closed) {
         reject(new DistillError('LAYER_IO', 'gzip: the worker pool was shut down'));
         return;
       }
-      this.queue.push({ job: { id: this.nextId++, level, last, block, dictionary }, resolve, reject });
+      this.queue.push({ job: { id: this.nextId++, level, last, block }, resolve, reject });
       this.dispatch();
     });
   }
@@ -210,8 +210,6 @@ class BlockGzip extends Transform {
    */
   private current: Uint8Array | undefined;
   private filled = 0;
-  /** The last WINDOW bytes of input handed to a block: the next block's dictionary. */
-  private history: Uint8Array | undefined;
   private readonly inFlight: InFlight[] = [];
   /**
    * Block buffers back from the workers (or from inline compression), reused for the next blocks:
@@ -279,18 +277,15 @@ class BlockGzip extends Transform {
   }
 
   private async submit(block: Uint8Array, last: boolean): Promise<void> {
-    const dictionary = this.history;
-    // blockSize ≥ WINDOW, so any block before the last one alone holds the next dictionary.
-    if (!last) this.history = block.slice(block.length - WINDOW);
     this.total += block.length;
     if (this.workers === 0) {
-      const r = compressBlock(block, dictionary, this.level, last);
+      const r = compressBlock(block, this.level, last);
       if (!last) this.spares.push(block);
       this.accept(r, block.length);
       return;
     }
     const length = block.length;
-    const entry: InFlight = { promise: sharedPool(this.workers).run(this.level, block, dictionary, last), result: undefined, length };
+    const entry: InFlight = { promise: sharedPool(this.workers).run(this.level, block, last), result: undefined, length };
     entry.promise.then(
       (r) => {
         entry.result = r;

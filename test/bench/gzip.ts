@@ -1,7 +1,7 @@
 // Benchmark of the layer gzip choices on one ~50 MB layer-like tar, all in one run so the figures compare
-// as ratios (the machines are noisy): pako single-thread, distill's block gzip inline and with 1/2
-// workers, node:zlib level 6 (single thread, and in distill's block scheme with an identity check against
-// pako's blocks — the evidence for keeping node:zlib out), GNU `gzip -n -6`, and the CRC-32 speed.
+// as ratios (the machines are noisy): pako single-thread (the previous deflate, the baseline), distill's
+// block gzip (libdeflate in wasm) inline and with 1/2 workers, node:zlib level 6 single thread (fast but
+// not a stable format), GNU `gzip -n -6`, and the CRC-32 speed.
 //
 // The input is the trixie python3 closure from the frozen snapshot unpacked with `dpkg-deb -x` and written
 // with distill's TarWriter; without the snapshot or dpkg-deb, up to 50 MB of /usr/lib; without that,
@@ -13,10 +13,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
-import { deflateRawSync, gzipSync, constants as zc } from 'node:zlib';
+import { gzipSync } from 'node:zlib';
 import { gzip as pakoGzip } from 'pako';
 import { createGzip, shutdownGzipWorkers, DEFAULT_BLOCK_SIZE } from '../../src/layer/gzip.js';
-import { WINDOW, compressBlock, crc32 } from '../../src/layer/gzip-worker.js';
+import { crc32 } from '../../src/layer/gzip-worker.js';
 import { TarWriter, type TarEntryHeader } from '../../src/layer/tar-writer.js';
 import { snapshotDir } from '../helpers/paths.js';
 
@@ -159,24 +159,6 @@ function viaGnuGzip(data: Buffer): Promise<Buffer> {
   });
 }
 
-/** node:zlib in distill's block scheme, one thread: the bytes it would give if it replaced pako. */
-function nodeZlibBlocks(data: Buffer): Buffer[] {
-  const out: Buffer[] = [];
-  for (let at = 0; at < data.length || at === 0; at += DEFAULT_BLOCK_SIZE) {
-    const last = at + DEFAULT_BLOCK_SIZE >= data.length;
-    const opts = {
-      level: 6,
-      windowBits: 15,
-      memLevel: 8,
-      finishFlush: last ? zc.Z_FINISH : zc.Z_SYNC_FLUSH,
-      ...(at > 0 ? { dictionary: data.subarray(at - WINDOW, at) } : {}),
-    };
-    out.push(deflateRawSync(data.subarray(at, at + DEFAULT_BLOCK_SIZE), opts));
-    if (last) break;
-  }
-  return out;
-}
-
 const RUNS = 2;
 
 export async function benchGzip(): Promise<string[]> {
@@ -211,9 +193,7 @@ export async function benchGzip(): Promise<string[]> {
   await time('  same, 256 KiB blocks', (d) => viaStream(d, 2, 256 * 1024), sha);
   await time('  same, 4 MiB blocks', (d) => viaStream(d, 2, 4 * 1024 * 1024), sha);
   await shutdownGzipWorkers();
-  const nodeSingle = await time('node:zlib gzipSync, single thread', (d) => gzipSync(d, { level: 6 }));
-  let nodeBlocks: Buffer[] = [];
-  await time('node:zlib in the block scheme, single thread', (d) => Buffer.concat((nodeBlocks = nodeZlibBlocks(d))));
+  await time('node:zlib gzipSync, single thread', (d) => gzipSync(d, { level: 6 }));
   if (spawnSync('gzip', ['--version']).status === 0) await time('GNU gzip -n -6 (child process)', viaGnuGzip);
 
   const base = rows[0]!.s;
@@ -224,20 +204,9 @@ export async function benchGzip(): Promise<string[]> {
     );
   }
 
-  // Identity checks behind the node:zlib decision (they inform; the decision does not depend on them).
-  const nodeEqPako = nodeSingle.subarray(10).equals(pakoSingle.subarray(10));
-  let blocksEqual = 0;
-  let at = 0;
-  for (let i = 0; i < nodeBlocks.length; i++, at += DEFAULT_BLOCK_SIZE) {
-    const last = i === nodeBlocks.length - 1;
-    const dict = at > 0 ? data.subarray(at - WINDOW, at) : undefined;
-    const ours = compressBlock(data.subarray(at, at + DEFAULT_BLOCK_SIZE), dict, 6, last).data;
-    if (Buffer.from(ours).equals(nodeBlocks[i]!)) blocksEqual++;
-  }
   lines.push(
-    `  node:zlib ${process.versions.zlib} vs pako 3 here: whole-stream deflate ${nodeEqPako ? 'identical' : 'DIFFERENT'}, ` +
-      `blocks identical ${blocksEqual}/${nodeBlocks.length}; block scheme costs ` +
-      `${(((inline.length - pakoSingle.length) / pakoSingle.length) * 100).toFixed(2)} % size vs one stream`,
+    `  libdeflate (1 MiB independent blocks) vs pako (one stream): ` +
+      `${(((inline.length - pakoSingle.length) / pakoSingle.length) * 100).toFixed(2)} % size`,
   );
 
   crc32(warm);

@@ -38,7 +38,7 @@ export interface StageOptions {
 }
 
 /** Files up to this size may stay in memory. */
-export const SMALL_FILE = 256 * 1024;
+export const SMALL_FILE = 8 * 1024 * 1024;
 
 let counter = 0;
 

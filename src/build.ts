@@ -18,7 +18,7 @@ import { writeDockerArchive } from './sinks/docker-archive.js';
 import { writeOciLayout, type LayoutRef } from './sinks/oci-layout.js';
 import { makeVariants, type ImageAnnotations } from './build/images.js';
 import { buildProvenance } from './provenance/provenance.js';
-import { buildSbom, scanLayers, type ScannedLayers } from './provenance/sbom.js';
+import { buildSbom, scanLayers, type LayerChanges, type ScannedLayers } from './provenance/sbom.js';
 import { sha256Hex } from './digest.js';
 import { canonicalJson } from './json.js';
 import { rfc3339 } from './lock/lock.js';
@@ -183,6 +183,9 @@ export async function buildImage(definitionFile: string, opts: BuildOptions): Pr
       // It depends only on the manifest (and so its layers) and the inputs in its key: a rebuild with
       // nothing changed takes it from the cache; variants with the same layers share one scan.
       const scans = new Map<string, Promise<ScannedLayers>>();
+      // Layers written by this build carry what the SBOM reads from them; cached ones are read again.
+      const recorded = new Map<string, LayerChanges>();
+      for (const l of perArch.flatMap((p) => [...p.layers, ...(p.debug ? [p.debug] : [])])) if (l.sbomChanges) recorded.set(l.path, l.sbomChanges);
       for (const v of result.variants) {
         for (const m of v.manifests) {
           const layers = perArch.find((p) => p.arch === m.arch)!;
@@ -197,7 +200,7 @@ export async function buildImage(definitionFile: string, opts: BuildOptions): Pr
             continue;
           }
           const scanKey = paths.join('\0');
-          if (!scans.has(scanKey)) scans.set(scanKey, scanLayers(paths));
+          if (!scans.has(scanKey)) scans.set(scanKey, scanLayers(paths, recorded));
           const { json } = await buildSbom({
             image: def.name,
             variant: v.variant,

@@ -25,6 +25,7 @@ import { busyboxApplets } from '../rootfs/generate/busybox.js';
 import type { CaCertificateFile } from '../rootfs/generate/ca-bundle.js';
 import { LayerTree, mergedUsrPath, type TreeEntry } from '../rootfs/tree.js';
 import { HashingStream, sha256Hex } from '../digest.js';
+import { LayerChangesRecorder, type LayerChanges } from '../provenance/sbom.js';
 import { entriesOf, indexOf, layerKey, LayerCache, type LayerRecord } from './layer-cache.js';
 import { accountFiles, caBundleFile, dirEntry, fileEntry, javaCacertsFile, statusFiles, symlinkEntry, systemFiles } from './generated.js';
 import { SMALL_FILE, stagePackage, type StagedPackage } from './stage.js';
@@ -38,6 +39,8 @@ export interface BuiltLayer extends LayerResult {
   createdBy: string;
   /** Packages in it. */
   packages: LockedPackage[];
+  /** What the SBOM reads from it, recorded while writing it (absent for a layer from the cache). */
+  sbomChanges?: LayerChanges;
 }
 
 export interface ChainLayers {
@@ -191,9 +194,11 @@ async function keep(cache: LayerCache | undefined, key: string, file: string, re
   return cache.put(key, file, { digest: result.digest, diffId: result.diffId, size: result.size, uncompressedSize: result.uncompressedSize, entries: indexOf(tree.values()) });
 }
 
-async function writeTree(tree: LayerTree, file: string, mtime: number, gzip: GzipOptions | undefined): Promise<LayerResult> {
+async function writeTree(tree: LayerTree, file: string, mtime: number, gzip: GzipOptions | undefined): Promise<LayerResult & { sbomChanges: LayerChanges }> {
   const entries = orderHardlinks(tree.sorted());
-  return writeLayer(
+  // What the SBOM would read back from this layer, taken as it is written (see LayerChangesRecorder).
+  const recorder = new LayerChangesRecorder();
+  const result = await writeLayer(
     file,
     async (tar) => {
       for (const e of entries) {
@@ -209,6 +214,10 @@ async function writeTree(tree: LayerTree, file: string, mtime: number, gzip: Gzi
           mtime,
           ...(e.linkTarget !== undefined ? { linkTarget: e.linkTarget } : {}),
         };
+        if (recorder.wantsBody(e.path, e.type, header.size)) {
+          const data = e.body?.kind === 'bytes' ? e.body.data : e.body?.kind === 'staged' ? await readFile(e.body.path) : undefined;
+          recorder.add(e.path, e.type, header.size, data);
+        } else recorder.add(e.path, e.type, header.size);
         if (e.type !== 'file') await tar.add(header);
         else if (e.body?.kind === 'bytes') await tar.add(header, e.body.data);
         else if (e.body?.kind === 'staged') await tar.add(header, createReadStream(e.body.path));
@@ -217,6 +226,7 @@ async function writeTree(tree: LayerTree, file: string, mtime: number, gzip: Gzi
     },
     gzip,
   );
+  return { ...result, sbomChanges: recorder.changes };
 }
 
 /** Drop directories that the rules drop (man, doc, locale, …) and that nothing kept lies under. */

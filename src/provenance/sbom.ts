@@ -131,7 +131,7 @@ function fail(message: string, cause?: unknown): never {
 /** A tracked path's state after a layer: a regular file's bytes, or something that cannot be read. */
 type Found = { kind: 'file'; data: Buffer } | { kind: 'unreadable'; why: string };
 
-interface LayerChanges {
+export interface LayerChanges {
   set: Map<string, Found>;
   /** Paths removed with everything under them (whiteouts, non-directories over directories). */
   removed: string[];
@@ -210,20 +210,61 @@ async function readLayer(path: string): Promise<LayerChanges> {
   return changes;
 }
 
+/**
+ * What readLayer would read back from a layer, recorded from the entries as the layer writer adds them,
+ * so that a fresh build need not decompress and parse its own layers again (a layer taken from the
+ * layer cache is still read from its file). It applies readLayer's rules to the same names, types and
+ * bytes, so both give the same SBOM (test/provenance/sbom.test.ts checks this on a real build).
+ */
+export class LayerChangesRecorder {
+  readonly changes: LayerChanges = { set: new Map(), removed: [], opaque: [] };
+
+  /** Whether add() needs this file's bytes (a tracked file within the cap); all others are added without. */
+  wantsBody(path: string, type: 'file' | 'dir' | 'symlink' | 'hardlink', size: number): boolean {
+    const p = imagePath(path);
+    return p !== undefined && type === 'file' && tracked(p) && size <= SBOM_FILE_CAP;
+  }
+
+  /** One entry as written to the layer, in order; `data` is the body when wantsBody() said so. */
+  add(path: string, type: 'file' | 'dir' | 'symlink' | 'hardlink', size: number, data?: Buffer): void {
+    const p = imagePath(path);
+    const base = p?.slice(p.lastIndexOf('/') + 1);
+    if (p === undefined || p === '' || base === undefined) return;
+    const dir = p.includes('/') ? p.slice(0, p.lastIndexOf('/')) : '';
+    const changes = this.changes;
+    if (base === '.wh..wh..opq') changes.opaque.push(dir);
+    else if (base.startsWith('.wh.')) changes.removed.push(dir === '' ? base.slice(4) : `${dir}/${base.slice(4)}`);
+    else {
+      if (type !== 'dir' && ANCESTOR_RE.test(p)) changes.removed.push(p);
+      if (!tracked(p)) return;
+      // tar-stream's names for the types, as readLayer reports them.
+      const tarType = type === 'dir' ? 'directory' : type === 'hardlink' ? 'link' : type;
+      if (type !== 'file') changes.set.set(p, { kind: 'unreadable', why: `a ${tarType} entry (links are not followed)` });
+      else if (size > SBOM_FILE_CAP) changes.set.set(p, { kind: 'unreadable', why: `${size} bytes, over the ${SBOM_FILE_CAP}-byte cap` });
+      else if (data === undefined || data.length !== size) throw new Error(`internal: the SBOM recorder needs the ${size} bytes of ${p}`);
+      else changes.set.set(p, { kind: 'file', data });
+    }
+  }
+}
+
+/** What the layer writer recorded for a layer file (see LayerChangesRecorder). */
+export type RecordedLayers = ReadonlyMap<string, LayerChanges>;
+
 /** The tracked files of the image: each layer's changes applied over the ones below, as a runtime would. */
 /** What the SBOM reads from an image's layers; scan once and pass it to several buildSbom calls. */
 export type ScannedLayers = Map<string, Found>;
 
-export function scanLayers(layers: readonly string[]): Promise<ScannedLayers> {
-  return imageFiles(layers);
+/** `recorded`: changes the layer writer recorded, by layer path; other layers are read from their files. */
+export function scanLayers(layers: readonly string[], recorded?: RecordedLayers): Promise<ScannedLayers> {
+  return imageFiles(layers, recorded);
 }
 
-async function imageFiles(layers: readonly string[]): Promise<Map<string, Found>> {
+async function imageFiles(layers: readonly string[], recorded?: RecordedLayers): Promise<Map<string, Found>> {
   const state = new Map<string, Found>();
   for (const layer of layers) {
     let changes: LayerChanges;
     try {
-      changes = await readLayer(layer);
+      changes = recorded?.get(layer) ?? (await readLayer(layer));
     } catch (e) {
       if (e instanceof DistillError) throw e;
       fail(`layer ${layer} cannot be read: ${messageOf(e)}`, e);

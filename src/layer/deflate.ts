@@ -3,8 +3,9 @@
 // wasm/libdeflate.wasm is built byte for byte by wasm/libdeflate/build.sh from Debian's libdeflate
 // source package (pinned by sha256), a small patch and shim, with Debian bookworm's clang 14, lld and
 // wasi-libc; test/layer/deflate-wasm.test.ts rebuilds it and compares when that toolchain is present.
-// WebAssembly's integer semantics are the same on every host, and the module reads no clock, no
-// environment and no CPU feature, so a block's bytes depend only on the committed .wasm, the level and
+// WebAssembly's integer semantics, including the 128-bit integer SIMD the compiler uses (-msimd128;
+// Node ≥ 16.4), are the same on every host, and the module reads no clock, no environment and no CPU
+// feature, so a block's bytes depend only on the committed .wasm, the level and
 // the block — never on Node's zlib, the CPU or the thread it runs on. It has no imports at all.
 //
 // The patch lets a block end with a sync flush (the last deflate block non-final, then an empty stored
@@ -16,7 +17,7 @@ import { readFileSync } from 'node:fs';
 /** The compressor's identity, as recorded in provenance and in the layer cache key. */
 export const DEFLATE_IMPLEMENTATION = 'libdeflate 1.14 (wasm, distill sync-flush patch)';
 /** The sha256 of wasm/libdeflate.wasm that the golden tests were recorded with. */
-export const DEFLATE_WASM_SHA256 = 'd2a43410e746a18869f8cb913b27c4d86417bc64c0c3d3c0a7ef7819ae930ade';
+export const DEFLATE_WASM_SHA256 = '4760e2620fdd85bd07c4292a59778487f604a7241a6a0c1d873e5c820c68e5e7';
 export const MIN_LEVEL = 1;
 export const MAX_LEVEL = 12;
 

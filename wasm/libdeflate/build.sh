@@ -50,7 +50,7 @@ cp "$here/shim.c" "$src/distill_shim.c"
 
 # Fixed flags; paths are relative to the source tree and remapped, so the output never names $work.
 cd "$src"
-CFLAGS="--target=wasm32-wasi --sysroot=$SYSROOT -isystem /usr/include/wasm32-wasi -O2 -DNDEBUG -fno-ident -ffile-prefix-map=$src=. -I. -Ilib -Wall -Wno-unused-function"
+CFLAGS="--target=wasm32-wasi --sysroot=$SYSROOT -isystem /usr/include/wasm32-wasi -O3 -msimd128 -DNDEBUG -fno-ident -ffile-prefix-map=$src=. -I. -Ilib -Wall -Wno-unused-function"
 for f in lib/deflate_compress.c lib/crc32.c lib/utils.c distill_shim.c; do
   # shellcheck disable=SC2086
   clang $CFLAGS -c "$f" -o "$work/$(basename "$f" .c).o"

@@ -4,7 +4,6 @@
 // for one image is reused by every image built on it. The blob lives in the content-addressed store
 // (re-hashed on every cache hit; a corrupt blob is dropped and the layer rebuilt); beside it, a small JSON record holds its digests and its path index,
 // which the layers above need for dpkg's conflict rules.
-import { createReadStream } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -75,10 +74,13 @@ export class LayerCache {
     return { ...record, path: this.store.blobPath(hex) };
   }
 
-  /** Move a freshly written layer into the store (verified) and record it; returns the stored path. */
+  /**
+   * Move a freshly written layer into the store and record it; returns the stored path. writeLayer
+   * hashed the bytes as it wrote and fsynced them, so the file is renamed in, not read again.
+   */
   async put(key: string, layerFile: string, record: LayerRecord): Promise<string> {
     const hex = digestHex(record.digest);
-    const path = await this.store.put({ sha256: hex, size: record.size, what: `layer ${hex.slice(0, 12)}` }, createReadStream(layerFile));
+    const path = await this.store.adopt({ sha256: hex, size: record.size, what: `layer ${hex.slice(0, 12)}` }, layerFile);
     await mkdir(join(this.store.dir, 'layers'), { recursive: true });
     const tmp = `${this.recordPath(key)}.${randomBytes(4).toString('hex')}`;
     await writeFile(tmp, JSON.stringify(record));

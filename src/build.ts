@@ -17,7 +17,7 @@ import { writeDockerArchive } from './sinks/docker-archive.js';
 import { writeOciLayout, type LayoutRef } from './sinks/oci-layout.js';
 import { makeVariants, type ImageAnnotations } from './build/images.js';
 import { buildProvenance } from './provenance/provenance.js';
-import { buildSbom, scanLayers, type ScannedLayers } from './provenance/sbom.js';
+import { buildSbom, licenseCoverageOf, scanLayers, type ScannedLayers, type SpdxDocument } from './provenance/sbom.js';
 import { sha256Hex } from './digest.js';
 import { canonicalJson } from './json.js';
 import { rfc3339 } from './lock/lock.js';
@@ -46,6 +46,8 @@ export interface BuildOptions {
   onProgress?: OnProgress;
   /** Neither reuse nor record finished layers (the layer cache lives in cacheDir). */
   noLayerCache?: boolean;
+  /** Who publishes the image: the SBOMs' supplier of the image and an Organization creator. */
+  organization?: string;
 }
 
 export interface BuiltManifest {
@@ -187,12 +189,17 @@ export async function buildImage(definitionFile: string, opts: BuildOptions): Pr
           const layers = perArch.find((p) => p.arch === m.arch)!;
           const paths = [...layers.layers.map((l) => l.path), ...(v.variant.startsWith('debug') && layers.debug ? [layers.debug.path] : [])];
           const packages = chain.flatMap((li) => [...(li.lock.architectures[m.arch]?.packages ?? []), ...(li.lock.architectures[m.arch]?.debug ?? [])]);
-          const key = sha256Hex(canonicalJson({ distill: DISTILL_VERSION, image: def.name, variant: v.variant, manifest: m.digest, packages: packages.map((p) => [p.name, p.sha256]) }));
+          const key = sha256Hex(canonicalJson({ distill: DISTILL_VERSION, image: def.name, variant: v.variant, manifest: m.digest, packages: packages.map((p) => [p.name, p.sha256]), organization: opts.organization ?? null }));
           const cached = join(opts.cacheDir, 'sboms', `${key}.spdx.json`);
           const target = join(opts.outDir, ATTESTATIONS_DIR, sbomFile(v.variant, m.arch));
+          const report = (json: string): void => {
+            const c = licenseCoverageOf(JSON.parse(json) as SpdxDocument);
+            opts.onProgress?.({ type: 'sbom-written', image: def.name, variant: v.variant, arch: m.arch, file: target, packages: c.packages, licenses: c.declared, undetermined: c.undetermined });
+          };
           const hit = await readFile(cached, 'utf8').catch(() => undefined);
           if (hit !== undefined) {
             await writeFile(target, hit);
+            report(hit);
             continue;
           }
           const scanKey = paths.join('\0');
@@ -206,8 +213,10 @@ export async function buildImage(definitionFile: string, opts: BuildOptions): Pr
             layers: paths,
             packages,
             toolVersion: DISTILL_VERSION,
+            ...(opts.organization !== undefined ? { organization: opts.organization } : {}),
           }, await scans.get(scanKey)!);
           await writeFile(target, json);
+          report(json);
           await mkdir(join(opts.cacheDir, 'sboms'), { recursive: true });
           const tmp = `${cached}.${randomBytes(4).toString('hex')}`;
           await writeFile(tmp, json);

@@ -17,6 +17,7 @@ interface BuildArgs extends CommonArgs {
   platform?: string[];
   source?: string;
   revision?: string;
+  organization?: string;
   concurrency?: number;
   'gzip-workers'?: number;
   'layer-cache': boolean;
@@ -40,6 +41,7 @@ export function buildCommand(io: CliIo) {
         .option('platform', { type: 'string', array: true, describe: 'only these architectures (amd64, linux/arm64/v8, …)' })
         .option('source', { type: 'string', describe: 'org.opencontainers.image.source annotation' })
         .option('revision', { type: 'string', describe: 'org.opencontainers.image.revision annotation' })
+        .option('organization', { type: 'string', describe: 'who publishes the image: the SBOMs name it as the image\'s supplier and as a creator' })
         .option('concurrency', { type: 'number', describe: 'packages unpacked at once (default 2)' })
         .option('gzip-workers', { type: 'number', describe: 'gzip threads (default: one per core; 0 = none); the bytes do not depend on it' })
         .option('push', { type: 'string', describe: 'then push every variant and platform to REPOSITORY (tags = ref names)' })
@@ -89,6 +91,7 @@ export function buildCommand(io: CliIo) {
           ...(argv.concurrency !== undefined ? { concurrency: argv.concurrency } : {}),
           ...(argv['gzip-workers'] !== undefined ? { gzipWorkers: argv['gzip-workers'] } : {}),
           ...(argv['layer-cache'] ? {} : { noLayerCache: true }),
+          ...(argv.organization !== undefined ? { organization: argv.organization } : {}),
           annotations: { ...(argv.source ? { source: argv.source } : {}), ...(argv.revision ? { revision: argv.revision } : {}) },
           ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
         });

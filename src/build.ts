@@ -17,6 +17,7 @@ import { writeDockerArchive } from './sinks/docker-archive.js';
 import { writeOciLayout, type LayoutRef } from './sinks/oci-layout.js';
 import { makeVariants, type ImageAnnotations } from './build/images.js';
 import { buildProvenance } from './provenance/provenance.js';
+import { cyclonedxFromSpdx } from './provenance/cyclonedx.js';
 import { buildSbom, licenseCoverageOf, scanLayers, type ScannedLayers, type SpdxDocument } from './provenance/sbom.js';
 import { sha256Hex } from './digest.js';
 import { canonicalJson } from './json.js';
@@ -48,7 +49,11 @@ export interface BuildOptions {
   noLayerCache?: boolean;
   /** Who publishes the image: the SBOMs' supplier of the image and an Organization creator. */
   organization?: string;
+  /** Which SBOMs to write beside each image (default both). */
+  sbomFormats?: readonly SbomFormat[];
 }
+
+export type SbomFormat = 'spdx' | 'cyclonedx';
 
 export interface BuiltManifest {
   arch: string;
@@ -68,6 +73,7 @@ export interface BuildResult {
 export const ATTESTATIONS_DIR = 'attestations';
 export const PROVENANCE_FILE = 'provenance.intoto.json';
 export const sbomFile = (variant: string, arch: string): string => `sbom-${variant}-${arch}.spdx.json`;
+export const cyclonedxFile = (variant: string, arch: string): string => `sbom-${variant}-${arch}.cdx.json`;
 
 export async function buildImage(definitionFile: string, opts: BuildOptions): Promise<BuildResult> {
   const startedOn = new Date();
@@ -191,15 +197,19 @@ export async function buildImage(definitionFile: string, opts: BuildOptions): Pr
           const packages = chain.flatMap((li) => [...(li.lock.architectures[m.arch]?.packages ?? []), ...(li.lock.architectures[m.arch]?.debug ?? [])]);
           const key = sha256Hex(canonicalJson({ distill: DISTILL_VERSION, image: def.name, variant: v.variant, manifest: m.digest, packages: packages.map((p) => [p.name, p.sha256]), organization: opts.organization ?? null }));
           const cached = join(opts.cacheDir, 'sboms', `${key}.spdx.json`);
+          const formats = opts.sbomFormats ?? ['spdx', 'cyclonedx'];
           const target = join(opts.outDir, ATTESTATIONS_DIR, sbomFile(v.variant, m.arch));
-          const report = (json: string): void => {
-            const c = licenseCoverageOf(JSON.parse(json) as SpdxDocument);
+          // The CycloneDX BOM is a function of the SPDX document: derived, never cached separately.
+          const write = async (json: string): Promise<void> => {
+            const doc = JSON.parse(json) as SpdxDocument;
+            if (formats.includes('spdx')) await writeFile(target, json);
+            if (formats.includes('cyclonedx')) await writeFile(join(opts.outDir!, ATTESTATIONS_DIR, cyclonedxFile(v.variant, m.arch)), cyclonedxFromSpdx(doc).json);
+            const c = licenseCoverageOf(doc);
             opts.onProgress?.({ type: 'sbom-written', image: def.name, variant: v.variant, arch: m.arch, file: target, packages: c.packages, licenses: c.declared, undetermined: c.undetermined });
           };
           const hit = await readFile(cached, 'utf8').catch(() => undefined);
           if (hit !== undefined) {
-            await writeFile(target, hit);
-            report(hit);
+            await write(hit);
             continue;
           }
           const scanKey = paths.join('\0');
@@ -215,8 +225,7 @@ export async function buildImage(definitionFile: string, opts: BuildOptions): Pr
             toolVersion: DISTILL_VERSION,
             ...(opts.organization !== undefined ? { organization: opts.organization } : {}),
           }, await scans.get(scanKey)!);
-          await writeFile(target, json);
-          report(json);
+          await write(json);
           await mkdir(join(opts.cacheDir, 'sboms'), { recursive: true });
           const tmp = `${cached}.${randomBytes(4).toString('hex')}`;
           await writeFile(tmp, json);

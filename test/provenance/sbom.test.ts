@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -20,6 +20,8 @@ import { readLock, type LockedPackage } from '../../src/lock/lockfile.js';
 import { DISTILL_VERSION } from '../../src/version.js';
 import { NO_SNAPSHOT, repoRoot, snapshotDir, snapshotMirrors } from '../helpers/paths.js';
 import { parsePurl, syftView, trivyView } from '../helpers/scanner-readers.js';
+import { cyclonedx16Problems, spdxExpressionProblem } from '../helpers/schemas.js';
+import { cyclonedxFromSpdx } from '../../src/provenance/cyclonedx.js';
 
 const work = mkdtempSync(join(tmpdir(), 'distill-sbom-'));
 const DIGEST = `sha256:${'ab'.repeat(32)}`;
@@ -175,6 +177,45 @@ function assertScannersResolve(doc: SpdxDocument, expected?: Map<string, { sourc
   assert.deepEqual(syftView(doc).packages, trivyView(doc).packages);
 }
 
+/**
+ * The CycloneDX 1.6 BOM derived from `doc`: valid against the official schema, byte-identical when
+ * derived again, the same packages with the same purls, hashes and licences, the OS component depending
+ * on every Debian package; and every SPDX licence expression parses with the SPDX lists.
+ */
+function assertCycloneDx(doc: SpdxDocument): void {
+  for (const p of doc.packages) {
+    for (const e of [p.licenseDeclared, p.licenseConcluded]) {
+      if (e !== undefined && e !== 'NOASSERTION' && e !== 'NONE') assert.equal(spdxExpressionProblem(e), undefined, p.name);
+    }
+  }
+  const { json, bom } = cyclonedxFromSpdx(doc);
+  assert.deepEqual(cyclonedx16Problems(JSON.parse(json)), [], 'valid CycloneDX 1.6');
+  assert.notDeepEqual(cyclonedx16Problems({ ...bom, components: [{ type: 'bogus', name: 'x' }] }), [], 'the schema check can fail');
+  assert.notDeepEqual(cyclonedx16Problems({ ...bom, serialNumber: 'nope' }), [], 'the schema check can fail');
+  assert.equal(cyclonedxFromSpdx(structuredClone(doc)).json, json, 'deterministic');
+  assert.match(bom.serialNumber, /^urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  assert.equal((bom.metadata['component'] as { type: string }).type, 'container');
+  const libs = bom.components.filter((c) => c['type'] === 'library');
+  const debs = doc.packages.filter((p) => purlOf(p)?.startsWith('pkg:deb/'));
+  assert.deepEqual(libs.map((c) => c['purl']).sort(), debs.map((p) => purlOf(p)).sort());
+  for (const p of debs) {
+    const c = libs.find((x) => x['purl'] === purlOf(p))!;
+    assert.equal(c['version'], p.versionInfo);
+    const sha = p.checksums?.[0]?.checksumValue;
+    assert.deepEqual(c['hashes'], sha ? [{ alg: 'SHA-256', content: sha }] : undefined);
+    assert.deepEqual(c['licenses'], p.licenseDeclared !== 'NOASSERTION' ? [{ expression: p.licenseDeclared }] : undefined);
+    const props = new Map((c['properties'] as { name: string; value: string }[]).map((x) => [x.name, x.value]));
+    assert.equal(`built package from: ${props.get('aquasecurity:trivy:SrcName')} ${props.get('aquasecurity:trivy:SrcVersion')}`, p.sourceInfo);
+  }
+  const os = bom.components.filter((c) => c['type'] === 'operating-system');
+  assert.equal(os.length, 1);
+  const osDeps = bom.dependencies.find((d) => d.ref === os[0]!['bom-ref'])!;
+  assert.deepEqual(osDeps.dependsOn, debs.map((p) => purlOf(p)!).sort());
+  const refs = new Set([String((bom.metadata['component'] as Record<string, unknown>)['bom-ref']), ...bom.components.map((c) => String(c['bom-ref']))]);
+  assert.equal(refs.size, bom.components.length + 1, 'bom-refs are unique');
+  for (const d of bom.dependencies) for (const r of [d.ref, ...d.dependsOn]) assert.ok(refs.has(r), `${r} is a bom-ref`);
+}
+
 /** spdx-tools (Python), when installed: it must find nothing wrong. */
 function spdxToolsProblems(json: string): string[] | undefined {
   if (spawnSync('/usr/bin/python3', ['-c', 'import spdx_tools'], { encoding: 'utf8' }).status !== 0) return undefined;
@@ -296,6 +337,7 @@ test('hand-made layers: what is present, overrides, whiteouts, links and caps, r
   const other = await buildSbom(input({ variant: 'nonroot' }));
   assert.notEqual(other.document.documentNamespace, doc.documentNamespace, 'another document, another namespace');
   assertScannersResolve(doc);
+  assertCycloneDx(doc);
   const tools = spdxToolsProblems(json);
   if (tools !== undefined) assert.deepEqual(tools, []);
 
@@ -371,6 +413,9 @@ test('the static image: every locked package, its purl and .deb sha256, tzdata\'
     platforms: ['amd64'],
   });
   const m = result.variants[0]!.manifests[0]!;
+  // The build writes both SBOMs by default, the CycloneDX one derived from the SPDX one.
+  const writtenSpdx = readFileSync(join(out, 'attestations', 'sbom-latest-amd64.spdx.json'), 'utf8');
+  assert.equal(readFileSync(join(out, 'attestations', 'sbom-latest-amd64.cdx.json'), 'utf8'), cyclonedxFromSpdx(JSON.parse(writtenSpdx) as SpdxDocument).json);
   const { lock } = await readLock(join(repoRoot, 'images', 'static', 'image.lock.json'));
   const locked: LockedPackage[] = lock.architectures['amd64']!.packages;
   const sbomInput: SbomInput = {
@@ -409,6 +454,7 @@ test('the static image: every locked package, its purl and .deb sha256, tzdata\'
     assert.notEqual(s.copyrightText, 'NOASSERTION', `${p.name} ships its copyright file`);
   }
   assertScannersResolve(doc, sourcesOf(locked));
+  assertCycloneDx(doc);
   t.diagnostic(`static licences: ${first.licenseCoverage.declared}/${first.licenseCoverage.packages} declared; undetermined: ${first.licenseCoverage.undetermined.join(' ') || 'none'}`);
   assert.equal(first.licenseCoverage.declared, first.licenseCoverage.packages, 'every package of static has a DEP-5 copyright file');
   assert.equal(pkgNamed(doc, 'tzdata')!.licenseDeclared, 'LicenseRef-public-domain');
@@ -430,7 +476,11 @@ test('the static image: every locked package, its purl and .deb sha256, tzdata\'
 test('the cc image: packages whose doc directory is a link get their source sibling\'s copyright; dependencies across layers', { skip }, async (t) => {
   const out = join(work, 'cc');
   const definition = join(repoRoot, 'images', 'cc', 'image.yaml');
-  const result = await buildImage(definition, { cacheDir: cache, mirrors: { flags: snapshotMirrors(snap!), aptSources: [] }, outDir: out, variants: ['latest'], platforms: ['amd64'] });
+  const result = await buildImage(definition, { cacheDir: cache, mirrors: { flags: snapshotMirrors(snap!), aptSources: [] }, outDir: out, variants: ['latest'], platforms: ['amd64'], sbomFormats: ['cyclonedx'], organization: 'Example Corp' });
+  assert.equal(existsSync(join(out, 'attestations', 'sbom-latest-amd64.spdx.json')), false, '--sbom-format cyclonedx: no SPDX file');
+  const written = JSON.parse(readFileSync(join(out, 'attestations', 'sbom-latest-amd64.cdx.json'), 'utf8')) as Record<string, any>;
+  assert.deepEqual(cyclonedx16Problems(written), []);
+  assert.deepEqual(written['metadata']['supplier'], { name: 'Example Corp' });
   const chain = await loadLockChain(definition);
   const locked = chain.flatMap((li) => li.lock.architectures['amd64']!.packages);
   const m = result.variants[0]!.manifests[0]!;
@@ -449,6 +499,7 @@ test('the cc image: packages whose doc directory is a link get their source sibl
   assert.deepEqual(doc.packages.slice(2).map((p) => p.name), locked.map((p) => p.name).sort());
   for (const p of doc.packages.slice(2)) assert.notEqual(p.copyrightText, 'NOASSERTION', `${p.name} has a copyright text`);
   assertScannersResolve(doc, sourcesOf(locked));
+  assertCycloneDx(doc);
   t.diagnostic(`cc licences: ${licenseCoverage.declared}/${licenseCoverage.packages} declared; undetermined: ${licenseCoverage.undetermined.join(' ') || 'none'}`);
   // glibc, OpenSSL: CVEs are keyed by these source packages.
   assert.match(purlOf(pkgNamed(doc, 'libc6'))!, /&upstream=glibc$/);

@@ -3,7 +3,7 @@ import type { Argv } from 'yargs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ATTESTATIONS_DIR, attestImage, buildImage, DistillError, findDefinitions, pushLayout, sbomFile, signImage, type Variant } from '../../index.js';
+import { ATTESTATIONS_DIR, attestImage, buildImage, cyclonedxFile, DistillError, findDefinitions, pushLayout, sbomFile, signImage, type SbomFormat, type Variant } from '../../index.js';
 import { signingKey } from './sign.js';
 import { registryOptionsFrom } from './registry-options.js';
 import type { CliIo } from '../io.js';
@@ -18,6 +18,7 @@ interface BuildArgs extends CommonArgs {
   source?: string;
   revision?: string;
   organization?: string;
+  'sbom-format': 'spdx' | 'cyclonedx' | 'both';
   concurrency?: number;
   'gzip-workers'?: number;
   'layer-cache': boolean;
@@ -26,6 +27,10 @@ interface BuildArgs extends CommonArgs {
   username?: string;
   'password-stdin': boolean;
   insecure: boolean;
+}
+
+function sbomFormats(flag: 'spdx' | 'cyclonedx' | 'both'): SbomFormat[] {
+  return flag === 'both' ? ['spdx', 'cyclonedx'] : [flag];
 }
 
 export function buildCommand(io: CliIo) {
@@ -41,6 +46,7 @@ export function buildCommand(io: CliIo) {
         .option('platform', { type: 'string', array: true, describe: 'only these architectures (amd64, linux/arm64/v8, …)' })
         .option('source', { type: 'string', describe: 'org.opencontainers.image.source annotation' })
         .option('revision', { type: 'string', describe: 'org.opencontainers.image.revision annotation' })
+        .option('sbom-format', { choices: ['spdx', 'cyclonedx', 'both'] as const, default: 'both' as const, describe: 'SBOMs written (and attested with --sign-key): SPDX 2.3, CycloneDX 1.6, or both' })
         .option('organization', { type: 'string', describe: 'who publishes the image: the SBOMs name it as the image\'s supplier and as a creator' })
         .option('concurrency', { type: 'number', describe: 'packages unpacked at once (default 2)' })
         .option('gzip-workers', { type: 'number', describe: 'gzip threads (default: one per core; 0 = none); the bytes do not depend on it' })
@@ -92,6 +98,7 @@ export function buildCommand(io: CliIo) {
           ...(argv['gzip-workers'] !== undefined ? { gzipWorkers: argv['gzip-workers'] } : {}),
           ...(argv['layer-cache'] ? {} : { noLayerCache: true }),
           ...(argv.organization !== undefined ? { organization: argv.organization } : {}),
+          sbomFormats: sbomFormats(argv['sbom-format']),
           annotations: { ...(argv.source ? { source: argv.source } : {}), ...(argv.revision ? { revision: argv.revision } : {}) },
           ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
         });
@@ -108,10 +115,13 @@ export function buildCommand(io: CliIo) {
                 const extraSubjects = subject.map((x) => ({ name: x.name, digest: `sha256:${x.digest.sha256}` }));
                 attested.push(await attestImage(`${repo}@${v.index}`, { ...registry!.opts, privateKey: key.privateKey, predicateType: 'slsaprovenance1', predicate, replace: true, extraSubjects }));
               }
-              // Each platform image's SPDX SBOM, as distroless attaches them (cosign attest --type spdxjson).
+              // Each platform image's SBOMs, as distroless attaches them (cosign attest --type spdxjson / cyclonedx).
               for (const m of v.manifests) {
-                const sbom = JSON.parse(await readFile(join(outDir!, ATTESTATIONS_DIR, sbomFile(v.variant, m.arch)), 'utf8')) as object;
-                attested.push(await attestImage(`${repo}@${m.digest}`, { ...registry!.opts, privateKey: key.privateKey, predicateType: 'spdxjson', predicate: sbom, replace: true }));
+                for (const format of sbomFormats(argv['sbom-format'])) {
+                  const file = format === 'spdx' ? sbomFile(v.variant, m.arch) : cyclonedxFile(v.variant, m.arch);
+                  const sbom = JSON.parse(await readFile(join(outDir!, ATTESTATIONS_DIR, file), 'utf8')) as object;
+                  attested.push(await attestImage(`${repo}@${m.digest}`, { ...registry!.opts, privateKey: key.privateKey, predicateType: format === 'spdx' ? 'spdxjson' : 'cyclonedx', predicate: sbom, replace: true }));
+                }
               }
             }
           }

@@ -15,7 +15,7 @@ import { loadLockChain } from './lock/load.js';
 import { debianArchToPlatform, platformString } from './oci/platform.js';
 import { writeDockerArchive } from './sinks/docker-archive.js';
 import { writeOciLayout, type LayoutRef } from './sinks/oci-layout.js';
-import { makeVariants, type ImageAnnotations } from './build/images.js';
+import { makeVariants, QUALIFIED_REPOSITORY, type ImageAnnotations } from './build/images.js';
 import { buildProvenance } from './provenance/provenance.js';
 import { cyclonedxFromSpdx } from './provenance/cyclonedx.js';
 import { buildSbom, licenseCoverageOf, scanLayers, type ScannedLayers, type SpdxDocument } from './provenance/sbom.js';
@@ -79,6 +79,11 @@ export async function buildImage(definitionFile: string, opts: BuildOptions): Pr
   const startedOn = new Date();
   if (opts.outDir === undefined && opts.tarFile === undefined) {
     throw new DistillError('USAGE', 'nowhere to write the image', { hint: 'pass --out DIR (an OCI layout) and/or --tar FILE (a docker archive)' });
+  }
+  if (opts.annotations?.baseRepository !== undefined && !QUALIFIED_REPOSITORY.test(opts.annotations.baseRepository.replace(/\/+$/, ''))) {
+    throw new DistillError('USAGE', `--base-repository ${JSON.stringify(opts.annotations.baseRepository)} is not a fully qualified repository`, {
+      hint: 'name the registry and the path the base images are pushed under, e.g. registry.example/distill (no tag)',
+    });
   }
   const chain = await loadLockChain(definitionFile);
   // The texts the provenance records, read now — not after minutes of building, when an edit could
@@ -170,22 +175,10 @@ export async function buildImage(definitionFile: string, opts: BuildOptions): Pr
       })),
     };
     for (const v of result.variants) for (const m of v.manifests) opts.onProgress?.({ type: 'image-written', image: def.name, variant: v.variant, arch: m.arch, digest: m.digest });
-    result.provenance = buildProvenance({
-      chain,
-      texts,
-      subjects: result.variants.flatMap((v) => [{ name: `${def.name}:${v.variant}`, digest: v.index }, ...v.manifests.map((m) => ({ name: `${def.name}:${v.variant}-${m.arch}`, digest: m.digest }))]),
-      variants,
-      platforms: arches,
-      ...(opts.sourceDateEpoch !== undefined ? { sourceDateEpoch: opts.sourceDateEpoch } : {}),
-      ...(opts.annotations?.source || opts.annotations?.revision ? { source: { ...(opts.annotations.source ? { repository: opts.annotations.source } : {}), ...(opts.annotations.revision ? { revision: opts.annotations.revision } : {}) } } : {}),
-      settings: { gzip: { level: 6, blockSize: 1024 * 1024, implementation: 'pako 3.0.3' }, mergedUsr: true, tarFormat: 'ustar+pax, no record padding' },
-      invocationId: randomUUID(),
-      startedOn,
-      finishedOn: new Date(),
-    });
+    // The distribution the images hold (os-release, as the SBOMs read it): the provenance's purls name it.
+    let distro: string | undefined;
     if (opts.outDir !== undefined) {
       await mkdir(join(opts.outDir, ATTESTATIONS_DIR), { recursive: true });
-      await writeFile(join(opts.outDir, ATTESTATIONS_DIR, PROVENANCE_FILE), JSON.stringify(result.provenance, null, 2) + '\n');
       // An SPDX SBOM per variant and platform, read from the layers themselves (what is really there).
       // It depends only on the manifest (and so its layers) and the inputs in its key: a rebuild with
       // nothing changed takes it from the cache; variants with the same layers share one scan.
@@ -202,6 +195,8 @@ export async function buildImage(definitionFile: string, opts: BuildOptions): Pr
           // The CycloneDX BOM is a function of the SPDX document: derived, never cached separately.
           const write = async (json: string): Promise<void> => {
             const doc = JSON.parse(json) as SpdxDocument;
+            const os = doc.packages.find((p) => p.primaryPackagePurpose === 'OPERATING-SYSTEM');
+            if (os?.versionInfo) distro ??= `${os.name}-${os.versionInfo}`;
             if (formats.includes('spdx')) await writeFile(target, json);
             if (formats.includes('cyclonedx')) await writeFile(join(opts.outDir!, ATTESTATIONS_DIR, cyclonedxFile(v.variant, m.arch)), cyclonedxFromSpdx(doc).json);
             const c = licenseCoverageOf(doc);
@@ -233,6 +228,22 @@ export async function buildImage(definitionFile: string, opts: BuildOptions): Pr
         }
       }
     }
+    result.provenance = buildProvenance({
+      chain,
+      texts,
+      subjects: result.variants.flatMap((v) => [{ name: `${def.name}:${v.variant}`, digest: v.index }, ...v.manifests.map((m) => ({ name: `${def.name}:${v.variant}-${m.arch}`, digest: m.digest }))]),
+      variants,
+      platforms: arches,
+      ...(opts.sourceDateEpoch !== undefined ? { sourceDateEpoch: opts.sourceDateEpoch } : {}),
+      ...(opts.annotations?.source || opts.annotations?.revision ? { source: { ...(opts.annotations.source ? { repository: opts.annotations.source } : {}), ...(opts.annotations.revision ? { revision: opts.annotations.revision } : {}) } } : {}),
+      ...(opts.annotations?.baseRepository !== undefined ? { baseRepository: opts.annotations.baseRepository } : {}),
+      ...(distro !== undefined ? { distro } : {}),
+      settings: { gzip: { level: 6, blockSize: 1024 * 1024, implementation: 'pako 3.0.3' }, mergedUsr: true, tarFormat: 'ustar+pax, no record padding' },
+      invocationId: randomUUID(),
+      startedOn,
+      finishedOn: new Date(),
+    });
+    if (opts.outDir !== undefined) await writeFile(join(opts.outDir, ATTESTATIONS_DIR, PROVENANCE_FILE), JSON.stringify(result.provenance, null, 2) + '\n');
     return result;
   } finally {
     // Cleanup never replaces the build's own error.

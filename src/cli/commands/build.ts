@@ -18,6 +18,7 @@ interface BuildArgs extends CommonArgs {
   source?: string;
   revision?: string;
   organization?: string;
+  'base-repository'?: string;
   'sbom-format': 'spdx' | 'cyclonedx' | 'both';
   concurrency?: number;
   'gzip-workers'?: number;
@@ -46,6 +47,7 @@ export function buildCommand(io: CliIo) {
         .option('platform', { type: 'string', array: true, describe: 'only these architectures (amd64, linux/arm64/v8, …)' })
         .option('source', { type: 'string', describe: 'org.opencontainers.image.source annotation' })
         .option('revision', { type: 'string', describe: 'org.opencontainers.image.revision annotation' })
+        .option('base-repository', { type: 'string', describe: 'where the base images are published (REGISTRY/PREFIX): base.name = PREFIX/<base>:<variant>; it changes the digests, --push never does' })
         .option('sbom-format', { choices: ['spdx', 'cyclonedx', 'both'] as const, default: 'both' as const, describe: 'SBOMs written (and attested with --sign-key): SPDX 2.3, CycloneDX 1.6, or both' })
         .option('organization', { type: 'string', describe: 'who publishes the image: the SBOMs name it as the image\'s supplier and as a creator' })
         .option('concurrency', { type: 'number', describe: 'packages unpacked at once (default 2)' })
@@ -99,7 +101,7 @@ export function buildCommand(io: CliIo) {
           ...(argv['layer-cache'] ? {} : { noLayerCache: true }),
           ...(argv.organization !== undefined ? { organization: argv.organization } : {}),
           sbomFormats: sbomFormats(argv['sbom-format']),
-          annotations: { ...(argv.source ? { source: argv.source } : {}), ...(argv.revision ? { revision: argv.revision } : {}) },
+          annotations: { ...(argv.source ? { source: argv.source } : {}), ...(argv.revision ? { revision: argv.revision } : {}), ...(argv['base-repository'] ? { baseRepository: argv['base-repository'] } : {}) },
           ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
         });
         if (argv.push !== undefined) {

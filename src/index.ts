@@ -30,7 +30,8 @@ export { pullImage, type PullOptions, type PullResult } from './registry/pull.js
 export { copyImage, type CopyOptions, type CopyResult } from './copy.js';
 export { inspectLayout, type InspectedRef, type InspectedImage, type InspectedPackage } from './inspect.js';
 export { generateKeyPair, loadPrivateKey, loadPublicKey, passwordFrom, writeKeyPair, type SigningKey } from './sign/keys.js';
-export { signImage, type SignOptions, type SignedManifest } from './sign/sign.js';
+export { signImage, checkFormat, type SignOptions, type SignedManifest, type SignatureFormat } from './sign/sign.js';
+export { BUNDLE_V03_MEDIA_TYPE, COSIGN_SIGN_PREDICATE } from './sign/bundle.js';
 export { verifyImage, type VerifyOptions, type VerifyResult } from './sign/verify.js';
 export { triangulate } from './sign/triangulate.js';
 export { attestImage, verifyAttestation, type AttestOptions, type VerifyAttestationOptions } from './attest/attest.js';

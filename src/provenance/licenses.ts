@@ -38,7 +38,7 @@ export interface DeclaredLicense {
 }
 
 // SPDX License List identifiers that Debian copyright files name verbatim or nearly (case-insensitive).
-const SPDX_IDS = [
+export const SPDX_IDS = [
   '0BSD', 'AFL-2.0', 'AFL-2.1', 'AFL-3.0', 'AGPL-3.0-only', 'AGPL-3.0-or-later', 'APSL-2.0', 'Apache-1.0', 'Apache-1.1', 'Apache-2.0',
   'Artistic-1.0', 'Artistic-1.0-Perl', 'Artistic-2.0', 'Beerware', 'BSD-1-Clause', 'BSD-2-Clause', 'BSD-2-Clause-Patent', 'BSD-3-Clause',
   'BSD-3-Clause-Attribution', 'BSD-3-Clause-Clear', 'BSD-3-Clause-LBNL', 'BSD-4-Clause', 'BSD-4-Clause-UC', 'BSD-Source-Code', 'BSL-1.0',
@@ -47,7 +47,7 @@ const SPDX_IDS = [
   'AGPL-1.0-only', 'AGPL-1.0-or-later', 'GFDL-1.1-only', 'GFDL-1.1-or-later', 'GFDL-1.2-no-invariants-or-later', 'GFDL-1.3-no-invariants-only',
   'GFDL-1.3-no-invariants-or-later', 'GPL-1.0-only', 'GPL-1.0-or-later', 'GPL-2.0-only', 'GPL-2.0-or-later', 'GPL-3.0-only', 'GPL-3.0-or-later', 'HPND', 'ICU', 'IJG', 'Info-ZIP',
   'Inner-Net-2.0', 'ISC', 'LGPL-2.0-only', 'LGPL-2.0-or-later', 'LGPL-2.1-only', 'LGPL-2.1-or-later', 'LGPL-3.0-only', 'LGPL-3.0-or-later',
-  'Libpng', 'libpng-2.0', 'libtiff', 'LPPL-1.3c', 'MIT', 'MIT-0', 'MIT-CMU', 'MIT-Modern-Variant', 'MPL-1.0', 'MPL-1.1', 'MPL-2.0', 'Ms-PL',
+  'Libpng', 'libpng-2.0', 'libtiff', 'LPPL-1.3c', 'MIT', 'MIT-0', 'MIT-CMU', 'MIT-Modern-Variant', 'MPL-1.0', 'MPL-1.1', 'MPL-2.0', 'MS-PL',
   'NCSA', 'NTP', 'OFL-1.0', 'OFL-1.1', 'OLDAP-2.8', 'OpenSSL', 'PHP-3.01', 'PostgreSQL', 'PSF-2.0', 'Python-2.0', 'Ruby', 'Sleepycat',
   'SGI-B-2.0', 'SunPro', 'TCL', 'Unicode-3.0', 'Unicode-DFS-2015', 'Unicode-DFS-2016', 'Unlicense', 'UPL-1.0', 'Vim', 'W3C', 'W3C-20150513',
   'WTFPL', 'X11', 'X11-distribute-modifications-variant', 'Zlib', 'zlib-acknowledgement', 'ZPL-2.1',

@@ -19,6 +19,10 @@ export function cyclonedx16Problems(bom: unknown): string[] {
   if (cdx16 === undefined) {
     const ajv = new Ajv({ strict: false, allErrors: true, validateFormats: true });
     (addFormatsModule as unknown as (a: Ajv) => void)(ajv);
+    // Formats ajv-formats does not know (IRIs, internationalised e-mail): accepted, as ajv would
+    // otherwise ignore them with a warning per use.
+    ajv.addFormat('iri-reference', true);
+    ajv.addFormat('idn-email', true);
     // bom-1.6 refers to its sibling schemas by their file names: register them under those.
     const base = 'http://cyclonedx.org/schema/';
     ajv.addSchema({ ...load('spdx.SNAPSHOT.schema.json'), $id: `${base}spdx.SNAPSHOT.schema.json` });

@@ -2,7 +2,9 @@
 // comma precedence, exceptions, LicenseRefs with their texts, and the files that say nothing certain.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { declaredLicense, spdxIdFor, unifyExtracted } from '../../src/provenance/licenses.js';
+import { createRequire } from 'node:module';
+import { declaredLicense, SPDX_IDS, spdxIdFor, unifyExtracted } from '../../src/provenance/licenses.js';
+import { spdxExpressionProblem } from '../helpers/schemas.js';
 
 const HEADER = 'Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\n';
 const files = (...licenses: string[]): string => HEADER + licenses.map((l, i) => `Files: f${i}/*\nCopyright: someone\nLicense: ${l}\n`).join('\n');
@@ -15,6 +17,17 @@ test('Debian short names become SPDX identifiers', () => {
     ['Artistic', 'Artistic-1.0-Perl'], ['public-domain', undefined], ['BSD-3-clause-Berkeley', undefined],
   ];
   for (const [debian, spdx] of cases) assert.equal(spdxIdFor(debian), spdx, debian);
+});
+
+test('every identifier distill writes is on the SPDX License List, spelled as it is there', () => {
+  const ids = new Set(createRequire(import.meta.url)('spdx-license-ids') as string[]);
+  assert.deepEqual(SPDX_IDS.filter((id) => !ids.has(id)), []);
+  assert.equal(spdxIdFor('Ms-PL'), 'MS-PL', 'looked up case-insensitively, written canonically');
+  for (const e of ['GPL-3+ with Bison exception', 'GPL-3+ with autoconf exception', 'GPL-2+ with Libtool exception', 'GPL2 with Classpath exception', 'GPL-2+ with Font exception', 'Apache-2.0 with LLVM exception', 'GPL-2 with Linux-syscall-note exception']) {
+    const d = declaredLicense(files(e))!;
+    assert.equal(spdxExpressionProblem(d.expression), undefined, `${e} → ${d.expression}`);
+    assert.doesNotMatch(d.expression, /LicenseRef/, e);
+  }
 });
 
 test('expressions: and/or, commas, exceptions, conjunction of the Files paragraphs', () => {

@@ -34,10 +34,19 @@ function documentedSchema(): object {
   return JSON.parse(block[1]!) as object;
 }
 
-test('the buildType URI names the document in this repository', () => {
+test('the buildType URI names the document in this repository; its complete example is valid', () => {
   const path = new URL(DISTILL_BUILD_TYPE).pathname;
   assert.equal(join(repoRoot, 'docs', `${path}.md`), DOC);
   assert.ok(existsSync(DOC));
+  const block = /## Complete example[\s\S]*?```json\n([\s\S]*?)```/.exec(readFileSync(DOC, 'utf8'));
+  assert.ok(block);
+  const example = JSON.parse(block[1]!) as Record<string, any>;
+  assert.deepEqual(validateProvenance(example), []);
+  assert.equal(example['predicate'].buildDefinition.buildType, DISTILL_BUILD_TYPE);
+  const validate = new Ajv2020({ strict: false, allErrors: true }).compile(documentedSchema());
+  assert.ok(validate(example['predicate'].buildDefinition.externalParameters), JSON.stringify(validate.errors));
+  const deps = example['predicate'].buildDefinition.resolvedDependencies as { uri: string }[];
+  assert.ok(deps.some((d) => d.uri.endsWith('/InRelease')) && deps.some((d) => d.uri.startsWith('pkg:deb/debian/')));
 });
 
 test('provenance of a build: documented parameters, .debs as purls, InRelease files with signers; base.name', { skip }, async () => {

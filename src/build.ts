@@ -16,9 +16,10 @@ import { loadLockChain } from './lock/load.js';
 import { debianArchToPlatform, platformString } from './oci/platform.js';
 import { writeDockerArchive } from './sinks/docker-archive.js';
 import { writeOciLayout, type LayoutRef } from './sinks/oci-layout.js';
-import { makeVariants, type ImageAnnotations } from './build/images.js';
+import { makeVariants, QUALIFIED_REPOSITORY, type ImageAnnotations } from './build/images.js';
 import { buildProvenance } from './provenance/provenance.js';
-import { buildSbom, scanLayers, type LayerChanges, type ScannedLayers } from './provenance/sbom.js';
+import { cyclonedxFromSpdx } from './provenance/cyclonedx.js';
+import { buildSbom, licenseCoverageOf, scanLayers, type LayerChanges, type ScannedLayers, type SpdxDocument } from './provenance/sbom.js';
 import { sha256Hex } from './digest.js';
 import { canonicalJson } from './json.js';
 import { rfc3339 } from './lock/lock.js';
@@ -47,7 +48,13 @@ export interface BuildOptions {
   onProgress?: OnProgress;
   /** Neither reuse nor record finished layers (the layer cache lives in cacheDir). */
   noLayerCache?: boolean;
+  /** Who publishes the image: the SBOMs' supplier of the image and an Organization creator. */
+  organization?: string;
+  /** Which SBOMs to write beside each image (default both). */
+  sbomFormats?: readonly SbomFormat[];
 }
+
+export type SbomFormat = 'spdx' | 'cyclonedx';
 
 export interface BuiltManifest {
   arch: string;
@@ -67,11 +74,17 @@ export interface BuildResult {
 export const ATTESTATIONS_DIR = 'attestations';
 export const PROVENANCE_FILE = 'provenance.intoto.json';
 export const sbomFile = (variant: string, arch: string): string => `sbom-${variant}-${arch}.spdx.json`;
+export const cyclonedxFile = (variant: string, arch: string): string => `sbom-${variant}-${arch}.cdx.json`;
 
 export async function buildImage(definitionFile: string, opts: BuildOptions): Promise<BuildResult> {
   const startedOn = new Date();
   if (opts.outDir === undefined && opts.tarFile === undefined) {
     throw new DistillError('USAGE', 'nowhere to write the image', { hint: 'pass --out DIR (an OCI layout) and/or --tar FILE (a docker archive)' });
+  }
+  if (opts.annotations?.baseRepository !== undefined && !QUALIFIED_REPOSITORY.test(opts.annotations.baseRepository.replace(/\/+$/, ''))) {
+    throw new DistillError('USAGE', `--base-repository ${JSON.stringify(opts.annotations.baseRepository)} is not a fully qualified repository`, {
+      hint: 'name the registry and the path the base images are pushed under, e.g. registry.example/distill (no tag)',
+    });
   }
   const chain = await loadLockChain(definitionFile);
   // The texts the provenance records, read now — not after minutes of building, when an edit could
@@ -163,22 +176,10 @@ export async function buildImage(definitionFile: string, opts: BuildOptions): Pr
       })),
     };
     for (const v of result.variants) for (const m of v.manifests) opts.onProgress?.({ type: 'image-written', image: def.name, variant: v.variant, arch: m.arch, digest: m.digest });
-    result.provenance = buildProvenance({
-      chain,
-      texts,
-      subjects: result.variants.flatMap((v) => [{ name: `${def.name}:${v.variant}`, digest: v.index }, ...v.manifests.map((m) => ({ name: `${def.name}:${v.variant}-${m.arch}`, digest: m.digest }))]),
-      variants,
-      platforms: arches,
-      ...(opts.sourceDateEpoch !== undefined ? { sourceDateEpoch: opts.sourceDateEpoch } : {}),
-      ...(opts.annotations?.source || opts.annotations?.revision ? { source: { ...(opts.annotations.source ? { repository: opts.annotations.source } : {}), ...(opts.annotations.revision ? { revision: opts.annotations.revision } : {}) } } : {}),
-      settings: { gzip: { level: 6, blockSize: 1024 * 1024, implementation: DEFLATE_IMPLEMENTATION }, mergedUsr: true, tarFormat: 'ustar+pax, no record padding' },
-      invocationId: randomUUID(),
-      startedOn,
-      finishedOn: new Date(),
-    });
+    // The distribution the images hold (os-release, as the SBOMs read it): the provenance's purls name it.
+    let distro: string | undefined;
     if (opts.outDir !== undefined) {
       await mkdir(join(opts.outDir, ATTESTATIONS_DIR), { recursive: true });
-      await writeFile(join(opts.outDir, ATTESTATIONS_DIR, PROVENANCE_FILE), JSON.stringify(result.provenance, null, 2) + '\n');
       // An SPDX SBOM per variant and platform, read from the layers themselves (what is really there).
       // It depends only on the manifest (and so its layers) and the inputs in its key: a rebuild with
       // nothing changed takes it from the cache; variants with the same layers share one scan.
@@ -191,12 +192,23 @@ export async function buildImage(definitionFile: string, opts: BuildOptions): Pr
           const layers = perArch.find((p) => p.arch === m.arch)!;
           const paths = [...layers.layers.map((l) => l.path), ...(v.variant.startsWith('debug') && layers.debug ? [layers.debug.path] : [])];
           const packages = chain.flatMap((li) => [...(li.lock.architectures[m.arch]?.packages ?? []), ...(li.lock.architectures[m.arch]?.debug ?? [])]);
-          const key = sha256Hex(canonicalJson({ distill: DISTILL_VERSION, image: def.name, variant: v.variant, manifest: m.digest, packages: packages.map((p) => [p.name, p.sha256]) }));
+          const key = sha256Hex(canonicalJson({ distill: DISTILL_VERSION, image: def.name, variant: v.variant, manifest: m.digest, packages: packages.map((p) => [p.name, p.sha256]), organization: opts.organization ?? null }));
           const cached = join(opts.cacheDir, 'sboms', `${key}.spdx.json`);
+          const formats = opts.sbomFormats ?? ['spdx', 'cyclonedx'];
           const target = join(opts.outDir, ATTESTATIONS_DIR, sbomFile(v.variant, m.arch));
+          // The CycloneDX BOM is a function of the SPDX document: derived, never cached separately.
+          const write = async (json: string): Promise<void> => {
+            const doc = JSON.parse(json) as SpdxDocument;
+            const os = doc.packages.find((p) => p.primaryPackagePurpose === 'OPERATING-SYSTEM');
+            if (os?.versionInfo) distro ??= `${os.name}-${os.versionInfo}`;
+            if (formats.includes('spdx')) await writeFile(target, json);
+            if (formats.includes('cyclonedx')) await writeFile(join(opts.outDir!, ATTESTATIONS_DIR, cyclonedxFile(v.variant, m.arch)), cyclonedxFromSpdx(doc).json);
+            const c = licenseCoverageOf(doc);
+            opts.onProgress?.({ type: 'sbom-written', image: def.name, variant: v.variant, arch: m.arch, file: target, packages: c.packages, licenses: c.declared, undetermined: c.undetermined });
+          };
           const hit = await readFile(cached, 'utf8').catch(() => undefined);
           if (hit !== undefined) {
-            await writeFile(target, hit);
+            await write(hit);
             continue;
           }
           const scanKey = paths.join('\0');
@@ -210,8 +222,9 @@ export async function buildImage(definitionFile: string, opts: BuildOptions): Pr
             layers: paths,
             packages,
             toolVersion: DISTILL_VERSION,
+            ...(opts.organization !== undefined ? { organization: opts.organization } : {}),
           }, await scans.get(scanKey)!);
-          await writeFile(target, json);
+          await write(json);
           await mkdir(join(opts.cacheDir, 'sboms'), { recursive: true });
           const tmp = `${cached}.${randomBytes(4).toString('hex')}`;
           await writeFile(tmp, json);
@@ -219,6 +232,22 @@ export async function buildImage(definitionFile: string, opts: BuildOptions): Pr
         }
       }
     }
+    result.provenance = buildProvenance({
+      chain,
+      texts,
+      subjects: result.variants.flatMap((v) => [{ name: `${def.name}:${v.variant}`, digest: v.index }, ...v.manifests.map((m) => ({ name: `${def.name}:${v.variant}-${m.arch}`, digest: m.digest }))]),
+      variants,
+      platforms: arches,
+      ...(opts.sourceDateEpoch !== undefined ? { sourceDateEpoch: opts.sourceDateEpoch } : {}),
+      ...(opts.annotations?.source || opts.annotations?.revision ? { source: { ...(opts.annotations.source ? { repository: opts.annotations.source } : {}), ...(opts.annotations.revision ? { revision: opts.annotations.revision } : {}) } } : {}),
+      ...(opts.annotations?.baseRepository !== undefined ? { baseRepository: opts.annotations.baseRepository } : {}),
+      ...(distro !== undefined ? { distro } : {}),
+      settings: { gzip: { level: 6, blockSize: 1024 * 1024, implementation: DEFLATE_IMPLEMENTATION }, mergedUsr: true, tarFormat: 'ustar+pax, no record padding' },
+      invocationId: randomUUID(),
+      startedOn,
+      finishedOn: new Date(),
+    });
+    if (opts.outDir !== undefined) await writeFile(join(opts.outDir, ATTESTATIONS_DIR, PROVENANCE_FILE), JSON.stringify(result.provenance, null, 2) + '\n');
     return result;
   } finally {
     // Cleanup never replaces the build's own error.

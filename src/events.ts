@@ -12,6 +12,8 @@ export type ProgressEvent =
   | { type: 'retry'; what: string; attempt: number; delayMs: number; reason: string }
   | { type: 'layer-written'; image: string; arch: string; digest: string; size: number; uncompressedSize: number; seconds: number }
   | { type: 'image-written'; image: string; variant: string; arch: string; digest: string }
+  /** An SBOM written to the layout; `licenses`: Debian packages with a declared licence, of `packages`. */
+  | { type: 'sbom-written'; image: string; variant: string; arch: string; file: string; packages: number; licenses: number; undetermined: string[] }
   | { type: 'warning'; message: string }
   // registries (pulls report their blobs with the download-* events)
   | { type: 'blob-push-start'; repository: string; digest: string; size: number }

@@ -31,6 +31,25 @@ export const NONROOT_UID = 65532;
 export interface ImageAnnotations {
   source?: string;
   revision?: string;
+  /**
+   * Where the base images are published: PREFIX/<base image name> (build --base-repository). A base
+   * definition's own `repository` is used when this is not given.
+   */
+  baseRepository?: string;
+}
+
+/**
+ * org.opencontainers.image.base.name for an image built on `base` (image-spec annotations: "fully
+ * qualified reference"): the repository where the base is published, with the variant as tag — or
+ * undefined when nothing says where that is. Never the push destination: an image's digest must not
+ * depend on where it is pushed, and a bare "cc:latest" names nothing a consumer can pull.
+ */
+/** A fully qualified repository without tag or digest: a registry host (with a dot or a port, or localhost), then a path. */
+export const QUALIFIED_REPOSITORY = /^(localhost|[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+|[A-Za-z0-9.-]+:[0-9]+)(:[0-9]+)?(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)+$/;
+
+export function baseName(base: { name: string; repository?: string }, variant: string, annotations: ImageAnnotations): string | undefined {
+  const repository = annotations.baseRepository !== undefined ? `${annotations.baseRepository.replace(/\/+$/, '')}/${base.name}` : base.repository;
+  return repository === undefined ? undefined : `${repository}:${variant}`;
 }
 
 function layerSource(l: BuiltLayer): LayerSource {
@@ -86,7 +105,8 @@ export function makeImage(
     [ANNOTATION_CREATED]: created,
     ...(annotations.source ? { [ANNOTATION_SOURCE]: annotations.source } : {}),
     ...(annotations.revision ? { [ANNOTATION_REVISION]: annotations.revision } : {}),
-    ...(upto > 0 && baseDigest ? { [ANNOTATION_BASE_NAME]: `${chain[upto - 1]!.definition.name}:${variant}`, [ANNOTATION_BASE_DIGEST]: baseDigest } : {}),
+    ...(upto > 0 && baseDigest ? { [ANNOTATION_BASE_DIGEST]: baseDigest } : {}),
+    ...(upto > 0 && baseDigest && baseName(chain[upto - 1]!.definition, variant, annotations) !== undefined ? { [ANNOTATION_BASE_NAME]: baseName(chain[upto - 1]!.definition, variant, annotations)! } : {}),
   });
   return { manifest, config, layers: all.map(layerSource), platform };
 }

@@ -19,6 +19,7 @@ export function imageSchema(): Schema {
 
 interface RawDefinition {
   description?: string;
+  repository?: string;
   extends?: string;
   sources?: Record<string, { suite: string; components?: string[]; mirror?: string }>;
   architectures?: string[];
@@ -153,6 +154,7 @@ export async function loadDefinition(file: string, chain: string[] = []): Promis
     file: abs,
     sha256: sha256Hex(bytes),
     ...(raw.description !== undefined ? { description: raw.description } : {}),
+    ...(raw.repository !== undefined ? { repository: raw.repository } : {}),
     ...(base ? { base } : {}),
     sources,
     architectures: [...architectures],

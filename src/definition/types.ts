@@ -53,6 +53,8 @@ export interface ImageDefinition {
   /** sha256 of the file's bytes: a lock made from other bytes is stale. */
   sha256: string;
   description?: string;
+  /** Where this image is published (registry/repository, no tag): its children's base.name. */
+  repository?: string;
   /** The parent definition, loaded, when `extends` is set. */
   base?: ImageDefinition;
   /** Own sources merged over the parent's, in definition order (parent's first). */

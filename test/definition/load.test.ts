@@ -7,6 +7,7 @@ import { imageSchema, loadDefinition } from '../../src/definition/load.js';
 import { unsupportedKeywords } from '../../src/definition/schema.js';
 import { findDefinitions } from '../../src/definition/find.js';
 import { repoRoot } from '../helpers/paths.js';
+import { baseName } from '../../src/build/images.js';
 
 function images(files: Record<string, string>): string {
   const root = mkdtempSync(join(tmpdir(), 'distill-def-'));
@@ -105,4 +106,17 @@ test('own files: paths must be normalised, sources must stay inside the definiti
   assert.equal((await loadDefinition(join(root, 'ok', 'image.yaml'))).files[0]!.source, join(root, 'ok', 'app.conf'));
   writeFileSync(join(root, 'ok', 'dev.yaml'), `${SOURCES}architectures: [amd64]\npackages: [aa]\n`);
   await assert.rejects(loadDefinition(join(root, 'ok', 'dev.yaml')), (e: any) => e.code === 'DEFINITION_INVALID' && /image\.yaml/.test(e.message));
+});
+
+test('repository: where an image is published, fully qualified, naming its children\'s base.name', async () => {
+  const root = images({
+    app: `${SOURCES}architectures: [amd64]\nrepository: registry.example/distill/app\npackages: [libc6]\n`,
+    bare: `${SOURCES}architectures: [amd64]\nrepository: app\npackages: [libc6]\n`,
+  });
+  const def = await loadDefinition(join(root, 'app', 'image.yaml'));
+  assert.equal(def.repository, 'registry.example/distill/app');
+  assert.equal(baseName(def, 'nonroot', {}), 'registry.example/distill/app:nonroot');
+  assert.equal(baseName(def, 'latest', { baseRepository: 'mirror.example:5000/base/' }), 'mirror.example:5000/base/app:latest', '--base-repository wins');
+  assert.equal(baseName({ name: 'app' }, 'latest', {}), undefined, 'nothing says where: no base.name');
+  await assert.rejects(loadDefinition(join(root, 'bare', 'image.yaml')), (e: any) => e.code === 'DEFINITION_INVALID' && /repository/.test(e.message));
 });

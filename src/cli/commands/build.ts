@@ -3,8 +3,8 @@ import type { Argv } from 'yargs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ATTESTATIONS_DIR, attestImage, buildImage, DistillError, findDefinitions, pushLayout, sbomFile, signImage, type Variant } from '../../index.js';
-import { signingKey } from './sign.js';
+import { ATTESTATIONS_DIR, attestImage, buildImage, checkFormat, cyclonedxFile, DistillError, findDefinitions, pushLayout, sbomFile, signImage, type SbomFormat, type Variant } from '../../index.js';
+import { attestedLine, FORMAT_OPTION, signedLine, signingKey } from './sign.js';
 import { registryOptionsFrom } from './registry-options.js';
 import type { CliIo } from '../io.js';
 import { commonOptions, lockOptionsFrom, type CommonArgs } from './common.js';
@@ -17,6 +17,10 @@ interface BuildArgs extends CommonArgs {
   platform?: string[];
   source?: string;
   revision?: string;
+  organization?: string;
+  'base-repository'?: string;
+  'sbom-format': 'spdx' | 'cyclonedx' | 'both';
+  format: string;
   concurrency?: number;
   'gzip-workers'?: number;
   'layer-cache': boolean;
@@ -25,6 +29,10 @@ interface BuildArgs extends CommonArgs {
   username?: string;
   'password-stdin': boolean;
   insecure: boolean;
+}
+
+function sbomFormats(flag: 'spdx' | 'cyclonedx' | 'both'): SbomFormat[] {
+  return flag === 'both' ? ['spdx', 'cyclonedx'] : [flag];
 }
 
 export function buildCommand(io: CliIo) {
@@ -40,10 +48,14 @@ export function buildCommand(io: CliIo) {
         .option('platform', { type: 'string', array: true, describe: 'only these architectures (amd64, linux/arm64/v8, …)' })
         .option('source', { type: 'string', describe: 'org.opencontainers.image.source annotation' })
         .option('revision', { type: 'string', describe: 'org.opencontainers.image.revision annotation' })
+        .option('base-repository', { type: 'string', describe: 'where the base images are published (REGISTRY/PREFIX): base.name = PREFIX/<base>:<variant>; it changes the digests, --push never does' })
+        .option('sbom-format', { choices: ['spdx', 'cyclonedx', 'both'] as const, default: 'both' as const, describe: 'SBOMs written (and attested with --sign-key): SPDX 2.3, CycloneDX 1.6, or both' })
+        .option('organization', { type: 'string', describe: 'who publishes the image: the SBOMs name it as the image\'s supplier and as a creator' })
         .option('concurrency', { type: 'number', describe: 'packages unpacked at once (default 2)' })
         .option('gzip-workers', { type: 'number', describe: 'gzip threads (default: one per core; 0 = none); the bytes do not depend on it' })
         .option('push', { type: 'string', describe: 'then push every variant and platform to REPOSITORY (tags = ref names)' })
         .option('sign-key', { type: 'string', describe: 'with --push: sign every pushed index and platform manifest with this cosign key' })
+        .option('format', { ...FORMAT_OPTION, describe: `with --sign-key: ${FORMAT_OPTION.describe}` })
         .option('username', { type: 'string', describe: 'registry user for --push' })
         .option('password-stdin', { type: 'boolean', default: false, describe: 'read the registry password from standard input' })
         .option('insecure', { type: 'boolean', default: false, describe: 'allow plain http to a registry that is not on loopback' })
@@ -89,7 +101,9 @@ export function buildCommand(io: CliIo) {
           ...(argv.concurrency !== undefined ? { concurrency: argv.concurrency } : {}),
           ...(argv['gzip-workers'] !== undefined ? { gzipWorkers: argv['gzip-workers'] } : {}),
           ...(argv['layer-cache'] ? {} : { noLayerCache: true }),
-          annotations: { ...(argv.source ? { source: argv.source } : {}), ...(argv.revision ? { revision: argv.revision } : {}) },
+          ...(argv.organization !== undefined ? { organization: argv.organization } : {}),
+          sbomFormats: sbomFormats(argv['sbom-format']),
+          annotations: { ...(argv.source ? { source: argv.source } : {}), ...(argv.revision ? { revision: argv.revision } : {}), ...(argv['base-repository'] ? { baseRepository: argv['base-repository'] } : {}) },
           ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
         });
         if (argv.push !== undefined) {
@@ -97,18 +111,21 @@ export function buildCommand(io: CliIo) {
           if (key) {
             const repo = argv.push.replace(/:[^/:@]+$/, '');
             for (const v of result.variants) {
-              signed.push(...(await signImage(`${repo}@${v.index}`, { ...registry!.opts, privateKey: key.privateKey, recursive: true })));
+              signed.push(...(await signImage(`${repo}@${v.index}`, { ...registry!.opts, privateKey: key.privateKey, recursive: true, format: checkFormat(argv.format) })));
               // The provenance, attested on each variant's index; its subjects name every index and
               // platform manifest of the build too, so a verifier can tell which variant a digest is.
               if (result.provenance) {
                 const { predicate, subject } = result.provenance as { predicate: object; subject: { name: string; digest: { sha256: string } }[] };
                 const extraSubjects = subject.map((x) => ({ name: x.name, digest: `sha256:${x.digest.sha256}` }));
-                attested.push(await attestImage(`${repo}@${v.index}`, { ...registry!.opts, privateKey: key.privateKey, predicateType: 'slsaprovenance1', predicate, replace: true, extraSubjects }));
+                attested.push(await attestImage(`${repo}@${v.index}`, { ...registry!.opts, privateKey: key.privateKey, predicateType: 'slsaprovenance1', predicate, replace: true, extraSubjects, format: checkFormat(argv.format) }));
               }
-              // Each platform image's SPDX SBOM, as distroless attaches them (cosign attest --type spdxjson).
+              // Each platform image's SBOMs, as distroless attaches them (cosign attest --type spdxjson / cyclonedx).
               for (const m of v.manifests) {
-                const sbom = JSON.parse(await readFile(join(outDir!, ATTESTATIONS_DIR, sbomFile(v.variant, m.arch)), 'utf8')) as object;
-                attested.push(await attestImage(`${repo}@${m.digest}`, { ...registry!.opts, privateKey: key.privateKey, predicateType: 'spdxjson', predicate: sbom, replace: true }));
+                for (const format of sbomFormats(argv['sbom-format'])) {
+                  const file = format === 'spdx' ? sbomFile(v.variant, m.arch) : cyclonedxFile(v.variant, m.arch);
+                  const sbom = JSON.parse(await readFile(join(outDir!, ATTESTATIONS_DIR, file), 'utf8')) as object;
+                  attested.push(await attestImage(`${repo}@${m.digest}`, { ...registry!.opts, privateKey: key.privateKey, predicateType: format === 'spdx' ? 'spdxjson' : 'cyclonedx', predicate: sbom, replace: true, format: checkFormat(argv.format) }));
+                }
               }
             }
           }
@@ -131,8 +148,8 @@ export function buildCommand(io: CliIo) {
       if (pushed) {
         for (const p of pushed.pushed) io.stdout.write(`pushed ${p.reference}\n`);
         io.stdout.write(`${pushed.blobsUploaded} blobs uploaded (${(pushed.bytesUploaded / 1e6).toFixed(1)} MB), ${pushed.blobsSkipped} already there\n`);
-        for (const s of signed) io.stdout.write(`${s.added ? 'signed' : 'already signed'} ${s.digest} → ${s.reference}\n`);
-        for (const a of attested) io.stdout.write(`attested ${a.digest} (${a.predicateType}) → ${a.reference}\n`);
+        for (const s of signed) io.stdout.write(signedLine(s, argv.format));
+        for (const a of attested) io.stdout.write(attestedLine(a, argv.format));
       }
     },
   };

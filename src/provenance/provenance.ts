@@ -59,7 +59,7 @@ export function buildProvenance(input: ProvenanceInput): object {
   for (const li of input.chain) {
     for (const [arch, a] of Object.entries(li.lock.architectures)) {
       if (!input.platforms.includes(arch)) continue;
-      for (const p of [...a.packages, ...(a.debug ?? [])]) {
+      for (const p of [...a.packages, ...(a.borrow ?? []), ...(a.debug ?? [])]) {
         debs.set(p.sha256, {
           uri: `deb:${p.archive}/${p.filename}`,
           name: p.name,

@@ -151,7 +151,11 @@ export async function buildImage(definitionFile: string, opts: BuildOptions): Pr
       await writeDockerArchive(
         opts.tarFile,
         built.flatMap((v) => [...v.images].map(([arch, image]) => ({ image, repoTags: [`distill/${def.name}:${v.variant}-${arch}`] }))),
-        { mtime: layerTimestamp(top, opts.sourceDateEpoch) },
+        {
+          mtime: layerTimestamp(top, opts.sourceDateEpoch),
+          // Each variant's multi-arch index too, as `distill/<name>:<variant>` (ref name `<variant>`).
+          indexes: built.map((v) => ({ index: v.index, repoTags: [`distill/${def.name}:${v.variant}`] })),
+        },
       );
     }
     const result: BuildResult = {
@@ -191,7 +195,7 @@ export async function buildImage(definitionFile: string, opts: BuildOptions): Pr
         for (const m of v.manifests) {
           const layers = perArch.find((p) => p.arch === m.arch)!;
           const paths = [...layers.layers.map((l) => l.path), ...(v.variant.startsWith('debug') && layers.debug ? [layers.debug.path] : [])];
-          const packages = chain.flatMap((li) => [...(li.lock.architectures[m.arch]?.packages ?? []), ...(li.lock.architectures[m.arch]?.debug ?? [])]);
+          const packages = chain.flatMap((li) => [...(li.lock.architectures[m.arch]?.packages ?? []), ...(li.lock.architectures[m.arch]?.borrow ?? []), ...(li.lock.architectures[m.arch]?.debug ?? [])]);
           const key = sha256Hex(canonicalJson({ distill: DISTILL_VERSION, image: def.name, variant: v.variant, manifest: m.digest, packages: packages.map((p) => [p.name, p.sha256]), organization: opts.organization ?? null }));
           const cached = join(opts.cacheDir, 'sboms', `${key}.spdx.json`);
           const formats = opts.sbomFormats ?? ['spdx', 'cyclonedx'];

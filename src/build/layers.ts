@@ -20,7 +20,7 @@ import { writeLayer, type LayerResult } from '../layer/write-layer.js';
 import type { GzipOptions } from '../layer/gzip.js';
 import type { LockedImage } from '../lock/load.js';
 import type { LockedPackage } from '../lock/lockfile.js';
-import { globToRegExp, pathFilter } from '../rootfs/filter.js';
+import { globToRegExp, pathFilter, type PathFilter } from '../rootfs/filter.js';
 import { busyboxApplets } from '../rootfs/generate/busybox.js';
 import type { CaCertificateFile } from '../rootfs/generate/ca-bundle.js';
 import { LayerTree, mergedUsrPath, type TreeEntry } from '../rootfs/tree.js';
@@ -102,18 +102,31 @@ export class Slots {
   }
 }
 
-function stageAll(pkgs: readonly LockedPackage[], opts: LayerBuildOptions, li: LockedImage): Promise<StagedPackage[]> {
+/**
+ * What ships of a borrowed package: the files matching its globs and its copyright (licences travel
+ * with the bytes); no directories of its own (their parents are made root 0755), nothing else.
+ */
+function borrowFilter(li: LockedImage, name: string): PathFilter {
+  const globs = (li.definition.borrow.find((b) => b.package === name)?.paths ?? []).map(globToRegExp);
+  const copyright = `usr/share/doc/${name}/copyright`;
+  const keep = (p: string): boolean => p === copyright || globs.some((r) => r.test(p));
+  return { keepFile: keep, keepDir: () => false };
+}
+
+function stageAll(pkgs: readonly LockedPackage[], opts: LayerBuildOptions, li: LockedImage, borrowed: readonly LockedPackage[] = []): Promise<StagedPackage[]> {
   const filter = pathFilter(li.definition.paths);
   const setid = li.definition.paths.setid.map(globToRegExp);
   const warn = (m: string): void => opts.onProgress?.({ type: 'warning', message: m });
   const slots = opts.slots ?? new Slots(opts.concurrency ?? 2);
+  const isBorrowed = new Set(borrowed);
   return Promise.all(
-    pkgs.map((pkg) =>
+    [...pkgs, ...borrowed].map((pkg) =>
       slots.run(() =>
         stagePackage(pkg, {
           store: opts.store,
           stageDir: opts.stageDir,
-          filter,
+          filter: isBorrowed.has(pkg) ? borrowFilter(li, pkg.name) : filter,
+          ...(isBorrowed.has(pkg) ? { docLinks: false } : {}),
           ...(opts.memory ? { memory: opts.memory } : {}),
           want: (name, path) => (name === 'ca-certificates' && path.startsWith(CA_DIR)) || (name === 'busybox-static' && BUSYBOX_BINARY.test(path)),
           onWarning: warn,
@@ -125,8 +138,8 @@ function stageAll(pkgs: readonly LockedPackage[], opts: LayerBuildOptions, li: L
 }
 
 /** Start unpacking now, consume later; a failure is kept for whoever awaits it (never unhandled). */
-function prefetch(pkgs: readonly LockedPackage[], opts: LayerBuildOptions, li: LockedImage): () => Promise<StagedPackage[]> {
-  const p = stageAll(pkgs, opts, li);
+function prefetch(pkgs: readonly LockedPackage[], borrowed: readonly LockedPackage[], opts: LayerBuildOptions, li: LockedImage): () => Promise<StagedPackage[]> {
+  const p = stageAll(pkgs, opts, li, borrowed);
   p.catch(() => {});
   return () => p;
 }
@@ -275,6 +288,7 @@ export async function buildChainLayers(chain: readonly LockedImage[], arch: stri
     }
     const mtime = layerTimestamp(li, opts.sourceDateEpoch);
     const accountsChanged = i === 0 || li.definition.accounts !== li.definition.base?.accounts;
+    const borrowed = li.lock.architectures[arch]?.borrow ?? [];
     const needsJavaCerts = pkgs.some((p) => isJavaRuntime(p.name));
     const key = layerKey({
       kind: 'image',
@@ -283,6 +297,7 @@ export async function buildChainLayers(chain: readonly LockedImage[], arch: stri
       lower: lowerKey,
       root: i === 0,
       packages: pkgs.map((p) => [p.name, p.sha256]),
+      ...(borrowed.length ? { borrow: borrowed.map((p) => [p.name, p.sha256, li.definition.borrow.find((b) => b.package === p.name)?.paths ?? []]) } : {}),
       paths: li.definition.paths,
       files: await filesKey(li),
       accounts: accountsChanged ? (li.definition.accounts ?? 'default') : null,
@@ -290,7 +305,7 @@ export async function buildChainLayers(chain: readonly LockedImage[], arch: stri
     });
     lowerKey = key;
     const hit = await cache?.get(key);
-    plans.push({ li, pkgs, key, mtime, accountsChanged, ...(hit ? { hit } : { staged: prefetch(pkgs, opts, li) }) });
+    plans.push({ li, pkgs, key, mtime, accountsChanged, ...(hit ? { hit } : { staged: prefetch(pkgs, borrowed, opts, li) }) });
   }
   // Pass 2: assemble and write in order (each layer's conflict checks need the layers below). On a
   // failure, let the unpacking already under way finish before the caller removes its directory.
@@ -358,7 +373,8 @@ async function assembleImageLayer(
       for (const e of s.entries) if (e.type === 'dir' ? !e.path.startsWith(CA_DIR.slice(0, -1)) : e.path.startsWith('usr/share/doc/')) tree.add(e);
       continue;
     }
-    for (const e of s.entries) tree.add(e);
+    const borrowed = li.definition.borrow.some((b) => b.package === s.pkg.name);
+    for (const e of s.entries) if (!borrowed || e.type !== 'dir') tree.add(e);
   }
   const generated: TreeEntry[] = [];
   const exists = (p: string): boolean => tree.has(p.replace(/^\/+/, '')) || lower.has(p.replace(/^\/+/, ''));
@@ -366,7 +382,7 @@ async function assembleImageLayer(
   if (accountsChanged) generated.push(...accountFiles(li.definition.accounts, mtime, exists));
   if (staged.some((s) => s.pkg.name === 'ca-certificates')) generated.push(caBundleFile(await getCerts(li), mtime));
   if (staged.some((s) => isJavaRuntime(s.pkg.name))) generated.push(javaCacertsFile(await getCerts(li), mtime));
-  generated.push(...statusFiles(staged.map(statusInput), mtime));
+  generated.push(...statusFiles(staged.map(statusInput), mtime, shippedIn(tree, lower)));
   // Generated files replace whatever a package (or a base image) has at that path; generated
   // directories (homes) leave an existing one as it is, as useradd -m does.
   for (const g of generated) tree.add(g, { replace: g.type !== 'dir' || !lower.has(g.path) });
@@ -375,6 +391,15 @@ async function assembleImageLayer(
   pruneDirectories(tree, pathFilter(li.definition.paths).keepDir);
   tree.addMissingParents(`distill:${li.definition.name}`, mtime);
   return tree;
+}
+
+/** Whether an md5sums path (as the .deb names it) is a package's file in the image: this layer or below. */
+function shippedIn(tree: LayerTree, lower: ReadonlyMap<string, TreeEntry>): (path: string) => boolean {
+  return (path) => {
+    const p = mergedUsrPath(path);
+    const e = tree.get(p) ?? lower.get(p);
+    return e !== undefined && (e.type === 'file' || e.type === 'hardlink') && !e.owner.startsWith('distill:');
+  };
 }
 
 function statusInput(s: StagedPackage): { control: string; md5sums?: string } {
@@ -485,8 +510,8 @@ async function debugLayer(owner: LockedImage, arch: string, lower: ReadonlyMap<s
   tree.add(dirEntry('busybox', ownerName, mtime));
   tree.add(fileEntry('busybox/busybox', binary, ownerName, mtime, 0o755));
   for (const applet of busyboxApplets(binary, bb[0])) tree.add(symlinkEntry(`busybox/${applet}`, 'busybox', ownerName, mtime));
-  for (const g of statusFiles(staged.map(statusInput), mtime)) tree.add(g);
   for (const s of staged) for (const e of s.entries) if (e.path.startsWith('usr/share/doc/')) tree.add(e);
+  for (const g of statusFiles(staged.map(statusInput), mtime, shippedIn(tree, new Map()))) tree.add(g);
   tree.addMissingParents(ownerName, mtime);
   const file = join(opts.outDir, `debug-${arch}.tar.gz`);
   const result = await writeTree(tree, file, mtime, opts.gzip);

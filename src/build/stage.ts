@@ -28,6 +28,8 @@ export interface StageOptions {
   /** Paths whose content a generator reads (kept aside whether or not the filter keeps them). */
   want?: (pkg: string, path: string) => boolean;
   allowSetid?: (path: string) => boolean;
+  /** Keep /usr/share/doc/<pkg> symlinks whatever the filter says (default true). */
+  docLinks?: boolean;
   onWarning?: (message: string) => void;
   /**
    * Small files are kept in memory instead of a staging file (thousands of tiny files — time zones,
@@ -36,6 +38,8 @@ export interface StageOptions {
    */
   memory?: { budget: number; used: number };
 }
+
+const DOC_LINK = /^usr\/share\/doc\/[^/]+$/;
 
 /** Files up to this size may stay in memory. */
 export const SMALL_FILE = 8 * 1024 * 1024;
@@ -57,7 +61,9 @@ export async function stagePackage(pkg: LockedPackage, opts: StageOptions): Prom
       entry: async (e, body) => {
         // Rules are written for the merged-/usr layout the image has (usr/lib/…, not lib/…).
         const imagePath = mergedUsrPath(e.path);
-        const keep = e.type === 'dir' ? true : opts.filter.keepFile(imagePath);
+        // /usr/share/doc/<pkg> as a link (libstdc++6 → gcc-14-base) stays, so that
+        // /usr/share/doc/<pkg>/copyright resolves for every package, where syft reads licences.
+        const keep = e.type === 'dir' || opts.filter.keepFile(imagePath) || (e.type === 'symlink' && DOC_LINK.test(imagePath) && opts.docLinks !== false);
         const want = e.type === 'file' && (opts.want?.(pkg.name, imagePath) ?? false);
         if (!keep && !want) return; // readDeb discards the unread body
         let staged: { path: string; sha256: string } | undefined;

@@ -30,6 +30,7 @@ interface RawDefinition {
   files?: { path: string; content?: string; source?: string; url?: string; sha256?: string; size?: number; extract?: boolean; symlink?: string; directory?: boolean; mode?: string; uid?: number; gid?: number }[];
   paths?: { keep?: string[]; drop?: string[]; setid?: string[] };
   variants?: Variant[];
+  borrow?: { package: string; paths: string[] }[];
   debug?: { packages?: string[] };
 }
 
@@ -143,6 +144,19 @@ export async function loadDefinition(file: string, chain: string[] = []): Promis
       ...(f.gid !== undefined ? { gid: f.gid } : {}),
     };
   });
+  const borrow = (raw.borrow ?? []).map((b, i) => {
+    if (packages.includes(b.package) || (raw.borrow ?? []).findIndex((o) => o.package === b.package) !== i) {
+      throw new DistillError('DEFINITION_INVALID', `${abs}: borrow[${i}] (${b.package}): the package is also installed or borrowed twice`, {
+        hint: 'borrow a package once, and only one that the image does not install',
+      });
+    }
+    for (const g of b.paths) {
+      if (g.replace(/^\/+/, '').split('/').some((c) => c === '' || c === '.' || c === '..')) {
+        throw new DistillError('DEFINITION_INVALID', `${abs}: borrow[${i}] (${b.package}): the path ${JSON.stringify(g)} is not normalised (no "..", ".", "//" or trailing "/")`);
+      }
+    }
+    return { package: b.package, paths: [...b.paths] };
+  });
   const accounts = raw.accounts
     ? {
         users: raw.accounts.users ?? [],
@@ -178,6 +192,7 @@ export async function loadDefinition(file: string, chain: string[] = []): Promis
       setid: [...(base?.paths.setid ?? []), ...(raw.paths?.setid ?? [])],
     },
     variants: raw.variants ?? base?.variants ?? [...ALL_VARIANTS],
+    borrow,
     debugPackages: raw.debug?.packages ?? base?.debugPackages ?? [],
     ownsDebug: raw.debug?.packages !== undefined,
   };

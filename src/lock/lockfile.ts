@@ -49,8 +49,11 @@ export interface Lockfile {
   requested: string[];
   exclude: string[];
   sources: Record<string, LockedSource>;
-  /** Per architecture: the image's own closure, and the debug variants' packages when it defines them. */
-  architectures: Record<string, { packages: LockedPackage[]; debug?: LockedPackage[] }>;
+  /**
+   * Per architecture: the image's own closure, the packages it borrows files from (pinned alone,
+   * without their dependencies), and the debug variants' packages when it defines them.
+   */
+  architectures: Record<string, { packages: LockedPackage[]; borrow?: LockedPackage[]; debug?: LockedPackage[] }>;
 }
 
 export function lockPathFor(definitionFile: string): string {
@@ -86,6 +89,7 @@ export function serializeLock(lock: Lockfile): string {
     architectures: Object.fromEntries(
       Object.keys(lock.architectures).sort().map((a) => [a, {
         packages: orderPackages(lock.architectures[a]!.packages),
+        ...(lock.architectures[a]!.borrow ? { borrow: orderPackages(lock.architectures[a]!.borrow!) } : {}),
         ...(lock.architectures[a]!.debug ? { debug: orderPackages(lock.architectures[a]!.debug!) } : {}),
       }]),
     ),
@@ -145,8 +149,9 @@ function checkLockShape(v: unknown, path: string): asserts v is Lockfile {
   for (const [arch, a] of Object.entries(o.architectures)) {
     if (!Array.isArray(a?.packages)) fail(path, `architecture ${arch} has no package list`);
     if (a.debug !== undefined && !Array.isArray(a.debug)) fail(path, `architecture ${arch}: debug is not a package list`);
+    if (a.borrow !== undefined && !Array.isArray(a.borrow)) fail(path, `architecture ${arch}: borrow is not a package list`);
     const seen = new Set<string>();
-    for (const p of [...a.packages, ...(a.debug ?? [])]) {
+    for (const p of [...a.packages, ...(a.borrow ?? []), ...(a.debug ?? [])]) {
       if (typeof p?.name !== 'string' || typeof p.version !== 'string' || typeof p.filename !== 'string' || !Number.isSafeInteger(p.size) || !isSha256Hex(String(p.sha256))) {
         fail(path, `${arch}: malformed package entry ${JSON.stringify(p?.name)}`);
       }

@@ -92,7 +92,7 @@ export function buildProvenance(input: ProvenanceInput): object {
     }
     for (const [arch, a] of Object.entries(li.lock.architectures)) {
       if (!input.platforms.includes(arch)) continue;
-      for (const p of [...a.packages, ...(a.debug ?? [])]) {
+      for (const p of [...a.packages, ...(a.borrow ?? []), ...(a.debug ?? [])]) {
         const upstream = p.source !== p.name || p.sourceVersion !== p.version
           ? { name: p.source, ...(p.sourceVersion !== p.version ? { version: p.sourceVersion } : {}) }
           : undefined;

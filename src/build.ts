@@ -2,10 +2,12 @@
 // OCI images — every variant, every architecture — written to an OCI layout and/or a docker archive.
 // The one module that knows every stage: definition → lock → cache → rootfs → layers → images → sinks.
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fetchDebs } from './fetch/debs.js';
-import { ContentStore } from './cas/store.js';
+import { ContentStore, cacheIo } from './cas/store.js';
+import { DerivedCache } from './cas/derived.js';
+import { checkOutputTarget, stageDirectory, stageFile, type StagedOutput } from './sinks/staged-output.js';
 import type { MirrorInputs } from './debian/mirrors.js';
 import { ALL_VARIANTS, type Variant } from './definition/types.js';
 import type { Digest } from './digest.js';
@@ -108,17 +110,25 @@ export async function buildImage(definitionFile: string, opts: BuildOptions): Pr
       hint: 'add `debug: {packages: [busybox-static]}` to the root image definition and relock, or build --variant latest,nonroot',
     });
   }
+  // Outputs that exist as the wrong kind of thing are refused before any work is done.
+  if (opts.outDir !== undefined) await checkOutputTarget(opts.outDir, 'dir');
+  if (opts.tarFile !== undefined) await checkOutputTarget(opts.tarFile, 'file');
   const store = new ContentStore(opts.cacheDir);
+  await store.prepare();
   await fetchDebs(store, chain.map((li) => li.lock), {
     architectures: arches,
     ...(opts.mirrors ? { mirrors: opts.mirrors } : {}),
     ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
   });
   const work = join(opts.cacheDir, 'build', randomBytes(6).toString('hex'));
+  const sbomCache = new DerivedCache(store, 'sboms');
   const stageDir = join(work, 'stage');
   const layerDir = join(work, 'layers');
-  await mkdir(stageDir, { recursive: true });
-  await mkdir(layerDir, { recursive: true });
+  await mkdir(stageDir, { recursive: true }).catch((e: unknown) => { throw cacheIo(opts.cacheDir, e); });
+  await mkdir(layerDir, { recursive: true }).catch((e: unknown) => { throw cacheIo(opts.cacheDir, e); });
+  // Written beside their targets, renamed into place only when everything below succeeded.
+  let outStage: StagedOutput | undefined;
+  let tarStage: StagedOutput | undefined;
   try {
     const perArch: ChainLayers[] = [];
     for (const arch of arches) {
@@ -140,16 +150,18 @@ export async function buildImage(definitionFile: string, opts: BuildOptions): Pr
     }
     const built = makeVariants(chain, perArch, variants, opts.sourceDateEpoch, opts.annotations ?? {});
     if (opts.outDir !== undefined) {
+      outStage = await stageDirectory(opts.outDir);
       const refs: LayoutRef[] = [];
       for (const v of built) {
         refs.push({ name: v.variant, target: v.index });
         for (const [arch, img] of v.images) refs.push({ name: `${v.variant}-${arch}`, target: img });
       }
-      await writeOciLayout(opts.outDir, refs);
+      await writeOciLayout(outStage.path, refs);
     }
     if (opts.tarFile !== undefined) {
+      tarStage = stageFile(opts.tarFile);
       await writeDockerArchive(
-        opts.tarFile,
+        tarStage.path,
         built.flatMap((v) => [...v.images].map(([arch, image]) => ({ image, repoTags: [`distill/${def.name}:${v.variant}-${arch}`] }))),
         {
           mtime: layerTimestamp(top, opts.sourceDateEpoch),
@@ -182,8 +194,9 @@ export async function buildImage(definitionFile: string, opts: BuildOptions): Pr
     for (const v of result.variants) for (const m of v.manifests) opts.onProgress?.({ type: 'image-written', image: def.name, variant: v.variant, arch: m.arch, digest: m.digest });
     // The distribution the images hold (os-release, as the SBOMs read it): the provenance's purls name it.
     let distro: string | undefined;
-    if (opts.outDir !== undefined) {
-      await mkdir(join(opts.outDir, ATTESTATIONS_DIR), { recursive: true });
+    const outDir = outStage?.path;
+    if (outDir !== undefined) {
+      await mkdir(join(outDir, ATTESTATIONS_DIR), { recursive: true });
       // An SPDX SBOM per variant and platform, read from the layers themselves (what is really there).
       // It depends only on the manifest (and so its layers) and the inputs in its key: a rebuild with
       // nothing changed takes it from the cache; variants with the same layers share one scan.
@@ -197,22 +210,21 @@ export async function buildImage(definitionFile: string, opts: BuildOptions): Pr
           const paths = [...layers.layers.map((l) => l.path), ...(v.variant.startsWith('debug') && layers.debug ? [layers.debug.path] : [])];
           const packages = chain.flatMap((li) => [...(li.lock.architectures[m.arch]?.packages ?? []), ...(li.lock.architectures[m.arch]?.borrow ?? []), ...(li.lock.architectures[m.arch]?.debug ?? [])]);
           const key = sha256Hex(canonicalJson({ distill: DISTILL_VERSION, image: def.name, variant: v.variant, manifest: m.digest, packages: packages.map((p) => [p.name, p.sha256]), organization: opts.organization ?? null }));
-          const cached = join(opts.cacheDir, 'sboms', `${key}.spdx.json`);
           const formats = opts.sbomFormats ?? ['spdx', 'cyclonedx'];
-          const target = join(opts.outDir, ATTESTATIONS_DIR, sbomFile(v.variant, m.arch));
+          const target = join(outDir, ATTESTATIONS_DIR, sbomFile(v.variant, m.arch));
           // The CycloneDX BOM is a function of the SPDX document: derived, never cached separately.
           const write = async (json: string): Promise<void> => {
             const doc = JSON.parse(json) as SpdxDocument;
             const os = doc.packages.find((p) => p.primaryPackagePurpose === 'OPERATING-SYSTEM');
             if (os?.versionInfo) distro ??= `${os.name}-${os.versionInfo}`;
             if (formats.includes('spdx')) await writeFile(target, json);
-            if (formats.includes('cyclonedx')) await writeFile(join(opts.outDir!, ATTESTATIONS_DIR, cyclonedxFile(v.variant, m.arch)), cyclonedxFromSpdx(doc).json);
+            if (formats.includes('cyclonedx')) await writeFile(join(outDir, ATTESTATIONS_DIR, cyclonedxFile(v.variant, m.arch)), cyclonedxFromSpdx(doc).json);
             const c = licenseCoverageOf(doc);
             opts.onProgress?.({ type: 'sbom-written', image: def.name, variant: v.variant, arch: m.arch, file: target, packages: c.packages, licenses: c.declared, undetermined: c.undetermined });
           };
-          const hit = await readFile(cached, 'utf8').catch(() => undefined);
+          const hit = await sbomCache.get(key);
           if (hit !== undefined) {
-            await write(hit);
+            await write(hit.toString('utf8'));
             continue;
           }
           const scanKey = paths.join('\0');
@@ -229,10 +241,7 @@ export async function buildImage(definitionFile: string, opts: BuildOptions): Pr
             ...(opts.organization !== undefined ? { organization: opts.organization } : {}),
           }, await scans.get(scanKey)!);
           await write(json);
-          await mkdir(join(opts.cacheDir, 'sboms'), { recursive: true });
-          const tmp = `${cached}.${randomBytes(4).toString('hex')}`;
-          await writeFile(tmp, json);
-          await rename(tmp, cached);
+          await sbomCache.put(key, json);
         }
       }
     }
@@ -251,9 +260,16 @@ export async function buildImage(definitionFile: string, opts: BuildOptions): Pr
       startedOn,
       finishedOn: new Date(),
     });
-    if (opts.outDir !== undefined) await writeFile(join(opts.outDir, ATTESTATIONS_DIR, PROVENANCE_FILE), JSON.stringify(result.provenance, null, 2) + '\n');
+    if (outDir !== undefined) await writeFile(join(outDir, ATTESTATIONS_DIR, PROVENANCE_FILE), JSON.stringify(result.provenance, null, 2) + '\n');
+    // Everything succeeded: the outputs appear now, the archive first (the layout is the larger swap).
+    await tarStage?.commit();
+    tarStage = undefined;
+    await outStage?.commit();
+    outStage = undefined;
     return result;
   } finally {
+    await tarStage?.discard();
+    await outStage?.discard();
     // Cleanup never replaces the build's own error.
     await rm(work, { recursive: true, force: true }).catch(() => {});
   }

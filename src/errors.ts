@@ -49,6 +49,7 @@ export type ErrorCode =
   | 'LAYER_IO'
   | 'OCI_INVALID'
   | 'BUILD_FAILED'
+  | 'OUTPUT_IO'
   // registries
   | 'REFERENCE_INVALID'
   | 'REGISTRY_AUTH'

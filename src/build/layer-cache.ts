@@ -5,11 +5,13 @@
 // (re-hashed on every cache hit; a corrupt blob is dropped and the layer rebuilt); beside it, a small JSON record holds its digests and its path index,
 // which the layers above need for dpkg's conflict rules.
 import { createReadStream } from 'node:fs';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import type { ContentStore } from '../cas/store.js';
-import { digestHex, sha256Hex, type Digest } from '../digest.js';
+import { cacheIo, type ContentStore } from '../cas/store.js';
+import { HashingStream, digestHex, sha256Hex, type Digest } from '../digest.js';
 import { canonicalJson } from '../json.js';
 import type { TreeEntry } from '../rootfs/tree.js';
 import { LAYER_FORMAT, DISTILL_VERSION } from '../version.js';
@@ -63,26 +65,72 @@ export class LayerCache {
    * removed (and the layer rebuilt), never served.
    */
   async get(key: string): Promise<(LayerRecord & { path: string }) | undefined> {
+    const path = this.recordPath(key);
     let record: LayerRecord;
     try {
-      record = JSON.parse(await readFile(this.recordPath(key), 'utf8')) as LayerRecord;
-      digestHex(record.digest);
-    } catch {
+      const parsed: unknown = JSON.parse(await readFile(path, 'utf8'));
+      if (!isLayerRecord(parsed)) throw new Error('not a layer record');
+      record = parsed;
+    } catch (e) {
+      // Missing is a miss; a truncated, foreign or wrong-type entry (a directory) is dropped and rebuilt.
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') await rm(path, { recursive: true, force: true }).catch(() => {});
       return undefined;
     }
     const hex = digestHex(record.digest);
-    if (!(await this.store.verify({ sha256: hex, size: record.size, what: `cached layer ${hex.slice(0, 12)}` }))) return undefined;
+    // One pass over the blob checks everything the record claims: its digest and size (the store's
+    // verify), and — through gunzip — its diffId and uncompressed size, which a config will carry.
+    if (!(await this.verifyBlob(hex, record))) {
+      await rm(path, { force: true }).catch(() => {});
+      return undefined;
+    }
     return { ...record, path: this.store.blobPath(hex) };
+  }
+
+  private async verifyBlob(hex: string, record: LayerRecord): Promise<boolean> {
+    const expected = { sha256: hex, size: record.size, what: `cached layer ${hex.slice(0, 12)}` };
+    if (!(await this.store.has(expected))) return false;
+    const plain = new HashingStream();
+    try {
+      await pipeline(this.store.open(expected), createGunzip(), plain, async (src: AsyncIterable<unknown>) => {
+        for await (const _ of src) {
+          // hashing only
+        }
+      });
+    } catch {
+      // Bytes that do not match their digest are dropped from the store; ones that do but do not
+      // inflate belong to another record, and stay.
+      await this.store.verify(expected);
+      return false;
+    }
+    return `sha256:${plain.sha256}` === record.diffId && plain.size === record.uncompressedSize;
   }
 
   /** Move a freshly written layer into the store (verified) and record it; returns the stored path. */
   async put(key: string, layerFile: string, record: LayerRecord): Promise<string> {
     const hex = digestHex(record.digest);
     const path = await this.store.put({ sha256: hex, size: record.size, what: `layer ${hex.slice(0, 12)}` }, createReadStream(layerFile));
-    await mkdir(join(this.store.dir, 'layers'), { recursive: true });
-    const tmp = `${this.recordPath(key)}.${randomBytes(4).toString('hex')}`;
-    await writeFile(tmp, JSON.stringify(record));
-    await rename(tmp, this.recordPath(key));
+    try {
+      await mkdir(join(this.store.dir, 'layers'), { recursive: true });
+      const tmp = `${this.recordPath(key)}.tmp-${randomBytes(4).toString('hex')}`;
+      await writeFile(tmp, JSON.stringify(record));
+      await rm(this.recordPath(key), { recursive: true, force: true }); // a wrong-type entry is replaced
+      await rename(tmp, this.recordPath(key));
+    } catch (e) {
+      throw cacheIo(this.store.dir, e);
+    }
     return path;
   }
+}
+
+const isDigest = (x: unknown): x is Digest => typeof x === 'string' && /^sha256:[0-9a-f]{64}$/.test(x);
+const isCount = (x: unknown): x is number => Number.isSafeInteger(x) && (x as number) >= 0;
+
+/** A record read from the cache directory is untrusted until every field has the shape written. */
+function isLayerRecord(x: unknown): x is LayerRecord {
+  const r = x as Partial<LayerRecord> | null;
+  if (r === null || typeof r !== 'object' || !isDigest(r.digest) || !isDigest(r.diffId) || !isCount(r.size) || !isCount(r.uncompressedSize)) return false;
+  if (!Array.isArray(r.entries)) return false;
+  return r.entries.every((e) =>
+    Array.isArray(e) && e.length === 8 && typeof e[0] === 'string' && ['file', 'dir', 'symlink', 'hardlink'].includes(e[1] as string)
+    && isCount(e[2]) && isCount(e[3]) && isCount(e[4]) && isCount(e[5]) && typeof e[6] === 'string' && typeof e[7] === 'string');
 }

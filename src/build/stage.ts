@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { ContentStore } from '../cas/store.js';
 import { HashingStream, sha256Hex } from '../digest.js';
+import { DistillError } from '../errors.js';
 import { readDeb, type DebControl } from '../rootfs/deb.js';
 import type { LockedPackage } from '../lock/lockfile.js';
 import type { PathFilter } from '../rootfs/filter.js';
@@ -51,11 +52,24 @@ export async function stagePackage(pkg: LockedPackage, opts: StageOptions): Prom
   let control: DebControl | undefined;
   const entries: TreeEntry[] = [];
   const wanted = new Map<string, string>();
+  // The stored blob must have the lock's size before a byte of it is read (store.open checks the
+  // digest as it streams, which only concludes at the end).
+  await opts.store.assertSize({ size: pkg.size, sha256: pkg.sha256, what });
   await readDeb(
     opts.store.open({ size: pkg.size, sha256: pkg.sha256, what: pkg.filename }),
     what,
     {
       control: (c) => {
+        // The .deb's own word on what it is must be the lock's, before any of its files is staged:
+        // a lock pinning another package's (or version's) bytes under this name is refused.
+        for (const [field, want] of [['Package', pkg.name], ['Version', pkg.version], ['Architecture', pkg.architecture]] as const) {
+          const got = c.fields.get(field);
+          if (got !== want) {
+            throw new DistillError('LOCK_INVALID', `${what}: the .deb's control file says ${field}: ${got ?? '(none)'}, the lock says ${want}`, {
+              hint: 'the lock does not describe this .deb; run `distill lock` to rewrite it',
+            });
+          }
+        }
         control = c;
       },
       entry: async (e, body) => {

@@ -32,6 +32,7 @@ export async function main(args: readonly string[], io: CliIo): Promise<number> 
     .command(verifyAttestationCommand(io) as never)
     .command(triangulateCommand(io) as never)
     .command(rebuildCommand(io) as never)
+    .middleware(checkFlags(io) as never)
     .demandCommand(1, 'name a command')
     .strict()
     .recommendCommands()
@@ -61,6 +62,35 @@ export async function main(args: readonly string[], io: CliIo): Promise<number> 
   return 0;
 }
 
+/** Counts that size a pool: a whole number in a sane range, or a USAGE error (0 workers is "inline"). */
+const COUNT_FLAGS: Record<string, { min: number; max: number }> = {
+  concurrency: { min: 1, max: 64 },
+  'gzip-workers': { min: 0, max: 64 },
+};
+
+/**
+ * Runs before every command: a flag that is not repeatable but given twice would reach the command as
+ * an array (and a path glued from two with a comma) — refused; counts out of range — refused.
+ */
+function checkFlags(_io: CliIo) {
+  return (argv: Record<string, unknown>, y: { getOptions(): { array: string[] } }): void => {
+    const arrays = new Set(y.getOptions().array);
+    for (const [k, v] of Object.entries(argv)) {
+      if (k === '_' || k === '$0' || !Array.isArray(v)) continue;
+      const kebab = k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+      if (arrays.has(k) || arrays.has(kebab)) continue;
+      throw new DistillError('USAGE', `--${kebab} is given ${v.length} times; it takes one value`, { hint: `pass --${kebab} once` });
+    }
+    for (const [flag, { min, max }] of Object.entries(COUNT_FLAGS)) {
+      const v = argv[flag];
+      if (v === undefined) continue;
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+        throw new DistillError('USAGE', `--${flag} ${String(v)} is not a whole number from ${min} to ${max}`, { hint: `e.g. --${flag} 2` });
+      }
+    }
+  };
+}
+
 export function reportError(e: unknown, io: CliIo): number {
   if (isDistillError(e)) {
     const [first, ...rest] = e.message.split('\n');
@@ -69,8 +99,12 @@ export function reportError(e: unknown, io: CliIo): number {
     if (e.hint) io.stderr.write(`hint: ${e.hint}\n`);
     return e.code === 'USAGE' ? 2 : 1;
   }
+  // The last guard: no input may reach it (the hostile suite checks), and it still prints one line —
+  // the stack only when DISTILL_DEBUG is set, for the report.
   const err = e instanceof Error ? e : new Error(String(e));
-  io.stderr.write(`distill: internal error: ${err.message} [INTERNAL]\n${err.stack ?? ''}\nhint: this is a bug in distill; please report it\n`);
+  const first = err.message.split('\n')[0];
+  const stack = io.env?.['DISTILL_DEBUG'] ? `${err.stack ?? ''}\n` : '';
+  io.stderr.write(`distill: internal error: ${first} [INTERNAL]\n${stack}hint: this is a bug in distill; please report it (with DISTILL_DEBUG=1 for the stack trace)\n`);
   return 1;
 }
 

@@ -37,3 +37,6 @@ export { attestImage, verifyAttestation, type AttestOptions, type VerifyAttestat
 export { rebuild, checkProvenance, type RebuildOptions, type RebuildResult } from './rebuild.js';
 export { buildProvenance, validateProvenance, DISTILL_BUILD_TYPE } from './provenance/provenance.js';
 export { buildSbom, validateSbom, type SbomInput } from './provenance/sbom.js';
+export { imageMatrix, type ImageMatrix, type MatrixImage } from './pipeline/plan.js';
+export { tektonPipeline, type PipelineOptions } from './pipeline/tekton.js';
+export { githubWorkflow } from './pipeline/github.js';

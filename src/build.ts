@@ -64,6 +64,8 @@ export interface BuildResult {
 }
 
 export const ATTESTATIONS_DIR = 'attestations';
+/** Every setting that can change bytes, as the provenance records them (the join records the same). */
+export const BUILD_SETTINGS = { gzip: { level: 6, blockSize: 1024 * 1024, implementation: 'pako 3.0.3' }, mergedUsr: true, tarFormat: 'ustar+pax, no record padding' };
 export const PROVENANCE_FILE = 'provenance.intoto.json';
 export const sbomFile = (variant: string, arch: string): string => `sbom-${variant}-${arch}.spdx.json`;
 
@@ -170,7 +172,7 @@ export async function buildImage(definitionFile: string, opts: BuildOptions): Pr
       platforms: arches,
       ...(opts.sourceDateEpoch !== undefined ? { sourceDateEpoch: opts.sourceDateEpoch } : {}),
       ...(opts.annotations?.source || opts.annotations?.revision ? { source: { ...(opts.annotations.source ? { repository: opts.annotations.source } : {}), ...(opts.annotations.revision ? { revision: opts.annotations.revision } : {}) } } : {}),
-      settings: { gzip: { level: 6, blockSize: 1024 * 1024, implementation: 'pako 3.0.3' }, mergedUsr: true, tarFormat: 'ustar+pax, no record padding' },
+      settings: BUILD_SETTINGS,
       invocationId: randomUUID(),
       startedOn,
       finishedOn: new Date(),

@@ -40,3 +40,5 @@ export { buildSbom, validateSbom, type SbomInput } from './provenance/sbom.js';
 export { imageMatrix, type ImageMatrix, type MatrixImage } from './pipeline/plan.js';
 export { tektonPipeline, type PipelineOptions } from './pipeline/tekton.js';
 export { githubWorkflow } from './pipeline/github.js';
+export { publishPlatforms, platformTag, type WorkerPublishOptions, type WorkerPublishResult } from './scaleout/worker.js';
+export { joinPlatforms, type JoinOptions, type JoinResult, type JoinedVariant } from './scaleout/join.js';

@@ -74,6 +74,15 @@ function isJavaRuntime(name: string): boolean {
   return name === 'ca-certificates-java' || name.startsWith('openjdk-');
 }
 
+/** The history entry of an image's layer (in the config; the join recomputes it from the locks). */
+export function imageLayerCreatedBy(li: LockedImage, pkgs: readonly LockedPackage[]): string {
+  return `distill: ${li.definition.name} packages ${pkgs.map((p) => p.name).join(' ')}`;
+}
+
+export function debugLayerCreatedBy(pkgs: readonly LockedPackage[]): string {
+  return `distill: debug layer ${pkgs.map((p) => p.name).join(' ')} at /busybox`;
+}
+
 export function layerTimestamp(li: LockedImage, sourceDateEpoch: number | undefined): number {
   return sourceDateEpoch ?? Math.floor(Date.parse(li.lock.timestamp) / 1000);
 }
@@ -296,7 +305,7 @@ export async function buildChainLayers(chain: readonly LockedImage[], arch: stri
   for (let i = 0; i < plans.length; i++) {
     const { li, pkgs, key, mtime, accountsChanged, staged, hit } = plans[i]!;
     let built: BuiltLayer;
-    const createdBy = `distill: ${li.definition.name} packages ${pkgs.map((p) => p.name).join(' ')}`;
+    const createdBy = imageLayerCreatedBy(li, pkgs);
     if (hit) {
       // History and names come from this build's plan, never from whichever image first cached the layer.
       built = { ...hit, image: li.definition.name, createdBy, createdAt: mtime, packages: pkgs };
@@ -460,7 +469,7 @@ async function debugLayer(owner: LockedImage, arch: string, lower: ReadonlyMap<s
   const pkgs = owner.lock.architectures[arch]!.debug!;
   const mtime = layerTimestamp(owner, opts.sourceDateEpoch);
   const key = layerKey({ kind: 'debug', arch, mtime, lower: ownerKey, packages: pkgs.map((p) => [p.name, p.sha256]) });
-  const createdBy = `distill: debug layer ${pkgs.map((p) => p.name).join(' ')} at /busybox`;
+  const createdBy = debugLayerCreatedBy(pkgs);
   const image = `${owner.definition.name} (debug)`;
   const hit = await cache?.get(key);
   if (hit) return { ...hit, image, createdBy, createdAt: mtime, packages: pkgs };

@@ -3,7 +3,7 @@ import type { Argv } from 'yargs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ATTESTATIONS_DIR, attestImage, buildImage, DistillError, findDefinitions, pushLayout, sbomFile, signImage, type Variant } from '../../index.js';
+import { ATTESTATIONS_DIR, attestImage, buildImage, DistillError, findDefinitions, publishPlatforms, pushLayout, sbomFile, signImage, type Variant } from '../../index.js';
 import { signingKey } from './sign.js';
 import { registryOptionsFrom } from './registry-options.js';
 import type { CliIo } from '../io.js';
@@ -25,6 +25,7 @@ interface BuildArgs extends CommonArgs {
   username?: string;
   'password-stdin': boolean;
   insecure: boolean;
+  'per-platform': boolean;
 }
 
 export function buildCommand(io: CliIo) {
@@ -47,10 +48,12 @@ export function buildCommand(io: CliIo) {
         .option('username', { type: 'string', describe: 'registry user for --push' })
         .option('password-stdin', { type: 'boolean', default: false, describe: 'read the registry password from standard input' })
         .option('insecure', { type: 'boolean', default: false, describe: 'allow plain http to a registry that is not on loopback' })
+        .option('per-platform', { type: 'boolean', default: false, describe: 'with --push: a scale-out worker: push only the <variant>-<arch> images (no index, no multi-arch tag; `distill index` joins them)' })
         .option('layer-cache', { type: 'boolean', default: true, describe: 'reuse and record finished layers in the cache (--no-layer-cache to turn off)' })
         .example('$0 build images/python3 --out out/python3', 'all four variants, amd64 and arm64')
         .example('$0 build images/static --tar static.tar --variant latest --platform amd64', 'one image for docker load')
-        .example('$0 build images/python3 --push 127.0.0.1:5000/distill/python3', 'build and push every tag'),
+        .example('$0 build images/python3 --push 127.0.0.1:5000/distill/python3', 'build and push every tag')
+        .example('$0 build images/python3 --platform arm64 --per-platform --push 127.0.0.1:5000/distill/python3', 'a scale-out worker: the arm64 images only'),
     handler: async (argv: BuildArgs) => {
       const [file] = await findDefinitions([argv.definition]);
       const epoch = io.env['SOURCE_DATE_EPOCH'];
@@ -66,6 +69,9 @@ export function buildCommand(io: CliIo) {
       }
       if (argv['sign-key'] !== undefined && argv.push === undefined) {
         throw new DistillError('USAGE', '--sign-key signs what --push pushed', { hint: 'add --push REPOSITORY' });
+      }
+      if (argv['per-platform'] && argv.push === undefined) {
+        throw new DistillError('USAGE', '--per-platform is how a worker pushes', { hint: 'add --push REPOSITORY (and usually --platform P)' });
       }
       // Ask for the key's password before the build, not after minutes of work.
       const key = argv['sign-key'] !== undefined ? await signingKey(argv['sign-key'], io) : undefined;
@@ -92,7 +98,12 @@ export function buildCommand(io: CliIo) {
           annotations: { ...(argv.source ? { source: argv.source } : {}), ...(argv.revision ? { revision: argv.revision } : {}) },
           ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
         });
-        if (argv.push !== undefined) {
+        if (argv.push !== undefined && argv['per-platform']) {
+          const w = await publishPlatforms(outDir!, result, argv.push, { ...registry!.opts, ...(opts.onProgress ? { onProgress: opts.onProgress } : {}), ...(key ? { privateKey: key.privateKey } : {}) });
+          pushed = w.pushed;
+          signed.push(...w.signed);
+          attested.push(...(w.attested as typeof attested));
+        } else if (argv.push !== undefined) {
           pushed = await pushLayout(outDir!, argv.push, { ...registry!.opts, ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
           if (key) {
             const repo = argv.push.replace(/:[^/:@]+$/, '');

@@ -23,6 +23,7 @@ import { canonicalJson } from './json.js';
 import { rfc3339 } from './lock/lock.js';
 import { DISTILL_VERSION } from './version.js';
 import { buildChainLayers, layerTimestamp, type ChainLayers } from './build/layers.js';
+import type { RemoteLayerCache } from './build/layer-cache.js';
 
 export interface BuildOptions {
   cacheDir: string;
@@ -46,6 +47,8 @@ export interface BuildOptions {
   onProgress?: OnProgress;
   /** Neither reuse nor record finished layers (the layer cache lives in cacheDir). */
   noLayerCache?: boolean;
+  /** A layer cache shared through a registry (build --cache-repo), after the local one. */
+  remoteLayerCache?: RemoteLayerCache;
 }
 
 export interface BuiltManifest {
@@ -117,6 +120,7 @@ export async function buildImage(definitionFile: string, opts: BuildOptions): Pr
           outDir: layerDir,
           variants,
           ...(opts.noLayerCache ? { noCache: true } : {}),
+          ...(opts.remoteLayerCache ? { remoteCache: opts.remoteLayerCache } : {}),
           ...(opts.sourceDateEpoch !== undefined ? { sourceDateEpoch: opts.sourceDateEpoch } : {}),
           ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}),
           ...(opts.gzipWorkers !== undefined ? { gzip: { workers: opts.gzipWorkers } } : {}),

@@ -10,7 +10,7 @@ export type ProgressEvent =
   | { type: 'download-progress'; what: string; bytes: number; total: number }
   | { type: 'download-done'; what: string; bytes: number; cached: boolean }
   | { type: 'retry'; what: string; attempt: number; delayMs: number; reason: string }
-  | { type: 'layer-written'; image: string; arch: string; digest: string; size: number; uncompressedSize: number; seconds: number }
+  | { type: 'layer-written'; image: string; arch: string; digest: string; size: number; uncompressedSize: number; seconds: number; source?: 'built' | 'local cache' | 'registry cache' }
   | { type: 'image-written'; image: string; variant: string; arch: string; digest: string }
   | { type: 'warning'; message: string }
   // registries (pulls report their blobs with the download-* events)

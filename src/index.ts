@@ -42,3 +42,4 @@ export { tektonPipeline, type PipelineOptions } from './pipeline/tekton.js';
 export { githubWorkflow } from './pipeline/github.js';
 export { publishPlatforms, platformTag, type WorkerPublishOptions, type WorkerPublishResult } from './scaleout/worker.js';
 export { joinPlatforms, type JoinOptions, type JoinResult, type JoinedVariant } from './scaleout/join.js';
+export { RegistryLayerCache, cacheTag } from './scaleout/registry-cache.js';

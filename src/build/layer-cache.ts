@@ -51,8 +51,24 @@ export function entriesOf(record: LayerRecord): TreeEntry[] {
   }));
 }
 
+/** Where a layer of a build came from: written by it, or taken from a cache. */
+export type LayerSourceKind = 'built' | 'local cache' | 'registry cache';
+
+/**
+ * A cache shared beyond this machine (a registry repository: see scaleout/registry-cache.ts), keyed
+ * by the same input key. `get` leaves the blob, verified, in the store; both are best-effort for the
+ * build (a failing remote is reported by the implementation and the layer built or kept locally).
+ */
+export interface RemoteLayerCache {
+  get(key: string, store: ContentStore): Promise<LayerRecord | undefined>;
+  put(key: string, blobPath: string, record: LayerRecord): Promise<void>;
+}
+
 export class LayerCache {
-  constructor(private readonly store: ContentStore) {}
+  constructor(
+    private readonly store: ContentStore,
+    private readonly remote?: RemoteLayerCache,
+  ) {}
 
   private recordPath(key: string): string {
     return join(this.store.dir, 'layers', `${key}.json`);
@@ -62,7 +78,16 @@ export class LayerCache {
    * A record whose blob is still in the store and still hashes to its digest. A corrupt blob is
    * removed (and the layer rebuilt), never served.
    */
-  async get(key: string): Promise<(LayerRecord & { path: string }) | undefined> {
+  async get(key: string): Promise<(LayerRecord & { path: string; source: LayerSourceKind }) | undefined> {
+    const local = await this.getLocal(key);
+    if (local !== undefined || this.remote === undefined) return local;
+    const record = await this.remote.get(key, this.store);
+    if (record === undefined) return undefined;
+    await this.writeRecord(key, record);
+    return { ...record, path: this.store.blobPath(digestHex(record.digest)), source: 'registry cache' };
+  }
+
+  private async getLocal(key: string): Promise<(LayerRecord & { path: string; source: LayerSourceKind }) | undefined> {
     let record: LayerRecord;
     try {
       record = JSON.parse(await readFile(this.recordPath(key), 'utf8')) as LayerRecord;
@@ -72,17 +97,27 @@ export class LayerCache {
     }
     const hex = digestHex(record.digest);
     if (!(await this.store.verify({ sha256: hex, size: record.size, what: `cached layer ${hex.slice(0, 12)}` }))) return undefined;
-    return { ...record, path: this.store.blobPath(hex) };
+    return { ...record, path: this.store.blobPath(hex), source: 'local cache' };
+  }
+
+  private async writeRecord(key: string, record: LayerRecord): Promise<void> {
+    await mkdir(join(this.store.dir, 'layers'), { recursive: true });
+    const tmp = `${this.recordPath(key)}.${randomBytes(4).toString('hex')}`;
+    await writeFile(tmp, JSON.stringify(record));
+    await rename(tmp, this.recordPath(key));
   }
 
   /** Move a freshly written layer into the store (verified) and record it; returns the stored path. */
   async put(key: string, layerFile: string, record: LayerRecord): Promise<string> {
     const hex = digestHex(record.digest);
     const path = await this.store.put({ sha256: hex, size: record.size, what: `layer ${hex.slice(0, 12)}` }, createReadStream(layerFile));
-    await mkdir(join(this.store.dir, 'layers'), { recursive: true });
-    const tmp = `${this.recordPath(key)}.${randomBytes(4).toString('hex')}`;
-    await writeFile(tmp, JSON.stringify(record));
-    await rename(tmp, this.recordPath(key));
+    await this.writeRecord(key, record);
+    await this.remote?.put(key, path, record);
     return path;
+  }
+
+  /** Share a layer found in the local cache with the remote one too (a no-op when it is there). */
+  async share(key: string, path: string, record: LayerRecord): Promise<void> {
+    await this.remote?.put(key, path, record);
   }
 }

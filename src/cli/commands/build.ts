@@ -3,7 +3,7 @@ import type { Argv } from 'yargs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ATTESTATIONS_DIR, attestImage, buildImage, DistillError, findDefinitions, publishPlatforms, pushLayout, sbomFile, signImage, type Variant } from '../../index.js';
+import { ATTESTATIONS_DIR, attestImage, buildImage, DistillError, findDefinitions, publishPlatforms, pushLayout, RegistryLayerCache, sbomFile, signImage, type ProgressEvent, type Variant } from '../../index.js';
 import { signingKey } from './sign.js';
 import { registryOptionsFrom } from './registry-options.js';
 import type { CliIo } from '../io.js';
@@ -26,6 +26,7 @@ interface BuildArgs extends CommonArgs {
   'password-stdin': boolean;
   insecure: boolean;
   'per-platform': boolean;
+  'cache-repo'?: string;
 }
 
 export function buildCommand(io: CliIo) {
@@ -49,6 +50,7 @@ export function buildCommand(io: CliIo) {
         .option('password-stdin', { type: 'boolean', default: false, describe: 'read the registry password from standard input' })
         .option('insecure', { type: 'boolean', default: false, describe: 'allow plain http to a registry that is not on loopback' })
         .option('per-platform', { type: 'boolean', default: false, describe: 'with --push: a scale-out worker: push only the <variant>-<arch> images (no index, no multi-arch tag; `distill index` joins them)' })
+        .option('cache-repo', { type: 'string', describe: 'share finished layers through this registry repository (fetched, verified, when the local cache lacks them; stored after a build)' })
         .option('layer-cache', { type: 'boolean', default: true, describe: 'reuse and record finished layers in the cache (--no-layer-cache to turn off)' })
         .example('$0 build images/python3 --out out/python3', 'all four variants, amd64 and arm64')
         .example('$0 build images/static --tar static.tar --variant latest --platform amd64', 'one image for docker load')
@@ -75,10 +77,20 @@ export function buildCommand(io: CliIo) {
       }
       // Ask for the key's password before the build, not after minutes of work.
       const key = argv['sign-key'] !== undefined ? await signingKey(argv['sign-key'], io) : undefined;
-      const registry = argv.push !== undefined ? await registryOptionsFrom({ ...argv, json: argv.json }, io) : undefined;
+      if (argv['cache-repo'] !== undefined && !argv['layer-cache']) {
+        throw new DistillError('USAGE', '--cache-repo shares the layer cache that --no-layer-cache turns off', { hint: 'drop one of them' });
+      }
+      const registry = argv.push !== undefined || argv['cache-repo'] !== undefined ? await registryOptionsFrom({ ...argv, json: argv.json }, io) : undefined;
       registry?.done();
       const outDir = argv.out ?? (argv.push !== undefined ? await mkdtemp(join(tmpdir(), 'distill-build-push-')) : undefined);
       const { opts, done } = lockOptionsFrom(argv, io);
+      // Where every layer came from (built, local cache, registry cache), for --json.
+      const layers: { image: string; arch: string; digest: string; source: string }[] = [];
+      const onProgress = (e: ProgressEvent): void => {
+        if (e.type === 'layer-written' && !layers.some((l) => l.digest === e.digest && l.arch === e.arch)) layers.push({ image: e.image, arch: e.arch, digest: e.digest, source: e.source ?? 'built' });
+        opts.onProgress?.(e);
+      };
+      const remote = argv['cache-repo'] !== undefined ? new RegistryLayerCache(argv['cache-repo'], { ...registry!.opts, onProgress }) : undefined;
       let result;
       let pushed;
       const signed: Awaited<ReturnType<typeof signImage>> = [];
@@ -96,7 +108,8 @@ export function buildCommand(io: CliIo) {
           ...(argv['gzip-workers'] !== undefined ? { gzipWorkers: argv['gzip-workers'] } : {}),
           ...(argv['layer-cache'] ? {} : { noLayerCache: true }),
           annotations: { ...(argv.source ? { source: argv.source } : {}), ...(argv.revision ? { revision: argv.revision } : {}) },
-          ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+          onProgress,
+          ...(remote ? { remoteLayerCache: remote } : {}),
         });
         if (argv.push !== undefined && argv['per-platform']) {
           const w = await publishPlatforms(outDir!, result, argv.push, { ...registry!.opts, ...(opts.onProgress ? { onProgress: opts.onProgress } : {}), ...(key ? { privateKey: key.privateKey } : {}) });
@@ -125,11 +138,12 @@ export function buildCommand(io: CliIo) {
           }
         }
       } finally {
+        await remote?.close();
         done();
         if (argv.out === undefined && outDir !== undefined) await rm(outDir, { recursive: true, force: true }).catch(() => {});
       }
       if (argv.json) {
-        io.stdout.write(JSON.stringify(pushed ? { ...result, pushed, ...(key ? { signed, attested } : {}) } : result, null, 2) + '\n');
+        io.stdout.write(JSON.stringify({ ...result, layers, ...(pushed ? { pushed, ...(key ? { signed, attested } : {}) } : {}) }, null, 2) + '\n');
         return;
       }
       for (const v of result.variants) {

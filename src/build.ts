@@ -27,6 +27,7 @@ import { canonicalJson } from './json.js';
 import { rfc3339 } from './lock/lock.js';
 import { DISTILL_VERSION } from './version.js';
 import { buildChainLayers, layerTimestamp, type ChainLayers } from './build/layers.js';
+import type { RemoteLayerCache } from './build/layer-cache.js';
 
 export interface BuildOptions {
   cacheDir: string;
@@ -54,6 +55,8 @@ export interface BuildOptions {
   organization?: string;
   /** Which SBOMs to write beside each image (default both). */
   sbomFormats?: readonly SbomFormat[];
+  /** A layer cache shared through a registry (build --cache-repo), after the local one. */
+  remoteLayerCache?: RemoteLayerCache;
 }
 
 export type SbomFormat = 'spdx' | 'cyclonedx';
@@ -74,6 +77,8 @@ export interface BuildResult {
 }
 
 export const ATTESTATIONS_DIR = 'attestations';
+/** Every setting that can change bytes, as the provenance records them (the join records the same). */
+export const BUILD_SETTINGS = { gzip: { level: 6, blockSize: 1024 * 1024, implementation: DEFLATE_IMPLEMENTATION }, mergedUsr: true, tarFormat: 'ustar+pax, no record padding' };
 export const PROVENANCE_FILE = 'provenance.intoto.json';
 export const sbomFile = (variant: string, arch: string): string => `sbom-${variant}-${arch}.spdx.json`;
 export const cyclonedxFile = (variant: string, arch: string): string => `sbom-${variant}-${arch}.cdx.json`;
@@ -139,6 +144,7 @@ export async function buildImage(definitionFile: string, opts: BuildOptions): Pr
           outDir: layerDir,
           variants,
           ...(opts.noLayerCache ? { noCache: true } : {}),
+          ...(opts.remoteLayerCache ? { remoteCache: opts.remoteLayerCache } : {}),
           ...(opts.sourceDateEpoch !== undefined ? { sourceDateEpoch: opts.sourceDateEpoch } : {}),
           ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}),
           ...(opts.gzipWorkers !== undefined ? { gzip: { workers: opts.gzipWorkers } } : {}),
@@ -255,7 +261,7 @@ export async function buildImage(definitionFile: string, opts: BuildOptions): Pr
       ...(opts.annotations?.source || opts.annotations?.revision ? { source: { ...(opts.annotations.source ? { repository: opts.annotations.source } : {}), ...(opts.annotations.revision ? { revision: opts.annotations.revision } : {}) } } : {}),
       ...(opts.annotations?.baseRepository !== undefined ? { baseRepository: opts.annotations.baseRepository } : {}),
       ...(distro !== undefined ? { distro } : {}),
-      settings: { gzip: { level: 6, blockSize: 1024 * 1024, implementation: DEFLATE_IMPLEMENTATION }, mergedUsr: true, tarFormat: 'ustar+pax, no record padding' },
+      settings: BUILD_SETTINGS,
       invocationId: randomUUID(),
       startedOn,
       finishedOn: new Date(),

@@ -75,6 +75,10 @@ export type ErrorCode =
   | 'PROVENANCE_INVALID'
   | 'PROVENANCE_MISMATCH'
   | 'REBUILD_DIFFERS'
+  // scale-out: workers and the join
+  | 'PLATFORM_MISSING'
+  | 'PLATFORM_MISMATCH'
+  | 'LAYER_CACHE_INVALID'
   // tooling
   | 'TOOL_MISSING'
   | 'DECOMPRESS_FAILED'

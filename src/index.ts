@@ -39,3 +39,9 @@ export { rebuild, checkProvenance, type RebuildOptions, type RebuildResult } fro
 export { buildProvenance, validateProvenance, DISTILL_BUILD_TYPE } from './provenance/provenance.js';
 export { buildSbom, validateSbom, licenseCoverageOf, type SbomInput, type LicenseCoverage } from './provenance/sbom.js';
 export { cyclonedxFromSpdx } from './provenance/cyclonedx.js';
+export { imageMatrix, type ImageMatrix, type MatrixImage } from './pipeline/plan.js';
+export { tektonPipeline, type PipelineOptions } from './pipeline/tekton.js';
+export { githubWorkflow } from './pipeline/github.js';
+export { publishPlatforms, platformTag, type WorkerPublishOptions, type WorkerPublishResult } from './scaleout/worker.js';
+export { joinPlatforms, type JoinOptions, type JoinResult, type JoinedVariant } from './scaleout/join.js';
+export { RegistryLayerCache, cacheTag } from './scaleout/registry-cache.js';

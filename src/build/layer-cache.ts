@@ -53,8 +53,24 @@ export function entriesOf(record: LayerRecord): TreeEntry[] {
   }));
 }
 
+/** Where a layer of a build came from: written by it, or taken from a cache. */
+export type LayerSourceKind = 'built' | 'local cache' | 'registry cache';
+
+/**
+ * A cache shared beyond this machine (a registry repository: see scaleout/registry-cache.ts), keyed
+ * by the same input key. `get` leaves the blob, verified, in the store; both are best-effort for the
+ * build (a failing remote is reported by the implementation and the layer built or kept locally).
+ */
+export interface RemoteLayerCache {
+  get(key: string, store: ContentStore): Promise<LayerRecord | undefined>;
+  put(key: string, blobPath: string, record: LayerRecord): Promise<void>;
+}
+
 export class LayerCache {
-  constructor(private readonly store: ContentStore) {}
+  constructor(
+    private readonly store: ContentStore,
+    private readonly remote?: RemoteLayerCache,
+  ) {}
 
   private recordPath(key: string): string {
     return join(this.store.dir, 'layers', `${key}.json`);
@@ -64,7 +80,19 @@ export class LayerCache {
    * A record whose blob is still in the store and still hashes to its digest. A corrupt blob is
    * removed (and the layer rebuilt), never served.
    */
-  async get(key: string): Promise<(LayerRecord & { path: string }) | undefined> {
+  async get(key: string): Promise<(LayerRecord & { path: string; source: LayerSourceKind }) | undefined> {
+    const local = await this.getLocal(key);
+    if (local !== undefined || this.remote === undefined) return local;
+    // ATTACKER-CONTROLLED: a registry cache is as untrusted as the local one — same checks.
+    const record: unknown = await this.remote.get(key, this.store);
+    if (!isLayerRecord(record)) return undefined;
+    const hex = digestHex(record.digest);
+    if (!(await this.verifyBlob(hex, record))) return undefined;
+    await this.writeRecord(key, record);
+    return { ...record, path: this.store.blobPath(hex), source: 'registry cache' };
+  }
+
+  private async getLocal(key: string): Promise<(LayerRecord & { path: string; source: LayerSourceKind }) | undefined> {
     const path = this.recordPath(key);
     let record: LayerRecord;
     try {
@@ -83,7 +111,19 @@ export class LayerCache {
       await rm(path, { force: true }).catch(() => {});
       return undefined;
     }
-    return { ...record, path: this.store.blobPath(hex) };
+    return { ...record, path: this.store.blobPath(hex), source: 'local cache' };
+  }
+
+  private async writeRecord(key: string, record: LayerRecord): Promise<void> {
+    try {
+      await mkdir(join(this.store.dir, 'layers'), { recursive: true });
+      const tmp = `${this.recordPath(key)}.tmp-${randomBytes(4).toString('hex')}`;
+      await writeFile(tmp, JSON.stringify(record));
+      await rm(this.recordPath(key), { recursive: true, force: true }); // a wrong-type entry is replaced
+      await rename(tmp, this.recordPath(key));
+    } catch (e) {
+      throw cacheIo(this.store.dir, e);
+    }
   }
 
   private async verifyBlob(hex: string, record: LayerRecord): Promise<boolean> {
@@ -109,16 +149,14 @@ export class LayerCache {
   async put(key: string, layerFile: string, record: LayerRecord): Promise<string> {
     const hex = digestHex(record.digest);
     const path = await this.store.put({ sha256: hex, size: record.size, what: `layer ${hex.slice(0, 12)}` }, createReadStream(layerFile));
-    try {
-      await mkdir(join(this.store.dir, 'layers'), { recursive: true });
-      const tmp = `${this.recordPath(key)}.tmp-${randomBytes(4).toString('hex')}`;
-      await writeFile(tmp, JSON.stringify(record));
-      await rm(this.recordPath(key), { recursive: true, force: true }); // a wrong-type entry is replaced
-      await rename(tmp, this.recordPath(key));
-    } catch (e) {
-      throw cacheIo(this.store.dir, e);
-    }
+    await this.writeRecord(key, record);
+    await this.remote?.put(key, path, record);
     return path;
+  }
+
+  /** Share a layer found in the local cache with the remote one too (a no-op when it is there). */
+  async share(key: string, path: string, record: LayerRecord): Promise<void> {
+    await this.remote?.put(key, path, record);
   }
 }
 

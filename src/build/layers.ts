@@ -26,7 +26,7 @@ import type { CaCertificateFile } from '../rootfs/generate/ca-bundle.js';
 import { LayerTree, mergedUsrPath, type TreeEntry } from '../rootfs/tree.js';
 import { HashingStream, sha256Hex } from '../digest.js';
 import { LayerChangesRecorder, type LayerChanges } from '../provenance/sbom.js';
-import { entriesOf, indexOf, layerKey, LayerCache, type LayerRecord } from './layer-cache.js';
+import { entriesOf, indexOf, layerKey, LayerCache, type LayerRecord, type LayerSourceKind, type RemoteLayerCache } from './layer-cache.js';
 import { accountFiles, caBundleFile, dirEntry, fileEntry, javaCacertsFile, statusFiles, symlinkEntry, systemFiles } from './generated.js';
 import { SMALL_FILE, stagePackage, type StagedPackage } from './stage.js';
 
@@ -41,6 +41,8 @@ export interface BuiltLayer extends LayerResult {
   packages: LockedPackage[];
   /** What the SBOM reads from it, recorded while writing it (absent for a layer from the cache). */
   sbomChanges?: LayerChanges;
+  /** Written by this build, or taken from the local or the registry layer cache. */
+  source?: LayerSourceKind;
 }
 
 export interface ChainLayers {
@@ -63,6 +65,8 @@ export interface LayerBuildOptions {
   onProgress?: OnProgress;
   /** Do not reuse or record finished layers. */
   noCache?: boolean;
+  /** A layer cache shared through a registry, consulted after the local one. */
+  remoteCache?: RemoteLayerCache;
   /** In-memory budget for small file bodies (see stage.ts); default 128 MiB, shared by the chain. */
   memory?: { budget: number; used: number };
   /** Shared limit on packages unpacked at once (default: `concurrency`, 2). */
@@ -75,6 +79,15 @@ const BUSYBOX_BINARY = /(^|\/)bin\/busybox$/;
 /** Packages whose layer gets Java's trust store; one predicate for the layer's cache key and its contents. */
 function isJavaRuntime(name: string): boolean {
   return name === 'ca-certificates-java' || name.startsWith('openjdk-');
+}
+
+/** The history entry of an image's layer (in the config; the join recomputes it from the locks). */
+export function imageLayerCreatedBy(li: LockedImage, pkgs: readonly LockedPackage[]): string {
+  return `distill: ${li.definition.name} packages ${pkgs.map((p) => p.name).join(' ')}`;
+}
+
+export function debugLayerCreatedBy(pkgs: readonly LockedPackage[]): string {
+  return `distill: debug layer ${pkgs.map((p) => p.name).join(' ')} at /busybox`;
 }
 
 export function layerTimestamp(li: LockedImage, sourceDateEpoch: number | undefined): number {
@@ -260,7 +273,7 @@ export async function buildChainLayers(chain: readonly LockedImage[], arch: stri
     memory: options.memory ?? { budget: 128 * 1024 * 1024, used: 0 },
     slots: options.slots ?? new Slots(options.concurrency ?? 2),
   };
-  const cache = opts.noCache ? undefined : new LayerCache(opts.store);
+  const cache = opts.noCache ? undefined : new LayerCache(opts.store, opts.remoteCache);
   const lower = new Map<string, TreeEntry>();
   const layers: BuiltLayer[] = [];
   let certs: CaCertificateFile[] | undefined;
@@ -279,7 +292,7 @@ export async function buildChainLayers(chain: readonly LockedImage[], arch: stri
   };
   // Pass 1: every layer's cache key (a key depends only on inputs and the key below), and for each
   // miss, start unpacking its packages at once, so that xz runs while earlier layers compress.
-  const plans: { li: LockedImage; pkgs: LockedPackage[]; key: string; mtime: number; accountsChanged: boolean; staged?: () => Promise<StagedPackage[]>; hit?: LayerRecord & { path: string } }[] = [];
+  const plans: { li: LockedImage; pkgs: LockedPackage[]; key: string; mtime: number; accountsChanged: boolean; staged?: () => Promise<StagedPackage[]>; hit?: LayerRecord & { path: string; source: LayerSourceKind } }[] = [];
   for (let i = 0; i < chain.length; i++) {
     const li = chain[i]!;
     const pkgs = li.lock.architectures[arch]?.packages;
@@ -321,21 +334,23 @@ export async function buildChainLayers(chain: readonly LockedImage[], arch: stri
   for (let i = 0; i < plans.length; i++) {
     const { li, pkgs, key, mtime, accountsChanged, staged, hit } = plans[i]!;
     let built: BuiltLayer;
-    const createdBy = `distill: ${li.definition.name} packages ${pkgs.map((p) => p.name).join(' ')}`;
+    const createdBy = imageLayerCreatedBy(li, pkgs);
     if (hit) {
       // History and names come from this build's plan, never from whichever image first cached the layer.
-      built = { ...hit, image: li.definition.name, createdBy, createdAt: mtime, packages: pkgs };
+      const { entries: _e, ...found } = hit;
+      built = { ...found, image: li.definition.name, createdBy, createdAt: mtime, packages: pkgs };
+      if (hit.source === 'local cache') await cache!.share(key, hit.path, hit);
       for (const e of entriesOf(hit)) lower.set(e.path, e);
-      opts.onProgress?.({ type: 'layer-written', image: li.definition.name, arch, digest: hit.digest, size: hit.size, uncompressedSize: hit.uncompressedSize, seconds: 0 });
+      opts.onProgress?.({ type: 'layer-written', image: li.definition.name, arch, digest: hit.digest, size: hit.size, uncompressedSize: hit.uncompressedSize, seconds: 0, source: hit.source });
     } else {
       const started = performance.now();
       const tree = await assembleImageLayer(li, arch, await staged!(), lower, mtime, i === 0, accountsChanged, opts, getCerts, (c) => (certs ??= c));
       const file = join(opts.outDir, `layer-${i}-${arch}.tar.gz`);
       const result = await writeTree(tree, file, mtime, opts.gzip);
       const path = await keep(cache, key, file, result, tree);
-      built = { ...result, path, image: li.definition.name, createdAt: mtime, createdBy, packages: pkgs };
+      built = { ...result, path, image: li.definition.name, createdAt: mtime, createdBy, packages: pkgs, source: 'built' };
       for (const e of tree.values()) lower.set(e.path, e);
-      opts.onProgress?.({ type: 'layer-written', image: li.definition.name, arch, digest: result.digest, size: result.size, uncompressedSize: result.uncompressedSize, seconds: (performance.now() - started) / 1000 });
+      opts.onProgress?.({ type: 'layer-written', image: li.definition.name, arch, digest: result.digest, size: result.size, uncompressedSize: result.uncompressedSize, seconds: (performance.now() - started) / 1000, source: 'built' });
     }
     layers.push(built);
     // The debug layer sits on the image that locks it, built against that image's tree only: every
@@ -495,10 +510,15 @@ async function debugLayer(owner: LockedImage, arch: string, lower: ReadonlyMap<s
   const pkgs = owner.lock.architectures[arch]!.debug!;
   const mtime = layerTimestamp(owner, opts.sourceDateEpoch);
   const key = layerKey({ kind: 'debug', arch, mtime, lower: ownerKey, packages: pkgs.map((p) => [p.name, p.sha256]) });
-  const createdBy = `distill: debug layer ${pkgs.map((p) => p.name).join(' ')} at /busybox`;
+  const createdBy = debugLayerCreatedBy(pkgs);
   const image = `${owner.definition.name} (debug)`;
   const hit = await cache?.get(key);
-  if (hit) return { ...hit, image, createdBy, createdAt: mtime, packages: pkgs };
+  if (hit) {
+    if (hit.source === 'local cache') await cache!.share(key, hit.path, hit);
+    const { entries: _e, ...found } = hit;
+    opts.onProgress?.({ type: 'layer-written', image, arch, digest: hit.digest, size: hit.size, uncompressedSize: hit.uncompressedSize, seconds: 0, source: hit.source });
+    return { ...found, image, createdBy, createdAt: mtime, packages: pkgs };
+  }
   const staged = await stageAll(pkgs, opts, owner);
   const tree = new LayerTree({ mergedUsr: true, replaces: () => false, lower });
   const bb = staged.flatMap((s) => [...s.wanted].filter(([p]) => BUSYBOX_BINARY.test(p)))[0];
@@ -516,5 +536,6 @@ async function debugLayer(owner: LockedImage, arch: string, lower: ReadonlyMap<s
   const file = join(opts.outDir, `debug-${arch}.tar.gz`);
   const result = await writeTree(tree, file, mtime, opts.gzip);
   const path = await keep(cache, key, file, result, tree);
-  return { ...result, path, image, createdAt: mtime, createdBy, packages: pkgs };
+  opts.onProgress?.({ type: 'layer-written', image, arch, digest: result.digest, size: result.size, uncompressedSize: result.uncompressedSize, seconds: 0, source: 'built' });
+  return { ...result, path, image, createdAt: mtime, createdBy, packages: pkgs, source: 'built' };
 }

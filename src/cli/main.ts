@@ -9,6 +9,8 @@ import { rebuildCommand } from './commands/rebuild.js';
 import { copyCommand, inspectCommand, pullCommand, pushCommand } from './commands/registry.js';
 import { attestCommand, keyPairCommand, signCommand, triangulateCommand, verifyAttestationCommand, verifyCommand } from './commands/sign.js';
 import { lockCommand } from './commands/lock.js';
+import { pipelineCommand } from './commands/pipeline.js';
+import { indexCommand } from './commands/index-join.js';
 import type { CliIo } from './io.js';
 
 export async function main(args: readonly string[], io: CliIo): Promise<number> {
@@ -33,6 +35,8 @@ export async function main(args: readonly string[], io: CliIo): Promise<number> 
     .command(triangulateCommand(io) as never)
     .command(rebuildCommand(io) as never)
     .middleware(checkFlags(io) as never)
+    .command(indexCommand(io) as never)
+    .command(pipelineCommand(io) as never)
     .demandCommand(1, 'name a command')
     .strict()
     .recommendCommands()

@@ -3,7 +3,7 @@ import type { Argv } from 'yargs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ATTESTATIONS_DIR, attestImage, buildImage, checkFormat, cyclonedxFile, DistillError, findDefinitions, pushLayout, sbomFile, signImage, type SbomFormat, type Variant } from '../../index.js';
+import { ATTESTATIONS_DIR, attestImage, buildImage, checkFormat, cyclonedxFile, DistillError, findDefinitions, publishPlatforms, pushLayout, RegistryLayerCache, sbomFile, signImage, type ProgressEvent, type SbomFormat, type Variant } from '../../index.js';
 import { attestedLine, FORMAT_OPTION, signedLine, signingKey } from './sign.js';
 import { registryOptionsFrom } from './registry-options.js';
 import type { CliIo } from '../io.js';
@@ -29,6 +29,8 @@ interface BuildArgs extends CommonArgs {
   username?: string;
   'password-stdin': boolean;
   insecure: boolean;
+  'per-platform': boolean;
+  'cache-repo'?: string;
 }
 
 function sbomFormats(flag: 'spdx' | 'cyclonedx' | 'both'): SbomFormat[] {
@@ -59,10 +61,13 @@ export function buildCommand(io: CliIo) {
         .option('username', { type: 'string', describe: 'registry user for --push' })
         .option('password-stdin', { type: 'boolean', default: false, describe: 'read the registry password from standard input' })
         .option('insecure', { type: 'boolean', default: false, describe: 'allow plain http to a registry that is not on loopback' })
+        .option('per-platform', { type: 'boolean', default: false, describe: 'with --push: a scale-out worker: push only the <variant>-<arch> images (no index, no multi-arch tag; `distill index` joins them)' })
+        .option('cache-repo', { type: 'string', describe: 'share finished layers through this registry repository (fetched, verified, when the local cache lacks them; stored after a build)' })
         .option('layer-cache', { type: 'boolean', default: true, describe: 'reuse and record finished layers in the cache (--no-layer-cache to turn off)' })
         .example('$0 build images/python3 --out out/python3', 'all four variants, amd64 and arm64')
         .example('$0 build images/static --tar static.tar --variant latest --platform amd64', 'one image for docker load')
-        .example('$0 build images/python3 --push 127.0.0.1:5000/distill/python3', 'build and push every tag'),
+        .example('$0 build images/python3 --push 127.0.0.1:5000/distill/python3', 'build and push every tag')
+        .example('$0 build images/python3 --platform arm64 --per-platform --push 127.0.0.1:5000/distill/python3', 'a scale-out worker: the arm64 images only'),
     handler: async (argv: BuildArgs) => {
       const [file] = await findDefinitions([argv.definition]);
       const epoch = io.env['SOURCE_DATE_EPOCH'];
@@ -79,12 +84,25 @@ export function buildCommand(io: CliIo) {
       if (argv['sign-key'] !== undefined && argv.push === undefined) {
         throw new DistillError('USAGE', '--sign-key signs what --push pushed', { hint: 'add --push REPOSITORY' });
       }
+      if (argv['per-platform'] && argv.push === undefined) {
+        throw new DistillError('USAGE', '--per-platform is how a worker pushes', { hint: 'add --push REPOSITORY (and usually --platform P)' });
+      }
       // Ask for the key's password before the build, not after minutes of work.
       const key = argv['sign-key'] !== undefined ? await signingKey(argv['sign-key'], io) : undefined;
-      const registry = argv.push !== undefined ? await registryOptionsFrom({ ...argv, json: argv.json }, io) : undefined;
+      if (argv['cache-repo'] !== undefined && !argv['layer-cache']) {
+        throw new DistillError('USAGE', '--cache-repo shares the layer cache that --no-layer-cache turns off', { hint: 'drop one of them' });
+      }
+      const registry = argv.push !== undefined || argv['cache-repo'] !== undefined ? await registryOptionsFrom({ ...argv, json: argv.json }, io) : undefined;
       registry?.done();
       const outDir = argv.out ?? (argv.push !== undefined ? await mkdtemp(join(tmpdir(), 'distill-build-push-')) : undefined);
       const { opts, done } = lockOptionsFrom(argv, io);
+      // Where every layer came from (built, local cache, registry cache), for --json.
+      const layers: { image: string; arch: string; digest: string; source: string }[] = [];
+      const onProgress = (e: ProgressEvent): void => {
+        if (e.type === 'layer-written' && !layers.some((l) => l.digest === e.digest && l.arch === e.arch)) layers.push({ image: e.image, arch: e.arch, digest: e.digest, source: e.source ?? 'built' });
+        opts.onProgress?.(e);
+      };
+      const remote = argv['cache-repo'] !== undefined ? new RegistryLayerCache(argv['cache-repo'], { ...registry!.opts, onProgress }) : undefined;
       let result;
       let pushed;
       const signed: Awaited<ReturnType<typeof signImage>> = [];
@@ -104,9 +122,15 @@ export function buildCommand(io: CliIo) {
           ...(argv.organization !== undefined ? { organization: argv.organization } : {}),
           sbomFormats: sbomFormats(argv['sbom-format']),
           annotations: { ...(argv.source ? { source: argv.source } : {}), ...(argv.revision ? { revision: argv.revision } : {}), ...(argv['base-repository'] ? { baseRepository: argv['base-repository'] } : {}) },
-          ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+          onProgress,
+          ...(remote ? { remoteLayerCache: remote } : {}),
         });
-        if (argv.push !== undefined) {
+        if (argv.push !== undefined && argv['per-platform']) {
+          const w = await publishPlatforms(outDir!, result, argv.push, { ...registry!.opts, ...(opts.onProgress ? { onProgress: opts.onProgress } : {}), ...(key ? { privateKey: key.privateKey } : {}) });
+          pushed = w.pushed;
+          signed.push(...w.signed);
+          attested.push(...(w.attested as typeof attested));
+        } else if (argv.push !== undefined) {
           pushed = await pushLayout(outDir!, argv.push, { ...registry!.opts, ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
           if (key) {
             const repo = argv.push.replace(/:[^/:@]+$/, '');
@@ -131,11 +155,12 @@ export function buildCommand(io: CliIo) {
           }
         }
       } finally {
+        await remote?.close();
         done();
         if (argv.out === undefined && outDir !== undefined) await rm(outDir, { recursive: true, force: true }).catch(() => {});
       }
       if (argv.json) {
-        io.stdout.write(JSON.stringify(pushed ? { ...result, pushed, ...(key ? { signed, attested } : {}) } : result, null, 2) + '\n');
+        io.stdout.write(JSON.stringify({ ...result, layers, ...(pushed ? { pushed, ...(key ? { signed, attested } : {}) } : {}) }, null, 2) + '\n');
         return;
       }
       for (const v of result.variants) {

@@ -4,7 +4,6 @@
 // for one image is reused by every image built on it. The blob lives in the content-addressed store
 // (re-hashed on every cache hit; a corrupt blob is dropped and the layer rebuilt); beside it, a small JSON record holds its digests and its path index,
 // which the layers above need for dpkg's conflict rules.
-import { createReadStream } from 'node:fs';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
@@ -145,10 +144,13 @@ export class LayerCache {
     return `sha256:${plain.sha256}` === record.diffId && plain.size === record.uncompressedSize;
   }
 
-  /** Move a freshly written layer into the store (verified) and record it; returns the stored path. */
+  /**
+   * Move a freshly written layer into the store and record it; returns the stored path. writeLayer
+   * hashed the bytes as it wrote and fsynced them, so the file is renamed in, not read again.
+   */
   async put(key: string, layerFile: string, record: LayerRecord): Promise<string> {
     const hex = digestHex(record.digest);
-    const path = await this.store.put({ sha256: hex, size: record.size, what: `layer ${hex.slice(0, 12)}` }, createReadStream(layerFile));
+    const path = await this.store.adopt({ sha256: hex, size: record.size, what: `layer ${hex.slice(0, 12)}` }, layerFile);
     await this.writeRecord(key, record);
     await this.remote?.put(key, path, record);
     return path;

@@ -170,6 +170,27 @@ export class ContentStore {
     }
   }
 
+  /**
+   * Moves a file distill has just written — and hashed while writing it — into the store by rename,
+   * without reading it again. Its size is re-checked; on another filesystem (EXDEV) it is copied
+   * through put(), which verifies every byte.
+   */
+  async adopt(e: Expected, file: string): Promise<string> {
+    const final = this.blobPath(e.sha256);
+    await mkdir(join(this.dir, 'blobs', 'sha256'), { recursive: true });
+    try {
+      const st = await stat(file);
+      if (!st.isFile() || st.size !== e.size) throw new DistillError('CACHE_IO', `${e.what}: ${file} is ${st.size} bytes, expected ${e.size}`);
+      await chmod(file, 0o444);
+      await rename(file, final);
+      return final;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EXDEV') return this.put(e, createReadStream(file));
+      if (err instanceof DistillError) throw err;
+      throw new DistillError('CACHE_IO', `cannot store ${e.what} in ${this.dir}: ${messageOf(err)}`, { cause: err });
+    }
+  }
+
   async remove(sha256: string): Promise<void> {
     await rm(this.blobPath(sha256), { force: true, recursive: true });
   }

@@ -81,39 +81,50 @@ export async function benchBuild(): Promise<string[]> {
   if (snap === undefined) return ['build: skipped — the Debian snapshot (../shared/debian-snapshot) is not present'];
   const lines: string[] = [];
   const cacheDir = mkdtempSync(join(tmpdir(), 'distill-bench-build-'));
-  const mirrors = Object.entries(snapshotMirrors(snap)).flatMap(([k, v]) => ['--mirror', `${k}=${v}`]);
-  for (const image of ['python3', 'java']) {
-    // Warm the .deb cache first (not timed), then time a build that reuses no finished layer.
-    timed(process.execPath, [bin, 'fetch', join(repoRoot, 'images', image), '--cache', cacheDir, ...mirrors]);
-    const native = await nativePipeline(image, cacheDir);
-    const mm = await mmdebstrapPipeline(image, snap);
-    const out = mkdtempSync(join(tmpdir(), 'distill-bench-out-'));
-    const ours = timed(process.execPath, [bin, 'build', join(repoRoot, 'images', image), '--out', out, '--variant', 'latest', '--platform', 'amd64', '--no-layer-cache', '--cache', cacheDir, ...mirrors]);
-    const args = [bin, 'build', join(repoRoot, 'images', image), '--out', out, '--variant', 'latest', '--platform', 'amd64', '--cache', cacheDir, ...mirrors];
-    timed(process.execPath, args); // records the layers
-    const warm = timed(process.execPath, args);
-    lines.push(
-      `build ${image} (amd64, latest, warm .deb cache, no layer cache): ${ours.seconds.toFixed(2)} s` +
-        (ours.maxRssKb ? `, peak RSS ${(ours.maxRssKb / 1024).toFixed(0)} MiB` : '') +
-        `; native pipeline ${native.toFixed(2)} s; ratio ${(ours.seconds / native).toFixed(2)}x (target ${image === 'java' ? '≤ 0.4x, ≤ 256 MiB' : '≤ 0.5x'})`,
-    );
-    lines.push(
-      typeof mm === 'number'
-        ? `  mmdebstrap --variant=extract + gzip -6 of the same closure: ${mm.toFixed(2)} s; distill/mmdebstrap ${(ours.seconds / mm).toFixed(2)}x`
-        : `  mmdebstrap baseline skipped: ${mm}`,
-    );
-    lines.push(`  no-change rebuild (layer cache): ${warm.seconds.toFixed(2)} s`);
+  // Everything the bench makes goes, also when a step fails.
+  const made: string[] = [cacheDir];
+  const temp = (prefix: string): string => {
+    const d = mkdtempSync(join(tmpdir(), prefix));
+    made.push(d);
+    return d;
+  };
+  try {
+    const mirrors = Object.entries(snapshotMirrors(snap)).flatMap(([k, v]) => ['--mirror', `${k}=${v}`]);
+    for (const image of ['python3', 'java']) {
+      // Warm the .deb cache first (not timed), then time a build that reuses no finished layer.
+      timed(process.execPath, [bin, 'fetch', join(repoRoot, 'images', image), '--cache', cacheDir, ...mirrors]);
+      const native = await nativePipeline(image, cacheDir);
+      const mm = await mmdebstrapPipeline(image, snap);
+      const out = temp('distill-bench-out-');
+      const ours = timed(process.execPath, [bin, 'build', join(repoRoot, 'images', image), '--out', out, '--variant', 'latest', '--platform', 'amd64', '--no-layer-cache', '--cache', cacheDir, ...mirrors]);
+      const args = [bin, 'build', join(repoRoot, 'images', image), '--out', out, '--variant', 'latest', '--platform', 'amd64', '--cache', cacheDir, ...mirrors];
+      timed(process.execPath, args); // records the layers
+      const warm = timed(process.execPath, args);
+      lines.push(
+        `build ${image} (amd64, latest, warm .deb cache, no layer cache): ${ours.seconds.toFixed(2)} s` +
+          (ours.maxRssKb ? `, peak RSS ${(ours.maxRssKb / 1024).toFixed(0)} MiB` : '') +
+          `; native pipeline ${native.toFixed(2)} s; ratio ${(ours.seconds / native).toFixed(2)}x (target ${image === 'java' ? '≤ 0.4x, ≤ 256 MiB' : '≤ 0.5x'})`,
+      );
+      lines.push(
+        typeof mm === 'number'
+          ? `  mmdebstrap --variant=extract + gzip -6 of the same closure: ${mm.toFixed(2)} s; distill/mmdebstrap ${(ours.seconds / mm).toFixed(2)}x`
+          : `  mmdebstrap baseline skipped: ${mm}`,
+      );
+      lines.push(`  no-change rebuild (layer cache): ${warm.seconds.toFixed(2)} s`);
+    }
+    const sizes: string[] = [];
+    for (const image of ['static', 'base-nossl', 'base', 'cc', 'python3', 'nodejs', 'java']) {
+      const r = await buildImage(join(repoRoot, 'images', image, 'image.yaml'), {
+        cacheDir,
+        mirrors: { flags: snapshotMirrors(snap), aptSources: [] },
+        outDir: temp('distill-bench-size-'),
+        variants: ['latest'],
+      });
+      for (const m of r.variants[0]!.manifests) sizes.push(`${image}/${m.arch} ${(m.layers.reduce((n, l) => n + l.size, 0) / 1e6).toFixed(1)} MB`);
+    }
+    lines.push(`compressed sizes (latest): ${sizes.join(', ')}`);
+    return lines;
+  } finally {
+    for (const d of made) rmSync(d, { recursive: true, force: true });
   }
-  const sizes: string[] = [];
-  for (const image of ['static', 'base-nossl', 'base', 'cc', 'python3', 'nodejs', 'java']) {
-    const r = await buildImage(join(repoRoot, 'images', image, 'image.yaml'), {
-      cacheDir,
-      mirrors: { flags: snapshotMirrors(snap), aptSources: [] },
-      outDir: mkdtempSync(join(tmpdir(), 'distill-bench-size-')),
-      variants: ['latest'],
-    });
-    for (const m of r.variants[0]!.manifests) sizes.push(`${image}/${m.arch} ${(m.layers.reduce((n, l) => n + l.size, 0) / 1e6).toFixed(1)} MB`);
-  }
-  lines.push(`compressed sizes (latest): ${sizes.join(', ')}`);
-  return lines;
 }

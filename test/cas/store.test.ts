@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -70,4 +70,24 @@ test('a missing file in a file:// mirror is NOT_FOUND_IN_MIRROR', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'distill-cas-'));
   const store = new ContentStore(join(dir, 'cache'));
   await assert.rejects(fetchBlob(store, expected, pathToFileURL(join(dir, 'absent.deb')).href), (e: any) => e.code === 'NOT_FOUND_IN_MIRROR');
+});
+
+test('adopt renames a file distill wrote into place read-only; a wrong size is refused and stores nothing', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'distill-cas-'));
+  try {
+    const store = new ContentStore(dir);
+    const file = join(dir, 'layer.tar.gz');
+    writeFileSync(file, data);
+    const path = await store.adopt(expected, file);
+    assert.equal(existsSync(file), false, 'moved, not copied');
+    assert.deepEqual(readFileSync(path), data);
+    assert.equal(await store.verify(expected), true);
+    const short = join(dir, 'short.tar.gz');
+    writeFileSync(short, data.subarray(1));
+    const other = { ...expected, sha256: sha256Hex(Buffer.from('other')) };
+    await assert.rejects(store.adopt(other, short), (e: any) => e.code === 'CACHE_IO');
+    assert.equal(await store.has(other), false);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -34,11 +34,16 @@ function toolchainMissing(): string | undefined {
 }
 
 const missing = toolchainMissing();
-test('wasm/libdeflate/build.sh rebuilds the committed .wasm byte for byte', { skip: missing }, () => {
+test('wasm/libdeflate/build.sh rebuilds the committed .wasm byte for byte', { skip: missing }, (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'distill-wasm-'));
   try {
     const out = join(dir, 'libdeflate.wasm');
     const r = spawnSync('sh', [join(repoRoot, 'wasm', 'libdeflate', 'build.sh'), out], { encoding: 'utf8', timeout: 300_000 });
+    if (r.status === 3) {
+      // No Debian mirror reachable for the pinned source: nothing was compared.
+      t.skip(r.stderr.trim());
+      return;
+    }
     assert.equal(r.status, 0, r.stderr);
     assert.equal(sha(readFileSync(out)), sha(readFileSync(DEFLATE_WASM_URL)), 'the rebuilt .wasm differs from the committed one');
   } finally {

@@ -7,6 +7,8 @@
 #   - shim.c (the exports distill calls);
 #   - Debian bookworm's clang/lld 14 and wasi-libc (apt-get install clang lld wasi-libc).
 # Usage: wasm/libdeflate/build.sh [output.wasm]   (default: wasm/libdeflate.wasm)
+# Exit status: 0 built; 1 the source does not match its sha256; 2 the toolchain is missing or not the
+# pinned one; 3 the source cannot be fetched.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 out=${1:-$here/../libdeflate.wasm}
@@ -38,8 +40,10 @@ else
                cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null | awk '$1 == "deb" {for (i = 2; i <= NF; i++) if ($i !~ /^\[/ && $i !~ /\]$/) {print $i; break}}') |
              grep -v -e '-security' -e 'security\.' | head -n 1)
   fi
-  [ -n "$mirror" ] || { echo "build.sh: no Debian mirror (set DISTILL_DEBIAN_MIRROR)" >&2; exit 2; }
-  curl -fsSL --retry 3 -o "$work/$TARBALL" "${mirror%/}/$POOL/$TARBALL"
+  [ -n "$mirror" ] || { echo "build.sh: no Debian mirror (set DISTILL_DEBIAN_MIRROR)" >&2; exit 3; }
+  # Exit 3: the source could not be fetched (the test reports that as a skip, not as a difference).
+  curl -fsSL --retry 3 -o "$work/$TARBALL" "${mirror%/}/$POOL/$TARBALL" || {
+    echo "build.sh: cannot fetch $POOL/$TARBALL from the mirror (set DISTILL_DEBIAN_MIRROR or DISTILL_LIBDEFLATE_TARBALL)" >&2; exit 3; }
 fi
 echo "$SHA256  $work/$TARBALL" | sha256sum -c --quiet - || { echo "build.sh: $TARBALL does not match its pinned sha256" >&2; exit 1; }
 

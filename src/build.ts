@@ -68,6 +68,8 @@ export interface BuildResult {
   variants: { variant: Variant; index: Digest; manifests: BuiltManifest[] }[];
   /** The SLSA provenance statement of this build (also written to <out>/attestations/provenance.intoto.json). */
   provenance?: object;
+  /** The SBOMs written to <out>/attestations, with their licence coverage. */
+  sboms?: { variant: Variant; arch: string; files: string[]; licenses: { packages: number; declared: number; undetermined: string[] } }[];
 }
 
 export const ATTESTATIONS_DIR = 'attestations';
@@ -200,6 +202,12 @@ export async function buildImage(definitionFile: string, opts: BuildOptions): Pr
             if (formats.includes('spdx')) await writeFile(target, json);
             if (formats.includes('cyclonedx')) await writeFile(join(opts.outDir!, ATTESTATIONS_DIR, cyclonedxFile(v.variant, m.arch)), cyclonedxFromSpdx(doc).json);
             const c = licenseCoverageOf(doc);
+            (result.sboms ??= []).push({
+              variant: v.variant,
+              arch: m.arch,
+              files: formats.map((f) => join(ATTESTATIONS_DIR, f === 'spdx' ? sbomFile(v.variant, m.arch) : cyclonedxFile(v.variant, m.arch))),
+              licenses: { packages: c.packages, declared: c.declared, undetermined: c.undetermined },
+            });
             opts.onProgress?.({ type: 'sbom-written', image: def.name, variant: v.variant, arch: m.arch, file: target, packages: c.packages, licenses: c.declared, undetermined: c.undetermined });
           };
           const hit = await readFile(cached, 'utf8').catch(() => undefined);

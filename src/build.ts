@@ -73,6 +73,11 @@ export interface BuildResult {
 }
 
 export const ATTESTATIONS_DIR = 'attestations';
+/**
+ * Bumped whenever what an SBOM holds changes within one distill version (2: OS package, distro and
+ * upstream qualifiers, DEP-5 licences), so that a cache filled by an earlier build is not served.
+ */
+const SBOM_GENERATION = 2;
 export const PROVENANCE_FILE = 'provenance.intoto.json';
 export const sbomFile = (variant: string, arch: string): string => `sbom-${variant}-${arch}.spdx.json`;
 export const cyclonedxFile = (variant: string, arch: string): string => `sbom-${variant}-${arch}.cdx.json`;
@@ -190,7 +195,7 @@ export async function buildImage(definitionFile: string, opts: BuildOptions): Pr
           const layers = perArch.find((p) => p.arch === m.arch)!;
           const paths = [...layers.layers.map((l) => l.path), ...(v.variant.startsWith('debug') && layers.debug ? [layers.debug.path] : [])];
           const packages = chain.flatMap((li) => [...(li.lock.architectures[m.arch]?.packages ?? []), ...(li.lock.architectures[m.arch]?.debug ?? [])]);
-          const key = sha256Hex(canonicalJson({ distill: DISTILL_VERSION, image: def.name, variant: v.variant, manifest: m.digest, packages: packages.map((p) => [p.name, p.sha256]), organization: opts.organization ?? null }));
+          const key = sha256Hex(canonicalJson({ distill: DISTILL_VERSION, sbom: SBOM_GENERATION, image: def.name, variant: v.variant, manifest: m.digest, packages: packages.map((p) => [p.name, p.sha256]), organization: opts.organization ?? null }));
           const cached = join(opts.cacheDir, 'sboms', `${key}.spdx.json`);
           const formats = opts.sbomFormats ?? ['spdx', 'cyclonedx'];
           const target = join(opts.outDir, ATTESTATIONS_DIR, sbomFile(v.variant, m.arch));

@@ -74,11 +74,18 @@ export interface BuildResult {
   variants: { variant: Variant; index: Digest; manifests: BuiltManifest[] }[];
   /** The SLSA provenance statement of this build (also written to <out>/attestations/provenance.intoto.json). */
   provenance?: object;
+  /** The SBOMs written to <out>/attestations, with their licence coverage. */
+  sboms?: { variant: Variant; arch: string; files: string[]; licenses: { packages: number; declared: number; undetermined: string[] } }[];
 }
 
 export const ATTESTATIONS_DIR = 'attestations';
 /** Every setting that can change bytes, as the provenance records them (the join records the same). */
 export const BUILD_SETTINGS = { gzip: { level: 6, blockSize: 1024 * 1024, implementation: DEFLATE_IMPLEMENTATION }, mergedUsr: true, tarFormat: 'ustar+pax, no record padding' };
+/**
+ * Bumped whenever what an SBOM holds changes within one distill version (2: OS package, distro and
+ * upstream qualifiers, DEP-5 licences), so that a cache filled by an earlier build is not served.
+ */
+const SBOM_GENERATION = 2;
 export const PROVENANCE_FILE = 'provenance.intoto.json';
 export const sbomFile = (variant: string, arch: string): string => `sbom-${variant}-${arch}.spdx.json`;
 export const cyclonedxFile = (variant: string, arch: string): string => `sbom-${variant}-${arch}.cdx.json`;
@@ -215,7 +222,7 @@ export async function buildImage(definitionFile: string, opts: BuildOptions): Pr
           const layers = perArch.find((p) => p.arch === m.arch)!;
           const paths = [...layers.layers.map((l) => l.path), ...(v.variant.startsWith('debug') && layers.debug ? [layers.debug.path] : [])];
           const packages = chain.flatMap((li) => [...(li.lock.architectures[m.arch]?.packages ?? []), ...(li.lock.architectures[m.arch]?.borrow ?? []), ...(li.lock.architectures[m.arch]?.debug ?? [])]);
-          const key = sha256Hex(canonicalJson({ distill: DISTILL_VERSION, image: def.name, variant: v.variant, manifest: m.digest, packages: packages.map((p) => [p.name, p.sha256]), organization: opts.organization ?? null }));
+          const key = sha256Hex(canonicalJson({ distill: DISTILL_VERSION, sbom: SBOM_GENERATION, image: def.name, variant: v.variant, manifest: m.digest, packages: packages.map((p) => [p.name, p.sha256]), organization: opts.organization ?? null }));
           const formats = opts.sbomFormats ?? ['spdx', 'cyclonedx'];
           const target = join(outDir, ATTESTATIONS_DIR, sbomFile(v.variant, m.arch));
           // The CycloneDX BOM is a function of the SPDX document: derived, never cached separately.
@@ -226,6 +233,12 @@ export async function buildImage(definitionFile: string, opts: BuildOptions): Pr
             if (formats.includes('spdx')) await writeFile(target, json);
             if (formats.includes('cyclonedx')) await writeFile(join(outDir, ATTESTATIONS_DIR, cyclonedxFile(v.variant, m.arch)), cyclonedxFromSpdx(doc).json);
             const c = licenseCoverageOf(doc);
+            (result.sboms ??= []).push({
+              variant: v.variant,
+              arch: m.arch,
+              files: formats.map((f) => join(ATTESTATIONS_DIR, f === 'spdx' ? sbomFile(v.variant, m.arch) : cyclonedxFile(v.variant, m.arch))),
+              licenses: { packages: c.packages, declared: c.declared, undetermined: c.undetermined },
+            });
             opts.onProgress?.({ type: 'sbom-written', image: def.name, variant: v.variant, arch: m.arch, file: target, packages: c.packages, licenses: c.declared, undetermined: c.undetermined });
           };
           const hit = await sbomCache.get(key);

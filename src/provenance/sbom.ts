@@ -1,34 +1,51 @@
-// An SPDX 2.3 JSON SBOM for one image and platform, as distroless publishes one per image: one package
-// for the image (the document DESCRIBES it), one per Debian package present in it — read from
+// An SPDX 2.3 JSON SBOM for one image and platform, made for vulnerability scanners: one package for
+// the image (the document DESCRIBES it), which CONTAINS the operating system (from the image's own
+// os-release), which CONTAINS one package per Debian package present in the image — read from
 // /var/lib/dpkg/status.d in the image's own layers, as scanners read it — with the .deb's sha256 and
-// pool path from the locks, a purl, the supplier from Maintainer, the copyright file's text, and
-// CONTAINS / DEPENDS_ON relationships. Everything comes from the inputs (no clock, no random UUID)
-// and is sorted: the same inputs give the same bytes.
+// pool path from the locks, a purl naming distribution and source package, the supplier from
+// Maintainer, the copyright file's text and its declared licence, and DEPENDS_ON relationships.
+// Everything comes from the inputs (no clock, no random UUID) and is sorted: the same inputs give the
+// same bytes.
 //
-// Decisions (SPDX 2.3 §6, §7, §11; purl spec "Characters and encoding"):
+// What the readers need (checked in test/provenance/sbom.test.ts by reading the document as they do):
+//  - syft/grype (syft/format/common/spdxhelpers): the distribution from the first purl with a
+//    `distro` qualifier ("debian-13" → ID debian, VERSION_ID 13) and each package's source from the
+//    `upstream` qualifier ("<name>[@<version>]"); without them grype knows no distro and matches no
+//    CVE keyed by source package (glibc, openssl, zlib, xz-utils, python3.13).
+//  - Trivy (pkg/sbom/spdx): the OS is the package whose SPDXID starts "SPDXRef-OperatingSystem"
+//    (name = family, version = release); its OS packages are those it has relationships to; a
+//    package's source is sourceInfo "built package from: <name> <version>" — exactly that form.
+//
+// Decisions (SPDX 2.3 §6, §7, §10, §11; purl spec "Characters and encoding"):
 //  - downloadLocation must be NONE, NOASSERTION, a URL or a VCS location (§7.7). The lock records a
-//    pool path but, by design, no mirror URL: downloadLocation is NOASSERTION and the pool path goes
-//    to sourceInfo ("how the package was acquired", §7.19), the .deb's base name to packageFileName.
+//    pool path but, by design, no mirror URL: downloadLocation is NOASSERTION, the pool path is in the
+//    comment, the .deb's base name in packageFileName; sourceInfo is Trivy's source form.
 //  - documentNamespace must be a URI unique to the document and without '#' (§6.5): it is
 //    https://distill.dev/spdx/<image>/<manifest digest hex>/<16 hex of the sha256 of the document
 //    without its namespace> — derived from the digest, and different whenever the content differs
 //    (another variant sharing a manifest, another distill version), never random.
-//  - purl versions are percent-encoded as the current purl spec says: everything outside
-//    [A-Za-z0-9.-_~] is encoded except ':' (which must NOT be), so an epoch stays "1:2.3" and '+'
-//    becomes %2B (what packageurl-python writes). The image's purl is pkg:oci/<image>@sha256:<hex>.
-//  - licenseDeclared/licenseConcluded are NOASSERTION: Debian's DEP-5 short names are not SPDX
-//    identifiers (GPL-2+ vs GPL-2.0-or-later, and many have no SPDX equivalent), and a wrong
-//    declaration is worse than none. copyrightText is the whole copyright file, as distroless does;
-//    a package without one in the image (its doc directory is a link in the .deb, which distill does
-//    not keep) gets the file of a present package built from the same source name and version —
-//    the one the link pointed to, since a Debian copyright file belongs to the source — with a comment.
+//  - purl versions and qualifier values are percent-encoded as the current purl spec says: everything
+//    outside [A-Za-z0-9.-_~] is encoded except ':' (which must NOT be), so an epoch stays "1:2.3", '+'
+//    becomes %2B and the '@' in upstream %40. Qualifiers are sorted by key (arch, distro, upstream).
+//    `upstream` is given only when the source's name or version differs from the binary's.
+//  - licenseDeclared is the SPDX expression of a machine-readable (DEP-5) debian/copyright
+//    (licenses.ts), licenseConcluded stays NOASSERTION (nobody here concluded anything), and
+//    NOASSERTION is declared only where the copyright file is free text or absent (licenseComments
+//    says which). LicenseRefs are defined once in hasExtractedLicensingInfos. copyrightText is the whole
+//    copyright file, as distroless does; a package without one in the image (its doc directory is a
+//    link in the .deb, which distill does not keep) gets the file of a present package built from the
+//    same source name and version — the one the link pointed to, since a Debian copyright file belongs
+//    to the source — with a comment.
+//  - The image's supplier and an "Organization:" creator come from `organization` when given.
 //  - A package in status.d but in none of the locks given is still listed (it is in the image), with
 //    no checksum and a comment saying so; a lock entry for a package absent from the image is
 //    ignored; a status.d version or architecture that contradicts the lock entry is GENERATE_FAILED.
 //  - Layer contents are untrusted: entries are only read from the tar stream (nothing touches the
 //    host filesystem), symlinks and hardlinks are never followed (a linked copyright file counts as
-//    absent: NOASSERTION), status.d and copyright files over 1 MiB are skipped, paths with '..' are
-//    ignored, and whiteouts (.wh.<name>, .wh..wh..opq) apply as in the OCI image spec.
+//    absent: NOASSERTION; a linked os-release as absent: no OS package, no distro qualifier),
+//    status.d, copyright and os-release files over 1 MiB are skipped, paths with '..' are ignored,
+//    os-release ID/VERSION_ID must match os-release(5)'s character set, and whiteouts (.wh.<name>,
+//    .wh..wh..opq) apply as in the OCI image spec.
 //  - The bytes are prettyStableJson (sorted keys, 2-space indent, trailing newline): readable and
 //    diffable; the same object in canonical form is one canonicalJson() call away.
 import { createReadStream } from 'node:fs';

@@ -12,10 +12,11 @@ import { sha256 } from '@noble/hashes/sha256';
 import { parseJsonObject } from '../json.js';
 import { DistillError } from '../errors.js';
 import { goJson } from '../oci/descriptor.js';
+import { MEDIA_TYPE_SIGSTORE_BUNDLE_V03 } from '../oci/media-types.js';
 import { decodeAnyBase64, pae } from './pae.js';
 import { base64Std, signBytes, verifyBytes } from './signer.js';
 
-export const BUNDLE_V03_MEDIA_TYPE = 'application/vnd.dev.sigstore.bundle.v0.3+json';
+export const BUNDLE_V03_MEDIA_TYPE = MEDIA_TYPE_SIGSTORE_BUNDLE_V03;
 /** The predicate type of a cosign v3 image signature. */
 export const COSIGN_SIGN_PREDICATE = 'https://sigstore.dev/cosign/sign/v1';
 

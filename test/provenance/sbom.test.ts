@@ -413,6 +413,7 @@ test('the static image: every locked package, its purl and .deb sha256, tzdata\'
     platforms: ['amd64'],
   });
   const m = result.variants[0]!.manifests[0]!;
+  assert.deepEqual(result.sboms, [{ variant: 'latest', arch: 'amd64', files: ['attestations/sbom-latest-amd64.spdx.json', 'attestations/sbom-latest-amd64.cdx.json'], licenses: { packages: 6, declared: 6, undetermined: [] } }]);
   // The build writes both SBOMs by default, the CycloneDX one derived from the SPDX one.
   const writtenSpdx = readFileSync(join(out, 'attestations', 'sbom-latest-amd64.spdx.json'), 'utf8');
   assert.equal(readFileSync(join(out, 'attestations', 'sbom-latest-amd64.cdx.json'), 'utf8'), cyclonedxFromSpdx(JSON.parse(writtenSpdx) as SpdxDocument).json);

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { bundleFromJSON } from '@sigstore/bundle';
 import { Verifier, toSignedEntity, toTrustMaterial } from '@sigstore/verify';
 import { attestImage, verifyAttestation } from '../../src/attest/attest.js';
+import { copyImage } from '../../src/copy.js';
 import { isDistillError } from '../../src/errors.js';
 import { signImage } from '../../src/sign/sign.js';
 import { verifyImage } from '../../src/sign/verify.js';
@@ -182,4 +183,19 @@ test('attest --format bundle: provenance as a bundle referrer, verify-attestatio
   await attestImage(`${ref}@${layout.amd64}`, { privateKey: key.privateKey, predicateType: 'cyclonedx', predicate: { bomFormat: 'CycloneDX', specVersion: '1.6' }, format: 'both' });
   assert.ok((await tagsOf(registry.host, repository)).includes(`sha256-${layout.amd64.slice(7)}.att`));
   assert.equal((await verifyAttestation(`${ref}@${layout.amd64}`, { publicKey: key.publicKey, predicateType: 'cyclonedx' })).statements.length, 2);
+});
+
+test('copy carries the bundle referrers: the destination\'s fallback index is rebuilt and the signatures verify there', { skip }, async () => {
+  const ref = await repo('bundle-dev');
+  await signImage(`${ref}:latest`, { privateKey: key.privateKey, recursive: true, format: 'bundle' });
+  await attestImage(`${ref}@${layout.amd64}`, { privateKey: key.privateKey, predicateType: 'spdxjson', predicate: { spdxVersion: 'SPDX-2.3' }, format: 'bundle' });
+  const prod = `${registry.host}/distill/bundle-prod`;
+  const c = await copyImage(`${ref}:latest`, `${prod}:latest`);
+  assert.equal(c.referrers.length, 4, 'three signatures and one attestation');
+  assert.equal((await verifyImage(`${prod}:latest`, { publicKey: key.publicKey })).digest, layout.index);
+  assert.equal((await verifyImage(`${prod}@${layout.amd64}`, { publicKey: key.publicKey })).signatures.length, 1);
+  assert.equal((await verifyAttestation(`${prod}@${layout.amd64}`, { publicKey: key.publicKey, predicateType: 'spdxjson' })).statements.length, 1);
+  const { referrers } = await fallbackBundles('distill/bundle-prod', layout.amd64);
+  assert.equal(referrers.length, 2);
+  for (const r of referrers) assert.ok(sigstoreVerifies(r.bundle, key).ok, 'sigstore-js verifies the copied bundles');
 });

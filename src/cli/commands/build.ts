@@ -168,6 +168,8 @@ export function buildCommand(io: CliIo) {
         for (const m of v.manifests) {
           const size = m.layers.reduce((n, l) => n + l.size, 0);
           io.stdout.write(`  ${v.variant}-${m.arch} ${m.digest} (${m.platform}, ${m.layers.length} layers, ${(size / 1e6).toFixed(1)} MB compressed)\n`);
+          const sbom = result.sboms?.find((x) => x.variant === v.variant && x.arch === m.arch);
+          if (sbom) io.stdout.write(`    SBOM: licences declared for ${sbom.licenses.declared}/${sbom.licenses.packages} Debian packages${sbom.licenses.undetermined.length ? ` (NOASSERTION: ${sbom.licenses.undetermined.join(', ')})` : ''}\n`);
         }
       }
       if (pushed) {

@@ -88,6 +88,11 @@ export function snapshot(root: string): Map<string, string> {
   return out;
 }
 
+/** Provenance records when and by which invocation a build ran: everything else is byte-identical. */
+export function withoutProvenance(s: Map<string, string>): Map<string, string> {
+  return new Map([...s].filter(([k]) => !k.endsWith('provenance.intoto.json')));
+}
+
 export interface World {
   dir: string;
   archive: SynthArchive;
@@ -136,4 +141,31 @@ export async function mustLock(w: World, image: string): Promise<void> {
 export async function mustBuild(w: World, image: string, out: string, extra: string[] = []): Promise<void> {
   const r = await cli(['build', image, '--out', out, ...w.flags, ...extra]);
   assert.equal(r.code, 0, r.stderr);
+}
+
+/** The lock of images/<name>, parsed, and a writer for a hostile edit of it. */
+export function readLockOf(image: string): any {
+  return JSON.parse(readFileSync(join(image, 'image.lock.json'), 'utf8'));
+}
+export function writeLockOf(image: string, lock: unknown): void {
+  writeFileSync(join(image, 'image.lock.json'), JSON.stringify(lock, null, 2) + '\n');
+}
+
+/**
+ * Replace package `name`'s .deb in the mirror with `bytes` and point the lock at it (size, sha256):
+ * a lock is untrusted text, so an attacker can pin any bytes they like — the build must still refuse.
+ */
+export function swapDeb(w: World, image: string, name: string, bytes: Buffer): void {
+  const lock = readLockOf(image);
+  const p = lock.architectures.amd64.packages.find((x: { name: string }) => x.name === name);
+  assert.ok(p, `${name} is locked`);
+  writeFileSync(join(w.archive.root, 'debian', p.filename), bytes);
+  p.size = bytes.length;
+  p.sha256 = createHash('sha256').update(bytes).digest('hex');
+  writeLockOf(image, lock);
+}
+
+/** A crafted .deb that says it is `name` `version` (so only its contents are hostile). */
+export function controlFor(name: string, version = '1', arch = 'amd64'): string {
+  return `Package: ${name}\nVersion: ${version}\nArchitecture: ${arch}\nMaintainer: Test <test@example.invalid>\nDescription: crafted\n`;
 }

@@ -156,6 +156,9 @@ export class ContentStore {
         await fh.close();
       }
       await chmod(tmp, 0o444);
+      // A directory (or link) where the blob belongs would make the rename fail: it is not a blob.
+      const there = await lstat(final).catch(() => undefined);
+      if (there !== undefined && !there.isFile()) await rm(final, { recursive: true, force: true });
       await rename(tmp, final);
       return final;
     } catch (err) {

@@ -95,12 +95,21 @@ function checkFlags(_io: CliIo) {
   };
 }
 
+/** Every error is printed with a hint; for one raised without, the file-system cause usually says it. */
+function fallbackHint(e: DistillError): string {
+  const errno = (e.cause as NodeJS.ErrnoException | undefined)?.code;
+  if (errno === 'ENOSPC') return 'the disk is full; free space or write elsewhere';
+  if (errno === 'EACCES' || errno === 'EPERM' || errno === 'EROFS') return 'the path is not writable; fix its permissions or write elsewhere';
+  if (errno === 'ENOENT' || errno === 'ENOTDIR' || errno === 'EISDIR') return 'check the path';
+  return `see README, "Errors", for ${e.code}`;
+}
+
 export function reportError(e: unknown, io: CliIo): number {
   if (isDistillError(e)) {
     const [first, ...rest] = e.message.split('\n');
     io.stderr.write(`distill: ${first} [${e.code}]\n`);
     for (const r of rest) io.stderr.write(`  ${r}\n`);
-    if (e.hint) io.stderr.write(`hint: ${e.hint}\n`);
+    io.stderr.write(`hint: ${e.hint ?? fallbackHint(e)}\n`);
     return e.code === 'USAGE' ? 2 : 1;
   }
   // The last guard: no input may reach it (the hostile suite checks), and it still prints one line —

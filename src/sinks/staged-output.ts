@@ -5,7 +5,8 @@
 // updates one in place, keeping other refs): its files are hard-linked into the staging directory —
 // blobs are immutable and every writer replaces a file by rename, so the old layout never changes.
 import { randomBytes } from 'node:crypto';
-import { copyFile, link, lstat, mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, copyFile, link, lstat, mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { DistillError, messageOf } from '../errors.js';
 
@@ -26,21 +27,25 @@ function outputError(what: string, target: string, e: unknown): DistillError {
 
 /** Refuse an output path that exists as the wrong kind of thing, before any work is done. */
 export async function checkOutputTarget(target: string, kind: 'dir' | 'file'): Promise<void> {
+  const parent = dirname(resolve(target));
   let st;
   try {
     st = await lstat(target);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
-      try {
-        const parent = await lstat(dirname(resolve(target)));
-        if (parent.isDirectory()) return;
-      } catch {
-        // reported below
-      }
-      throw new DistillError('OUTPUT_IO', `cannot write ${target}: its directory ${dirname(resolve(target))} does not exist`, { hint: 'create the directory first, or write elsewhere' });
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw outputError('use', target, e);
+    const p = await lstat(parent).catch(() => undefined);
+    if (p === undefined || !p.isDirectory()) {
+      throw new DistillError('OUTPUT_IO', `cannot write ${target}: its directory ${parent} does not exist`, { hint: 'create the directory first, or write elsewhere' });
     }
-    throw outputError('use', target, e);
   }
+  // The output is staged beside the target: its directory must take new entries (EROFS and EACCES
+  // show here, before the build's work, rather than after it).
+  try {
+    await access(parent, constants.W_OK | constants.X_OK);
+  } catch (e) {
+    throw outputError('write', target, e);
+  }
+  if (st === undefined) return;
   if (kind === 'dir' && !st.isDirectory()) {
     throw new DistillError('OUTPUT_IO', `${target} exists and is not a directory`, { hint: 'pass a directory (new or an existing OCI layout) to --out' });
   }

@@ -12,7 +12,7 @@
 // be checked without building is that the layer is the one its key describes: whoever can push to the
 // cache repository is trusted with that, as with any shared build cache (README, Scale-out).
 // Failures are never fatal: a cache that cannot be read or written means the layer is built (or kept
-// locally), with a warning.
+// locally), with a warning; an entry refused on fetch is replaced by the layer built instead.
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { mkdir, rm } from 'node:fs/promises';
@@ -42,6 +42,8 @@ export class RegistryLayerCache implements RemoteLayerCache {
   private readonly repo: string;
   private readonly where: string;
   private readonly emit: OnProgress;
+  /** Keys whose entry was refused on fetch: the freshly built layer replaces it. */
+  private readonly refused = new Set<string>();
 
   constructor(repository: string, opts: RegistryOptions = {}) {
     const ref = parseReference(repository);
@@ -87,6 +89,7 @@ export class RegistryLayerCache implements RemoteLayerCache {
       }
       return record;
     } catch (e) {
+      if (isDistillError(e, 'LAYER_CACHE_INVALID') || isDistillError(e, 'REGISTRY_DIGEST_MISMATCH')) this.refused.add(key);
       this.emit({ type: 'warning', message: `registry layer cache ${this.where}: ${cacheTag(key).slice(0, 18)}… not used, building the layer: ${messageOf(e)}` });
       return undefined;
     }
@@ -95,7 +98,7 @@ export class RegistryLayerCache implements RemoteLayerCache {
   async put(key: string, blobPath: string, record: LayerRecord): Promise<void> {
     try {
       const tag = cacheTag(key);
-      if ((await this.client.headManifest(this.repo, tag)) !== undefined) return;
+      if (!this.refused.has(key) && (await this.client.headManifest(this.repo, tag)) !== undefined) return;
       // Only the record's own fields (a local hit carries its path too, which is nobody else's business).
       const recordBytes = Buffer.from(canonicalJson({ digest: record.digest, diffId: record.diffId, size: record.size, uncompressedSize: record.uncompressedSize, entries: record.entries }));
       const configDesc = { mediaType: LAYER_RECORD_MEDIA_TYPE, digest: toDigest(sha256Hex(recordBytes)), size: recordBytes.length };
@@ -152,5 +155,5 @@ async function checkUncompressed(file: string, record: LayerRecord, what: string
 }
 
 function invalid(message: string): DistillError {
-  return new DistillError('LAYER_CACHE_INVALID', message, { hint: 'the entry is ignored and the layer built; remove the tag from the cache repository' });
+  return new DistillError('LAYER_CACHE_INVALID', message, { hint: 'the entry is ignored, the layer built and stored in its place' });
 }

@@ -37,3 +37,9 @@ export { attestImage, verifyAttestation, type AttestOptions, type VerifyAttestat
 export { rebuild, checkProvenance, type RebuildOptions, type RebuildResult } from './rebuild.js';
 export { buildProvenance, validateProvenance, DISTILL_BUILD_TYPE } from './provenance/provenance.js';
 export { buildSbom, validateSbom, type SbomInput } from './provenance/sbom.js';
+export { diffImages, diffSides, diffLockChains, DIFF_SCHEMA_VERSION, type DiffResult, type DiffOptions, type ImageDiff, type ArchDiff, type DiffPackage, type DiffVersionChange } from './diff/diff.js';
+export { readSide, type DiffSide, type SideImage } from './diff/sides.js';
+export { checkLocks, type CheckLocksOptions, type CheckLocksResult } from './diff/check.js';
+export { formatDiffText, formatDiffMarkdown, summaryLine as diffSummaryLine } from './diff/format.js';
+export { changelogRange, type ChangelogEntry, type ChangelogRangeResult } from './debian/changelog.js';
+export type { ChangelogReport } from './diff/changelogs.js';

@@ -9,6 +9,7 @@ import { rebuildCommand } from './commands/rebuild.js';
 import { copyCommand, inspectCommand, pullCommand, pushCommand } from './commands/registry.js';
 import { attestCommand, keyPairCommand, signCommand, triangulateCommand, verifyAttestationCommand, verifyCommand } from './commands/sign.js';
 import { lockCommand } from './commands/lock.js';
+import { diffCommand } from './commands/diff.js';
 import type { CliIo } from './io.js';
 
 export async function main(args: readonly string[], io: CliIo): Promise<number> {
@@ -32,6 +33,7 @@ export async function main(args: readonly string[], io: CliIo): Promise<number> 
     .command(verifyAttestationCommand(io) as never)
     .command(triangulateCommand(io) as never)
     .command(rebuildCommand(io) as never)
+    .command(diffCommand(io) as never)
     .demandCommand(1, 'name a command')
     .strict()
     .recommendCommands()

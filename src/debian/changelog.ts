@@ -146,6 +146,9 @@ export class ChangelogRangeReader {
   /** Stop early, marking the result incomplete (a byte cap was hit by the caller). */
   truncate(reason: string): void {
     if (this.done) return;
+    // What was read of the current line counts (a bomb is often one endless line).
+    if (this.pendingBytes > 0 || this.lineCut) this.flushLine();
+    if (this.done) return;
     this.closeEntry();
     this.result.complete = false;
     this.note(`${this.what}: ${reason}`);

@@ -11,6 +11,7 @@ import { attestCommand, keyPairCommand, signCommand, triangulateCommand, verifyA
 import { lockCommand } from './commands/lock.js';
 import { pipelineCommand } from './commands/pipeline.js';
 import { indexCommand } from './commands/index-join.js';
+import { diffCommand } from './commands/diff.js';
 import type { CliIo } from './io.js';
 
 export async function main(args: readonly string[], io: CliIo): Promise<number> {
@@ -37,6 +38,7 @@ export async function main(args: readonly string[], io: CliIo): Promise<number> 
     .middleware(checkFlags(io) as never)
     .command(indexCommand(io) as never)
     .command(pipelineCommand(io) as never)
+    .command(diffCommand(io) as never)
     .demandCommand(1, 'name a command')
     .strict()
     .recommendCommands()

@@ -122,14 +122,19 @@ export async function readLock(path: string): Promise<{ lock: Lockfile; sha256: 
   } catch (e) {
     throw new DistillError('LOCK_NOT_FOUND', `no lockfile at ${path}`, { cause: e, hint: 'run `distill lock` on the definition first' });
   }
+  return { lock: parseLock(bytes, path), sha256: sha256Hex(bytes) };
+}
+
+/** A lockfile's bytes, checked as readLock checks them; `what` names it in errors (a path, a provenance entry). */
+export function parseLock(bytes: Buffer | string, what: string): Lockfile {
   let value: unknown;
   try {
-    value = JSON.parse(bytes.toString('utf8'));
+    value = JSON.parse(typeof bytes === 'string' ? bytes : bytes.toString('utf8'));
   } catch (e) {
-    throw new DistillError('LOCK_INVALID', `${path}: not JSON: ${(e as Error).message}`, { cause: e, hint: 'run `distill lock` to rewrite it' });
+    throw new DistillError('LOCK_INVALID', `${what}: not JSON: ${(e as Error).message}`, { cause: e, hint: 'run `distill lock` to rewrite it' });
   }
-  checkLockShape(value, path);
-  return { lock: value, sha256: sha256Hex(bytes) };
+  checkLockShape(value, what);
+  return value;
 }
 
 function fail(path: string, what: string): never {

@@ -2,10 +2,12 @@
 // OCI images — every variant, every architecture — written to an OCI layout and/or a docker archive.
 // The one module that knows every stage: definition → lock → cache → rootfs → layers → images → sinks.
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fetchDebs } from './fetch/debs.js';
-import { ContentStore } from './cas/store.js';
+import { ContentStore, cacheIo } from './cas/store.js';
+import { DerivedCache } from './cas/derived.js';
+import { checkOutputTarget, stageDirectory, stageFile, type StagedOutput } from './sinks/staged-output.js';
 import type { MirrorInputs } from './debian/mirrors.js';
 import { ALL_VARIANTS, type Variant } from './definition/types.js';
 import type { Digest } from './digest.js';
@@ -16,14 +18,16 @@ import { loadLockChain } from './lock/load.js';
 import { debianArchToPlatform, platformString } from './oci/platform.js';
 import { writeDockerArchive } from './sinks/docker-archive.js';
 import { writeOciLayout, type LayoutRef } from './sinks/oci-layout.js';
-import { makeVariants, type ImageAnnotations } from './build/images.js';
+import { makeVariants, QUALIFIED_REPOSITORY, type ImageAnnotations } from './build/images.js';
 import { buildProvenance } from './provenance/provenance.js';
-import { buildSbom, scanLayers, type LayerChanges, type ScannedLayers } from './provenance/sbom.js';
+import { cyclonedxFromSpdx } from './provenance/cyclonedx.js';
+import { buildSbom, licenseCoverageOf, scanLayers, type LayerChanges, type ScannedLayers, type SpdxDocument } from './provenance/sbom.js';
 import { sha256Hex } from './digest.js';
 import { canonicalJson } from './json.js';
 import { rfc3339 } from './lock/lock.js';
 import { DISTILL_VERSION } from './version.js';
 import { buildChainLayers, layerTimestamp, type ChainLayers } from './build/layers.js';
+import type { RemoteLayerCache } from './build/layer-cache.js';
 
 export interface BuildOptions {
   cacheDir: string;
@@ -47,7 +51,15 @@ export interface BuildOptions {
   onProgress?: OnProgress;
   /** Neither reuse nor record finished layers (the layer cache lives in cacheDir). */
   noLayerCache?: boolean;
+  /** Who publishes the image: the SBOMs' supplier of the image and an Organization creator. */
+  organization?: string;
+  /** Which SBOMs to write beside each image (default both). */
+  sbomFormats?: readonly SbomFormat[];
+  /** A layer cache shared through a registry (build --cache-repo), after the local one. */
+  remoteLayerCache?: RemoteLayerCache;
 }
+
+export type SbomFormat = 'spdx' | 'cyclonedx';
 
 export interface BuiltManifest {
   arch: string;
@@ -62,16 +74,31 @@ export interface BuildResult {
   variants: { variant: Variant; index: Digest; manifests: BuiltManifest[] }[];
   /** The SLSA provenance statement of this build (also written to <out>/attestations/provenance.intoto.json). */
   provenance?: object;
+  /** The SBOMs written to <out>/attestations, with their licence coverage. */
+  sboms?: { variant: Variant; arch: string; files: string[]; licenses: { packages: number; declared: number; undetermined: string[] } }[];
 }
 
 export const ATTESTATIONS_DIR = 'attestations';
+/** Every setting that can change bytes, as the provenance records them (the join records the same). */
+export const BUILD_SETTINGS = { gzip: { level: 6, blockSize: 1024 * 1024, implementation: DEFLATE_IMPLEMENTATION }, mergedUsr: true, tarFormat: 'ustar+pax, no record padding' };
+/**
+ * Bumped whenever what an SBOM holds changes within one distill version (2: OS package, distro and
+ * upstream qualifiers, DEP-5 licences), so that a cache filled by an earlier build is not served.
+ */
+const SBOM_GENERATION = 2;
 export const PROVENANCE_FILE = 'provenance.intoto.json';
 export const sbomFile = (variant: string, arch: string): string => `sbom-${variant}-${arch}.spdx.json`;
+export const cyclonedxFile = (variant: string, arch: string): string => `sbom-${variant}-${arch}.cdx.json`;
 
 export async function buildImage(definitionFile: string, opts: BuildOptions): Promise<BuildResult> {
   const startedOn = new Date();
   if (opts.outDir === undefined && opts.tarFile === undefined) {
     throw new DistillError('USAGE', 'nowhere to write the image', { hint: 'pass --out DIR (an OCI layout) and/or --tar FILE (a docker archive)' });
+  }
+  if (opts.annotations?.baseRepository !== undefined && !QUALIFIED_REPOSITORY.test(opts.annotations.baseRepository.replace(/\/+$/, ''))) {
+    throw new DistillError('USAGE', `--base-repository ${JSON.stringify(opts.annotations.baseRepository)} is not a fully qualified repository`, {
+      hint: 'name the registry and the path the base images are pushed under, e.g. registry.example/distill (no tag)',
+    });
   }
   const chain = await loadLockChain(definitionFile);
   // The texts the provenance records, read now — not after minutes of building, when an edit could
@@ -95,17 +122,25 @@ export async function buildImage(definitionFile: string, opts: BuildOptions): Pr
       hint: 'add `debug: {packages: [busybox-static]}` to the root image definition and relock, or build --variant latest,nonroot',
     });
   }
+  // Outputs that exist as the wrong kind of thing are refused before any work is done.
+  if (opts.outDir !== undefined) await checkOutputTarget(opts.outDir, 'dir');
+  if (opts.tarFile !== undefined) await checkOutputTarget(opts.tarFile, 'file');
   const store = new ContentStore(opts.cacheDir);
+  await store.prepare();
   await fetchDebs(store, chain.map((li) => li.lock), {
     architectures: arches,
     ...(opts.mirrors ? { mirrors: opts.mirrors } : {}),
     ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
   });
   const work = join(opts.cacheDir, 'build', randomBytes(6).toString('hex'));
+  const sbomCache = new DerivedCache(store, 'sboms');
   const stageDir = join(work, 'stage');
   const layerDir = join(work, 'layers');
-  await mkdir(stageDir, { recursive: true });
-  await mkdir(layerDir, { recursive: true });
+  await mkdir(stageDir, { recursive: true }).catch((e: unknown) => { throw cacheIo(opts.cacheDir, e); });
+  await mkdir(layerDir, { recursive: true }).catch((e: unknown) => { throw cacheIo(opts.cacheDir, e); });
+  // Written beside their targets, renamed into place only when everything below succeeded.
+  let outStage: StagedOutput | undefined;
+  let tarStage: StagedOutput | undefined;
   try {
     const perArch: ChainLayers[] = [];
     for (const arch of arches) {
@@ -116,6 +151,7 @@ export async function buildImage(definitionFile: string, opts: BuildOptions): Pr
           outDir: layerDir,
           variants,
           ...(opts.noLayerCache ? { noCache: true } : {}),
+          ...(opts.remoteLayerCache ? { remoteCache: opts.remoteLayerCache } : {}),
           ...(opts.sourceDateEpoch !== undefined ? { sourceDateEpoch: opts.sourceDateEpoch } : {}),
           ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}),
           ...(opts.gzipWorkers !== undefined ? { gzip: { workers: opts.gzipWorkers } } : {}),
@@ -127,18 +163,24 @@ export async function buildImage(definitionFile: string, opts: BuildOptions): Pr
     }
     const built = makeVariants(chain, perArch, variants, opts.sourceDateEpoch, opts.annotations ?? {});
     if (opts.outDir !== undefined) {
+      outStage = await stageDirectory(opts.outDir);
       const refs: LayoutRef[] = [];
       for (const v of built) {
         refs.push({ name: v.variant, target: v.index });
         for (const [arch, img] of v.images) refs.push({ name: `${v.variant}-${arch}`, target: img });
       }
-      await writeOciLayout(opts.outDir, refs);
+      await writeOciLayout(outStage.path, refs);
     }
     if (opts.tarFile !== undefined) {
+      tarStage = stageFile(opts.tarFile);
       await writeDockerArchive(
-        opts.tarFile,
+        tarStage.path,
         built.flatMap((v) => [...v.images].map(([arch, image]) => ({ image, repoTags: [`distill/${def.name}:${v.variant}-${arch}`] }))),
-        { mtime: layerTimestamp(top, opts.sourceDateEpoch) },
+        {
+          mtime: layerTimestamp(top, opts.sourceDateEpoch),
+          // Each variant's multi-arch index too, as `distill/<name>:<variant>` (ref name `<variant>`).
+          indexes: built.map((v) => ({ index: v.index, repoTags: [`distill/${def.name}:${v.variant}`] })),
+        },
       );
     }
     const result: BuildResult = {
@@ -163,22 +205,11 @@ export async function buildImage(definitionFile: string, opts: BuildOptions): Pr
       })),
     };
     for (const v of result.variants) for (const m of v.manifests) opts.onProgress?.({ type: 'image-written', image: def.name, variant: v.variant, arch: m.arch, digest: m.digest });
-    result.provenance = buildProvenance({
-      chain,
-      texts,
-      subjects: result.variants.flatMap((v) => [{ name: `${def.name}:${v.variant}`, digest: v.index }, ...v.manifests.map((m) => ({ name: `${def.name}:${v.variant}-${m.arch}`, digest: m.digest }))]),
-      variants,
-      platforms: arches,
-      ...(opts.sourceDateEpoch !== undefined ? { sourceDateEpoch: opts.sourceDateEpoch } : {}),
-      ...(opts.annotations?.source || opts.annotations?.revision ? { source: { ...(opts.annotations.source ? { repository: opts.annotations.source } : {}), ...(opts.annotations.revision ? { revision: opts.annotations.revision } : {}) } } : {}),
-      settings: { gzip: { level: 6, blockSize: 1024 * 1024, implementation: DEFLATE_IMPLEMENTATION }, mergedUsr: true, tarFormat: 'ustar+pax, no record padding' },
-      invocationId: randomUUID(),
-      startedOn,
-      finishedOn: new Date(),
-    });
-    if (opts.outDir !== undefined) {
-      await mkdir(join(opts.outDir, ATTESTATIONS_DIR), { recursive: true });
-      await writeFile(join(opts.outDir, ATTESTATIONS_DIR, PROVENANCE_FILE), JSON.stringify(result.provenance, null, 2) + '\n');
+    // The distribution the images hold (os-release, as the SBOMs read it): the provenance's purls name it.
+    let distro: string | undefined;
+    const outDir = outStage?.path;
+    if (outDir !== undefined) {
+      await mkdir(join(outDir, ATTESTATIONS_DIR), { recursive: true });
       // An SPDX SBOM per variant and platform, read from the layers themselves (what is really there).
       // It depends only on the manifest (and so its layers) and the inputs in its key: a rebuild with
       // nothing changed takes it from the cache; variants with the same layers share one scan.
@@ -190,13 +221,29 @@ export async function buildImage(definitionFile: string, opts: BuildOptions): Pr
         for (const m of v.manifests) {
           const layers = perArch.find((p) => p.arch === m.arch)!;
           const paths = [...layers.layers.map((l) => l.path), ...(v.variant.startsWith('debug') && layers.debug ? [layers.debug.path] : [])];
-          const packages = chain.flatMap((li) => [...(li.lock.architectures[m.arch]?.packages ?? []), ...(li.lock.architectures[m.arch]?.debug ?? [])]);
-          const key = sha256Hex(canonicalJson({ distill: DISTILL_VERSION, image: def.name, variant: v.variant, manifest: m.digest, packages: packages.map((p) => [p.name, p.sha256]) }));
-          const cached = join(opts.cacheDir, 'sboms', `${key}.spdx.json`);
-          const target = join(opts.outDir, ATTESTATIONS_DIR, sbomFile(v.variant, m.arch));
-          const hit = await readFile(cached, 'utf8').catch(() => undefined);
+          const packages = chain.flatMap((li) => [...(li.lock.architectures[m.arch]?.packages ?? []), ...(li.lock.architectures[m.arch]?.borrow ?? []), ...(li.lock.architectures[m.arch]?.debug ?? [])]);
+          const key = sha256Hex(canonicalJson({ distill: DISTILL_VERSION, sbom: SBOM_GENERATION, image: def.name, variant: v.variant, manifest: m.digest, packages: packages.map((p) => [p.name, p.sha256]), organization: opts.organization ?? null }));
+          const formats = opts.sbomFormats ?? ['spdx', 'cyclonedx'];
+          const target = join(outDir, ATTESTATIONS_DIR, sbomFile(v.variant, m.arch));
+          // The CycloneDX BOM is a function of the SPDX document: derived, never cached separately.
+          const write = async (json: string): Promise<void> => {
+            const doc = JSON.parse(json) as SpdxDocument;
+            const os = doc.packages.find((p) => p.primaryPackagePurpose === 'OPERATING-SYSTEM');
+            if (os?.versionInfo) distro ??= `${os.name}-${os.versionInfo}`;
+            if (formats.includes('spdx')) await writeFile(target, json);
+            if (formats.includes('cyclonedx')) await writeFile(join(outDir, ATTESTATIONS_DIR, cyclonedxFile(v.variant, m.arch)), cyclonedxFromSpdx(doc).json);
+            const c = licenseCoverageOf(doc);
+            (result.sboms ??= []).push({
+              variant: v.variant,
+              arch: m.arch,
+              files: formats.map((f) => join(ATTESTATIONS_DIR, f === 'spdx' ? sbomFile(v.variant, m.arch) : cyclonedxFile(v.variant, m.arch))),
+              licenses: { packages: c.packages, declared: c.declared, undetermined: c.undetermined },
+            });
+            opts.onProgress?.({ type: 'sbom-written', image: def.name, variant: v.variant, arch: m.arch, file: target, packages: c.packages, licenses: c.declared, undetermined: c.undetermined });
+          };
+          const hit = await sbomCache.get(key);
           if (hit !== undefined) {
-            await writeFile(target, hit);
+            await write(hit.toString('utf8'));
             continue;
           }
           const scanKey = paths.join('\0');
@@ -210,17 +257,38 @@ export async function buildImage(definitionFile: string, opts: BuildOptions): Pr
             layers: paths,
             packages,
             toolVersion: DISTILL_VERSION,
+            ...(opts.organization !== undefined ? { organization: opts.organization } : {}),
           }, await scans.get(scanKey)!);
-          await writeFile(target, json);
-          await mkdir(join(opts.cacheDir, 'sboms'), { recursive: true });
-          const tmp = `${cached}.${randomBytes(4).toString('hex')}`;
-          await writeFile(tmp, json);
-          await rename(tmp, cached);
+          await write(json);
+          await sbomCache.put(key, json);
         }
       }
     }
+    result.provenance = buildProvenance({
+      chain,
+      texts,
+      subjects: result.variants.flatMap((v) => [{ name: `${def.name}:${v.variant}`, digest: v.index }, ...v.manifests.map((m) => ({ name: `${def.name}:${v.variant}-${m.arch}`, digest: m.digest }))]),
+      variants,
+      platforms: arches,
+      ...(opts.sourceDateEpoch !== undefined ? { sourceDateEpoch: opts.sourceDateEpoch } : {}),
+      ...(opts.annotations?.source || opts.annotations?.revision ? { source: { ...(opts.annotations.source ? { repository: opts.annotations.source } : {}), ...(opts.annotations.revision ? { revision: opts.annotations.revision } : {}) } } : {}),
+      ...(opts.annotations?.baseRepository !== undefined ? { baseRepository: opts.annotations.baseRepository } : {}),
+      ...(distro !== undefined ? { distro } : {}),
+      settings: BUILD_SETTINGS,
+      invocationId: randomUUID(),
+      startedOn,
+      finishedOn: new Date(),
+    });
+    if (outDir !== undefined) await writeFile(join(outDir, ATTESTATIONS_DIR, PROVENANCE_FILE), JSON.stringify(result.provenance, null, 2) + '\n');
+    // Everything succeeded: the outputs appear now, the archive first (the layout is the larger swap).
+    await tarStage?.commit();
+    tarStage = undefined;
+    await outStage?.commit();
+    outStage = undefined;
     return result;
   } finally {
+    await tarStage?.discard();
+    await outStage?.discard();
     // Cleanup never replaces the build's own error.
     await rm(work, { recursive: true, force: true }).catch(() => {});
   }

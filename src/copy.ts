@@ -1,6 +1,7 @@
 // `distill copy`: an image or index from one repository (or registry) to another with every digest
-// kept, together with its cosign attachments — the `sha256-<hex>.sig`, `.att` and `.sbom` tags of the
-// image and, for an index, of each platform manifest — so a promotion dev → test → prod carries its
+// kept, together with its cosign attachments — the `sha256-<hex>.sig`, `.att` and `.sbom` tags and the
+// Sigstore bundle referrers (cosign v3) of the image and, for an index, of each platform manifest —
+// so a promotion dev → test → prod carries its
 // signatures and attestations along (the imgpkg flow). Bytes are never re-serialised: what is pushed
 // is exactly what was pulled, so the digests (and the signatures over them) still hold.
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -11,6 +12,8 @@ import { RegistryClient, type RegistryOptions } from './registry/client.js';
 import { pullImage } from './registry/pull.js';
 import { pushLayout } from './registry/push.js';
 import { parseReference } from './registry/reference.js';
+import { copyReferrers } from './registry/referrers.js';
+import { MEDIA_TYPE_SIGSTORE_BUNDLE_V03 } from './oci/media-types.js';
 
 export interface CopyOptions extends RegistryOptions {
   /** Also copy cosign signatures, attestations and SBOMs (default true). */
@@ -25,6 +28,8 @@ export interface CopyResult {
   digest: string;
   /** The attachment tags copied, e.g. sha256-<hex>.sig. */
   attachments: string[];
+  /** The Sigstore bundle referrers copied (their manifest digests). */
+  referrers: string[];
 }
 
 const ATTACHMENT = /^sha256-([0-9a-f]{64})\.(sig|att|sbom)$/;
@@ -46,6 +51,7 @@ export async function copyImage(src: string, dst: string, opts: CopyOptions = {}
     if (main.digest !== main.sourceDigest) throw new Error('internal: copy narrowed an index');
     await pushLayout(join(work, 'image'), `${dstRepo}:${tag ?? 'latest'}`, { ...opts, refs: ['image'], tags: { image: tag ?? 'latest' } });
     const copied: string[] = [];
+    const referrers: string[] = [];
     if (opts.attachments !== false) {
       // Attachments name the digest they belong to: the image's, and each platform manifest's.
       const digests = new Set([main.sourceDigest, ...main.manifests.map((m) => m.digest)].map((d) => d.slice('sha256:'.length)));
@@ -64,8 +70,23 @@ export async function copyImage(src: string, dst: string, opts: CopyOptions = {}
         await pushLayout(dir, `${dstRepo}:${t}`, { ...opts, refs: ['attachment'], tags: { attachment: t } });
         copied.push(t);
       }
+      // cosign v3's Sigstore bundles: OCI referrers of the same digests (registry/referrers.ts).
+      const source = new RegistryClient(from.registry, { ...opts, access: 'pull' });
+      const destination = new RegistryClient(to.registry, { ...opts, access: 'push' });
+      try {
+        referrers.push(...(await copyReferrers(
+          { client: source, repository: from.repository },
+          { client: destination, repository: to.repository },
+          [main.sourceDigest, ...main.manifests.map((m) => m.digest)],
+          MEDIA_TYPE_SIGSTORE_BUNDLE_V03,
+          work,
+        )));
+      } finally {
+        await source.close();
+        await destination.close();
+      }
     }
-    return { source: src, destination: `${dstRepo}:${tag ?? 'latest'}`, digest: main.sourceDigest, attachments: copied };
+    return { source: src, destination: `${dstRepo}:${tag ?? 'latest'}`, digest: main.sourceDigest, attachments: copied, referrers };
   } finally {
     await rm(work, { recursive: true, force: true }).catch(() => {});
   }

@@ -49,6 +49,7 @@ export type ErrorCode =
   | 'LAYER_IO'
   | 'OCI_INVALID'
   | 'BUILD_FAILED'
+  | 'OUTPUT_IO'
   // registries
   | 'REFERENCE_INVALID'
   | 'REGISTRY_AUTH'
@@ -74,6 +75,10 @@ export type ErrorCode =
   | 'PROVENANCE_INVALID'
   | 'PROVENANCE_MISMATCH'
   | 'REBUILD_DIFFERS'
+  // scale-out: workers and the join
+  | 'PLATFORM_MISSING'
+  | 'PLATFORM_MISMATCH'
+  | 'LAYER_CACHE_INVALID'
   // tooling
   | 'TOOL_MISSING'
   | 'DECOMPRESS_FAILED'

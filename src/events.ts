@@ -10,8 +10,10 @@ export type ProgressEvent =
   | { type: 'download-progress'; what: string; bytes: number; total: number }
   | { type: 'download-done'; what: string; bytes: number; cached: boolean }
   | { type: 'retry'; what: string; attempt: number; delayMs: number; reason: string }
-  | { type: 'layer-written'; image: string; arch: string; digest: string; size: number; uncompressedSize: number; seconds: number }
+  | { type: 'layer-written'; image: string; arch: string; digest: string; size: number; uncompressedSize: number; seconds: number; source?: 'built' | 'local cache' | 'registry cache' }
   | { type: 'image-written'; image: string; variant: string; arch: string; digest: string }
+  /** An SBOM written to the layout; `licenses`: Debian packages with a declared licence, of `packages`. */
+  | { type: 'sbom-written'; image: string; variant: string; arch: string; file: string; packages: number; licenses: number; undetermined: string[] }
   | { type: 'warning'; message: string }
   // registries (pulls report their blobs with the download-* events)
   | { type: 'blob-push-start'; repository: string; digest: string; size: number }

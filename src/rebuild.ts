@@ -156,7 +156,11 @@ export async function rebuild(target: string, opts: RebuildOptions): Promise<Reb
       variants: ext.variants as Variant[],
       platforms: ext.platforms,
       ...(ext.sourceDateEpoch !== undefined ? { sourceDateEpoch: ext.sourceDateEpoch } : {}),
-      annotations: { ...(ext.source?.repository ? { source: ext.source.repository } : {}), ...(ext.source?.revision ? { revision: ext.source.revision } : {}) },
+      annotations: {
+        ...(ext.source?.repository ? { source: ext.source.repository } : {}),
+        ...(ext.source?.revision ? { revision: ext.source.revision } : {}),
+        ...(typeof ext.baseRepository === 'string' ? { baseRepository: ext.baseRepository } : {}),
+      },
       ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
     });
     const rebuilt = new Map<string, string>();

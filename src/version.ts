@@ -2,4 +2,5 @@
 // LAYER_FORMAT whenever a change alters the bytes of a layer built from the same inputs, so that no
 // cached layer from an older distill is ever reused.
 export const DISTILL_VERSION = '0.1.0';
-export const LAYER_FORMAT = 3;
+// 3: md5sums list only shipped files; /usr/share/doc/<pkg> links kept. 4: layers deflated by libdeflate.
+export const LAYER_FORMAT = 4;

@@ -22,6 +22,9 @@ import {
   writeAttachment,
 } from '../sign/signature-store.js';
 import { attachmentTag, cosignRepositoryName } from '../sign/triangulate.js';
+import { signBundle, verifyBundle } from '../sign/bundle.js';
+import { readBundles, writeBundle } from '../sign/bundle-store.js';
+import { checkFormat, type SignatureFormat } from '../sign/sign.js';
 import { DSSE_MEDIA_TYPE, IN_TOTO_PAYLOAD_TYPE, decodeEnvelope, signEnvelope, verifyEnvelope } from './dsse.js';
 import { SLSA_PROVENANCE_V1, makeStatement, parseStatement, predicateTypeUri, statementCovers, type Statement } from '../provenance/statement.js';
 
@@ -37,6 +40,10 @@ export interface AttestOptions extends RegistryOptions {
   replace?: boolean;
   /** More subjects for the statement, after the attested image (e.g. a build's every manifest). */
   extraSubjects?: { name: string; digest: string }[];
+  /** `classic` (the `.att` tag), `bundle` (a Sigstore bundle v0.3 referrer, cosign v3) or `both`; default classic. */
+  format?: SignatureFormat;
+  /** When the bundle says it was made; default now. */
+  now?: Date;
 }
 
 export interface AttestResult {
@@ -48,6 +55,8 @@ export interface AttestResult {
   predicateType: string;
   /** How many earlier layers `replace` dropped. */
   replaced: number;
+  /** With --format bundle|both: the bundle's referrer manifest and how the registry lists it. */
+  bundle?: { manifest: string; via: 'api' | 'tag' };
 }
 
 export interface VerifyAttestationOptions extends RegistryOptions {
@@ -75,9 +84,18 @@ export async function attestImage(reference: string, opts: AttestOptions): Promi
   try {
     const image = await resolveImage(client, ref);
     const statement = makeStatement(cosignRepositoryName(ref), image.digest, uri, uri === SLSA_PROVENANCE_V1 ? slsaV1Spelling(opts.predicate) : opts.predicate, opts.extraSubjects ?? []);
+    const format = checkFormat(opts.format);
+    const tag = attachmentTag(image.digest, 'att');
+    const reference = `${ref.registry}/${ref.repository}:${tag}`;
+    const bundle = format === 'classic'
+      ? undefined
+      : await writeBundle(client, ref.repository, { mediaType: image.mediaType, digest: image.digest, size: image.bytes.length }, signBundle(IN_TOTO_PAYLOAD_TYPE, statement, opts.privateKey), uri, {
+        created: (opts.now ?? new Date()).toISOString().replace(/\.\d{3}Z$/, 'Z'),
+        ...(opts.replace !== undefined ? { replace: opts.replace } : {}),
+      });
+    if (format === 'bundle') return { digest: image.digest, tag, reference, predicateType: uri, replaced: 0, bundle: bundle! };
     const envelope = signEnvelope(IN_TOTO_PAYLOAD_TYPE, statement, opts.privateKey);
     const layer = payloadLayer(DSSE_MEDIA_TYPE, envelope, { [PREDICATE_TYPE_ANNOTATION]: uri, [SIGNATURE_ANNOTATION]: '' });
-    const tag = attachmentTag(image.digest, 'att');
     const existing = (await readAttachment(client, ref.repository, tag))?.layers ?? [];
     const kept: Descriptor[] = [];
     for (const l of existing) {
@@ -85,7 +103,7 @@ export async function attestImage(reference: string, opts: AttestOptions): Promi
       kept.push(l);
     }
     await writeAttachment(client, ref.repository, tag, [...kept.map((descriptor) => ({ descriptor })), layer]);
-    return { digest: image.digest, tag, reference: `${ref.registry}/${ref.repository}:${tag}`, predicateType: uri, replaced: existing.length - kept.length };
+    return { digest: image.digest, tag, reference, predicateType: uri, replaced: existing.length - kept.length, ...(bundle ? { bundle } : {}) };
   } finally {
     await client.close();
   }
@@ -100,25 +118,40 @@ export async function verifyAttestation(reference: string, opts: VerifyAttestati
     const tag = attachmentTag(image.digest, 'att');
     const where = `${ref.registry}/${ref.repository}:${tag}`;
     const att = await readAttachment(client, ref.repository, tag);
-    if (att === undefined) {
-      throw new DistillError('ATTESTATION_NONE', `${ref.toString()} (${image.digest}) has no attestations: there is no ${where}`, {
+    // cosign v3's bundles (OCI referrers) are read too: an image may carry either or both.
+    const found = await readBundles(client, ref.repository, image.digest, uri);
+    if (att === undefined && found.bundles.length === 0 && found.failures.length === 0) {
+      throw new DistillError('ATTESTATION_NONE', `${ref.toString()} (${image.digest}) has no attestations: there is no ${where} and no Sigstore bundle refers to it`, {
         hint: 'attest it (distill attest / cosign attest --key), or check the reference',
       });
     }
     // The annotation is unauthenticated: it only saves downloading layers that say they are another type.
-    const candidates = att.layers.filter((l) => l.mediaType === DSSE_MEDIA_TYPE && (l.annotations?.[PREDICATE_TYPE_ANNOTATION] ?? uri) === uri);
+    const candidates = (att?.layers ?? []).filter((l) => l.mediaType === DSSE_MEDIA_TYPE && (l.annotations?.[PREDICATE_TYPE_ANNOTATION] ?? uri) === uri);
     const statements: Statement[] = [];
-    const failures: string[] = [];
+    const failures: string[] = [...found.failures];
     let cause: unknown;
+    const accept = (payloadType: string, payload: Buffer): void => {
+      if (payloadType !== IN_TOTO_PAYLOAD_TYPE) throw invalid(`payload type ${JSON.stringify(payloadType.slice(0, 80))}, not ${IN_TOTO_PAYLOAD_TYPE}`);
+      const statement = parseStatement(payload);
+      if (statement.predicateType !== uri) return;
+      if (!opts.anySubject && !statementCovers(statement, image.digest)) throw invalid(`its subject does not name ${image.digest}`);
+      statements.push(statement);
+    };
+    for (const b of found.bundles) {
+      try {
+        const { payloadType, payload } = verifyBundle(b.bundle, opts.publicKey);
+        accept(payloadType, payload);
+      } catch (e) {
+        if (!isDistillError(e) || !LAYER_FAULTS.has(e.code)) throw e;
+        failures.push(`bundle ${b.manifest.slice(0, 19)}…: ${messageOf(e)}`);
+        cause ??= e;
+      }
+    }
     for (const l of candidates) {
       try {
         const envelope = await readPayload(client, ref.repository, l, ATTESTATION_PAYLOAD_CAP);
         const { payloadType, payload } = verifyEnvelope(envelope, opts.publicKey);
-        if (payloadType !== IN_TOTO_PAYLOAD_TYPE) throw invalid(`payload type ${JSON.stringify(payloadType.slice(0, 80))}, not ${IN_TOTO_PAYLOAD_TYPE}`);
-        const statement = parseStatement(payload);
-        if (statement.predicateType !== uri) continue;
-        if (!opts.anySubject && !statementCovers(statement, image.digest)) throw invalid(`its subject does not name ${image.digest}`);
-        statements.push(statement);
+        accept(payloadType, payload);
       } catch (e) {
         if (!isDistillError(e) || !LAYER_FAULTS.has(e.code)) throw e;
         failures.push(`${l.digest.slice(0, 19)}…: ${messageOf(e)}`);

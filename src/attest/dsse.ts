@@ -11,20 +11,12 @@ import type { KeyObject } from 'node:crypto';
 import { DistillError } from '../errors.js';
 import { goJson } from '../oci/descriptor.js';
 import { base64Std, signBytes, verifyBytes } from '../sign/signer.js';
+import { decodeAnyBase64, pae } from '../sign/pae.js';
+
+export { decodeAnyBase64, pae };
 
 export const DSSE_MEDIA_TYPE = 'application/vnd.dsse.envelope.v1+json';
 export const IN_TOTO_PAYLOAD_TYPE = 'application/vnd.in-toto+json';
-
-/** PAE(type, body) = "DSSEv1" SP LEN(type) SP type SP LEN(body) SP body; lengths are decimal byte counts. */
-export function pae(payloadType: string, payload: Uint8Array): Buffer {
-  const type = Buffer.from(payloadType, 'utf8');
-  return Buffer.concat([
-    Buffer.from(`DSSEv1 ${type.length} `, 'ascii'),
-    type,
-    Buffer.from(` ${payload.length} `, 'ascii'),
-    payload,
-  ]);
-}
 
 /** A signed envelope's bytes: one signature by `privateKey` over PAE. */
 export function signEnvelope(payloadType: string, payload: Buffer, privateKey: KeyObject, keyid = ''): Buffer {
@@ -70,17 +62,6 @@ export function verifyEnvelope(bytes: Buffer, publicKey: KeyObject): { payloadTy
     });
   }
   return { payloadType: env.payloadType, payload: env.payload };
-}
-
-const ANY_BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
-
-/** Standard or URL-safe base64, padded or not (the DSSE spec: readers accept both). */
-export function decodeAnyBase64(s: string): Buffer | undefined {
-  if (!ANY_BASE64.test(s)) return undefined;
-  const bare = s.replace(/=+$/, '');
-  if (bare.length % 4 === 1) return undefined;
-  if (s.length !== bare.length && s.length % 4 !== 0) return undefined;
-  return Buffer.from(bare.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
 }
 
 function invalid(message: string, cause?: unknown): DistillError {

@@ -69,6 +69,7 @@ export function javaCacertsFile(certs: readonly CaCertificateFile[], mtime: numb
   return fileEntry('etc/ssl/certs/java/cacerts', store, 'distill:java-cacerts', mtime);
 }
 
-export function statusFiles(packages: readonly InstalledPackageRecord[], mtime: number): TreeEntry[] {
-  return statusDFiles(packages).map((f) => fileEntry(f.path, f.content, 'distill:dpkg-status', mtime));
+/** status.d for the packages of a layer; `shipped` says which md5sums paths the image really has. */
+export function statusFiles(packages: readonly InstalledPackageRecord[], mtime: number, shipped?: (path: string) => boolean): TreeEntry[] {
+  return statusDFiles(packages, shipped).map((f) => fileEntry(f.path, f.content, 'distill:dpkg-status', mtime));
 }

@@ -3,10 +3,11 @@
 // variant across architectures. Variants differ only in their config and the debug layer:
 //   latest         user 0,      workdir / (or the definition's), the definition's entrypoint
 //   nonroot        user 65532,  workdir /home/nonroot
-//   debug          latest  + BusyBox layer, entrypoint ["/busybox/sh"], PATH + /busybox
-//   debug-nonroot  nonroot + BusyBox layer, entrypoint ["/busybox/sh"], PATH + /busybox
+//   debug          latest  + BusyBox layer, PATH + /busybox; the image's entrypoint, else ["/busybox/sh"]
+//   debug-nonroot  nonroot + BusyBox layer, PATH + /busybox; the image's entrypoint, else ["/busybox/sh"]
 import { createReadStream } from 'node:fs';
-import { substituteArch, type Variant } from '../definition/types.js';
+import { substituteArch, substituteVersions, type Variant } from '../definition/types.js';
+import { DistillError } from '../errors.js';
 import type { Digest } from '../digest.js';
 import type { LockedImage } from '../lock/load.js';
 import { imageConfig, imageManifest, type BuiltImage, type LayerSource } from '../oci/image.js';
@@ -31,6 +32,25 @@ export const NONROOT_UID = 65532;
 export interface ImageAnnotations {
   source?: string;
   revision?: string;
+  /**
+   * Where the base images are published: PREFIX/<base image name> (build --base-repository). A base
+   * definition's own `repository` is used when this is not given.
+   */
+  baseRepository?: string;
+}
+
+/**
+ * org.opencontainers.image.base.name for an image built on `base` (image-spec annotations: "fully
+ * qualified reference"): the repository where the base is published, with the variant as tag — or
+ * undefined when nothing says where that is. Never the push destination: an image's digest must not
+ * depend on where it is pushed, and a bare "cc:latest" names nothing a consumer can pull.
+ */
+/** A fully qualified repository without tag or digest: a registry host (with a dot or a port, or localhost), then a path. */
+export const QUALIFIED_REPOSITORY = /^(localhost|[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+|[A-Za-z0-9.-]+:[0-9]+)(:[0-9]+)?(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)+$/;
+
+export function baseName(base: { name: string; repository?: string }, variant: string, annotations: ImageAnnotations): string | undefined {
+  const repository = annotations.baseRepository !== undefined ? `${annotations.baseRepository.replace(/\/+$/, '')}/${base.name}` : base.repository;
+  return repository === undefined ? undefined : `${repository}:${variant}`;
 }
 
 function layerSource(l: BuiltLayer): LayerSource {
@@ -58,7 +78,12 @@ export function makeImage(
   const own = layers.layers.slice(0, upto + 1);
   const all = debug && layers.debug ? [...own, layers.debug] : own;
   const created = rfc3339(new Date(layerTimestamp(li, sourceDateEpoch) * 1000));
-  const sub = (s: string): string => substituteArch(s, arch);
+  const versionOf = (pkg: string): string | undefined =>
+    chain.slice(0, upto + 1).flatMap((c) => c.lock.architectures[arch]?.packages ?? []).find((p) => p.name === pkg)?.version;
+  const sub = (s: string): string =>
+    substituteVersions(substituteArch(s, arch), versionOf, (pkg) => {
+      throw new DistillError('BUILD_FAILED', `${def.name} (${arch}): the config names the version of ${pkg}, which the image does not install`, { hint: 'use ${version:PKG} or ${java-version:PKG} with a package of the image' });
+    });
   // PATH and SSL_CERT_FILE come first; a definition may set its own (debug variants still add /busybox).
   const path = def.config.env['PATH'] !== undefined ? sub(def.config.env['PATH']) : DEFAULT_PATH;
   const env = [
@@ -69,7 +94,10 @@ export function makeImage(
       .map(([k, v]) => `${k}=${sub(v)}`),
   ];
   const platform = debianArchToPlatform(arch);
-  const entrypoint = debug ? ['/busybox/sh'] : def.config.entrypoint?.map(sub);
+  // As distroless's: a debug variant keeps the image's own entrypoint (python3, nodejs, java) and cmd;
+  // an image without one (static, base, cc) gets the shell. `--entrypoint /busybox/sh` always works.
+  const keepsEntrypoint = def.config.entrypoint !== undefined;
+  const entrypoint = debug && !keepsEntrypoint ? ['/busybox/sh'] : def.config.entrypoint?.map(sub);
   const config = imageConfig({
     platform,
     created,
@@ -77,7 +105,7 @@ export function makeImage(
     user: nonroot ? String(NONROOT_UID) : '0',
     workingDir: nonroot ? '/home/nonroot' : sub(def.config.workdir ?? '/'),
     ...(entrypoint ? { entrypoint } : {}),
-    ...(!debug && def.config.cmd ? { cmd: def.config.cmd.map(sub) } : {}),
+    ...((!debug || keepsEntrypoint) && def.config.cmd ? { cmd: def.config.cmd.map(sub) } : {}),
     ...(Object.keys(def.config.labels).length ? { labels: Object.fromEntries(Object.entries(def.config.labels).map(([k, v]) => [k, sub(v)])) } : {}),
     diffIds: all.map((l) => l.diffId),
     history: all.map((l) => ({ created: rfc3339(new Date(Number(l.createdAt) * 1000)), createdBy: l.createdBy })),
@@ -86,7 +114,8 @@ export function makeImage(
     [ANNOTATION_CREATED]: created,
     ...(annotations.source ? { [ANNOTATION_SOURCE]: annotations.source } : {}),
     ...(annotations.revision ? { [ANNOTATION_REVISION]: annotations.revision } : {}),
-    ...(upto > 0 && baseDigest ? { [ANNOTATION_BASE_NAME]: `${chain[upto - 1]!.definition.name}:${variant}`, [ANNOTATION_BASE_DIGEST]: baseDigest } : {}),
+    ...(upto > 0 && baseDigest ? { [ANNOTATION_BASE_DIGEST]: baseDigest } : {}),
+    ...(upto > 0 && baseDigest && baseName(chain[upto - 1]!.definition, variant, annotations) !== undefined ? { [ANNOTATION_BASE_NAME]: baseName(chain[upto - 1]!.definition, variant, annotations)! } : {}),
   });
   return { manifest, config, layers: all.map(layerSource), platform };
 }

@@ -4,11 +4,13 @@
 // for one image is reused by every image built on it. The blob lives in the content-addressed store
 // (re-hashed on every cache hit; a corrupt blob is dropped and the layer rebuilt); beside it, a small JSON record holds its digests and its path index,
 // which the layers above need for dpkg's conflict rules.
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import type { ContentStore } from '../cas/store.js';
-import { digestHex, sha256Hex, type Digest } from '../digest.js';
+import { cacheIo, type ContentStore } from '../cas/store.js';
+import { HashingStream, digestHex, sha256Hex, type Digest } from '../digest.js';
 import { canonicalJson } from '../json.js';
 import type { TreeEntry } from '../rootfs/tree.js';
 import { LAYER_FORMAT, DISTILL_VERSION } from '../version.js';
@@ -50,8 +52,24 @@ export function entriesOf(record: LayerRecord): TreeEntry[] {
   }));
 }
 
+/** Where a layer of a build came from: written by it, or taken from a cache. */
+export type LayerSourceKind = 'built' | 'local cache' | 'registry cache';
+
+/**
+ * A cache shared beyond this machine (a registry repository: see scaleout/registry-cache.ts), keyed
+ * by the same input key. `get` leaves the blob, verified, in the store; both are best-effort for the
+ * build (a failing remote is reported by the implementation and the layer built or kept locally).
+ */
+export interface RemoteLayerCache {
+  get(key: string, store: ContentStore): Promise<LayerRecord | undefined>;
+  put(key: string, blobPath: string, record: LayerRecord): Promise<void>;
+}
+
 export class LayerCache {
-  constructor(private readonly store: ContentStore) {}
+  constructor(
+    private readonly store: ContentStore,
+    private readonly remote?: RemoteLayerCache,
+  ) {}
 
   private recordPath(key: string): string {
     return join(this.store.dir, 'layers', `${key}.json`);
@@ -61,17 +79,69 @@ export class LayerCache {
    * A record whose blob is still in the store and still hashes to its digest. A corrupt blob is
    * removed (and the layer rebuilt), never served.
    */
-  async get(key: string): Promise<(LayerRecord & { path: string }) | undefined> {
+  async get(key: string): Promise<(LayerRecord & { path: string; source: LayerSourceKind }) | undefined> {
+    const local = await this.getLocal(key);
+    if (local !== undefined || this.remote === undefined) return local;
+    // ATTACKER-CONTROLLED: a registry cache is as untrusted as the local one — same checks.
+    const record: unknown = await this.remote.get(key, this.store);
+    if (!isLayerRecord(record)) return undefined;
+    const hex = digestHex(record.digest);
+    if (!(await this.verifyBlob(hex, record))) return undefined;
+    await this.writeRecord(key, record);
+    return { ...record, path: this.store.blobPath(hex), source: 'registry cache' };
+  }
+
+  private async getLocal(key: string): Promise<(LayerRecord & { path: string; source: LayerSourceKind }) | undefined> {
+    const path = this.recordPath(key);
     let record: LayerRecord;
     try {
-      record = JSON.parse(await readFile(this.recordPath(key), 'utf8')) as LayerRecord;
-      digestHex(record.digest);
-    } catch {
+      const parsed: unknown = JSON.parse(await readFile(path, 'utf8'));
+      if (!isLayerRecord(parsed)) throw new Error('not a layer record');
+      record = parsed;
+    } catch (e) {
+      // Missing is a miss; a truncated, foreign or wrong-type entry (a directory) is dropped and rebuilt.
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') await rm(path, { recursive: true, force: true }).catch(() => {});
       return undefined;
     }
     const hex = digestHex(record.digest);
-    if (!(await this.store.verify({ sha256: hex, size: record.size, what: `cached layer ${hex.slice(0, 12)}` }))) return undefined;
-    return { ...record, path: this.store.blobPath(hex) };
+    // One pass over the blob checks everything the record claims: its digest and size (the store's
+    // verify), and — through gunzip — its diffId and uncompressed size, which a config will carry.
+    if (!(await this.verifyBlob(hex, record))) {
+      await rm(path, { force: true }).catch(() => {});
+      return undefined;
+    }
+    return { ...record, path: this.store.blobPath(hex), source: 'local cache' };
+  }
+
+  private async writeRecord(key: string, record: LayerRecord): Promise<void> {
+    try {
+      await mkdir(join(this.store.dir, 'layers'), { recursive: true });
+      const tmp = `${this.recordPath(key)}.tmp-${randomBytes(4).toString('hex')}`;
+      await writeFile(tmp, JSON.stringify(record));
+      await rm(this.recordPath(key), { recursive: true, force: true }); // a wrong-type entry is replaced
+      await rename(tmp, this.recordPath(key));
+    } catch (e) {
+      throw cacheIo(this.store.dir, e);
+    }
+  }
+
+  private async verifyBlob(hex: string, record: LayerRecord): Promise<boolean> {
+    const expected = { sha256: hex, size: record.size, what: `cached layer ${hex.slice(0, 12)}` };
+    if (!(await this.store.has(expected))) return false;
+    const plain = new HashingStream();
+    try {
+      await pipeline(this.store.open(expected), createGunzip(), plain, async (src: AsyncIterable<unknown>) => {
+        for await (const _ of src) {
+          // hashing only
+        }
+      });
+    } catch {
+      // Bytes that do not match their digest are dropped from the store; ones that do but do not
+      // inflate belong to another record, and stay.
+      await this.store.verify(expected);
+      return false;
+    }
+    return `sha256:${plain.sha256}` === record.diffId && plain.size === record.uncompressedSize;
   }
 
   /**
@@ -81,10 +151,26 @@ export class LayerCache {
   async put(key: string, layerFile: string, record: LayerRecord): Promise<string> {
     const hex = digestHex(record.digest);
     const path = await this.store.adopt({ sha256: hex, size: record.size, what: `layer ${hex.slice(0, 12)}` }, layerFile);
-    await mkdir(join(this.store.dir, 'layers'), { recursive: true });
-    const tmp = `${this.recordPath(key)}.${randomBytes(4).toString('hex')}`;
-    await writeFile(tmp, JSON.stringify(record));
-    await rename(tmp, this.recordPath(key));
+    await this.writeRecord(key, record);
+    await this.remote?.put(key, path, record);
     return path;
   }
+
+  /** Share a layer found in the local cache with the remote one too (a no-op when it is there). */
+  async share(key: string, path: string, record: LayerRecord): Promise<void> {
+    await this.remote?.put(key, path, record);
+  }
+}
+
+const isDigest = (x: unknown): x is Digest => typeof x === 'string' && /^sha256:[0-9a-f]{64}$/.test(x);
+const isCount = (x: unknown): x is number => Number.isSafeInteger(x) && (x as number) >= 0;
+
+/** A record read from the cache directory is untrusted until every field has the shape written. */
+function isLayerRecord(x: unknown): x is LayerRecord {
+  const r = x as Partial<LayerRecord> | null;
+  if (r === null || typeof r !== 'object' || !isDigest(r.digest) || !isDigest(r.diffId) || !isCount(r.size) || !isCount(r.uncompressedSize)) return false;
+  if (!Array.isArray(r.entries)) return false;
+  return r.entries.every((e) =>
+    Array.isArray(e) && e.length === 8 && typeof e[0] === 'string' && ['file', 'dir', 'symlink', 'hardlink'].includes(e[1] as string)
+    && isCount(e[2]) && isCount(e[3]) && isCount(e[4]) && isCount(e[5]) && typeof e[6] === 'string' && typeof e[7] === 'string');
 }

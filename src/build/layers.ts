@@ -20,13 +20,13 @@ import { writeLayer, type LayerResult } from '../layer/write-layer.js';
 import type { GzipOptions } from '../layer/gzip.js';
 import type { LockedImage } from '../lock/load.js';
 import type { LockedPackage } from '../lock/lockfile.js';
-import { globToRegExp, pathFilter } from '../rootfs/filter.js';
+import { globToRegExp, pathFilter, type PathFilter } from '../rootfs/filter.js';
 import { busyboxApplets } from '../rootfs/generate/busybox.js';
 import type { CaCertificateFile } from '../rootfs/generate/ca-bundle.js';
 import { LayerTree, mergedUsrPath, type TreeEntry } from '../rootfs/tree.js';
 import { HashingStream, sha256Hex } from '../digest.js';
 import { LayerChangesRecorder, type LayerChanges } from '../provenance/sbom.js';
-import { entriesOf, indexOf, layerKey, LayerCache, type LayerRecord } from './layer-cache.js';
+import { entriesOf, indexOf, layerKey, LayerCache, type LayerRecord, type LayerSourceKind, type RemoteLayerCache } from './layer-cache.js';
 import { accountFiles, caBundleFile, dirEntry, fileEntry, javaCacertsFile, statusFiles, symlinkEntry, systemFiles } from './generated.js';
 import { SMALL_FILE, stagePackage, type StagedPackage } from './stage.js';
 
@@ -41,6 +41,8 @@ export interface BuiltLayer extends LayerResult {
   packages: LockedPackage[];
   /** What the SBOM reads from it, recorded while writing it (absent for a layer from the cache). */
   sbomChanges?: LayerChanges;
+  /** Written by this build, or taken from the local or the registry layer cache. */
+  source?: LayerSourceKind;
 }
 
 export interface ChainLayers {
@@ -63,6 +65,8 @@ export interface LayerBuildOptions {
   onProgress?: OnProgress;
   /** Do not reuse or record finished layers. */
   noCache?: boolean;
+  /** A layer cache shared through a registry, consulted after the local one. */
+  remoteCache?: RemoteLayerCache;
   /** In-memory budget for small file bodies (see stage.ts); default 128 MiB, shared by the chain. */
   memory?: { budget: number; used: number };
   /** Shared limit on packages unpacked at once (default: `concurrency`, 2). */
@@ -75,6 +79,15 @@ const BUSYBOX_BINARY = /(^|\/)bin\/busybox$/;
 /** Packages whose layer gets Java's trust store; one predicate for the layer's cache key and its contents. */
 function isJavaRuntime(name: string): boolean {
   return name === 'ca-certificates-java' || name.startsWith('openjdk-');
+}
+
+/** The history entry of an image's layer (in the config; the join recomputes it from the locks). */
+export function imageLayerCreatedBy(li: LockedImage, pkgs: readonly LockedPackage[]): string {
+  return `distill: ${li.definition.name} packages ${pkgs.map((p) => p.name).join(' ')}`;
+}
+
+export function debugLayerCreatedBy(pkgs: readonly LockedPackage[]): string {
+  return `distill: debug layer ${pkgs.map((p) => p.name).join(' ')} at /busybox`;
 }
 
 export function layerTimestamp(li: LockedImage, sourceDateEpoch: number | undefined): number {
@@ -102,18 +115,31 @@ export class Slots {
   }
 }
 
-function stageAll(pkgs: readonly LockedPackage[], opts: LayerBuildOptions, li: LockedImage): Promise<StagedPackage[]> {
+/**
+ * What ships of a borrowed package: the files matching its globs and its copyright (licences travel
+ * with the bytes); no directories of its own (their parents are made root 0755), nothing else.
+ */
+function borrowFilter(li: LockedImage, name: string): PathFilter {
+  const globs = (li.definition.borrow.find((b) => b.package === name)?.paths ?? []).map(globToRegExp);
+  const copyright = `usr/share/doc/${name}/copyright`;
+  const keep = (p: string): boolean => p === copyright || globs.some((r) => r.test(p));
+  return { keepFile: keep, keepDir: () => false };
+}
+
+function stageAll(pkgs: readonly LockedPackage[], opts: LayerBuildOptions, li: LockedImage, borrowed: readonly LockedPackage[] = []): Promise<StagedPackage[]> {
   const filter = pathFilter(li.definition.paths);
   const setid = li.definition.paths.setid.map(globToRegExp);
   const warn = (m: string): void => opts.onProgress?.({ type: 'warning', message: m });
   const slots = opts.slots ?? new Slots(opts.concurrency ?? 2);
+  const isBorrowed = new Set(borrowed);
   return Promise.all(
-    pkgs.map((pkg) =>
+    [...pkgs, ...borrowed].map((pkg) =>
       slots.run(() =>
         stagePackage(pkg, {
           store: opts.store,
           stageDir: opts.stageDir,
-          filter,
+          filter: isBorrowed.has(pkg) ? borrowFilter(li, pkg.name) : filter,
+          ...(isBorrowed.has(pkg) ? { docLinks: false } : {}),
           ...(opts.memory ? { memory: opts.memory } : {}),
           want: (name, path) => (name === 'ca-certificates' && path.startsWith(CA_DIR)) || (name === 'busybox-static' && BUSYBOX_BINARY.test(path)),
           onWarning: warn,
@@ -125,8 +151,8 @@ function stageAll(pkgs: readonly LockedPackage[], opts: LayerBuildOptions, li: L
 }
 
 /** Start unpacking now, consume later; a failure is kept for whoever awaits it (never unhandled). */
-function prefetch(pkgs: readonly LockedPackage[], opts: LayerBuildOptions, li: LockedImage): () => Promise<StagedPackage[]> {
-  const p = stageAll(pkgs, opts, li);
+function prefetch(pkgs: readonly LockedPackage[], borrowed: readonly LockedPackage[], opts: LayerBuildOptions, li: LockedImage): () => Promise<StagedPackage[]> {
+  const p = stageAll(pkgs, opts, li, borrowed);
   p.catch(() => {});
   return () => p;
 }
@@ -247,7 +273,7 @@ export async function buildChainLayers(chain: readonly LockedImage[], arch: stri
     memory: options.memory ?? { budget: 128 * 1024 * 1024, used: 0 },
     slots: options.slots ?? new Slots(options.concurrency ?? 2),
   };
-  const cache = opts.noCache ? undefined : new LayerCache(opts.store);
+  const cache = opts.noCache ? undefined : new LayerCache(opts.store, opts.remoteCache);
   const lower = new Map<string, TreeEntry>();
   const layers: BuiltLayer[] = [];
   let certs: CaCertificateFile[] | undefined;
@@ -266,7 +292,7 @@ export async function buildChainLayers(chain: readonly LockedImage[], arch: stri
   };
   // Pass 1: every layer's cache key (a key depends only on inputs and the key below), and for each
   // miss, start unpacking its packages at once, so that xz runs while earlier layers compress.
-  const plans: { li: LockedImage; pkgs: LockedPackage[]; key: string; mtime: number; accountsChanged: boolean; staged?: () => Promise<StagedPackage[]>; hit?: LayerRecord & { path: string } }[] = [];
+  const plans: { li: LockedImage; pkgs: LockedPackage[]; key: string; mtime: number; accountsChanged: boolean; staged?: () => Promise<StagedPackage[]>; hit?: LayerRecord & { path: string; source: LayerSourceKind } }[] = [];
   for (let i = 0; i < chain.length; i++) {
     const li = chain[i]!;
     const pkgs = li.lock.architectures[arch]?.packages;
@@ -275,6 +301,7 @@ export async function buildChainLayers(chain: readonly LockedImage[], arch: stri
     }
     const mtime = layerTimestamp(li, opts.sourceDateEpoch);
     const accountsChanged = i === 0 || li.definition.accounts !== li.definition.base?.accounts;
+    const borrowed = li.lock.architectures[arch]?.borrow ?? [];
     const needsJavaCerts = pkgs.some((p) => isJavaRuntime(p.name));
     const key = layerKey({
       kind: 'image',
@@ -283,6 +310,7 @@ export async function buildChainLayers(chain: readonly LockedImage[], arch: stri
       lower: lowerKey,
       root: i === 0,
       packages: pkgs.map((p) => [p.name, p.sha256]),
+      ...(borrowed.length ? { borrow: borrowed.map((p) => [p.name, p.sha256, li.definition.borrow.find((b) => b.package === p.name)?.paths ?? []]) } : {}),
       paths: li.definition.paths,
       files: await filesKey(li),
       accounts: accountsChanged ? (li.definition.accounts ?? 'default') : null,
@@ -290,7 +318,7 @@ export async function buildChainLayers(chain: readonly LockedImage[], arch: stri
     });
     lowerKey = key;
     const hit = await cache?.get(key);
-    plans.push({ li, pkgs, key, mtime, accountsChanged, ...(hit ? { hit } : { staged: prefetch(pkgs, opts, li) }) });
+    plans.push({ li, pkgs, key, mtime, accountsChanged, ...(hit ? { hit } : { staged: prefetch(pkgs, borrowed, opts, li) }) });
   }
   // Pass 2: assemble and write in order (each layer's conflict checks need the layers below). On a
   // failure, let the unpacking already under way finish before the caller removes its directory.
@@ -306,21 +334,23 @@ export async function buildChainLayers(chain: readonly LockedImage[], arch: stri
   for (let i = 0; i < plans.length; i++) {
     const { li, pkgs, key, mtime, accountsChanged, staged, hit } = plans[i]!;
     let built: BuiltLayer;
-    const createdBy = `distill: ${li.definition.name} packages ${pkgs.map((p) => p.name).join(' ')}`;
+    const createdBy = imageLayerCreatedBy(li, pkgs);
     if (hit) {
       // History and names come from this build's plan, never from whichever image first cached the layer.
-      built = { ...hit, image: li.definition.name, createdBy, createdAt: mtime, packages: pkgs };
+      const { entries: _e, ...found } = hit;
+      built = { ...found, image: li.definition.name, createdBy, createdAt: mtime, packages: pkgs };
+      if (hit.source === 'local cache') await cache!.share(key, hit.path, hit);
       for (const e of entriesOf(hit)) lower.set(e.path, e);
-      opts.onProgress?.({ type: 'layer-written', image: li.definition.name, arch, digest: hit.digest, size: hit.size, uncompressedSize: hit.uncompressedSize, seconds: 0 });
+      opts.onProgress?.({ type: 'layer-written', image: li.definition.name, arch, digest: hit.digest, size: hit.size, uncompressedSize: hit.uncompressedSize, seconds: 0, source: hit.source });
     } else {
       const started = performance.now();
       const tree = await assembleImageLayer(li, arch, await staged!(), lower, mtime, i === 0, accountsChanged, opts, getCerts, (c) => (certs ??= c));
       const file = join(opts.outDir, `layer-${i}-${arch}.tar.gz`);
       const result = await writeTree(tree, file, mtime, opts.gzip);
       const path = await keep(cache, key, file, result, tree);
-      built = { ...result, path, image: li.definition.name, createdAt: mtime, createdBy, packages: pkgs };
+      built = { ...result, path, image: li.definition.name, createdAt: mtime, createdBy, packages: pkgs, source: 'built' };
       for (const e of tree.values()) lower.set(e.path, e);
-      opts.onProgress?.({ type: 'layer-written', image: li.definition.name, arch, digest: result.digest, size: result.size, uncompressedSize: result.uncompressedSize, seconds: (performance.now() - started) / 1000 });
+      opts.onProgress?.({ type: 'layer-written', image: li.definition.name, arch, digest: result.digest, size: result.size, uncompressedSize: result.uncompressedSize, seconds: (performance.now() - started) / 1000, source: 'built' });
     }
     layers.push(built);
     // The debug layer sits on the image that locks it, built against that image's tree only: every
@@ -358,7 +388,8 @@ async function assembleImageLayer(
       for (const e of s.entries) if (e.type === 'dir' ? !e.path.startsWith(CA_DIR.slice(0, -1)) : e.path.startsWith('usr/share/doc/')) tree.add(e);
       continue;
     }
-    for (const e of s.entries) tree.add(e);
+    const borrowed = li.definition.borrow.some((b) => b.package === s.pkg.name);
+    for (const e of s.entries) if (!borrowed || e.type !== 'dir') tree.add(e);
   }
   const generated: TreeEntry[] = [];
   const exists = (p: string): boolean => tree.has(p.replace(/^\/+/, '')) || lower.has(p.replace(/^\/+/, ''));
@@ -366,7 +397,7 @@ async function assembleImageLayer(
   if (accountsChanged) generated.push(...accountFiles(li.definition.accounts, mtime, exists));
   if (staged.some((s) => s.pkg.name === 'ca-certificates')) generated.push(caBundleFile(await getCerts(li), mtime));
   if (staged.some((s) => isJavaRuntime(s.pkg.name))) generated.push(javaCacertsFile(await getCerts(li), mtime));
-  generated.push(...statusFiles(staged.map(statusInput), mtime));
+  generated.push(...statusFiles(staged.map(statusInput), mtime, shippedIn(tree, lower)));
   // Generated files replace whatever a package (or a base image) has at that path; generated
   // directories (homes) leave an existing one as it is, as useradd -m does.
   for (const g of generated) tree.add(g, { replace: g.type !== 'dir' || !lower.has(g.path) });
@@ -375,6 +406,15 @@ async function assembleImageLayer(
   pruneDirectories(tree, pathFilter(li.definition.paths).keepDir);
   tree.addMissingParents(`distill:${li.definition.name}`, mtime);
   return tree;
+}
+
+/** Whether an md5sums path (as the .deb names it) is a package's file in the image: this layer or below. */
+function shippedIn(tree: LayerTree, lower: ReadonlyMap<string, TreeEntry>): (path: string) => boolean {
+  return (path) => {
+    const p = mergedUsrPath(path);
+    const e = tree.get(p) ?? lower.get(p);
+    return e !== undefined && (e.type === 'file' || e.type === 'hardlink') && !e.owner.startsWith('distill:');
+  };
 }
 
 function statusInput(s: StagedPackage): { control: string; md5sums?: string } {
@@ -470,10 +510,15 @@ async function debugLayer(owner: LockedImage, arch: string, lower: ReadonlyMap<s
   const pkgs = owner.lock.architectures[arch]!.debug!;
   const mtime = layerTimestamp(owner, opts.sourceDateEpoch);
   const key = layerKey({ kind: 'debug', arch, mtime, lower: ownerKey, packages: pkgs.map((p) => [p.name, p.sha256]) });
-  const createdBy = `distill: debug layer ${pkgs.map((p) => p.name).join(' ')} at /busybox`;
+  const createdBy = debugLayerCreatedBy(pkgs);
   const image = `${owner.definition.name} (debug)`;
   const hit = await cache?.get(key);
-  if (hit) return { ...hit, image, createdBy, createdAt: mtime, packages: pkgs };
+  if (hit) {
+    if (hit.source === 'local cache') await cache!.share(key, hit.path, hit);
+    const { entries: _e, ...found } = hit;
+    opts.onProgress?.({ type: 'layer-written', image, arch, digest: hit.digest, size: hit.size, uncompressedSize: hit.uncompressedSize, seconds: 0, source: hit.source });
+    return { ...found, image, createdBy, createdAt: mtime, packages: pkgs };
+  }
   const staged = await stageAll(pkgs, opts, owner);
   const tree = new LayerTree({ mergedUsr: true, replaces: () => false, lower });
   const bb = staged.flatMap((s) => [...s.wanted].filter(([p]) => BUSYBOX_BINARY.test(p)))[0];
@@ -485,11 +530,12 @@ async function debugLayer(owner: LockedImage, arch: string, lower: ReadonlyMap<s
   tree.add(dirEntry('busybox', ownerName, mtime));
   tree.add(fileEntry('busybox/busybox', binary, ownerName, mtime, 0o755));
   for (const applet of busyboxApplets(binary, bb[0])) tree.add(symlinkEntry(`busybox/${applet}`, 'busybox', ownerName, mtime));
-  for (const g of statusFiles(staged.map(statusInput), mtime)) tree.add(g);
   for (const s of staged) for (const e of s.entries) if (e.path.startsWith('usr/share/doc/')) tree.add(e);
+  for (const g of statusFiles(staged.map(statusInput), mtime, shippedIn(tree, new Map()))) tree.add(g);
   tree.addMissingParents(ownerName, mtime);
   const file = join(opts.outDir, `debug-${arch}.tar.gz`);
   const result = await writeTree(tree, file, mtime, opts.gzip);
   const path = await keep(cache, key, file, result, tree);
-  return { ...result, path, image, createdAt: mtime, createdBy, packages: pkgs };
+  opts.onProgress?.({ type: 'layer-written', image, arch, digest: result.digest, size: result.size, uncompressedSize: result.uncompressedSize, seconds: 0, source: 'built' });
+  return { ...result, path, image, createdAt: mtime, createdBy, packages: pkgs, source: 'built' };
 }

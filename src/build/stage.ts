@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { ContentStore } from '../cas/store.js';
 import { HashingStream, sha256Hex } from '../digest.js';
+import { DistillError } from '../errors.js';
 import { readDeb, type DebControl } from '../rootfs/deb.js';
 import type { LockedPackage } from '../lock/lockfile.js';
 import type { PathFilter } from '../rootfs/filter.js';
@@ -28,6 +29,8 @@ export interface StageOptions {
   /** Paths whose content a generator reads (kept aside whether or not the filter keeps them). */
   want?: (pkg: string, path: string) => boolean;
   allowSetid?: (path: string) => boolean;
+  /** Keep /usr/share/doc/<pkg> symlinks whatever the filter says (default true). */
+  docLinks?: boolean;
   onWarning?: (message: string) => void;
   /**
    * Small files are kept in memory instead of a staging file (thousands of tiny files — time zones,
@@ -36,6 +39,8 @@ export interface StageOptions {
    */
   memory?: { budget: number; used: number };
 }
+
+const DOC_LINK = /^usr\/share\/doc\/[^/]+$/;
 
 /** Files up to this size are read into memory where no budget bounds the total (definition files). */
 export const SMALL_FILE = 256 * 1024;
@@ -54,17 +59,32 @@ export async function stagePackage(pkg: LockedPackage, opts: StageOptions): Prom
   let control: DebControl | undefined;
   const entries: TreeEntry[] = [];
   const wanted = new Map<string, string>();
+  // The stored blob must have the lock's size before a byte of it is read (store.open checks the
+  // digest as it streams, which only concludes at the end).
+  await opts.store.assertSize({ size: pkg.size, sha256: pkg.sha256, what });
   await readDeb(
     opts.store.open({ size: pkg.size, sha256: pkg.sha256, what: pkg.filename }),
     what,
     {
       control: (c) => {
+        // The .deb's own word on what it is must be the lock's, before any of its files is staged:
+        // a lock pinning another package's (or version's) bytes under this name is refused.
+        for (const [field, want] of [['Package', pkg.name], ['Version', pkg.version], ['Architecture', pkg.architecture]] as const) {
+          const got = c.fields.get(field);
+          if (got !== want) {
+            throw new DistillError('LOCK_INVALID', `${what}: the .deb's control file says ${field}: ${got ?? '(none)'}, the lock says ${want}`, {
+              hint: 'the lock does not describe this .deb; run `distill lock` to rewrite it',
+            });
+          }
+        }
         control = c;
       },
       entry: async (e, body) => {
         // Rules are written for the merged-/usr layout the image has (usr/lib/…, not lib/…).
         const imagePath = mergedUsrPath(e.path);
-        const keep = e.type === 'dir' ? true : opts.filter.keepFile(imagePath);
+        // /usr/share/doc/<pkg> as a link (libstdc++6 → gcc-14-base) stays, so that
+        // /usr/share/doc/<pkg>/copyright resolves for every package, where syft reads licences.
+        const keep = e.type === 'dir' || opts.filter.keepFile(imagePath) || (e.type === 'symlink' && DOC_LINK.test(imagePath) && opts.docLinks !== false);
         const want = e.type === 'file' && (opts.want?.(pkg.name, imagePath) ?? false);
         if (!keep && !want) return; // readDeb discards the unread body
         let staged: { path: string; sha256: string } | undefined;

@@ -66,6 +66,9 @@ export function progressRenderer(io: CliIo, enabled: boolean): { onProgress: (e:
       case 'lock-written':
       case 'image-written':
         break;
+      case 'sbom-written':
+        status = `SBOM ${e.image}:${e.variant}-${e.arch}: licences declared for ${e.licenses}/${e.packages} packages`;
+        break;
       case 'blob-push-start':
         files++;
         total += e.size;

@@ -56,8 +56,16 @@ export function parseDeb822(text: string, what: string): Paragraph[] {
  * Incremental parser: feed text chunks (any boundaries), receive each paragraph as soon as it ends.
  * Used to parse a 56 MB Packages index while it decompresses.
  */
+/**
+ * The longest line accepted. Real Packages/Release lines are under 64 KiB (the longest are Description
+ * and Provides); an attacker's 64 MiB line is refused at this length, so memory stays bounded.
+ */
+export const MAX_LINE_BYTES = 4 * 1024 * 1024;
+
 export class Deb822Parser {
-  private carry = '';
+  /** Pieces of the unfinished last line: kept apart and scanned once each, so parsing stays linear. */
+  private carry: string[] = [];
+  private carryLength = 0;
   private lineNo = 0;
   private current: Paragraph | undefined;
   private lastName: string | undefined;
@@ -69,24 +77,57 @@ export class Deb822Parser {
   ) {}
 
   push(chunk: string): void {
-    const text = this.carry + chunk;
+    // Only the new chunk is searched for a newline: rescanning the carry on every chunk made one long
+    // line quadratic (a 64 MiB line took minutes).
+    const first = chunk.indexOf('\n');
+    if (first < 0) {
+      this.carry.push(chunk);
+      this.carryLength += chunk.length;
+      this.checkLineLength();
+      return;
+    }
+    const text = chunk;
     let start = 0;
+    if (this.carry.length > 0) {
+      // The carried line ends in this chunk: join it once, then continue in the chunk.
+      const line = this.carry.join('') + chunk.slice(0, first);
+      this.carry = [];
+      this.carryLength = 0;
+      this.line(line, 0, line.length);
+      start = first + 1;
+    }
     for (;;) {
       const nl = text.indexOf('\n', start);
       if (nl < 0) break;
+      if (nl - start > MAX_LINE_BYTES) this.tooLong();
       this.line(text, start, nl);
       start = nl + 1;
     }
-    this.carry = text.slice(start);
+    if (start < text.length) {
+      this.carry.push(text.slice(start));
+      this.carryLength = text.length - start;
+      this.checkLineLength();
+    }
   }
 
   end(): void {
     if (this.carry.length > 0) {
-      const t = this.carry;
-      this.carry = '';
+      const t = this.carry.join('');
+      this.carry = [];
+      this.carryLength = 0;
       this.line(t, 0, t.length);
     }
     this.finishParagraph();
+  }
+
+  private checkLineLength(): void {
+    if (this.carryLength > MAX_LINE_BYTES) this.tooLong();
+  }
+
+  private tooLong(): never {
+    throw new DistillError('INDEX_MALFORMED', `${this.what}:${this.lineNo + 1}: a line longer than ${MAX_LINE_BYTES} bytes`, {
+      hint: 'the index is corrupt or hostile; check the mirror',
+    });
   }
 
   private line(text: string, start: number, endExclusive: number): void {

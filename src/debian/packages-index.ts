@@ -99,6 +99,13 @@ export async function readPackagesIndex(
     const b = chunk as Buffer;
     hash.update(b);
     plainSize += b.length;
+    // A compressed index that inflates past the size the signed Release gives is refused at once
+    // (a decompression bomb), not parsed to its end.
+    if (plain && file.compression !== 'none' && plainSize > plain.size) {
+      throw new DistillError('INDEX_SIZE_MISMATCH', `${what}: decompresses to more than the ${plain.size} bytes the signed Release gives for ${plain.path}`, {
+        hint: 'the mirror is inconsistent or tampered with; retry later or use another mirror',
+      });
+    }
     parser.push(decoder.write(b));
   }
   parser.push(decoder.end());

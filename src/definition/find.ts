@@ -13,10 +13,14 @@ export async function findDefinitions(args: readonly string[]): Promise<string[]
     if (st === undefined) {
       throw new DistillError('DEFINITION_NOT_FOUND', `no image definition at ${arg}`, { hint: 'pass images/<name>/image.yaml, its directory, or images/' });
     }
-    if (st.isFile()) out.push(p);
+    // Not a directory (a file, or a FIFO or device loadDefinition refuses with its reason): taken as is.
+    if (!st.isDirectory()) out.push(p);
     else if (existsSync(join(p, 'image.yaml'))) out.push(join(p, 'image.yaml'));
     else {
-      const found = (await readdir(p, { withFileTypes: true }))
+      const entries = await readdir(p, { withFileTypes: true }).catch((e: unknown) => {
+        throw new DistillError('DEFINITION_NOT_FOUND', `cannot list ${arg}: ${(e as Error).message}`, { cause: e, hint: 'pass images/<name>/image.yaml, its directory, or images/' });
+      });
+      const found = entries
         .filter((d) => d.isDirectory() && existsSync(join(p, d.name, 'image.yaml')))
         .map((d) => d.name)
         .sort()

@@ -1,13 +1,23 @@
 // Loading images/<name>/image.yaml: YAML → validated against image.schema.json (errors name file,
 // line and field) → ImageDefinition with defaults and the `extends` chain resolved.
-import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { readFile, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve, sep } from 'node:path';
-import { LineCounter, parseDocument, isMap, isSeq, type Node } from 'yaml';
+import { LineCounter, parseDocument, isMap, isSeq, visit, type Node } from 'yaml';
 import { sha256Hex } from '../digest.js';
-import { DistillError } from '../errors.js';
+import { DistillError, messageOf } from '../errors.js';
 import { validate, type Schema, type SchemaIssue } from './schema.js';
 import { ALL_VARIANTS, type FileSpec, type ImageDefinition, type SourceSpec, type Variant } from './types.js';
+
+/** Definitions are short, hand-written files: anything larger is refused unread. */
+export const MAX_DEFINITION_BYTES = 1024 * 1024;
+/**
+ * YAML aliases may be used (a list shared by two images' fields), but each one expands in toJS: a few
+ * nested anchors make an alias bomb (billions of nodes from a few hundred bytes). A definition may hold
+ * this many alias nodes, and their expansion is capped by the yaml library's maxAliasCount.
+ */
+export const MAX_DEFINITION_ALIASES = 100;
 
 let schemaCache: Schema | undefined;
 export function imageSchema(): Schema {
@@ -19,6 +29,7 @@ export function imageSchema(): Schema {
 
 interface RawDefinition {
   description?: string;
+  repository?: string;
   extends?: string;
   sources?: Record<string, { suite: string; components?: string[]; mirror?: string }>;
   architectures?: string[];
@@ -29,6 +40,7 @@ interface RawDefinition {
   files?: { path: string; content?: string; source?: string; url?: string; sha256?: string; size?: number; extract?: boolean; symlink?: string; directory?: boolean; mode?: string; uid?: number; gid?: number }[];
   paths?: { keep?: string[]; drop?: string[]; setid?: string[] };
   variants?: Variant[];
+  borrow?: { package: string; paths: string[] }[];
   debug?: { packages?: string[] };
 }
 
@@ -60,8 +72,19 @@ export async function loadDefinition(file: string, chain: string[] = []): Promis
   }
   let bytes: Buffer;
   try {
+    // Untrusted text: refuse an absurd file before reading it whole.
+    const st = await stat(abs);
+    if (!st.isFile()) {
+      throw new DistillError('DEFINITION_INVALID', `${abs} is not a regular file`, { hint: 'pass images/<name>/image.yaml or its directory' });
+    }
+    if (st.size > MAX_DEFINITION_BYTES) {
+      throw new DistillError('DEFINITION_INVALID', `${abs} is ${st.size} bytes; a definition may be at most ${MAX_DEFINITION_BYTES}`, {
+        hint: 'an image definition is a short YAML file; check that this is the right file',
+      });
+    }
     bytes = await readFile(abs);
   } catch (e) {
+    if (e instanceof DistillError) throw e;
     throw new DistillError('DEFINITION_NOT_FOUND', `cannot read image definition ${abs}: ${(e as Error).message}`, {
       cause: e,
       hint: chain.length > 0 ? `fix the extends in ${chain[chain.length - 1]}` : 'check the path',
@@ -109,14 +132,19 @@ export async function loadDefinition(file: string, chain: string[] = []): Promis
     }
     // A source is read from the definition's own directory only: building someone else's definition
     // must not copy this machine's files (~/.ssh, /etc/…) into an image.
-    if (f.source !== undefined) {
-      const src = resolve(defDir, f.source);
-      const real = existsSync(src) ? realpathSync(src) : src;
-      const realDir = realpathSync(defDir);
-      if (!real.startsWith(realDir + sep)) {
-        throw new DistillError('DEFINITION_INVALID', `${where}: source ${f.source} is outside the definition's directory ${defDir}`, {
-          hint: 'copy the file next to image.yaml (or into a folder below it)',
-        });
+    // A file:// url is a source by another name and is confined the same way (its sha256 pin is no
+    // protection: the contents of /etc/hostname or a public key are easy to know).
+    if (f.source !== undefined) confine(defDir, resolve(defDir, f.source), `${where}: source ${f.source}`);
+    if (f.url !== undefined) {
+      let url: URL;
+      try {
+        url = new URL(f.url);
+      } catch {
+        throw new DistillError('DEFINITION_INVALID', `${where}: url ${JSON.stringify(f.url)} is not an absolute URL`, { hint: 'use https://… (or file:// for a file beside image.yaml)' });
+      }
+      if (url.protocol === 'file:') confine(defDir, fileURLToPath(url), `${where}: url ${f.url}`);
+      else if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+        throw new DistillError('DEFINITION_INVALID', `${where}: url scheme ${url.protocol} is not supported`, { hint: 'use https:// (or file:// for a file beside image.yaml)' });
       }
     }
     const kinds = [f.content !== undefined, f.source !== undefined, f.url !== undefined, f.symlink !== undefined, f.directory === true].filter(Boolean).length;
@@ -142,6 +170,19 @@ export async function loadDefinition(file: string, chain: string[] = []): Promis
       ...(f.gid !== undefined ? { gid: f.gid } : {}),
     };
   });
+  const borrow = (raw.borrow ?? []).map((b, i) => {
+    if (packages.includes(b.package) || (raw.borrow ?? []).findIndex((o) => o.package === b.package) !== i) {
+      throw new DistillError('DEFINITION_INVALID', `${abs}: borrow[${i}] (${b.package}): the package is also installed or borrowed twice`, {
+        hint: 'borrow a package once, and only one that the image does not install',
+      });
+    }
+    for (const g of b.paths) {
+      if (g.replace(/^\/+/, '').split('/').some((c) => c === '' || c === '.' || c === '..')) {
+        throw new DistillError('DEFINITION_INVALID', `${abs}: borrow[${i}] (${b.package}): the path ${JSON.stringify(g)} is not normalised (no "..", ".", "//" or trailing "/")`);
+      }
+    }
+    return { package: b.package, paths: [...b.paths] };
+  });
   const accounts = raw.accounts
     ? {
         users: raw.accounts.users ?? [],
@@ -153,6 +194,7 @@ export async function loadDefinition(file: string, chain: string[] = []): Promis
     file: abs,
     sha256: sha256Hex(bytes),
     ...(raw.description !== undefined ? { description: raw.description } : {}),
+    ...(raw.repository !== undefined ? { repository: raw.repository } : {}),
     ...(base ? { base } : {}),
     sources,
     architectures: [...architectures],
@@ -176,9 +218,31 @@ export async function loadDefinition(file: string, chain: string[] = []): Promis
       setid: [...(base?.paths.setid ?? []), ...(raw.paths?.setid ?? [])],
     },
     variants: raw.variants ?? base?.variants ?? [...ALL_VARIANTS],
+    borrow,
     debugPackages: raw.debug?.packages ?? base?.debugPackages ?? [],
     ownsDebug: raw.debug?.packages !== undefined,
   };
+}
+
+/** A file a definition names must lie inside its directory once symlinks are resolved. */
+function confine(defDir: string, path: string, what: string): void {
+  let real = path;
+  try {
+    real = realpathSync(path);
+  } catch {
+    // Missing: the lexical path is checked (reading it later fails with its own error).
+  }
+  let realDir = defDir;
+  try {
+    realDir = realpathSync(defDir);
+  } catch {
+    // unreachable in practice: the definition was just read from it
+  }
+  if (!real.startsWith(realDir + sep) && !(real === path && path.startsWith(defDir + sep))) {
+    throw new DistillError('DEFINITION_INVALID', `${what} is outside the definition's directory ${defDir}`, {
+      hint: 'copy the file next to image.yaml (or into a folder below it)',
+    });
+  }
 }
 
 function extendsPath(from: string, ref: string): string {
@@ -192,7 +256,15 @@ function extendsPath(from: string, ref: string): string {
 /** Parse YAML and validate against the schema; every problem is reported with file:line. */
 export function parseAndValidate(text: string, file: string): RawDefinition {
   const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc, uniqueKeys: true, prettyErrors: false });
+  const syntax = (message: string, cause?: unknown): DistillError =>
+    new DistillError('DEFINITION_SYNTAX', `${file}: ${message}`, { cause, hint: 'fix the YAML syntax' });
+  let doc: ReturnType<typeof parseDocument>;
+  try {
+    doc = parseDocument(text, { lineCounter: lc, uniqueKeys: true, prettyErrors: false });
+  } catch (e) {
+    // The parser recurses on nesting: thousands of nested brackets exhaust the stack.
+    throw syntax(`cannot parse: ${messageOf(e)}`, e);
+  }
   if (doc.errors.length > 0) {
     const e = doc.errors[0]!;
     const pos = lc.linePos(e.pos[0]);
@@ -200,7 +272,21 @@ export function parseAndValidate(text: string, file: string): RawDefinition {
       hint: 'fix the YAML syntax',
     });
   }
-  const value: unknown = doc.toJS();
+  let aliases = 0;
+  visit(doc, {
+    Alias: () => {
+      aliases += 1;
+      return aliases > MAX_DEFINITION_ALIASES ? visit.BREAK : undefined;
+    },
+  });
+  if (aliases > MAX_DEFINITION_ALIASES) throw syntax(`more than ${MAX_DEFINITION_ALIASES} YAML aliases (an alias bomb?)`);
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: MAX_DEFINITION_ALIASES });
+  } catch (e) {
+    // yaml refuses an alias whose expansion exceeds maxAliasCount nodes ("resource exhaustion").
+    throw syntax(`YAML aliases expand too far: ${messageOf(e)}`, e);
+  }
   const issues = validate(imageSchema(), value ?? {});
   if (issues.length > 0) {
     const lines = issues.map((i) => `${file}:${lineOf(doc.contents, i, lc)}: ${fieldName(i.path)}: ${i.message}`);

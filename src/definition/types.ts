@@ -53,6 +53,8 @@ export interface ImageDefinition {
   /** sha256 of the file's bytes: a lock made from other bytes is stale. */
   sha256: string;
   description?: string;
+  /** Where this image is published (registry/repository, no tag): its children's base.name. */
+  repository?: string;
   /** The parent definition, loaded, when `extends` is set. */
   base?: ImageDefinition;
   /** Own sources merged over the parent's, in definition order (parent's first). */
@@ -73,6 +75,8 @@ export interface ImageDefinition {
   /** Path rules: the base's plus this image's. */
   paths: { keep: string[]; drop: string[]; setid: string[] };
   variants: Variant[];
+  /** Packages of which only some files are shipped in this image's layer (not installed, no dependencies). */
+  borrow: { package: string; paths: string[] }[];
   /** Packages of the debug variants' layer, locked by the image that lists them. */
   debugPackages: string[];
   /** True when this definition itself lists debug packages (its lock holds them). */
@@ -82,4 +86,24 @@ export interface ImageDefinition {
 /** `${arch}` in a definition's strings (config, file paths, contents, symlink targets) → the Debian architecture. */
 export function substituteArch(s: string, arch: string): string {
   return s.replaceAll('${arch}', arch);
+}
+
+/**
+ * `${version:PKG}` (the locked Debian version of PKG) and `${java-version:PKG}` (the Java version an
+ * OpenJDK package's `java -version` prints, read from its Debian version as distroless does: epoch,
+ * build and Debian revision dropped, and a fourth component only when it is not 0 — 21.0.13.1+2-1 →
+ * 21.0.13.1, 21.0.5+11-1 → 21.0.5) in a definition's config strings. `versionOf` gives the locked
+ * version or undefined; an unknown package is the caller's error.
+ */
+export function substituteVersions(s: string, versionOf: (pkg: string) => string | undefined, onMissing: (pkg: string) => never): string {
+  return s.replace(/\$\{(version|java-version):([a-z0-9][a-z0-9+.-]+)\}/g, (_m, kind: string, pkg: string) => {
+    const v = versionOf(pkg) ?? onMissing(pkg);
+    return kind === 'version' ? v : javaVersion(v);
+  });
+}
+
+export function javaVersion(debianVersion: string): string {
+  const upstream = debianVersion.replace(/^\d+:/, '').split(/[+~-]/)[0]!;
+  const parts = upstream.split('.');
+  return parts.length >= 4 && parts[3] !== '0' ? parts.slice(0, 4).join('.') : parts.slice(0, 3).join('.');
 }

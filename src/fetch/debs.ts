@@ -40,7 +40,7 @@ export async function fetchDebs(store: ContentStore, locks: readonly Lockfile[],
   for (const lock of locks) {
     for (const arch of Object.keys(lock.architectures).sort()) {
       if (opts.architectures && !opts.architectures.includes(arch)) continue;
-      for (const p of [...lock.architectures[arch]!.packages, ...(lock.architectures[arch]!.debug ?? [])]) {
+      for (const p of [...lock.architectures[arch]!.packages, ...(lock.architectures[arch]!.borrow ?? []), ...(lock.architectures[arch]!.debug ?? [])]) {
         if (jobs.has(p.sha256)) continue;
         const src = lock.sources[p.archive];
         if (src === undefined) throw new DistillError('LOCK_INVALID', `${lock.image}: ${p.name} names unknown source ${p.archive}`);

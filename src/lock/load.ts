@@ -2,7 +2,7 @@
 // extends (base first). A stale lock anywhere in the chain is refused.
 import { loadDefinition } from '../definition/load.js';
 import type { ImageDefinition } from '../definition/types.js';
-import { assertFresh, lockPathFor, readLock, type Lockfile } from './lockfile.js';
+import { assertFresh, checkLockChain, lockPathFor, readLock, type Lockfile } from './lockfile.js';
 
 export interface LockedImage {
   definition: ImageDefinition;
@@ -23,5 +23,6 @@ export async function loadLockChain(definitionFile: string): Promise<LockedImage
     await assertFresh(d, lock, lockPath);
     out.push({ definition: d, lock, lockPath, lockSha256: sha256 });
   }
+  checkLockChain(out);
   return out;
 }

@@ -177,6 +177,19 @@ export class LockSession {
       for (const u of res.excludedUnused.filter((x) => def.ownExclude.includes(x))) this.opts.onProgress?.({ type: 'warning', message: `${def.name} (${arch}): exclude ${u} removed nothing` });
       const packages: LockedPackage[] = [...res.packages.values()].map(({ record: r, depends }) => lockedPackage(r, depends));
       architectures[arch] = { packages };
+      if (def.borrow.length > 0) {
+        // Borrowed packages are pinned alone: only some of their files are shipped, nothing of theirs runs.
+        architectures[arch].borrow = def.borrow.map((b) => {
+          const r = universe.candidates.get(b.package);
+          if (r === undefined) {
+            throw new DistillError('PACKAGE_UNKNOWN', `${def.name} (${arch}): borrowed package ${b.package} is not in the archive`, { hint: 'check the name in borrow' });
+          }
+          if (installed.has(b.package) || res.packages.has(b.package)) {
+            throw new DistillError('DEFINITION_INVALID', `${def.name} (${arch}): ${b.package} is borrowed but also installed`, { hint: 'remove it from borrow: the image already ships it whole' });
+          }
+          return lockedPackage(r, []);
+        });
+      }
       if (def.ownsDebug && def.debugPackages.length > 0) {
         // The debug layer sits on top of the image: everything below it counts as installed.
         const below = new Map(installed);

@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { isSha256Hex, sha256Hex } from '../digest.js';
+import { isValidVersion } from '../debian/version.js';
 import { DistillError } from '../errors.js';
 import { SAFE_POOL_PATH } from '../debian/packages-index.js';
 import type { ImageDefinition } from '../definition/types.js';
@@ -49,8 +50,11 @@ export interface Lockfile {
   requested: string[];
   exclude: string[];
   sources: Record<string, LockedSource>;
-  /** Per architecture: the image's own closure, and the debug variants' packages when it defines them. */
-  architectures: Record<string, { packages: LockedPackage[]; debug?: LockedPackage[] }>;
+  /**
+   * Per architecture: the image's own closure, the packages it borrows files from (pinned alone,
+   * without their dependencies), and the debug variants' packages when it defines them.
+   */
+  architectures: Record<string, { packages: LockedPackage[]; borrow?: LockedPackage[]; debug?: LockedPackage[] }>;
 }
 
 export function lockPathFor(definitionFile: string): string {
@@ -86,6 +90,7 @@ export function serializeLock(lock: Lockfile): string {
     architectures: Object.fromEntries(
       Object.keys(lock.architectures).sort().map((a) => [a, {
         packages: orderPackages(lock.architectures[a]!.packages),
+        ...(lock.architectures[a]!.borrow ? { borrow: orderPackages(lock.architectures[a]!.borrow!) } : {}),
         ...(lock.architectures[a]!.debug ? { debug: orderPackages(lock.architectures[a]!.debug!) } : {}),
       }]),
     ),
@@ -117,44 +122,107 @@ export async function readLock(path: string): Promise<{ lock: Lockfile; sha256: 
   } catch (e) {
     throw new DistillError('LOCK_NOT_FOUND', `no lockfile at ${path}`, { cause: e, hint: 'run `distill lock` on the definition first' });
   }
+  return { lock: parseLock(bytes, path), sha256: sha256Hex(bytes) };
+}
+
+/** A lockfile's bytes, checked as readLock checks them; `what` names it in errors (a path, a provenance entry). */
+export function parseLock(bytes: Buffer | string, what: string): Lockfile {
   let value: unknown;
   try {
-    value = JSON.parse(bytes.toString('utf8'));
+    value = JSON.parse(typeof bytes === 'string' ? bytes : bytes.toString('utf8'));
   } catch (e) {
-    throw new DistillError('LOCK_INVALID', `${path}: not JSON: ${(e as Error).message}`, { cause: e, hint: 'run `distill lock` to rewrite it' });
+    throw new DistillError('LOCK_INVALID', `${what}: not JSON: ${(e as Error).message}`, { cause: e, hint: 'run `distill lock` to rewrite it' });
   }
-  checkLockShape(value, path);
-  return { lock: value, sha256: sha256Hex(bytes) };
+  checkLockShape(value, what);
+  return value;
 }
 
 function fail(path: string, what: string): never {
   throw new DistillError('LOCK_INVALID', `${path}: ${what}`, { hint: 'run `distill lock` to rewrite it' });
 }
 
+/** Debian Policy §5.6.1 (package names) and §5.6.12 (versions, via parseVersion). */
+const PACKAGE_NAME = /^[a-z0-9][a-z0-9+.-]+$/;
+const ARCH_NAME = /^[a-z0-9][a-z0-9-]*$/;
+const SOURCE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+const isName = (x: unknown): x is string => typeof x === 'string' && x.length <= 255 && PACKAGE_NAME.test(x);
+const isNameList = (x: unknown): x is string[] => Array.isArray(x) && x.every(isName);
+const isPositiveSize = (x: unknown): x is number => Number.isSafeInteger(x) && (x as number) > 0;
+const isUtcTime = (x: unknown): x is string => typeof x === 'string' && /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/.test(x) && !Number.isNaN(Date.parse(x));
+
+// ATTACKER-CONTROLLED INPUT: a lock arrives in a pull request as easily as a definition. Every field a
+// build uses is checked here, strictly, so that nothing downstream meets a shape it did not expect.
 function checkLockShape(v: unknown, path: string): asserts v is Lockfile {
   const o = v as Partial<Lockfile> | null;
-  if (o === null || typeof o !== 'object') fail(path, 'not an object');
+  if (o === null || typeof o !== 'object' || Array.isArray(o)) fail(path, 'not an object');
   if (o.lockfileVersion !== LOCKFILE_VERSION) fail(path, `unsupported lockfileVersion ${String(o.lockfileVersion)} (this distill reads ${LOCKFILE_VERSION})`);
   // The timestamp becomes every mtime: only an explicit UTC form, never one read in the local zone.
-  if (typeof o.image !== 'string' || typeof o.timestamp !== 'string' || !/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/.test(o.timestamp) || Number.isNaN(Date.parse(o.timestamp))) {
+  if (typeof o.image !== 'string' || !isUtcTime(o.timestamp)) {
     fail(path, 'missing image, or a timestamp not of the form YYYY-MM-DDThh:mm:ssZ');
   }
-  if (!o.definition || !isSha256Hex(String(o.definition.sha256))) fail(path, 'missing definition checksum');
-  if (!o.sources || typeof o.sources !== 'object') fail(path, 'missing sources');
-  if (!o.architectures || typeof o.architectures !== 'object') fail(path, 'missing architectures');
+  if (!o.definition || typeof o.definition !== 'object' || !isSha256Hex(String(o.definition.sha256))) fail(path, 'missing definition checksum');
+  if (o.base !== undefined && (typeof o.base !== 'object' || o.base === null || typeof o.base.image !== 'string' || typeof o.base.lock !== 'string' || !isSha256Hex(String(o.base.sha256)))) {
+    fail(path, 'malformed base');
+  }
+  if (!isNameList(o.requested)) fail(path, 'requested is not a list of package names');
+  if (!isNameList(o.exclude)) fail(path, 'exclude is not a list of package names');
+  if (!o.sources || typeof o.sources !== 'object' || Array.isArray(o.sources)) fail(path, 'missing sources');
+  for (const [name, s] of Object.entries(o.sources)) {
+    if (!s || typeof s !== 'object' || typeof s.suite !== 'string' || !Array.isArray(s.components) || !s.components.every((c) => typeof c === 'string')
+      || !isUtcTime(s.date) || (s.validUntil !== undefined && !isUtcTime(s.validUntil))
+      || !s.inRelease || !isSha256Hex(String(s.inRelease.sha256)) || !isPositiveSize(s.inRelease.size)
+      || !Array.isArray(s.signedBy) || !s.signedBy.every((f) => typeof f === 'string')) {
+      fail(path, `source ${JSON.stringify(name)} is malformed`);
+    }
+  }
+  if (!o.architectures || typeof o.architectures !== 'object' || Array.isArray(o.architectures)) fail(path, 'missing architectures');
   for (const [arch, a] of Object.entries(o.architectures)) {
+    if (!ARCH_NAME.test(arch)) fail(path, `unknown architecture ${JSON.stringify(arch)}`);
     if (!Array.isArray(a?.packages)) fail(path, `architecture ${arch} has no package list`);
     if (a.debug !== undefined && !Array.isArray(a.debug)) fail(path, `architecture ${arch}: debug is not a package list`);
+    if (a.borrow !== undefined && !Array.isArray(a.borrow)) fail(path, `architecture ${arch}: borrow is not a package list`);
     const seen = new Set<string>();
-    for (const p of [...a.packages, ...(a.debug ?? [])]) {
-      if (typeof p?.name !== 'string' || typeof p.version !== 'string' || typeof p.filename !== 'string' || !Number.isSafeInteger(p.size) || !isSha256Hex(String(p.sha256))) {
-        fail(path, `${arch}: malformed package entry ${JSON.stringify(p?.name)}`);
+    for (const p of [...a.packages, ...(a.borrow ?? []), ...(a.debug ?? [])] as unknown[]) {
+      const q = p as Partial<LockedPackage> | null;
+      const name = JSON.stringify(q?.name);
+      if (q === null || typeof q !== 'object' || !isName(q.name)) fail(path, `${arch}: a package entry without a valid name (${name})`);
+      if (typeof q.version !== 'string' || !isValidVersion(q.version)) fail(path, `${arch}: ${q.name}: invalid version ${JSON.stringify(q.version)}`);
+      if (q.architecture !== arch && q.architecture !== 'all') fail(path, `${arch}: ${q.name}: architecture ${JSON.stringify(q.architecture)} is neither ${arch} nor all`);
+      if (typeof q.source !== 'string' || !SOURCE_NAME.test(q.source) || typeof q.sourceVersion !== 'string' || !isValidVersion(q.sourceVersion)) {
+        fail(path, `${arch}: ${q.name}: invalid source or sourceVersion`);
       }
+      if (!isPositiveSize(q.size)) fail(path, `${arch}: ${q.name}: size ${JSON.stringify(q.size)} is not a positive integer`);
+      if (!isSha256Hex(String(q.sha256))) fail(path, `${arch}: ${q.name}: sha256 is not 64 lowercase hex digits`);
+      if (!isNameList(q.depends)) fail(path, `${arch}: ${q.name}: depends is not a list of package names`);
       // The pool path becomes a URL path: refuse anything that could leave the archive root.
-      if (!SAFE_POOL_PATH.test(p.filename) || p.filename.split('/').some((c) => c === '' || c === '.' || c === '..')) fail(path, `${arch}: unsafe filename ${JSON.stringify(p.filename)}`);
-      if (!(p.archive in o.sources)) fail(path, `${arch}: ${p.name} comes from unknown source ${JSON.stringify(p.archive)}`);
-      if (seen.has(p.name)) fail(path, `${arch}: ${p.name} appears twice`);
-      seen.add(p.name);
+      if (typeof q.filename !== 'string' || !SAFE_POOL_PATH.test(q.filename) || q.filename.split('/').some((c) => c === '' || c === '.' || c === '..')) {
+        fail(path, `${arch}: unsafe filename ${JSON.stringify(q.filename)}`);
+      }
+      if (typeof q.archive !== 'string' || !Object.hasOwn(o.sources, q.archive)) fail(path, `${arch}: ${q.name} comes from unknown source ${JSON.stringify(q.archive)}`);
+      if (seen.has(q.name)) fail(path, `${arch}: ${q.name} appears twice`);
+      seen.add(q.name);
+    }
+  }
+}
+
+/**
+ * What the shape cannot say: a lock chain (outermost base first) must be closed — every package a
+ * locked package depends on, and every package the definition requests, is locked in the image or a
+ * base below it.
+ */
+export function checkLockChain(chain: readonly { lock: Lockfile; lockPath: string }[]): void {
+  const below = new Map<string, Set<string>>();
+  for (const { lock, lockPath } of chain) {
+    for (const [arch, a] of Object.entries(lock.architectures)) {
+      const installed = new Set(below.get(arch) ?? []);
+      for (const p of a.packages) installed.add(p.name);
+      for (const r of lock.requested) if (!installed.has(r)) fail(lockPath, `${arch}: requested package ${r} is not locked`);
+      const withDebug = new Set(installed);
+      for (const p of a.debug ?? []) withDebug.add(p.name);
+      for (const p of a.packages) for (const d of p.depends) if (!installed.has(d)) fail(lockPath, `${arch}: ${p.name} depends on ${d}, which is not locked`);
+      for (const p of a.debug ?? []) for (const d of p.depends) if (!withDebug.has(d)) fail(lockPath, `${arch}: ${p.name} (debug) depends on ${d}, which is not locked`);
+      below.set(arch, installed);
     }
   }
 }
@@ -164,7 +232,7 @@ function checkLockShape(v: unknown, path: string): asserts v is Lockfile {
  * Returns the lock for chaining.
  */
 export async function assertFresh(def: ImageDefinition, lock: Lockfile, lockPath: string): Promise<Lockfile> {
-  if (lock.definition.sha256 !== def.sha256) {
+  if (lock.definition.sha256 !== def.sha256 || lock.requested.join() !== [...def.packages].sort().join()) {
     throw new DistillError('LOCK_STALE', `${lockPath} is stale: ${def.file} changed since it was locked`, {
       hint: `run \`distill lock ${def.file}\``,
     });

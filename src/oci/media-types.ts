@@ -23,3 +23,6 @@ export const ANNOTATION_BASE_NAME = 'org.opencontainers.image.base.name';
 export const ANNOTATION_BASE_DIGEST = 'org.opencontainers.image.base.digest';
 /** containerd's image name (a full reference, docker.io/library/x:tag); Docker ≥ 25 and podman read it. */
 export const ANNOTATION_CONTAINERD_IMAGE_NAME = 'io.containerd.image.name';
+
+/** A Sigstore bundle v0.3 (cosign v3's signatures and attestations), as an OCI referrer's artifactType and layer. */
+export const MEDIA_TYPE_SIGSTORE_BUNDLE_V03 = 'application/vnd.dev.sigstore.bundle.v0.3+json';

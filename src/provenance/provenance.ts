@@ -7,8 +7,13 @@ import { sha256Hex } from '../digest.js';
 import type { LockedImage } from '../lock/load.js';
 import { DISTILL_VERSION, LAYER_FORMAT } from '../version.js';
 import { SLSA_PROVENANCE_V1, STATEMENT_V1, type ResourceDescriptor } from './statement.js';
+import { debPurl } from './sbom.js';
 
-/** distill's build type: what externalParameters and internalParameters mean (README, "Provenance"). */
+/**
+ * distill's build type: what externalParameters, internalParameters and resolvedDependencies mean, with
+ * their JSON schema and a complete example — docs/buildtypes/image/v1.md in this repository, published
+ * at this URI (the URI's path is the document's path under docs/).
+ */
 export const DISTILL_BUILD_TYPE = 'https://distill.dev/buildtypes/image/v1';
 export const DISTILL_BUILDER_ID = 'https://distill.dev/builders/cli';
 
@@ -21,6 +26,10 @@ export interface ProvenanceInput {
   platforms: readonly string[];
   sourceDateEpoch?: number;
   source?: { repository?: string; revision?: string };
+  /** build --base-repository: where the base images are published (it names them in base.name). */
+  baseRepository?: string;
+  /** "<ID>-<VERSION_ID>" of the built images' os-release (the purls' distro qualifier), when known. */
+  distro?: string;
   settings: Record<string, unknown>;
   invocationId: string;
   startedOn: Date;
@@ -35,6 +44,7 @@ export interface ProvenanceExternalParameters {
   platforms: string[];
   sourceDateEpoch?: number;
   source?: { repository?: string; revision?: string };
+  baseRepository?: string;
 }
 
 function rfc3339(d: Date): string {
@@ -55,16 +65,42 @@ export function buildProvenance(input: ProvenanceInput): object {
     content: input.texts[i]!.lock,
     digest: { sha256: sha256Hex(input.texts[i]!.lock) },
   }));
+  // Every .deb, named by its purl (purl-spec type deb, as the SBOMs name it) with its sha256; the pool
+  // path, archive and suite as annotations (no mirror URL: the lock records none, by design).
   const debs = new Map<string, ResourceDescriptor>();
+  // The signed InRelease of every archive the locks resolved from: digest and the fingerprints of the
+  // keys whose signatures verified when the lock was made — the root of trust of every .deb digest.
+  const releases = new Map<string, ResourceDescriptor>();
   for (const li of input.chain) {
+    for (const [name, src] of Object.entries(li.lock.sources)) {
+      const path = `dists/${src.suite}/InRelease`;
+      releases.set(`${name} ${src.inRelease.sha256}`, {
+        uri: `distill:archive/${name}/${path}`,
+        name: `${name}/${path}`,
+        digest: { sha256: src.inRelease.sha256 },
+        mediaType: 'text/plain',
+        annotations: {
+          archive: name,
+          suite: src.suite,
+          components: [...src.components],
+          date: src.date,
+          ...(src.validUntil !== undefined ? { validUntil: src.validUntil } : {}),
+          size: src.inRelease.size,
+          signedBy: [...src.signedBy].sort(),
+        },
+      } as ResourceDescriptor);
+    }
     for (const [arch, a] of Object.entries(li.lock.architectures)) {
       if (!input.platforms.includes(arch)) continue;
-      for (const p of [...a.packages, ...(a.debug ?? [])]) {
+      for (const p of [...a.packages, ...(a.borrow ?? []), ...(a.debug ?? [])]) {
+        const upstream = p.source !== p.name || p.sourceVersion !== p.version
+          ? { name: p.source, ...(p.sourceVersion !== p.version ? { version: p.sourceVersion } : {}) }
+          : undefined;
         debs.set(p.sha256, {
-          uri: `deb:${p.archive}/${p.filename}`,
+          uri: debPurl(p.name, p.version, p.architecture, { ...(input.distro ? { distro: input.distro } : {}), ...(upstream ? { upstream } : {}) }),
           name: p.name,
           digest: { sha256: p.sha256 },
-          annotations: { version: p.version, architecture: p.architecture, archive: p.archive, suite: li.lock.sources[p.archive]?.suite ?? '' },
+          annotations: { version: p.version, architecture: p.architecture, archive: p.archive, suite: li.lock.sources[p.archive]?.suite ?? '', filename: p.filename },
         } as ResourceDescriptor);
       }
     }
@@ -77,6 +113,7 @@ export function buildProvenance(input: ProvenanceInput): object {
     platforms: [...input.platforms],
     ...(input.sourceDateEpoch !== undefined ? { sourceDateEpoch: input.sourceDateEpoch } : {}),
     ...(input.source && (input.source.repository || input.source.revision) ? { source: input.source } : {}),
+    ...(input.baseRepository !== undefined ? { baseRepository: input.baseRepository } : {}),
   };
   return {
     _type: STATEMENT_V1,
@@ -90,7 +127,8 @@ export function buildProvenance(input: ProvenanceInput): object {
         resolvedDependencies: [
           ...definitions.map((d) => ({ uri: `distill:${d.path}`, name: d.path, digest: d.digest })),
           ...locks.map((l) => ({ uri: `distill:${l.path}`, name: l.path, digest: l.digest })),
-          ...[...debs.values()].sort((a, b) => ((a.uri ?? '') < (b.uri ?? '') ? -1 : 1)),
+          ...[...releases.values()].sort((a, b) => ((a.name ?? '') < (b.name ?? '') ? -1 : 1)),
+          ...[...debs.values()].sort((a, b) => ((a.uri as string) < (b.uri as string) ? -1 : (a.uri as string) > (b.uri as string) ? 1 : 0)),
         ],
       },
       runDetails: {

@@ -1,34 +1,51 @@
-// An SPDX 2.3 JSON SBOM for one image and platform, as distroless publishes one per image: one package
-// for the image (the document DESCRIBES it), one per Debian package present in it — read from
+// An SPDX 2.3 JSON SBOM for one image and platform, made for vulnerability scanners: one package for
+// the image (the document DESCRIBES it), which CONTAINS the operating system (from the image's own
+// os-release), which CONTAINS one package per Debian package present in the image — read from
 // /var/lib/dpkg/status.d in the image's own layers, as scanners read it — with the .deb's sha256 and
-// pool path from the locks, a purl, the supplier from Maintainer, the copyright file's text, and
-// CONTAINS / DEPENDS_ON relationships. Everything comes from the inputs (no clock, no random UUID)
-// and is sorted: the same inputs give the same bytes.
+// pool path from the locks, a purl naming distribution and source package, the supplier from
+// Maintainer, the copyright file's text and its declared licence, and DEPENDS_ON relationships.
+// Everything comes from the inputs (no clock, no random UUID) and is sorted: the same inputs give the
+// same bytes.
 //
-// Decisions (SPDX 2.3 §6, §7, §11; purl spec "Characters and encoding"):
+// What the readers need (checked in test/provenance/sbom.test.ts by reading the document as they do):
+//  - syft/grype (syft/format/common/spdxhelpers): the distribution from the first purl with a
+//    `distro` qualifier ("debian-13" → ID debian, VERSION_ID 13) and each package's source from the
+//    `upstream` qualifier ("<name>[@<version>]"); without them grype knows no distro and matches no
+//    CVE keyed by source package (glibc, openssl, zlib, xz-utils, python3.13).
+//  - Trivy (pkg/sbom/spdx): the OS is the package whose SPDXID starts "SPDXRef-OperatingSystem"
+//    (name = family, version = release); its OS packages are those it has relationships to; a
+//    package's source is sourceInfo "built package from: <name> <version>" — exactly that form.
+//
+// Decisions (SPDX 2.3 §6, §7, §10, §11; purl spec "Characters and encoding"):
 //  - downloadLocation must be NONE, NOASSERTION, a URL or a VCS location (§7.7). The lock records a
-//    pool path but, by design, no mirror URL: downloadLocation is NOASSERTION and the pool path goes
-//    to sourceInfo ("how the package was acquired", §7.19), the .deb's base name to packageFileName.
+//    pool path but, by design, no mirror URL: downloadLocation is NOASSERTION, the pool path is in the
+//    comment, the .deb's base name in packageFileName; sourceInfo is Trivy's source form.
 //  - documentNamespace must be a URI unique to the document and without '#' (§6.5): it is
 //    https://distill.dev/spdx/<image>/<manifest digest hex>/<16 hex of the sha256 of the document
 //    without its namespace> — derived from the digest, and different whenever the content differs
 //    (another variant sharing a manifest, another distill version), never random.
-//  - purl versions are percent-encoded as the current purl spec says: everything outside
-//    [A-Za-z0-9.-_~] is encoded except ':' (which must NOT be), so an epoch stays "1:2.3" and '+'
-//    becomes %2B (what packageurl-python writes). The image's purl is pkg:oci/<image>@sha256:<hex>.
-//  - licenseDeclared/licenseConcluded are NOASSERTION: Debian's DEP-5 short names are not SPDX
-//    identifiers (GPL-2+ vs GPL-2.0-or-later, and many have no SPDX equivalent), and a wrong
-//    declaration is worse than none. copyrightText is the whole copyright file, as distroless does;
-//    a package without one in the image (its doc directory is a link in the .deb, which distill does
-//    not keep) gets the file of a present package built from the same source name and version —
-//    the one the link pointed to, since a Debian copyright file belongs to the source — with a comment.
+//  - purl versions and qualifier values are percent-encoded as the current purl spec says: everything
+//    outside [A-Za-z0-9.-_~] is encoded except ':' (which must NOT be), so an epoch stays "1:2.3", '+'
+//    becomes %2B and the '@' in upstream %40. Qualifiers are sorted by key (arch, distro, upstream).
+//    `upstream` is given only when the source's name or version differs from the binary's.
+//  - licenseDeclared is the SPDX expression of a machine-readable (DEP-5) debian/copyright
+//    (licenses.ts), licenseConcluded stays NOASSERTION (nobody here concluded anything), and
+//    NOASSERTION is declared only where the copyright file is free text or absent (licenseComments
+//    says which). LicenseRefs are defined once in hasExtractedLicensingInfos. copyrightText is the whole
+//    copyright file, as distroless does; a package without one in the image (its doc directory is a
+//    link in the .deb, which distill does not keep) gets the file of a present package built from the
+//    same source name and version — the one the link pointed to, since a Debian copyright file belongs
+//    to the source — with a comment.
+//  - The image's supplier and an "Organization:" creator come from `organization` when given.
 //  - A package in status.d but in none of the locks given is still listed (it is in the image), with
 //    no checksum and a comment saying so; a lock entry for a package absent from the image is
 //    ignored; a status.d version or architecture that contradicts the lock entry is GENERATE_FAILED.
 //  - Layer contents are untrusted: entries are only read from the tar stream (nothing touches the
 //    host filesystem), symlinks and hardlinks are never followed (a linked copyright file counts as
-//    absent: NOASSERTION), status.d and copyright files over 1 MiB are skipped, paths with '..' are
-//    ignored, and whiteouts (.wh.<name>, .wh..wh..opq) apply as in the OCI image spec.
+//    absent: NOASSERTION; a linked os-release as absent: no OS package, no distro qualifier),
+//    status.d, copyright and os-release files over 1 MiB are skipped, paths with '..' are ignored,
+//    os-release ID/VERSION_ID must match os-release(5)'s character set, and whiteouts (.wh.<name>,
+//    .wh..wh..opq) apply as in the OCI image spec.
 //  - The bytes are prettyStableJson (sorted keys, 2-space indent, trailing newline): readable and
 //    diffable; the same object in canonical form is one canonicalJson() call away.
 import { createReadStream } from 'node:fs';
@@ -40,6 +57,8 @@ import { parseDeb822, type Paragraph } from '../debian/deb822.js';
 import { isSha256Hex, sha256Hex } from '../digest.js';
 import { DistillError, messageOf } from '../errors.js';
 import { canonicalJson, prettyStableJson } from '../json.js';
+import { parseOsRelease } from '../rootfs/generate/os-release.js';
+import { declaredLicense, unifyExtracted, type DeclaredLicense } from './licenses.js';
 
 export interface SbomInput {
   /** The image's name, e.g. 'python3'. */
@@ -57,6 +76,19 @@ export interface SbomInput {
   packages: { name: string; version: string; architecture: string; sha256: string; filename: string; source?: string }[];
   /** distill's version: creationInfo.creators gets "Tool: distill-<v>". */
   toolVersion: string;
+  /**
+   * The organisation that publishes the image: the image package's supplier and an
+   * "Organization: …" creator of the document (else NOASSERTION and the tool alone).
+   */
+  organization?: string;
+}
+
+/** How many Debian packages have a declared licence (the rest are NOASSERTION). */
+export interface LicenseCoverage {
+  packages: number;
+  declared: number;
+  /** Names of the packages whose licence could not be determined. */
+  undetermined: string[];
 }
 
 export interface SpdxChecksum {
@@ -82,11 +114,13 @@ export interface SpdxPackage {
   externalRefs?: SpdxExternalRef[];
   licenseConcluded?: string;
   licenseDeclared?: string;
+  licenseComments?: string;
   copyrightText?: string;
   primaryPackagePurpose?: string;
   packageFileName?: string;
   sourceInfo?: string;
   summary?: string;
+  description?: string;
   homepage?: string;
   comment?: string;
 }
@@ -106,9 +140,17 @@ export interface SpdxDocument {
   creationInfo: { created: string; creators: string[] };
   packages: SpdxPackage[];
   relationships: SpdxRelationship[];
+  hasExtractedLicensingInfos?: { licenseId: string; extractedText: string; name: string }[];
 }
 
 export const IMAGE_SPDXID = 'SPDXRef-Image';
+/**
+ * Trivy tells the operating system from the other packages by this SPDXID prefix
+ * ("SPDXRef-OperatingSystem-…", trivy pkg/sbom/spdx), others by primaryPackagePurpose OPERATING-SYSTEM.
+ */
+export const OS_SPDXID_PREFIX = 'SPDXRef-OperatingSystem-';
+/** Trivy's sourceInfo form for a binary package: "built package from: <source> <source version>". */
+export const SOURCE_INFO_PREFIX = 'built package from: ';
 const NAMESPACE_BASE = 'https://distill.dev/spdx/';
 const NOASSERTION = 'NOASSERTION';
 /** status.d paragraphs and copyright files larger than this are not read. */
@@ -116,8 +158,10 @@ export const SBOM_FILE_CAP = 1024 * 1024;
 
 const STATUS_RE = /^var\/lib\/dpkg\/status\.d\/([^/]+)$/;
 const COPYRIGHT_RE = /^usr\/share\/doc\/([^/]+)\/copyright$/;
+/** os-release(5): /etc/os-release, else /usr/lib/os-release (base-files makes the first a link to the second). */
+const OS_RELEASE = ['etc/os-release', 'usr/lib/os-release'];
 /** Entries whose replacement by a non-directory hides tracked files under them. */
-const ANCESTOR_RE = /^(?:var|var\/lib|var\/lib\/dpkg|var\/lib\/dpkg\/status\.d|usr|usr\/share|usr\/share\/doc|usr\/share\/doc\/[^/]+)$/;
+const ANCESTOR_RE = /^(?:etc|usr\/lib|var|var\/lib|var\/lib\/dpkg|var\/lib\/dpkg\/status\.d|usr|usr\/share|usr\/share\/doc|usr\/share\/doc\/[^/]+)$/;
 
 function fail(message: string, cause?: unknown): never {
   throw new DistillError('GENERATE_FAILED', `SBOM: ${message}`, {
@@ -146,7 +190,7 @@ function imagePath(name: string): string | undefined {
   return parts.join('/');
 }
 
-const tracked = (p: string): boolean => (STATUS_RE.test(p) && !p.endsWith('.md5sums')) || COPYRIGHT_RE.test(p);
+const tracked = (p: string): boolean => (STATUS_RE.test(p) && !p.endsWith('.md5sums')) || COPYRIGHT_RE.test(p) || OS_RELEASE.includes(p);
 
 async function openLayer(path: string): Promise<Readable> {
   const fh = await open(path, 'r');
@@ -318,18 +362,39 @@ function relationNames(field: string | undefined): string[][] {
   ).filter((g) => g.length > 0);
 }
 
-/** "name version" of the source package (Policy §5.6.1: Source is "name" or "name (version)"). */
-function sourceOf(pkg: Installed): string {
-  const m = /^\s*(\S+)(?:\s*\(\s*([^()\s]+)\s*\))?\s*$/.exec(pkg.paragraph.get('Source') ?? '');
-  return m ? `${m[1]} ${m[2] ?? pkg.version}` : `${pkg.name} ${pkg.version}`;
+/** The source package (Policy §5.6.1: Source is "name" or "name (version)"; absent = the binary's own). */
+function sourcePackage(pkg: Installed): { name: string; version: string } {
+  const m = /^\s*([a-z0-9][a-z0-9+.-]*)(?:\s*\(\s*([^()\s]+)\s*\))?\s*$/.exec(pkg.paragraph.get('Source') ?? '');
+  return m ? { name: m[1]!, version: m[2] ?? pkg.version } : { name: pkg.name, version: pkg.version };
 }
 
-function commentOf(locked: boolean, copyrightFrom: string | undefined): { comment: string } | undefined {
+function sourceOf(pkg: Installed): string {
+  const s = sourcePackage(pkg);
+  return `${s.name} ${s.version}`;
+}
+
+function commentOf(poolPath: string | undefined, copyrightFrom: string | undefined): { comment: string } | undefined {
   const parts = [
-    ...(locked ? [] : ['recorded in the image\'s status.d but in none of the locks given: no .deb checksum']),
+    poolPath !== undefined ? `retrieved as ${poolPath} from a Debian archive` : 'recorded in the image\'s status.d but in none of the locks given: no .deb checksum',
     ...(copyrightFrom !== undefined ? [`copyrightText is the copyright file of ${copyrightFrom}, built from the same source package: the image has none of this package's own`] : []),
   ];
   return parts.length > 0 ? { comment: parts.join('; ') } : undefined;
+}
+
+/** ID and VERSION_ID of the image's os-release (a regular file only: links are not followed). */
+function osReleaseOf(files: ReadonlyMap<string, Found>): { id: string; versionId: string; prettyName?: string; path: string } | undefined {
+  for (const path of OS_RELEASE) {
+    const f = files.get(path);
+    if (f?.kind !== 'file') continue;
+    const fields = parseOsRelease(f.data.toString('utf8'));
+    const id = fields.get('ID')?.trim().toLowerCase();
+    const versionId = fields.get('VERSION_ID')?.trim();
+    // os-release(5): ID is [a-z0-9._-]; VERSION_ID likewise (plus no spaces). Anything else is not trusted.
+    if (!id || !/^[a-z0-9._-]+$/.test(id) || !versionId || !/^[A-Za-z0-9._~-]+$/.test(versionId)) return undefined;
+    const pretty = oneLine(fields.get('PRETTY_NAME') ?? '');
+    return { id, versionId, ...(pretty ? { prettyName: pretty } : {}), path: `/${path}` };
+  }
+  return undefined;
 }
 
 // ——— SPDX fields ———
@@ -344,8 +409,17 @@ export function purlEncode(s: string): string {
   return out;
 }
 
-export function debPurl(name: string, version: string, arch: string): string {
-  return `pkg:deb/debian/${purlEncode(name.toLowerCase())}@${purlEncode(version)}?arch=${purlEncode(arch)}`;
+/**
+ * A Debian package's purl (purl-spec types "deb"): qualifiers sorted by key, values percent-encoded.
+ * `distro` is "<ID>-<VERSION_ID>" from os-release (syft and grype take the distribution from it);
+ * `upstream` is the source package, "<name>[@<version>]", given only when it differs from the binary's
+ * name or version (syft reads it as the dpkg Source and Source version; grype matches CVEs on it).
+ */
+export function debPurl(name: string, version: string, arch: string, opts: { distro?: string; upstream?: { name: string; version?: string }; namespace?: string } = {}): string {
+  const q = [`arch=${purlEncode(arch)}`];
+  if (opts.distro) q.push(`distro=${purlEncode(opts.distro)}`);
+  if (opts.upstream) q.push(`upstream=${purlEncode(opts.upstream.version ? `${opts.upstream.name}@${opts.upstream.version}` : opts.upstream.name)}`);
+  return `pkg:deb/${purlEncode(opts.namespace ?? 'debian')}/${purlEncode(name.toLowerCase())}@${purlEncode(version)}?${q.join('&')}`;
 }
 
 export function ociPurl(image: string, digest: string, arch: string): string {
@@ -404,7 +478,7 @@ function packageIds(names: readonly string[]): Map<string, string> {
 
 // ——— the document ———
 
-export async function buildSbom(input: SbomInput, scanned?: ScannedLayers): Promise<{ json: string; document: SpdxDocument }> {
+export async function buildSbom(input: SbomInput, scanned?: ScannedLayers): Promise<{ json: string; document: SpdxDocument; licenseCoverage: LicenseCoverage }> {
   const digestMatch = /^sha256:([0-9a-f]{64})$/.exec(input.manifestDigest);
   if (!digestMatch) fail(`manifest digest ${JSON.stringify(input.manifestDigest)} is not sha256:<64 hex>`);
   const digestHex = digestMatch[1]!;
@@ -420,6 +494,9 @@ export async function buildSbom(input: SbomInput, scanned?: ScannedLayers): Prom
   const installed = installedPackages(files);
   const names = [...installed.keys()].sort(cmp);
   const ids = packageIds(names);
+  const os = osReleaseOf(files);
+  const distro = os ? `${os.id}-${os.versionId}` : undefined;
+  const organization = input.organization !== undefined ? oneLine(input.organization.replace(/[()]/g, '')) : '';
 
   // Which present package a relation name means: the package itself, else (sorted) its providers.
   const providers = new Map<string, string[]>();
@@ -442,7 +519,7 @@ export async function buildSbom(input: SbomInput, scanned?: ScannedLayers): Prom
     SPDXID: IMAGE_SPDXID,
     name: input.image,
     versionInfo: input.manifestDigest,
-    supplier: NOASSERTION,
+    supplier: organization !== '' ? `Organization: ${organization}` : NOASSERTION,
     downloadLocation: NOASSERTION,
     filesAnalyzed: false,
     primaryPackagePurpose: 'CONTAINER',
@@ -453,7 +530,30 @@ export async function buildSbom(input: SbomInput, scanned?: ScannedLayers): Prom
     copyrightText: NOASSERTION,
     comment: `${input.image}:${input.variant} for ${platform}, built by distill ${input.toolVersion}`,
   });
+  // The distribution, as Trivy and the SPDX spec model it: an OPERATING-SYSTEM package the image
+  // contains, which contains the Debian packages (Trivy takes its OS packages from this relationship).
+  const osId = os ? `${OS_SPDXID_PREFIX}${os.id.replace(/[^A-Za-z0-9.-]/g, '-')}` : undefined;
+  if (os && osId) {
+    packages.push({
+      SPDXID: osId,
+      name: os.id,
+      versionInfo: os.versionId,
+      supplier: NOASSERTION,
+      downloadLocation: NOASSERTION,
+      filesAnalyzed: false,
+      primaryPackagePurpose: 'OPERATING-SYSTEM',
+      licenseConcluded: NOASSERTION,
+      licenseDeclared: NOASSERTION,
+      copyrightText: NOASSERTION,
+      ...(os.prettyName ? { description: os.prettyName } : {}),
+      comment: `from the image's ${os.path}`,
+    });
+    relationships.push({ spdxElementId: IMAGE_SPDXID, relationshipType: 'CONTAINS', relatedSpdxElement: osId });
+  }
+  const parent = osId ?? IMAGE_SPDXID;
 
+  const declared = new Map<string, DeclaredLicense>();
+  const undetermined: string[] = [];
   for (const name of names) {
     const pkg = installed.get(name)!;
     const id = ids.get(name)!;
@@ -469,13 +569,14 @@ export async function buildSbom(input: SbomInput, scanned?: ScannedLayers): Prom
     // package built from the same source (Policy §12.5), which the image does not keep — and a
     // Debian copyright file is the source package's. Take that sibling's, and say so.
     const sibling = own === undefined ? names.find((n) => n !== name && sourceOf(installed.get(n)!) === sourceOf(pkg) && copyrightOf(n) !== undefined) : undefined;
-    const copyrightText = own ?? (sibling !== undefined ? copyrightOf(sibling)! : NOASSERTION);
-    const source = oneLine(pkg.paragraph.get('Source') ?? lock?.source ?? '');
+    const copyright = own ?? (sibling !== undefined ? copyrightOf(sibling)! : undefined);
+    const license = copyright !== undefined ? declaredLicense(copyright) : undefined;
+    if (license) declared.set(name, license);
+    else undetermined.push(name);
+    const src = sourcePackage(pkg);
     const summary = oneLine((pkg.paragraph.get('Description') ?? '').split('\n')[0] ?? '');
     const homepage = httpUrl(pkg.paragraph.get('Homepage'));
-    const sourceInfo = lock
-      ? `retrieved as ${lock.filename} from a Debian archive${source && source !== name ? `; built from source package ${source}` : ''}`
-      : undefined;
+    const upstream = src.name !== name || src.version !== pkg.version ? { name: src.name, ...(src.version !== pkg.version ? { version: src.version } : {}) } : undefined;
     packages.push({
       SPDXID: id,
       name,
@@ -484,17 +585,23 @@ export async function buildSbom(input: SbomInput, scanned?: ScannedLayers): Prom
       downloadLocation: NOASSERTION,
       filesAnalyzed: false,
       ...(lock ? { checksums: [{ algorithm: 'SHA256', checksumValue: lock.sha256 }] } : {}),
-      externalRefs: [{ referenceCategory: 'PACKAGE-MANAGER', referenceType: 'purl', referenceLocator: debPurl(name, pkg.version, pkg.architecture) }],
+      externalRefs: [{
+        referenceCategory: 'PACKAGE-MANAGER',
+        referenceType: 'purl',
+        referenceLocator: debPurl(name, pkg.version, pkg.architecture, { ...(distro ? { distro, namespace: os!.id } : {}), ...(upstream ? { upstream } : {}) }),
+      }],
       licenseConcluded: NOASSERTION,
-      licenseDeclared: NOASSERTION,
-      copyrightText,
+      licenseDeclared: license?.expression ?? NOASSERTION,
+      ...(license === undefined ? { licenseComments: copyright === undefined ? 'no copyright file in the image' : 'debian/copyright is not machine-readable (DEP-5)' } : {}),
+      copyrightText: copyright ?? NOASSERTION,
+      primaryPackagePurpose: 'LIBRARY',
       ...(lock ? { packageFileName: lock.filename.slice(lock.filename.lastIndexOf('/') + 1) } : {}),
-      ...(sourceInfo ? { sourceInfo } : {}),
+      sourceInfo: `${SOURCE_INFO_PREFIX}${src.name} ${src.version}`,
       ...(summary ? { summary } : {}),
       ...(homepage ? { homepage } : {}),
-      ...(commentOf(lock !== undefined, sibling) ?? {}),
+      ...(commentOf(lock?.filename, sibling) ?? {}),
     });
-    relationships.push({ spdxElementId: IMAGE_SPDXID, relationshipType: 'CONTAINS', relatedSpdxElement: id });
+    relationships.push({ spdxElementId: parent, relationshipType: 'CONTAINS', relatedSpdxElement: id });
     const deps = new Set<string>();
     for (const field of ['Pre-Depends', 'Depends']) {
       for (const group of relationNames(pkg.paragraph.get(field))) {
@@ -511,8 +618,18 @@ export async function buildSbom(input: SbomInput, scanned?: ScannedLayers): Prom
     for (const d of deps) relationships.push({ spdxElementId: id, relationshipType: 'DEPENDS_ON', relatedSpdxElement: ids.get(d)! });
   }
 
-  const [image, ...debs] = packages;
-  const sortedPackages = [image!, ...debs.sort((a, b) => cmp(a.name, b.name) || cmp(a.SPDXID, b.SPDXID))];
+  // LicenseRefs: one definition per distinct (name, text) in the document.
+  const { rename, infos } = unifyExtracted([...declared.values()].map((d) => d.extracted));
+  for (const p of packages) {
+    const d = declared.get(p.name);
+    if (d === undefined || p.SPDXID === IMAGE_SPDXID || p.SPDXID === osId) continue;
+    let e = d.expression;
+    for (const x of d.extracted) e = e.replace(new RegExp(`(^|[ (])${x.licenseId.replace(/\./g, '\\.')}(?=$|[ )])`, 'g'), `$1${rename(x)}`);
+    p.licenseDeclared = e;
+  }
+
+  const [image, ...rest] = packages;
+  const sortedPackages = [image!, ...rest.sort((a, b) => cmp(a.SPDXID.startsWith(OS_SPDXID_PREFIX) ? '' : a.name, b.SPDXID.startsWith(OS_SPDXID_PREFIX) ? '' : b.name) || cmp(a.SPDXID, b.SPDXID))];
   relationships.sort((a, b) => cmp(a.spdxElementId, b.spdxElementId) || cmp(a.relationshipType, b.relationshipType) || cmp(a.relatedSpdxElement, b.relatedSpdxElement));
 
   const body = {
@@ -520,9 +637,10 @@ export async function buildSbom(input: SbomInput, scanned?: ScannedLayers): Prom
     dataLicense: 'CC0-1.0' as const,
     SPDXID: 'SPDXRef-DOCUMENT' as const,
     name: `${input.image}:${input.variant} ${platform}`,
-    creationInfo: { created, creators: [`Tool: distill-${input.toolVersion}`] },
+    creationInfo: { created, creators: [...(organization !== '' ? [`Organization: ${organization}`] : []), `Tool: distill-${input.toolVersion}`] },
     packages: sortedPackages,
     relationships,
+    ...(infos.length > 0 ? { hasExtractedLicensingInfos: infos } : {}),
   };
   const contentId = sha256Hex(canonicalJson(body)).slice(0, 16);
   const document: SpdxDocument = {
@@ -531,7 +649,15 @@ export async function buildSbom(input: SbomInput, scanned?: ScannedLayers): Prom
   };
   const problems = validateSbom(document);
   if (problems.length > 0) fail(`the document is not valid SPDX 2.3: ${problems.join('; ')}`);
-  return { json: prettyStableJson(document), document };
+  const licenseCoverage: LicenseCoverage = { packages: names.length, declared: declared.size, undetermined };
+  return { json: prettyStableJson(document), document, licenseCoverage };
+}
+
+/** Licence coverage of a document (its Debian packages with a declared licence), e.g. one read from a cache. */
+export function licenseCoverageOf(doc: SpdxDocument): LicenseCoverage {
+  const debs = doc.packages.filter((p) => p.externalRefs?.some((r) => r.referenceType === 'purl' && r.referenceLocator.startsWith('pkg:deb/')));
+  const undetermined = debs.filter((p) => p.licenseDeclared === undefined || p.licenseDeclared === NOASSERTION).map((p) => p.name);
+  return { packages: debs.length, declared: debs.length - undetermined.length, undetermined };
 }
 
 // ——— validation ———
@@ -671,5 +797,25 @@ export function validateSbom(doc: unknown): string[] {
     if ((r['spdxElementId'] === 'SPDXRef-DOCUMENT' && r['relationshipType'] === 'DESCRIBES') || (r['relatedSpdxElement'] === 'SPDXRef-DOCUMENT' && r['relationshipType'] === 'DESCRIBED_BY')) describes = true;
   });
   if (!describes) bad('relationships', 'the document DESCRIBES nothing (no SPDXRef-DOCUMENT DESCRIBES relationship or documentDescribes)');
+  // Every LicenseRef an expression uses is defined once in hasExtractedLicensingInfos (SPDX 2.3 §10.1).
+  const defined = new Set<string>();
+  const extracted = doc['hasExtractedLicensingInfos'];
+  if (extracted !== undefined && !Array.isArray(extracted)) bad('hasExtractedLicensingInfos', 'not an array');
+  (Array.isArray(extracted) ? extracted : []).forEach((x: unknown, i) => {
+    const at = `hasExtractedLicensingInfos[${i}]`;
+    if (!isObj(x)) return bad(at, 'not an object');
+    if (typeof x['licenseId'] !== 'string' || !/^LicenseRef-[A-Za-z0-9.-]+$/.test(x['licenseId'])) bad(`${at}.licenseId`, `${JSON.stringify(x['licenseId'])} is not LicenseRef-[A-Za-z0-9.-]+`);
+    else if (defined.has(x['licenseId'])) bad(`${at}.licenseId`, `${x['licenseId']} defined twice`);
+    else defined.add(x['licenseId']);
+    if (!nonEmpty(x['extractedText'])) bad(`${at}.extractedText`, 'missing or empty');
+  });
+  (Array.isArray(packages) ? packages : []).forEach((p: unknown, i) => {
+    if (!isObj(p)) return;
+    for (const k of ['licenseConcluded', 'licenseDeclared']) {
+      const v = p[k];
+      if (typeof v !== 'string') continue;
+      for (const ref of v.match(/LicenseRef-[A-Za-z0-9.-]+/g) ?? []) if (!defined.has(ref)) bad(`packages[${i}].${k}`, `${ref} is not defined in hasExtractedLicensingInfos`);
+    }
+  });
   return problems;
 }

@@ -395,6 +395,26 @@ export class RegistryClient {
     });
   }
 
+  /**
+   * GET /v2/<repository>/referrers/<digest> (OCI distribution spec 1.1, "Listing referrers"): the
+   * index's bytes, or undefined when the registry has no referrers API (404, as distribution 2.8
+   * answers; the caller then reads the `sha256-<hex>` fallback tag). The index is untrusted and capped.
+   */
+  async getReferrers(repository: string, digest: string): Promise<Buffer | undefined> {
+    if (!DIGEST.test(digest)) throw new DistillError('REFERENCE_INVALID', `${JSON.stringify(digest)} is not a sha256 digest`);
+    const what = `the referrers of ${digest} in ${this.registry}/${repository}`;
+    const url = new URL(`/v2/${checkRepository(repository)}/referrers/${digest}`, this.base);
+    return this.retrying(`GET ${what}`, async () => {
+      const res = await this.send({ method: 'GET', url, scopes: this.readScopes(repository), headers: { accept: MEDIA_TYPE_OCI_INDEX }, what });
+      if (res.statusCode === 404) {
+        await res.body.dump();
+        return undefined;
+      }
+      if (res.statusCode !== 200) throw await this.failure(res, what);
+      return readCappedBody(res, MANIFEST_CAP, what);
+    });
+  }
+
   /** Every tag of a repository (following Link pagination, bounded). */
   async listTags(repository: string): Promise<string[]> {
     const what = `the tags of ${this.registry}/${repository}`;

@@ -97,12 +97,24 @@ export class LayerTree {
     return [...this.entries.values()].sort((a, b) => Buffer.compare(Buffer.from(a.path), Buffer.from(b.path)));
   }
 
-  /** Make sure every entry's parent directories exist here or below, adding root-owned 0755 ones. */
+  /**
+   * Make sure every entry's parent directories exist here or below, adding root-owned 0755 ones.
+   * Every parent must be a directory: an entry beneath a symlink (ATTACKER-CONTROLLED: one package's
+   * `usr/share/x -> /etc` and another's — or its own — `usr/share/x/passwd`) would be written through
+   * the link when a runtime unpacks the layer, wherever it points; it is refused, as is an entry
+   * beneath a file. Merged-/usr links (bin -> usr/bin) never count: paths below them were rewritten.
+   */
   addMissingParents(owner: string, mtime: number): void {
-    for (const p of [...this.entries.keys()]) {
+    for (const [p, e] of [...this.entries]) {
       for (let i = p.lastIndexOf('/'); i > 0; i = p.lastIndexOf('/', i - 1)) {
         const dir = p.slice(0, i);
-        if (this.entries.has(dir) || this.opts.lower?.has(dir)) continue;
+        const parent = this.entries.get(dir) ?? this.opts.lower?.get(dir);
+        if (parent !== undefined) {
+          if (parent.type === 'dir') continue;
+          throw new DistillError('UNSAFE_ENTRY', `${p} (${e.owner}) lies beneath ${dir}, which ${parent.owner} ships as a ${parent.type === 'symlink' ? `symlink to ${parent.linkTarget}` : parent.type}`, {
+            hint: `a path beneath a link would be written wherever the link points; drop one of them with a \`paths: {drop: [...]}\` rule or exclude a package`,
+          });
+        }
         this.entries.set(dir, { path: dir, type: 'dir', mode: 0o755, uid: 0, gid: 0, uname: 'root', gname: 'root', size: 0, mtime, owner });
       }
     }

@@ -18,7 +18,10 @@
 import type { KeyObject } from 'node:crypto';
 import { DistillError, isDistillError, messageOf, type ErrorCode } from '../errors.js';
 import { MEDIA_TYPE_OCI_MANIFEST, RegistryClient, type RegistryOptions } from '../registry/client.js';
-import { parseReference } from '../registry/reference.js';
+import { parseReference, type ImageReference } from '../registry/reference.js';
+import { COSIGN_SIGN_PREDICATE, verifyBundle } from './bundle.js';
+import { readBundles } from './bundle-store.js';
+import { parseStatement, statementCovers } from '../provenance/statement.js';
 import { SIGNATURE_ANNOTATION, SIGNATURE_PAYLOAD_CAP, readAttachment, readPayload, resolveImage } from './signature-store.js';
 import { decodeStdBase64, verifyBytes } from './signer.js';
 import { SIMPLE_SIGNING_MEDIA_TYPE, parseSimpleSigningPayload } from './simple-signing.js';
@@ -65,6 +68,48 @@ export async function verifyImage(reference: string, opts: VerifyOptions): Promi
   const client = new RegistryClient(ref.registry, { ...opts, access: 'pull' });
   try {
     const image = await resolveImage(client, ref);
+    let classic: VerifyResult | undefined;
+    let classicError: unknown;
+    try {
+      classic = await verifyClassic(client, ref, image.digest, opts);
+    } catch (e) {
+      if (!isDistillError(e)) throw e;
+      classicError = e;
+    }
+    // cosign v3's bundles (OCI referrers), read whatever the classic tag held.
+    const found = await readBundles(client, ref.repository, image.digest, COSIGN_SIGN_PREDICATE);
+    const fromBundles: VerifiedSignature[] = [];
+    const failures: string[] = [...found.failures];
+    for (const b of found.bundles) {
+      try {
+        const { payloadType, payload } = verifyBundle(b.bundle, opts.publicKey);
+        if (payloadType !== 'application/vnd.in-toto+json') throw new DistillError('SIGNATURE_INVALID', `payload type ${JSON.stringify(payloadType.slice(0, 80))}`);
+        const statement = parseStatement(payload);
+        if (statement.predicateType !== COSIGN_SIGN_PREDICATE) continue;
+        if (!statementCovers(statement, image.digest)) throw new DistillError('SIGNATURE_DIGEST_MISMATCH', `the bundle's statement is not about ${image.digest}`);
+        if (Object.keys(opts.annotations ?? {}).length > 0) throw new DistillError('SIGNATURE_ANNOTATION_MISMATCH', 'a bundle signature carries no annotations');
+        fromBundles.push({ layer: b.manifest, payload, signature: '', dockerReference: statement.subject[0]?.name ?? '', manifestDigest: image.digest, optional: null });
+      } catch (e) {
+        if (!isDistillError(e)) throw e;
+        failures.push(`bundle ${b.manifest.slice(0, 19)}…: ${messageOf(e)}`);
+      }
+    }
+    if (classic !== undefined || fromBundles.length > 0) {
+      return { reference: `${ref.registry}/${ref.repository}@${image.digest}`, digest: image.digest, signatures: [...(classic?.signatures ?? []), ...fromBundles] };
+    }
+    if (failures.length === 0 || (isDistillError(classicError) && classicError.code !== 'SIGNATURE_NONE')) throw classicError;
+    throw new DistillError('SIGNATURE_INVALID', `no signature of ${image.digest} verifies: ${failures.join('; ')}${isDistillError(classicError) ? `; ${messageOf(classicError)}` : ''}`, {
+      hint: 'check the public key and the image reference',
+    });
+  } finally {
+    await client.close();
+  }
+}
+
+/** The classic `.sig` tag's signatures (steps 2–5 above), or the error that says why none verifies. */
+async function verifyClassic(client: RegistryClient, ref: ImageReference, digest: string, opts: VerifyOptions): Promise<VerifyResult> {
+  {
+    const image = { digest };
     const tag = attachmentTag(image.digest, 'sig');
     const where = `${ref.registry}/${ref.repository}:${tag}`;
     const sigs = await readAttachment(client, ref.repository, tag);
@@ -103,8 +148,6 @@ export async function verifyImage(reference: string, opts: VerifyOptions): Promi
       cause: worst.error,
       hint: worst.error.hint ?? 'check the public key and the image reference',
     });
-  } finally {
-    await client.close();
   }
 }
 

@@ -4,8 +4,11 @@
 //
 //   blobs/sha256/<hex>   every layer (gzip, exactly the bytes the manifest describes), config, manifest
 //   index.json           one entry per tag: io.containerd.image.name = docker.io/library/foo:tag and
-//                        org.opencontainers.image.ref.name = tag, as Docker 25 writes them
+//                        org.opencontainers.image.ref.name = tag, as Docker 25 writes them — for
+//                        single images and (options.indexes) for multi-platform indexes, so that
+//                        `oci-archive:FILE:latest` finds the multi-arch image
 //   manifest.json        [{Config, RepoTags, Layers}], paths into blobs/ — what docker-archive readers use
+//                        (single images only: they know nothing of indexes)
 //   oci-layout           {"imageLayoutVersion":"1.0.0"}
 //
 // So the archive is a valid `oci-archive:` too. Readers take whichever half they know: containerd's
@@ -31,6 +34,7 @@ import { pipeline } from 'node:stream/promises';
 import { DistillError, messageOf } from '../errors.js';
 import { type Descriptor, descriptorJson, goJson, hexOf, invalid } from '../oci/descriptor.js';
 import { type BuiltImage, checkBuiltImage } from '../oci/image.js';
+import { type BuiltIndex, checkBuiltIndex } from '../oci/index.js';
 import {
   ANNOTATION_CONTAINERD_IMAGE_NAME,
   ANNOTATION_REF_NAME,
@@ -44,9 +48,22 @@ export interface DockerArchiveImage {
   repoTags: string[];
 }
 
+export interface DockerArchiveIndex {
+  /** A multi-platform index whose images are all in the archive (given in `images`). */
+  index: BuiltIndex;
+  /** e.g. "distill/python3:latest": named in index.json only (manifest.json lists single images). */
+  repoTags: string[];
+}
+
 export interface DockerArchiveOptions {
   /** The mtime of every tar entry, in seconds since the epoch; default 0. */
   mtime?: number;
+  /**
+   * Multi-platform indexes to name in index.json as well, so that `oci-archive:FILE:latest` (skopeo,
+   * buildah, podman) and containerd's importer find the multi-arch image; manifest.json readers never
+   * see them.
+   */
+  indexes?: DockerArchiveIndex[];
 }
 
 export async function writeDockerArchive(
@@ -100,6 +117,19 @@ export async function writeDockerArchive(
       indexEntries.push(
         descriptorJson({ ...base, annotations: { [ANNOTATION_CONTAINERD_IMAGE_NAME]: t.full, [ANNOTATION_REF_NAME]: t.tag } }),
       );
+    }
+  }
+  for (const [i, { index, repoTags }] of (options.indexes ?? []).entries()) {
+    checkBuiltIndex(index, `docker archive index ${i}`);
+    for (const child of index.images) {
+      if (!items.has(child.manifest.descriptor.digest)) throw invalid(`docker archive: index ${i} names ${child.manifest.descriptor.digest}, which is not among the archive's images`);
+    }
+    addBytes(blobPath(index.index.descriptor), index.index.bytes);
+    for (const t of repoTags.map(parseRepoTag)) {
+      const owner = tagOwner.get(t.full);
+      if (owner !== undefined && owner !== index.index.descriptor.digest) throw invalid(`docker archive: ${t.familiar} is given for two different images`);
+      tagOwner.set(t.full, index.index.descriptor.digest);
+      indexEntries.push(descriptorJson({ ...index.index.descriptor, annotations: { [ANNOTATION_CONTAINERD_IMAGE_NAME]: t.full, [ANNOTATION_REF_NAME]: t.tag } }));
     }
   }
   indexEntries.sort((a, b) => cmp(containerdName(a), containerdName(b)) || cmp(String(a['digest']), String(b['digest'])));

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpSync, lstatSync, mkdtempSync, readFileSync, readlinkSync, statSync, writeFileSync, appendFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { scaffoldImage } from '../../src/definition/scaffold.js';
 import { lockImages } from '../../src/lock/lock.js';
 import { buildImage } from '../../src/build.js';
@@ -85,18 +85,20 @@ test('files from a URL pinned by sha256 and from tarballs; a wrong pin and a hos
   const dir = mkdtempSync(join(tmpdir(), 'distill-urlfiles-'));
   const images = join(dir, 'images');
   cpSync(join(repoRoot, 'images'), images, { recursive: true });
-  // A tarball with a nested tree and an executable, and a plain file served from a file:// URL.
+  // A tarball with a nested tree and an executable, and a plain file served from a file:// URL — both
+  // beside the definition: a file:// url is confined to its directory like a source.
+  const file = await scaffoldImage(images, 'withurls', 'static');
+  const here = dirname(file);
   mkdirSync(join(dir, 'tree', 'bin'), { recursive: true });
   writeFileSync(join(dir, 'tree', 'bin', 'tool'), '#!/busybox/sh\necho tool ran\n', { mode: 0o755 });
   writeFileSync(join(dir, 'tree', 'README'), 'docs\n');
-  execFileSync('tar', ['-czf', join(dir, 'tree.tar.gz'), '--owner=0', '--group=0', '-C', join(dir, 'tree'), '.']);
-  writeFileSync(join(dir, 'blob.txt'), 'from a url\n');
+  execFileSync('tar', ['-czf', join(here, 'tree.tar.gz'), '--owner=0', '--group=0', '-C', join(dir, 'tree'), '.']);
+  writeFileSync(join(here, 'blob.txt'), 'from a url\n');
   const sha = (p: string) => createHash('sha256').update(readFileSync(p)).digest('hex');
-  const file = await scaffoldImage(images, 'withurls', 'static');
   appendFileSync(file, [
     'files:',
-    `  - {path: /opt/tool, url: "file://${join(dir, 'tree.tar.gz')}", sha256: "${sha(join(dir, 'tree.tar.gz'))}", extract: true}`,
-    `  - {path: /etc/blob.txt, url: "file://${join(dir, 'blob.txt')}", sha256: "${sha(join(dir, 'blob.txt'))}"}`,
+    `  - {path: /opt/tool, url: "file://${join(here, 'tree.tar.gz')}", sha256: "${sha(join(here, 'tree.tar.gz'))}", extract: true}`,
+    `  - {path: /etc/blob.txt, url: "file://${join(here, 'blob.txt')}", sha256: "${sha(join(here, 'blob.txt'))}"}`,
     '',
   ].join('\n'));
   const mirrors = { flags: snapshotMirrors(snap!), aptSources: [] };
@@ -111,12 +113,12 @@ test('files from a URL pinned by sha256 and from tarballs; a wrong pin and a hos
   assert.equal(r.stdout, 'tool ran\n', r.stderr);
 
   // A pin that does not match what the URL serves.
-  writeFileSync(file, readFileSync(file, 'utf8').replace(sha(join(dir, 'blob.txt')), '0'.repeat(64)));
+  writeFileSync(file, readFileSync(file, 'utf8').replace(sha(join(here, 'blob.txt')), '0'.repeat(64)));
   await lockImages([file], { cacheDir, mirrors, allowExpired: true, keyring: systemKeyring });
   await assert.rejects(buildImage(file, { cacheDir, mirrors, outDir: out, platforms: ['amd64'], variants: ['latest'] }), (e: any) => e.code === 'BLOB_DIGEST_MISMATCH');
 
   // A tarball that climbs out of its directory.
-  const evil = join(dir, 'evil.tar');
+  const evil = join(here, 'evil.tar');
   execFileSync('tar', ['-cf', evil, '-C', join(dir, 'tree'), '--transform', 's,^\\./README,../../etc/shadow,', './README']);
   writeFileSync(file, readFileSync(file, 'utf8').replace(/^  - \{path: \/etc\/blob\.txt.*$/m, `  - {path: /opt/evil, url: "file://${evil}", sha256: "${sha(evil)}", extract: true}`));
   await lockImages([file], { cacheDir, mirrors, allowExpired: true, keyring: systemKeyring });

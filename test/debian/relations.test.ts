@@ -188,11 +188,10 @@ describe('parseRelations', () => {
       assert.deepEqual(parseRelations(formatRelations(parsed), W), parsed, JSON.stringify(s));
     }
     assert.ok(accepted > 50, `only ${accepted} random fields parsed`);
-    // Linear time on long input: 100k entries.
+    // Long input parses whole (a quadratic parser would not finish 100k entries within the test's time;
+    // speed itself is measured in the bench, never asserted with a clock here).
     const big = Array.from({ length: 100_000 }, (_, i) => `pkg${i} (>= ${i}.0) | alt${i}:any`).join(',\n ');
-    const t0 = performance.now();
     assert.equal(parseRelations(big, W).length, 100_000);
-    assert.ok(performance.now() - t0 < 2000);
     for (const bad of [undefined, null, 42] as unknown[]) {
       assert.throws(() => parseRelations(bad as string, W), (e: unknown) => isDistillError(e, 'RELATION_INVALID'));
     }

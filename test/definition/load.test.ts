@@ -6,7 +6,9 @@ import { join } from 'node:path';
 import { imageSchema, loadDefinition } from '../../src/definition/load.js';
 import { unsupportedKeywords } from '../../src/definition/schema.js';
 import { findDefinitions } from '../../src/definition/find.js';
+import { javaVersion, substituteVersions } from '../../src/definition/types.js';
 import { repoRoot } from '../helpers/paths.js';
+import { baseName } from '../../src/build/images.js';
 
 function images(files: Record<string, string>): string {
   const root = mkdtempSync(join(tmpdir(), 'distill-def-'));
@@ -105,4 +107,39 @@ test('own files: paths must be normalised, sources must stay inside the definiti
   assert.equal((await loadDefinition(join(root, 'ok', 'image.yaml'))).files[0]!.source, join(root, 'ok', 'app.conf'));
   writeFileSync(join(root, 'ok', 'dev.yaml'), `${SOURCES}architectures: [amd64]\npackages: [aa]\n`);
   await assert.rejects(loadDefinition(join(root, 'ok', 'dev.yaml')), (e: any) => e.code === 'DEFINITION_INVALID' && /image\.yaml/.test(e.message));
+});
+
+test('repository: where an image is published, fully qualified, naming its children\'s base.name', async () => {
+  const root = images({
+    app: `${SOURCES}architectures: [amd64]\nrepository: registry.example/distill/app\npackages: [libc6]\n`,
+    bare: `${SOURCES}architectures: [amd64]\nrepository: app\npackages: [libc6]\n`,
+  });
+  const def = await loadDefinition(join(root, 'app', 'image.yaml'));
+  assert.equal(def.repository, 'registry.example/distill/app');
+  assert.equal(baseName(def, 'nonroot', {}), 'registry.example/distill/app:nonroot');
+  assert.equal(baseName(def, 'latest', { baseRepository: 'mirror.example:5000/base/' }), 'mirror.example:5000/base/app:latest', '--base-repository wins');
+  assert.equal(baseName({ name: 'app' }, 'latest', {}), undefined, 'nothing says where: no base.name');
+  await assert.rejects(loadDefinition(join(root, 'bare', 'image.yaml')), (e: any) => e.code === 'DEFINITION_INVALID' && /repository/.test(e.message));
+});
+
+test('borrow: files of a package that is not installed; normalised globs, never a package the image installs', async () => {
+  const ok = images({ app: `${SOURCES}architectures: [amd64]\npackages: [libc6]\nborrow:\n  - package: libc-bin\n    paths: [/usr/lib/locale/C.utf8/**]\n` });
+  const def = await loadDefinition(join(ok, 'app', 'image.yaml'));
+  assert.deepEqual(def.borrow, [{ package: 'libc-bin', paths: ['/usr/lib/locale/C.utf8/**'] }]);
+  const installed = images({ app: `${SOURCES}architectures: [amd64]\npackages: [libc-bin]\nborrow:\n  - {package: libc-bin, paths: [usr/lib/x]}\n` });
+  await assert.rejects(loadDefinition(join(installed, 'app', 'image.yaml')), (e: any) => e.code === 'DEFINITION_INVALID' && /also installed/.test(e.message));
+  const climbing = images({ app: `${SOURCES}architectures: [amd64]\npackages: [libc6]\nborrow:\n  - {package: libc-bin, paths: [usr/../etc/shadow]}\n` });
+  await assert.rejects(loadDefinition(join(climbing, 'app', 'image.yaml')), (e: any) => e.code === 'DEFINITION_INVALID' && /not normalised/.test(e.message));
+  const noPaths = images({ app: `${SOURCES}architectures: [amd64]\npackages: [libc6]\nborrow:\n  - {package: libc-bin}\n` });
+  await assert.rejects(loadDefinition(join(noPaths, 'app', 'image.yaml')), (e: any) => e.code === 'DEFINITION_INVALID');
+});
+
+test('${java-version:PKG} reads the Java version from an OpenJDK package version as distroless does; ${version:PKG} the Debian version', () => {
+  assert.equal(javaVersion('21.0.13.1+2-1~deb13u1'), '21.0.13.1');
+  assert.equal(javaVersion('21.0.5+11-1~deb12u1'), '21.0.5');
+  assert.equal(javaVersion('17.0.2.0+8-1'), '17.0.2');
+  const versions: Record<string, string> = { 'openjdk-21-jre-headless': '21.0.13.1+2-1~deb13u1' };
+  const never = (pkg: string): never => { throw new Error(`no ${pkg}`); };
+  assert.equal(substituteVersions('v=${java-version:openjdk-21-jre-headless} d=${version:openjdk-21-jre-headless} ${arch}', (p) => versions[p], never), 'v=21.0.13.1 d=21.0.13.1+2-1~deb13u1 ${arch}');
+  assert.throws(() => substituteVersions('${version:nodejs}', (p) => versions[p], never), /no nodejs/);
 });

@@ -2,7 +2,7 @@
 // chroot into the rootfs with /proc mounted (the JVM and $ORIGIN lookups need it) as a given user.
 // arm64 rootfs run through qemu-user-static when the kernel has it registered (binfmt_misc).
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -14,11 +14,20 @@ export function whyCannotRun(): string | false {
   return false;
 }
 
+/** binfmt_misc entry names of qemu-user-static, by Debian architecture. */
+export const QEMU_BINFMT: Readonly<Record<string, string>> = {
+  arm64: 'qemu-aarch64',
+  armhf: 'qemu-arm',
+  ppc64el: 'qemu-ppc64le',
+  s390x: 'qemu-s390x',
+  riscv64: 'qemu-riscv64',
+};
+
 export function whyCannotRunArch(arch: string): string | false {
   const base = whyCannotRun();
   if (base) return base;
   if (arch === 'amd64' && process.arch === 'x64') return false;
-  const name = arch === 'arm64' ? 'qemu-aarch64' : `qemu-${arch}`;
+  const name = QEMU_BINFMT[arch] ?? `qemu-${arch}`;
   const f = `/proc/sys/fs/binfmt_misc/${name}`;
   if (!existsSync(f) || !readFileSync(f, 'utf8').startsWith('enabled')) {
     return `${arch} binaries cannot run here: qemu-user-static is not registered in binfmt_misc (see .ci/run)`;
@@ -26,9 +35,18 @@ export function whyCannotRunArch(arch: string): string | false {
   return false;
 }
 
+const unpacked: string[] = [];
+
+/** Remove every rootfs unpack() made in this process (call from an after() hook). */
+export function removeUnpacked(): void {
+  for (const d of unpacked.splice(0)) rmSync(d, { recursive: true, force: true });
+}
+
 /** umoci unpack of `layout:ref`; returns the rootfs path. */
 export function unpack(layout: string, ref: string): string {
-  const bundle = join(mkdtempSync(join(tmpdir(), 'distill-run-')), 'bundle');
+  const dir = mkdtempSync(join(tmpdir(), 'distill-run-'));
+  unpacked.push(dir);
+  const bundle = join(dir, 'bundle');
   const r = spawnSync('umoci', ['unpack', '--image', `${layout}:${ref}`, bundle], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`umoci unpack ${layout}:${ref} failed: ${r.stderr}`);
   return join(bundle, 'rootfs');
@@ -55,4 +73,31 @@ export function runIn(rootfs: string, argv: string[], opts: { uid?: number; env?
   } finally {
     if (mounted) spawnSync('umount', [proc]);
   }
+}
+
+export interface ImageConfig {
+  Entrypoint?: string[];
+  Cmd?: string[];
+  Env?: string[];
+  User?: string;
+  WorkingDir?: string;
+}
+
+/** The OCI image config of `ref` in a layout (index.json → manifest → config), as a runtime reads it. */
+export function imageConfigOf(layout: string, ref: string): ImageConfig {
+  const blob = (digest: string): any => JSON.parse(readFileSync(join(layout, 'blobs', 'sha256', digest.slice('sha256:'.length)), 'utf8'));
+  const index = JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8'));
+  const desc = index.manifests.find((m: any) => m.annotations?.['org.opencontainers.image.ref.name'] === ref);
+  if (!desc) throw new Error(`${layout} has no ref ${ref}`);
+  return blob(blob(desc.digest).config.digest).config as ImageConfig;
+}
+
+/**
+ * Run a container the way `docker run [--entrypoint E] IMAGE [CMD…]` would: the config's entrypoint
+ * (or `entrypoint`), then `cmd` or the config's Cmd, with the config's Env and User.
+ */
+export function runAsConfigured(rootfs: string, config: ImageConfig, opts: { cmd?: string[]; entrypoint?: string[] } = {}): RunResult {
+  const argv = [...(opts.entrypoint ?? config.Entrypoint ?? []), ...(opts.cmd ?? (opts.entrypoint ? [] : (config.Cmd ?? [])))];
+  const env = Object.fromEntries((config.Env ?? []).map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
+  return runIn(rootfs, argv, { uid: Number(config.User ?? '0'), env });
 }

@@ -43,7 +43,7 @@ export interface SynthPackage {
   /** The component the package lives in; default: the suite's first component. */
   component?: string;
   /** Paths inside the package's data.tar, e.g. 'usr/bin/hello'. Default mode 0755 under …/bin/ or …/sbin/, else 0644. */
-  files?: Record<string, string | { content: string; mode?: number }>;
+  files?: Record<string, string | Buffer | { content: string | Buffer; mode?: number }>;
   /** path -> target */
   symlinks?: Record<string, string>;
   /** Extra members of control.tar (postinst, conffiles, triggers, …); maintainer scripts default to mode 0755. */
@@ -331,9 +331,9 @@ async function buildDebBytes(pkg: SynthPackage): Promise<BuiltDeb> {
   for (const [raw, spec] of Object.entries(pkg.files ?? {})) {
     const p = cleanPath(raw);
     addParents(p);
-    const content = typeof spec === 'string' ? spec : spec.content;
-    const mode = typeof spec === 'string' ? defaultFileMode(p) : (spec.mode ?? defaultFileMode(p));
-    entries.set(p, { path: p, type: 'file', mode, content: Buffer.from(content, 'utf8') });
+    const content = typeof spec === 'string' || Buffer.isBuffer(spec) ? spec : spec.content;
+    const mode = typeof spec === 'string' || Buffer.isBuffer(spec) ? defaultFileMode(p) : (spec.mode ?? defaultFileMode(p));
+    entries.set(p, { path: p, type: 'file', mode, content: typeof content === 'string' ? Buffer.from(content, 'utf8') : content });
   }
   for (const [raw, target] of Object.entries(pkg.symlinks ?? {})) {
     const p = cleanPath(raw);

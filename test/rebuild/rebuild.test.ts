@@ -97,7 +97,7 @@ test('build, push, sign and attest; rebuild elsewhere with an empty cache → id
   const b = await cli(['build', join(repoRoot, 'images', 'static'), '--push', repo, '--sign-key', join(work, 'cosign.key'), '--json', '--cache', join(work, 'cache-c'), ...mirrorArgs()]);
   assert.equal(b.code, 0, b.stderr);
   const built = JSON.parse(b.stdout);
-  assert.equal(built.attested.length, 4 + 8, "provenance on 4 indexes, an SBOM on 8 platform images");
+  assert.equal(built.attested.length, 4 + 8 * 2, 'provenance on 4 indexes, an SPDX and a CycloneDX SBOM on 8 platform images');
 
   // Each platform image carries a signed SPDX 2.3 SBOM.
   const sb = await cli(['verify-attestation', `${repo}:latest-amd64`, '--key', join(work, 'cosign.pub'), '--type', 'spdxjson']);

@@ -85,3 +85,37 @@ test('generate-key-pair, build --push --sign-key, verify, copy to prod, sign pro
   const none = await cli(['verify', `${registry.host}/prod/nothing:latest`, '--key', join(work, 'cosign.pub')]);
   assert.equal(none.code, 1);
 });
+
+test('build --push --sign-key --format bundle --sbom-format cyclonedx: cosign v3 bundles only; verify and verify-attestation read them', { skip }, async () => {
+  const dir = join(work, 'bundle-keys');
+  mkdirSync(dir, { recursive: true });
+  assert.equal((await cli(['generate-key-pair', '--dir', dir])).code, 0);
+  const repo = `${registry.host}/v3/static`;
+  const b = await cli(['build', join(repoRoot, 'images', 'static'), '--variant', 'latest', '--platform', 'amd64', '--push', repo, '--sign-key', join(dir, 'cosign.key'),
+    '--format', 'bundle', '--sbom-format', 'cyclonedx', '--organization', 'Example Corp', '--json', '--cache', join(work, 'cache'),
+    ...Object.entries(snapshotMirrors(snap!)).flatMap(([k, v]) => ['--mirror', `${k}=${v}`])]);
+  assert.equal(b.code, 0, b.stderr);
+  const built = JSON.parse(b.stdout);
+  assert.ok(built.signed.every((s: { bundle?: { via: string } }) => s.bundle?.via === 'tag'), 'fallback tag on distribution 2.8');
+  assert.deepEqual(built.attested.map((a: { predicateType: string }) => a.predicateType).sort(), ['https://cyclonedx.org/bom', 'https://slsa.dev/provenance/v1']);
+  const platform = built.variants[0].manifests[0].digest as string;
+
+  const v = await cli(['verify', `${repo}:latest`, '--key', join(dir, 'cosign.pub')]);
+  assert.equal(v.code, 0, v.stderr);
+  assert.equal(JSON.parse(v.stdout)[0].predicateType, 'https://sigstore.dev/cosign/sign/v1');
+  const prov = await cli(['verify-attestation', `${repo}:latest`, '--key', join(dir, 'cosign.pub'), '--type', 'slsaprovenance1']);
+  assert.equal(prov.code, 0, prov.stderr);
+  const deps = JSON.parse(prov.stdout.trim().split('\n')[0]!).predicate.buildDefinition.resolvedDependencies as { uri: string }[];
+  assert.ok(deps.some((d) => d.uri === 'distill:archive/debian/dists/trixie/InRelease'));
+  const bom = await cli(['verify-attestation', `${repo}@${platform}`, '--key', join(dir, 'cosign.pub'), '--type', 'cyclonedx']);
+  assert.equal(bom.code, 0, bom.stderr);
+  const cdx = JSON.parse(bom.stdout.trim().split('\n')[0]!).predicate;
+  assert.equal(cdx.specVersion, '1.6');
+  assert.deepEqual(cdx.metadata.supplier, { name: 'Example Corp' });
+  // Nothing in the classic tags: an SPDX attestation was not asked for, and no .sig exists.
+  const spdx = await cli(['verify-attestation', `${repo}@${platform}`, '--key', join(dir, 'cosign.pub'), '--type', 'spdxjson']);
+  assert.equal(spdx.code, 1);
+  assert.match(spdx.stderr, /\[ATTESTATION_NONE\]/);
+  const bad = await cli(['sign', `${repo}:latest`, '--key', join(dir, 'cosign.key'), '--format', 'tags']);
+  assert.notEqual(bad.code, 0, 'an unknown --format is a usage error');
+});

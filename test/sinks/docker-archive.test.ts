@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sha256Hex, toDigest } from '../../src/digest.js';
 import { parseRepoTag, tarHeader, writeDockerArchive } from '../../src/sinks/docker-archive.js';
-import { hasTool, makeImage, needs, run, type TestImage } from '../helpers/make-layer.js';
+import { hasTool, makeImage, makeIndex, needs, run, type TestImage } from '../helpers/make-layer.js';
 
 
 const made: string[] = [];
@@ -205,4 +205,24 @@ test('tar headers: ustar, checksummed, and base-256 sizes past 8 GiB', () => {
   const big = tarHeader({ name: 'a', mode: 0o644, size: 2 ** 33 + 5, mtime: 0, type: '0' });
   assert.equal(big[124], 0x80);
   assert.equal(big.readUIntBE(124 + 6, 6), 2 ** 33 + 5);
+});
+
+test('indexes: index.json names a multi-arch index too (oci-archive:FILE:latest), manifest.json lists single images only', needs('skopeo'), async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'distill-docker-archive-index-'));
+  const idx = await makeIndex(dir);
+  const file = join(dir, 'indexed.tar');
+  await writeDockerArchive(file, idx.images.map((image) => ({ image, repoTags: [`distill/test:latest-${image.platform.architecture}`] })), {
+    indexes: [{ index: idx, repoTags: ['distill/test:latest'] }],
+  });
+  assert.equal(await run('skopeo', ['inspect', '--raw', `oci-archive:${file}:latest`]), idx.index.bytes.toString());
+  const index = JSON.parse(await run('tar', ['-xOf', file, 'index.json']));
+  const entry = index.manifests.find((m: any) => m.annotations['org.opencontainers.image.ref.name'] === 'latest');
+  assert.deepEqual(entry, { mediaType: 'application/vnd.oci.image.index.v1+json', digest: idx.index.descriptor.digest, size: idx.index.descriptor.size, annotations: { 'io.containerd.image.name': 'docker.io/distill/test:latest', 'org.opencontainers.image.ref.name': 'latest' } });
+  const manifest = JSON.parse(await run('tar', ['-xOf', file, 'manifest.json']));
+  assert.deepEqual(manifest.map((m: any) => m.RepoTags).flat().sort(), ['distill/test:latest-amd64', 'distill/test:latest-arm64']);
+  const config = await run('skopeo', ['inspect', '--config', '--raw', `docker-archive:${file}:distill/test:latest-arm64`]);
+  assert.equal(toDigest(sha256Hex(config)), idx.images.find((i) => i.platform.architecture === 'arm64')!.config.descriptor.digest);
+  // An index whose images are not in the archive is refused.
+  await assert.rejects(writeDockerArchive(join(dir, 'bad.tar'), [{ image: idx.images[0]!, repoTags: ['distill/test:one'] }], { indexes: [{ index: idx, repoTags: ['distill/test:latest'] }] }), (e: any) => e.code === 'OCI_INVALID');
+  assert.ok(!existsSync(join(dir, 'bad.tar')));
 });

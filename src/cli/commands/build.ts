@@ -3,8 +3,8 @@ import type { Argv } from 'yargs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ATTESTATIONS_DIR, attestImage, buildImage, DistillError, findDefinitions, pushLayout, sbomFile, signImage, type Variant } from '../../index.js';
-import { signingKey } from './sign.js';
+import { ATTESTATIONS_DIR, attestImage, buildImage, checkFormat, cyclonedxFile, DistillError, findDefinitions, publishPlatforms, pushLayout, RegistryLayerCache, sbomFile, signImage, type ProgressEvent, type SbomFormat, type Variant } from '../../index.js';
+import { attestedLine, FORMAT_OPTION, signedLine, signingKey } from './sign.js';
 import { registryOptionsFrom } from './registry-options.js';
 import type { CliIo } from '../io.js';
 import { commonOptions, lockOptionsFrom, type CommonArgs } from './common.js';
@@ -17,6 +17,10 @@ interface BuildArgs extends CommonArgs {
   platform?: string[];
   source?: string;
   revision?: string;
+  organization?: string;
+  'base-repository'?: string;
+  'sbom-format': 'spdx' | 'cyclonedx' | 'both';
+  format: string;
   concurrency?: number;
   'gzip-workers'?: number;
   'layer-cache': boolean;
@@ -25,6 +29,12 @@ interface BuildArgs extends CommonArgs {
   username?: string;
   'password-stdin': boolean;
   insecure: boolean;
+  'per-platform': boolean;
+  'cache-repo'?: string;
+}
+
+function sbomFormats(flag: 'spdx' | 'cyclonedx' | 'both'): SbomFormat[] {
+  return flag === 'both' ? ['spdx', 'cyclonedx'] : [flag];
 }
 
 export function buildCommand(io: CliIo) {
@@ -40,17 +50,24 @@ export function buildCommand(io: CliIo) {
         .option('platform', { type: 'string', array: true, describe: 'only these architectures (amd64, linux/arm64/v8, …)' })
         .option('source', { type: 'string', describe: 'org.opencontainers.image.source annotation' })
         .option('revision', { type: 'string', describe: 'org.opencontainers.image.revision annotation' })
+        .option('base-repository', { type: 'string', describe: 'where the base images are published (REGISTRY/PREFIX): base.name = PREFIX/<base>:<variant>; it changes the digests, --push never does' })
+        .option('sbom-format', { choices: ['spdx', 'cyclonedx', 'both'] as const, default: 'both' as const, describe: 'SBOMs written (and attested with --sign-key): SPDX 2.3, CycloneDX 1.6, or both' })
+        .option('organization', { type: 'string', describe: 'who publishes the image: the SBOMs name it as the image\'s supplier and as a creator' })
         .option('concurrency', { type: 'number', describe: 'packages unpacked at once (default 2)' })
         .option('gzip-workers', { type: 'number', describe: 'gzip threads (default: one per core; 0 = none); the bytes do not depend on it' })
         .option('push', { type: 'string', describe: 'then push every variant and platform to REPOSITORY (tags = ref names)' })
         .option('sign-key', { type: 'string', describe: 'with --push: sign every pushed index and platform manifest with this cosign key' })
+        .option('format', { ...FORMAT_OPTION, describe: `with --sign-key: ${FORMAT_OPTION.describe}` })
         .option('username', { type: 'string', describe: 'registry user for --push' })
         .option('password-stdin', { type: 'boolean', default: false, describe: 'read the registry password from standard input' })
         .option('insecure', { type: 'boolean', default: false, describe: 'allow plain http to a registry that is not on loopback' })
+        .option('per-platform', { type: 'boolean', default: false, describe: 'with --push: a scale-out worker: push only the <variant>-<arch> images (no index, no multi-arch tag; `distill index` joins them)' })
+        .option('cache-repo', { type: 'string', describe: 'share finished layers through this registry repository (fetched, verified, when the local cache lacks them; stored after a build)' })
         .option('layer-cache', { type: 'boolean', default: true, describe: 'reuse and record finished layers in the cache (--no-layer-cache to turn off)' })
         .example('$0 build images/python3 --out out/python3', 'all four variants, amd64 and arm64')
         .example('$0 build images/static --tar static.tar --variant latest --platform amd64', 'one image for docker load')
-        .example('$0 build images/python3 --push 127.0.0.1:5000/distill/python3', 'build and push every tag'),
+        .example('$0 build images/python3 --push 127.0.0.1:5000/distill/python3', 'build and push every tag')
+        .example('$0 build images/python3 --platform arm64 --per-platform --push 127.0.0.1:5000/distill/python3', 'a scale-out worker: the arm64 images only'),
     handler: async (argv: BuildArgs) => {
       const [file] = await findDefinitions([argv.definition]);
       const epoch = io.env['SOURCE_DATE_EPOCH'];
@@ -67,12 +84,25 @@ export function buildCommand(io: CliIo) {
       if (argv['sign-key'] !== undefined && argv.push === undefined) {
         throw new DistillError('USAGE', '--sign-key signs what --push pushed', { hint: 'add --push REPOSITORY' });
       }
+      if (argv['per-platform'] && argv.push === undefined) {
+        throw new DistillError('USAGE', '--per-platform is how a worker pushes', { hint: 'add --push REPOSITORY (and usually --platform P)' });
+      }
       // Ask for the key's password before the build, not after minutes of work.
       const key = argv['sign-key'] !== undefined ? await signingKey(argv['sign-key'], io) : undefined;
-      const registry = argv.push !== undefined ? await registryOptionsFrom({ ...argv, json: argv.json }, io) : undefined;
+      if (argv['cache-repo'] !== undefined && !argv['layer-cache']) {
+        throw new DistillError('USAGE', '--cache-repo shares the layer cache that --no-layer-cache turns off', { hint: 'drop one of them' });
+      }
+      const registry = argv.push !== undefined || argv['cache-repo'] !== undefined ? await registryOptionsFrom({ ...argv, json: argv.json }, io) : undefined;
       registry?.done();
       const outDir = argv.out ?? (argv.push !== undefined ? await mkdtemp(join(tmpdir(), 'distill-build-push-')) : undefined);
       const { opts, done } = lockOptionsFrom(argv, io);
+      // Where every layer came from (built, local cache, registry cache), for --json.
+      const layers: { image: string; arch: string; digest: string; source: string }[] = [];
+      const onProgress = (e: ProgressEvent): void => {
+        if (e.type === 'layer-written' && !layers.some((l) => l.digest === e.digest && l.arch === e.arch)) layers.push({ image: e.image, arch: e.arch, digest: e.digest, source: e.source ?? 'built' });
+        opts.onProgress?.(e);
+      };
+      const remote = argv['cache-repo'] !== undefined ? new RegistryLayerCache(argv['cache-repo'], { ...registry!.opts, onProgress }) : undefined;
       let result;
       let pushed;
       const signed: Awaited<ReturnType<typeof signImage>> = [];
@@ -89,36 +119,48 @@ export function buildCommand(io: CliIo) {
           ...(argv.concurrency !== undefined ? { concurrency: argv.concurrency } : {}),
           ...(argv['gzip-workers'] !== undefined ? { gzipWorkers: argv['gzip-workers'] } : {}),
           ...(argv['layer-cache'] ? {} : { noLayerCache: true }),
-          annotations: { ...(argv.source ? { source: argv.source } : {}), ...(argv.revision ? { revision: argv.revision } : {}) },
-          ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+          ...(argv.organization !== undefined ? { organization: argv.organization } : {}),
+          sbomFormats: sbomFormats(argv['sbom-format']),
+          annotations: { ...(argv.source ? { source: argv.source } : {}), ...(argv.revision ? { revision: argv.revision } : {}), ...(argv['base-repository'] ? { baseRepository: argv['base-repository'] } : {}) },
+          onProgress,
+          ...(remote ? { remoteLayerCache: remote } : {}),
         });
-        if (argv.push !== undefined) {
+        if (argv.push !== undefined && argv['per-platform']) {
+          const w = await publishPlatforms(outDir!, result, argv.push, { ...registry!.opts, ...(opts.onProgress ? { onProgress: opts.onProgress } : {}), ...(key ? { privateKey: key.privateKey } : {}) });
+          pushed = w.pushed;
+          signed.push(...w.signed);
+          attested.push(...(w.attested as typeof attested));
+        } else if (argv.push !== undefined) {
           pushed = await pushLayout(outDir!, argv.push, { ...registry!.opts, ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
           if (key) {
             const repo = argv.push.replace(/:[^/:@]+$/, '');
             for (const v of result.variants) {
-              signed.push(...(await signImage(`${repo}@${v.index}`, { ...registry!.opts, privateKey: key.privateKey, recursive: true })));
+              signed.push(...(await signImage(`${repo}@${v.index}`, { ...registry!.opts, privateKey: key.privateKey, recursive: true, format: checkFormat(argv.format) })));
               // The provenance, attested on each variant's index; its subjects name every index and
               // platform manifest of the build too, so a verifier can tell which variant a digest is.
               if (result.provenance) {
                 const { predicate, subject } = result.provenance as { predicate: object; subject: { name: string; digest: { sha256: string } }[] };
                 const extraSubjects = subject.map((x) => ({ name: x.name, digest: `sha256:${x.digest.sha256}` }));
-                attested.push(await attestImage(`${repo}@${v.index}`, { ...registry!.opts, privateKey: key.privateKey, predicateType: 'slsaprovenance1', predicate, replace: true, extraSubjects }));
+                attested.push(await attestImage(`${repo}@${v.index}`, { ...registry!.opts, privateKey: key.privateKey, predicateType: 'slsaprovenance1', predicate, replace: true, extraSubjects, format: checkFormat(argv.format) }));
               }
-              // Each platform image's SPDX SBOM, as distroless attaches them (cosign attest --type spdxjson).
+              // Each platform image's SBOMs, as distroless attaches them (cosign attest --type spdxjson / cyclonedx).
               for (const m of v.manifests) {
-                const sbom = JSON.parse(await readFile(join(outDir!, ATTESTATIONS_DIR, sbomFile(v.variant, m.arch)), 'utf8')) as object;
-                attested.push(await attestImage(`${repo}@${m.digest}`, { ...registry!.opts, privateKey: key.privateKey, predicateType: 'spdxjson', predicate: sbom, replace: true }));
+                for (const format of sbomFormats(argv['sbom-format'])) {
+                  const file = format === 'spdx' ? sbomFile(v.variant, m.arch) : cyclonedxFile(v.variant, m.arch);
+                  const sbom = JSON.parse(await readFile(join(outDir!, ATTESTATIONS_DIR, file), 'utf8')) as object;
+                  attested.push(await attestImage(`${repo}@${m.digest}`, { ...registry!.opts, privateKey: key.privateKey, predicateType: format === 'spdx' ? 'spdxjson' : 'cyclonedx', predicate: sbom, replace: true, format: checkFormat(argv.format) }));
+                }
               }
             }
           }
         }
       } finally {
+        await remote?.close();
         done();
         if (argv.out === undefined && outDir !== undefined) await rm(outDir, { recursive: true, force: true }).catch(() => {});
       }
       if (argv.json) {
-        io.stdout.write(JSON.stringify(pushed ? { ...result, pushed, ...(key ? { signed, attested } : {}) } : result, null, 2) + '\n');
+        io.stdout.write(JSON.stringify({ ...result, layers, ...(pushed ? { pushed, ...(key ? { signed, attested } : {}) } : {}) }, null, 2) + '\n');
         return;
       }
       for (const v of result.variants) {
@@ -126,13 +168,15 @@ export function buildCommand(io: CliIo) {
         for (const m of v.manifests) {
           const size = m.layers.reduce((n, l) => n + l.size, 0);
           io.stdout.write(`  ${v.variant}-${m.arch} ${m.digest} (${m.platform}, ${m.layers.length} layers, ${(size / 1e6).toFixed(1)} MB compressed)\n`);
+          const sbom = result.sboms?.find((x) => x.variant === v.variant && x.arch === m.arch);
+          if (sbom) io.stdout.write(`    SBOM: licences declared for ${sbom.licenses.declared}/${sbom.licenses.packages} Debian packages${sbom.licenses.undetermined.length ? ` (NOASSERTION: ${sbom.licenses.undetermined.join(', ')})` : ''}\n`);
         }
       }
       if (pushed) {
         for (const p of pushed.pushed) io.stdout.write(`pushed ${p.reference}\n`);
         io.stdout.write(`${pushed.blobsUploaded} blobs uploaded (${(pushed.bytesUploaded / 1e6).toFixed(1)} MB), ${pushed.blobsSkipped} already there\n`);
-        for (const s of signed) io.stdout.write(`${s.added ? 'signed' : 'already signed'} ${s.digest} → ${s.reference}\n`);
-        for (const a of attested) io.stdout.write(`attested ${a.digest} (${a.predicateType}) → ${a.reference}\n`);
+        for (const s of signed) io.stdout.write(signedLine(s, argv.format));
+        for (const a of attested) io.stdout.write(attestedLine(a, argv.format));
       }
     },
   };

@@ -1,6 +1,6 @@
 // `distill lock`: flags → lockImages (or explain, or a freshness check).
 import type { Argv } from 'yargs';
-import { DistillError, explain, findDefinitions, lockImages, lockPathFor, readLock } from '../../index.js';
+import { checkLocks, DistillError, explain, findDefinitions, formatDiffText, lockImages, lockPathFor, readLock, type DiffResult } from '../../index.js';
 import type { CliIo } from '../io.js';
 import { commonOptions, lockOptionsFrom, type CommonArgs } from './common.js';
 
@@ -8,6 +8,7 @@ interface LockArgs extends CommonArgs {
   definitions: string[];
   explain?: string;
   check: boolean;
+  changelogs: boolean;
 }
 
 export function lockCommand(io: CliIo) {
@@ -18,15 +19,18 @@ export function lockCommand(io: CliIo) {
       commonOptions(y)
         .positional('definitions', { type: 'string', array: true, describe: 'image.yaml files, image directories, or images/' })
         .option('explain', { type: 'string', describe: 'after locking, show why PKG is in the closure' })
-        .option('check', { type: 'boolean', default: false, describe: 'write nothing; exit 1 if any lock is missing or would change' })
+        .option('check', { type: 'boolean', default: false, describe: 'write nothing; exit 1 if any lock is missing or would change, printing what would change (as distill diff)' })
+        .option('changelogs', { type: 'boolean', default: true, describe: "with --check: read the upgrades' Debian changelogs for the CVEs they fix (--no-changelogs: versions only)" })
         .example('$0 lock images/python3/image.yaml --allow-expired --mirror debian=file:///srv/snapshot/debian', 'lock one image')
         .example('$0 lock images/ --explain libssl3t64', 'lock every image and say why libssl3t64 is in each'),
     handler: async (argv: LockArgs) => {
       const files = await findDefinitions(argv.definitions);
       const { opts, done } = lockOptionsFrom(argv, io);
       let results;
+      let diff: DiffResult | undefined;
       try {
-        results = await lockImages(files, { ...opts, dryRun: argv.check });
+        if (argv.check) ({ results, diff } = await checkLocks(files, { ...opts, changelogs: argv.changelogs }));
+        else results = await lockImages(files, opts);
       } finally {
         done();
       }
@@ -56,6 +60,7 @@ export function lockCommand(io: CliIo) {
                 architectures: Object.fromEntries(Object.entries(r.lock.architectures).map(([a, v]) => [a, v.packages.length])),
               })),
               ...(argv.explain !== undefined ? { explain: explanations } : {}),
+              ...(diff !== undefined ? { diff } : {}),
             },
             null,
             2,
@@ -67,6 +72,7 @@ export function lockCommand(io: CliIo) {
           const state = argv.check ? (r.changed ? 'out of date' : 'up to date') : r.changed ? 'written' : 'unchanged';
           io.stdout.write(`${r.lock.image}: ${r.path} (${counts} packages) ${state}\n`);
         }
+        if (diff !== undefined && diff.images.length > 0) io.stdout.write(formatDiffText(diff));
         for (const e of explanations) {
           for (const x of e.explain) {
             const how = x.requested ? 'requested' : x.chain.join(' → ');

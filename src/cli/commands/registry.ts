@@ -86,7 +86,7 @@ export function copyCommand(io: CliIo) {
         done();
       }
       if (argv.json) io.stdout.write(JSON.stringify(r, null, 2) + '\n');
-      else io.stdout.write(`${r.source} → ${r.destination}@${r.digest}${r.attachments.length ? ` (+ ${r.attachments.join(', ')})` : ''}\n`);
+      else io.stdout.write(`${r.source} → ${r.destination}@${r.digest}${r.attachments.length ? ` (+ ${r.attachments.join(', ')})` : ''}${r.referrers.length ? ` (+ ${r.referrers.length} Sigstore bundle referrer${r.referrers.length > 1 ? 's' : ''})` : ''}\n`);
     },
   };
 }

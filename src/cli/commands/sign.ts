@@ -5,6 +5,7 @@ import { readFile } from 'node:fs/promises';
 import type { Argv } from 'yargs';
 import {
   attestImage,
+  checkFormat,
   DistillError,
   loadPrivateKey,
   loadPublicKey,
@@ -91,6 +92,31 @@ async function publicKey(path: string) {
   return loadPublicKey(pem, path);
 }
 
+/**
+ * --format: where signatures and attestations go. Default classic: podman/skopeo (containers/image),
+ * Kyverno's Cosign verifier and sigstore policy-controller read only the `.sig`/`.att` tags, and cosign
+ * v3 still verifies them; `bundle` is cosign v3's default (Sigstore bundle referrers), `both` serves all.
+ */
+export const FORMAT_OPTION = {
+  choices: ['classic', 'bundle', 'both'],
+  default: 'classic',
+  describe: 'classic: .sig/.att tags (cosign v2, podman, Kyverno, policy-controller); bundle: Sigstore bundle v0.3 referrers (cosign v3); both',
+} as const;
+
+const via = (b: { manifest: string; via: string }): string => `bundle ${b.manifest} (${b.via === 'api' ? 'referrers API' : 'fallback tag'})`;
+
+export function signedLine(s: { added: boolean; digest: string; reference: string; bundle?: { manifest: string; via: string } }, format: string): string {
+  const parts = [
+    ...(format !== 'bundle' ? [`${s.added ? 'signed' : 'already signed'} ${s.digest} → ${s.reference}`] : [`signed ${s.digest}`]),
+    ...(s.bundle ? [via(s.bundle)] : []),
+  ];
+  return `${parts.join('; ')}\n`;
+}
+
+export function attestedLine(r: { digest: string; predicateType: string; reference: string; bundle?: { manifest: string; via: string } }, format: string): string {
+  return `attested ${r.digest} (${r.predicateType})${format !== 'bundle' ? ` → ${r.reference}` : ''}${r.bundle ? `; ${via(r.bundle)}` : ''}\n`;
+}
+
 export function keyPairCommand(io: CliIo) {
   return {
     command: 'generate-key-pair',
@@ -117,19 +143,20 @@ export function signCommand(io: CliIo) {
         .option('key', { type: 'string', demandOption: true, describe: 'cosign.key (or a PKCS#8 / EC PEM private key)' })
         .option('a', { alias: 'annotation', type: 'string', array: true, describe: 'key=value written into the signed payload' })
         .option('recursive', { type: 'boolean', default: true, describe: 'for an index, sign every platform manifest too' })
-        .option('identity', { type: 'string', describe: 'the docker-reference to claim (default: the repository)' }),
-    handler: async (argv: RegistryArgs & { reference: string; key: string; a?: string[]; recursive: boolean; identity?: string }) => {
+        .option('identity', { type: 'string', describe: 'the docker-reference to claim (default: the repository)' })
+        .option('format', FORMAT_OPTION),
+    handler: async (argv: RegistryArgs & { reference: string; key: string; a?: string[]; recursive: boolean; identity?: string; format: string }) => {
       const key = await signingKey(argv.key, io);
       const { opts, done } = await registryOptionsFrom(argv, io);
       const annotations = annotationsOf(argv.a);
       let r;
       try {
-        r = await signImage(argv.reference, { ...opts, privateKey: key.privateKey, recursive: argv.recursive, ...(annotations ? { annotations } : {}), ...(argv.identity ? { identity: argv.identity } : {}) });
+        r = await signImage(argv.reference, { ...opts, privateKey: key.privateKey, recursive: argv.recursive, format: checkFormat(argv.format), ...(annotations ? { annotations } : {}), ...(argv.identity ? { identity: argv.identity } : {}) });
       } finally {
         done();
       }
       if (argv.json) io.stdout.write(JSON.stringify(r, null, 2) + '\n');
-      else for (const s of r) io.stdout.write(`${s.added ? 'signed' : 'already signed'} ${s.digest} → ${s.reference}\n`);
+      else for (const s of r) io.stdout.write(signedLine(s, argv.format));
     },
   };
 }
@@ -170,8 +197,9 @@ export function attestCommand(io: CliIo) {
         .option('key', { type: 'string', demandOption: true })
         .option('type', { type: 'string', demandOption: true, describe: 'slsaprovenance1, spdxjson, … or a predicate type URI' })
         .option('predicate', { type: 'string', demandOption: true, describe: 'a JSON file' })
-        .option('replace', { type: 'boolean', default: false, describe: 'drop earlier attestations of the same type' }),
-    handler: async (argv: RegistryArgs & { reference: string; key: string; type: string; predicate: string; replace: boolean }) => {
+        .option('replace', { type: 'boolean', default: false, describe: 'drop earlier attestations of the same type' })
+        .option('format', FORMAT_OPTION),
+    handler: async (argv: RegistryArgs & { reference: string; key: string; type: string; predicate: string; replace: boolean; format: string }) => {
       let predicate: object;
       try {
         predicate = JSON.parse(await readFile(argv.predicate, 'utf8')) as object;
@@ -182,11 +210,11 @@ export function attestCommand(io: CliIo) {
       const { opts, done } = await registryOptionsFrom(argv, io);
       let r;
       try {
-        r = await attestImage(argv.reference, { ...opts, privateKey: key.privateKey, predicateType: argv.type, predicate, replace: argv.replace });
+        r = await attestImage(argv.reference, { ...opts, privateKey: key.privateKey, predicateType: argv.type, predicate, replace: argv.replace, format: checkFormat(argv.format) });
       } finally {
         done();
       }
-      io.stdout.write(argv.json ? JSON.stringify(r, null, 2) + '\n' : `attested ${r.digest} (${r.predicateType}) → ${r.reference}\n`);
+      io.stdout.write(argv.json ? JSON.stringify(r, null, 2) + '\n' : attestedLine(r, argv.format));
     },
   };
 }

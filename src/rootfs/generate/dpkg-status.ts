@@ -100,10 +100,24 @@ export function checkMd5sums(md5sums: Buffer | string, packageName: string): Buf
 }
 
 /**
+ * The md5sums lines whose file the image really ships, in their original order and bytes: scanners
+ * (syft's file lists, `md5sum -c`) take every line as a file present in the image, and distill drops
+ * documentation, the certificate files of ca-certificates, and everything but the borrowed paths of a
+ * borrowed package. `shipped` gets the path as written (relative, no leading "/").
+ */
+export function shippedMd5sums(md5sums: Buffer | string, packageName: string, shipped: (path: string) => boolean): Buffer {
+  const bytes = checkMd5sums(md5sums, packageName);
+  const text = bytes.toString('utf8');
+  if (text.length === 0) return bytes;
+  const kept = text.slice(0, -1).split('\n').filter((l) => shipped(l.slice(34).replace(/^\.?\/+/, '')));
+  return Buffer.from(kept.length ? kept.join('\n') + '\n' : '', 'utf8');
+}
+
+/**
  * Every status.d file for the packages of an image: `<Package>` and, when the .deb has one,
  * `<Package>.md5sums`, sorted by path. GENERATE_FAILED when two packages have the same name.
  */
-export function statusDFiles(packages: readonly InstalledPackageRecord[]): StatusDFile[] {
+export function statusDFiles(packages: readonly InstalledPackageRecord[], shipped?: (path: string) => boolean): StatusDFile[] {
   const out: StatusDFile[] = [];
   const seen = new Set<string>();
   for (const pkg of packages) {
@@ -111,7 +125,7 @@ export function statusDFiles(packages: readonly InstalledPackageRecord[]): Statu
     if (seen.has(name)) fail(`package ${name} is given twice`, 'An image holds one version of each package, for one architecture.');
     seen.add(name);
     out.push({ path: `${STATUS_DIR}/${name}`, content: Buffer.from(paragraph, 'utf8') });
-    if (pkg.md5sums !== undefined) out.push({ path: `${STATUS_DIR}/${name}.md5sums`, content: checkMd5sums(pkg.md5sums, name) });
+    if (pkg.md5sums !== undefined) out.push({ path: `${STATUS_DIR}/${name}.md5sums`, content: shipped ? shippedMd5sums(pkg.md5sums, name, shipped) : checkMd5sums(pkg.md5sums, name) });
   }
   return out.sort((a, b) => Buffer.compare(Buffer.from(a.path), Buffer.from(b.path)));
 }

@@ -5,7 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { parseDeb822 } from '../../../src/debian/deb822.js';
-import { STATUS_DIR, statusDFiles, statusParagraph } from '../../../src/rootfs/generate/dpkg-status.js';
+import { STATUS_DIR, shippedMd5sums, statusDFiles, statusParagraph } from '../../../src/rootfs/generate/dpkg-status.js';
 import { NO_SNAPSHOT } from '../../helpers/paths.js';
 import { hasTool, run, snapshotDebs, tempDir } from './helpers.js';
 
@@ -80,4 +80,14 @@ test('refusals: not one paragraph, missing or bad fields, dpkg database fields, 
       ['/var/lib/dpkg/status.d/libfoo1', CONTROL.length + 2],
     ],
   );
+});
+
+test('shippedMd5sums keeps, in order and byte for byte, only the lines of files the image ships', () => {
+  const md5 = 'd41d8cd98f00b204e9800998ecf8427e  usr/bin/kept\n' + '0123456789abcdef0123456789abcdef  usr/share/doc/p/changelog.gz\n' + '00112233445566778899aabbccddeeff  lib/x86_64-linux-gnu/libp.so.1\n';
+  const shipped = new Set(['usr/bin/kept', 'lib/x86_64-linux-gnu/libp.so.1']);
+  assert.equal(shippedMd5sums(md5, 'p', (p) => shipped.has(p)).toString(), 'd41d8cd98f00b204e9800998ecf8427e  usr/bin/kept\n00112233445566778899aabbccddeeff  lib/x86_64-linux-gnu/libp.so.1\n');
+  assert.equal(shippedMd5sums(md5, 'p', () => false).length, 0);
+  const files = statusDFiles([{ control: 'Package: pp\nVersion: 1\nArchitecture: amd64\n', md5sums: md5 }], (p) => p === 'usr/bin/kept');
+  assert.equal(files[1]!.content.toString(), 'd41d8cd98f00b204e9800998ecf8427e  usr/bin/kept\n');
+  assert.throws(() => shippedMd5sums('not a line\n', 'p', () => true), (e: any) => e.code === 'GENERATE_FAILED');
 });

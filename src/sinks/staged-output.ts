@@ -1,0 +1,132 @@
+// Outputs appear whole or not at all. A build writes its OCI layout (with provenance and SBOMs) and
+// its docker archive beside the target, under a temporary name in the same directory, and renames
+// them into place only when everything succeeded: after a failure the previous output is untouched
+// and nothing new looks complete. A layout that already exists is the starting point (the layout sink
+// updates one in place, keeping other refs): its files are hard-linked into the staging directory —
+// blobs are immutable and every writer replaces a file by rename, so the old layout never changes.
+import { randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
+import { access, copyFile, link, lstat, mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { DistillError, messageOf } from '../errors.js';
+
+/** Temp names: `.<target>.distill-<hex>`, hidden, and recognisably ours for a later sweep. */
+export function stagingName(target: string): string {
+  const abs = resolve(target);
+  return join(dirname(abs), `.${basename(abs)}.distill-${randomBytes(6).toString('hex')}`);
+}
+
+function outputError(what: string, target: string, e: unknown): DistillError {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  const hint =
+    code === 'ENOSPC' ? 'the disk is full; free space or write elsewhere'
+    : code === 'EACCES' || code === 'EPERM' || code === 'EROFS' ? `make ${dirname(resolve(target))} writable, or write elsewhere`
+    : 'check the output path';
+  return new DistillError('OUTPUT_IO', `cannot ${what} ${target}: ${messageOf(e)}`, { cause: e, hint });
+}
+
+/** Refuse an output path that exists as the wrong kind of thing, before any work is done. */
+export async function checkOutputTarget(target: string, kind: 'dir' | 'file'): Promise<void> {
+  const parent = dirname(resolve(target));
+  let st;
+  try {
+    st = await lstat(target);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw outputError('use', target, e);
+    const p = await lstat(parent).catch(() => undefined);
+    if (p === undefined || !p.isDirectory()) {
+      throw new DistillError('OUTPUT_IO', `cannot write ${target}: its directory ${parent} does not exist`, { hint: 'create the directory first, or write elsewhere' });
+    }
+  }
+  // The output is staged beside the target: its directory must take new entries (EROFS and EACCES
+  // show here, before the build's work, rather than after it).
+  try {
+    await access(parent, constants.W_OK | constants.X_OK);
+  } catch (e) {
+    throw outputError('write', target, e);
+  }
+  if (st === undefined) return;
+  if (kind === 'dir' && !st.isDirectory()) {
+    throw new DistillError('OUTPUT_IO', `${target} exists and is not a directory`, { hint: 'pass a directory (new or an existing OCI layout) to --out' });
+  }
+  if (kind === 'file' && !st.isFile()) {
+    throw new DistillError('OUTPUT_IO', `${target} exists and is not a regular file`, { hint: 'pass a file path to --tar' });
+  }
+}
+
+export interface StagedOutput {
+  /** Where to write. */
+  readonly path: string;
+  /** Move the staged output over the target. */
+  commit(): Promise<void>;
+  /** Remove the staged output (the target is left as it was). Never throws. */
+  discard(): Promise<void>;
+}
+
+/** A staging directory for `target`, seeded with the existing layout's files (hard links). */
+export async function stageDirectory(target: string): Promise<StagedOutput> {
+  const staging = stagingName(target);
+  try {
+    await mkdir(staging);
+    if (await isDir(target)) await linkTree(target, staging);
+  } catch (e) {
+    await rm(staging, { recursive: true, force: true }).catch(() => {});
+    throw outputError('prepare', target, e);
+  }
+  return {
+    path: staging,
+    commit: async () => {
+      const old = (await isDir(target)) ? stagingName(target) : undefined;
+      try {
+        if (old !== undefined) await rename(target, old);
+        await rename(staging, target);
+      } catch (e) {
+        // Put the previous output back if it was moved aside.
+        if (old !== undefined) await rename(old, target).catch(() => {});
+        await rm(staging, { recursive: true, force: true }).catch(() => {});
+        throw outputError('replace', target, e);
+      }
+      if (old !== undefined) await rm(old, { recursive: true, force: true }).catch(() => {});
+    },
+    discard: () => rm(staging, { recursive: true, force: true }).catch(() => {}),
+  };
+}
+
+/** A staging file beside `target`, renamed over it on commit. */
+export function stageFile(target: string): StagedOutput {
+  const staging = stagingName(target);
+  return {
+    path: staging,
+    commit: async () => {
+      try {
+        await rename(staging, target);
+      } catch (e) {
+        await rm(staging, { force: true }).catch(() => {});
+        throw outputError('write', target, e);
+      }
+    },
+    discard: () => rm(staging, { force: true }).catch(() => {}),
+  };
+}
+
+async function isDir(p: string): Promise<boolean> {
+  try {
+    return (await lstat(p)).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+async function linkTree(from: string, to: string): Promise<void> {
+  for (const e of await readdir(from, { withFileTypes: true })) {
+    const src = join(from, e.name);
+    const dst = join(to, e.name);
+    if (e.isDirectory()) {
+      await mkdir(dst);
+      await linkTree(src, dst);
+    } else if (e.isFile()) {
+      await link(src, dst).catch(() => copyFile(src, dst));
+    }
+    // Anything else (links, sockets) in an output directory is not part of a layout: not carried over.
+  }
+}

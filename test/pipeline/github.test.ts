@@ -51,3 +51,22 @@ test('the validators refuse what GitHub refuses (the check can fail)', async () 
   const badNeeds = good.replace('needs:\n      - build-static', 'needs: {job: build-static}');
   assert.ok(schemaErrors(badNeeds).length > 0, 'needs as a mapping is refused');
 });
+
+test('distill pipeline: writes the file it is asked for; an unknown engine is a usage error', async () => {
+  const { main } = await import('../../src/cli/main.js');
+  const { mkdtempSync, readFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const dir = mkdtempSync(join(tmpdir(), 'distill-pipeline-'));
+  try {
+    let stderr = '';
+    const io = { stdout: { write: () => true }, stderr: { write: (s: string) => (stderr += s) }, env: {} };
+    const out = join(dir, 'distill.yml');
+    assert.equal(await main(['pipeline', join(repoRoot, 'images'), '--root', repoRoot, '--engine', 'github', '--out', out], io), 0, stderr);
+    assert.deepEqual(schemaErrors(readFileSync(out, 'utf8')), []);
+    assert.match(readFileSync(out, 'utf8'), /distill build images\/python3 /);
+    assert.equal(await main(['pipeline', join(repoRoot, 'images'), '--engine', 'jenkins'], io), 2);
+    assert.match(stderr, /\[USAGE\]/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -11,6 +11,7 @@ interface PipelineArgs {
   out?: string;
   name?: string;
   'distill-package'?: string;
+  root?: string;
 }
 
 export function pipelineCommand(io: CliIo) {
@@ -22,12 +23,13 @@ export function pipelineCommand(io: CliIo) {
         .positional('dir', { type: 'string', describe: 'images/ (or one image directory), relative to the repository root' })
         .option('engine', { type: 'string', choices: ['tekton', 'github'], demandOption: true, describe: 'tekton (Tasks + Pipeline) or github (Actions workflow)' })
         .option('out', { type: 'string', describe: 'write to FILE (default: standard output)' })
+        .option('root', { type: 'string', describe: 'the repository root the jobs check out; paths are relative to it (default: the current directory)' })
         .option('name', { type: 'string', describe: 'the Pipeline / workflow name' })
         .option('distill-package', { type: 'string', describe: 'npm spec the jobs install (default distill@<this version>)' })
         .example('$0 pipeline images --engine tekton --out tekton/distill.yaml', 'Tasks and a Pipeline for kubectl apply')
         .example('$0 pipeline images --engine github --out .github/workflows/distill.yml', 'a GitHub Actions workflow'),
     handler: async (argv: PipelineArgs) => {
-      const matrix = await imageMatrix(argv.dir, process.cwd());
+      const matrix = await imageMatrix(argv.dir, argv.root ?? process.cwd());
       const opts = { ...(argv.name !== undefined ? { name: argv.name } : {}), ...(argv['distill-package'] !== undefined ? { distillPackage: argv['distill-package'] } : {}) };
       const text = argv.engine === 'tekton' ? tektonPipeline(matrix, opts) : githubWorkflow(matrix, opts);
       if (argv.out === undefined) {

@@ -11,7 +11,7 @@ import { isDistillError } from '../../src/errors.js';
 import { MEDIA_TYPE_OCI_INDEX, RegistryClient } from '../../src/registry/client.js';
 import { makeTestLayout, needsRegistry, startFaultProxy, startRegistry, type FaultProxy, type RunningRegistry } from '../helpers/registry.js';
 import { tempDir } from '../helpers/tmp.js';
-import { assertRefused, cli } from './helpers.js';
+import { assertRefused, cli, spawnCli } from './helpers.js';
 
 const { skip } = needsRegistry();
 let registry: RunningRegistry;
@@ -90,6 +90,18 @@ test('a push cut while tagging leaves no tag pointing at a missing blob; the re-
   const r = await cli(['push', layoutDir, `${proxy.host}/hostile/tagging`]);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(await assertConsistent('hostile/tagging'), 2);
+});
+
+test('a push SIGKILLed at several points leaves no dangling tag; the next push completes', { skip }, async () => {
+  const repo = `${registry.host}/hostile/killed`;
+  for (const ms of [60, 150, 300, 500]) {
+    const r = await spawnCli(['push', layoutDir, repo], { killAfterMs: ms });
+    await assertConsistent('hostile/killed');
+    if (!r.killed) break;
+  }
+  const r = await cli(['push', layoutDir, repo]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(await assertConsistent('hostile/killed'), 2);
 });
 
 async function tagCount(repo: string): Promise<number> {

@@ -116,30 +116,37 @@ export function formatDiffMarkdown(r: DiffResult): string {
       }
     }
   }
+  const warnings = r.warnings.length > 0 ? ['<details><summary>Warnings</summary>', '', ...r.warnings.map((w) => `- ${md(w)}`), '', '</details>', ''] : [];
+  // Changelog sections go in while they fit; the rest are named as left out.
+  const budget = MARKDOWN_MAX - 400 - [...head, ...warnings].join('\n').length;
   const tail: string[] = [];
-  if (logs.size > 0) tail.push('### Changelogs', '');
+  let used = 0;
+  let left = 0;
   for (const { u, binaries } of logs.values()) {
     const cl = u.changelog!;
     const text = cl.entries
       .map((e) => `${e.source} (${e.version}) ${e.distributions.join(' ')};${e.urgency ? ` urgency=${e.urgency}` : ''}\n\n${e.changes.split('\n').map((l) => (l === '' ? '' : `  ${l}`)).join('\n')}\n\n -- ${e.maintainer ?? ''}  ${e.date ?? ''}`)
       .join('\n\n');
     const cves = cl.cves.length > 0 ? `; ${plural(cl.cves.length, 'CVE')}` : '';
-    tail.push(
+    const section = [
       `<details><summary>${md(u.source)} ${md(u.oldSourceVersion)} → ${md(u.newSourceVersion)} (${[...binaries].sort().map(md).join(', ')}${cves})${cl.status === 'partial' ? ' (partial)' : ''}</summary>`,
       '',
       fence(clean(text)),
       '',
       '</details>',
       '',
-    );
+    ].join('\n');
+    if (used + section.length > budget) {
+      left++;
+      continue;
+    }
+    used += section.length + 1;
+    tail.push(section);
   }
-  const warnings = r.warnings.length > 0 ? ['<details><summary>Warnings</summary>', '', ...r.warnings.map((w) => `- ${md(w)}`), '', '</details>', ''] : [];
+  if (tail.length > 0 || left > 0) tail.unshift('### Changelogs', '');
+  if (left > 0) tail.push(`_${plural(left, 'changelog')} left out to keep this body under ${MARKDOWN_MAX} characters; \`distill diff --json\` has them all._`, '');
   let body = [...head, ...tail, ...warnings].join('\n');
-  if (body.length > MARKDOWN_MAX) {
-    const note = `_Changelogs left out: the body would exceed ${MARKDOWN_MAX} characters; run \`distill diff --json\` for all of them._\n`;
-    body = [...head, note, ...warnings].join('\n');
-    if (body.length > MARKDOWN_MAX) body = `${body.slice(0, MARKDOWN_MAX - 200)}\n\n_(cut at ${MARKDOWN_MAX} characters)_\n`;
-  }
+  if (body.length > MARKDOWN_MAX) body = `${body.slice(0, MARKDOWN_MAX - 200)}\n\n_(cut at ${MARKDOWN_MAX} characters)_\n`;
   return body;
 }
 

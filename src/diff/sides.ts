@@ -127,8 +127,9 @@ export async function readSide(spec: string, opts: ReadSideOptions = {}): Promis
     for (const d of dirs) images.push(await imageAt(join(p, d, LOCK_NAME), warnings));
     return { label: spec, kind: 'images', images, warnings };
   }
-  if (!forced && (spec.startsWith('.') || spec.startsWith('/') || /\.(json|yaml)$/.test(spec))) {
-    throw new DistillError('LOCK_NOT_FOUND', `${spec} does not exist`, { hint: 'name a lockfile, an image directory, an OCI layout or a registry image' });
+  // Not on disk: a registry reference — unless it looks like a path (no tag or digest, or path-like).
+  if (!forced && (spec.startsWith('.') || spec.startsWith('/') || /\.(json|yaml)$/.test(spec) || (opts.publicKey === undefined && !/[:@]/.test(spec)))) {
+    throw new DistillError('LOCK_NOT_FOUND', `${spec} does not exist`, { hint: 'name a lockfile, an image directory, an OCI layout, or a registry image as docker://REFERENCE with --key' });
   }
   if (opts.publicKey === undefined) {
     throw new DistillError('USAGE', `${spec} is a registry image: its provenance is read only when it verifies against the publisher's key`, {

@@ -37,3 +37,8 @@ export { attestImage, verifyAttestation, type AttestOptions, type VerifyAttestat
 export { rebuild, checkProvenance, type RebuildOptions, type RebuildResult } from './rebuild.js';
 export { buildProvenance, validateProvenance, DISTILL_BUILD_TYPE } from './provenance/provenance.js';
 export { buildSbom, validateSbom, type SbomInput } from './provenance/sbom.js';
+export { appendImage, APPEND_BUILD_TYPE, type AppendOptions, type AppendResult, type AppendedInput } from './append.js';
+export type { Layer, Image, ImageIndex, Artifact } from './oci/model.js';
+export { readLayoutArtifact, layoutRefs } from './sources/oci-layout.js';
+export { readRegistryArtifact } from './registry/source.js';
+export { pushArtifact, type PushStats } from './registry/sink.js';

@@ -65,3 +65,22 @@ test('no module imports one that comes later in the data flow', () => {
     }
   }
 });
+
+// Sources and sinks meet only at the image model (go-containerregistry's pkg/v1 shape): each one
+// imports src/oci/model.ts (or builds its documents with src/oci/), and none reaches into another
+// source's or sink's internals for a shape of "a blob" of its own.
+const SOURCES_AND_SINKS = ['sources/oci-layout.ts', 'registry/source.ts', 'registry/sink.ts', 'copy.ts', 'append.ts'];
+
+test('sources and sinks depend on the image model, not on each other', () => {
+  for (const rel of SOURCES_AND_SINKS) {
+    const f = join(src, rel);
+    const targets = imports(f).filter((i) => i.startsWith('.')).map((i) => relative(src, join(f, '..', i.replace(/\.js$/, '.ts'))));
+    assert.ok(targets.includes('oci/model.ts'), `${rel} does not use the image model (src/oci/model.ts)`);
+    for (const t of targets) {
+      if (t.startsWith('sources/') || t === 'registry/source.ts' || t === 'registry/sink.ts' || t.startsWith('sinks/')) {
+        // Only the entry points may combine sources with sinks; a source never imports a sink.
+        assert.ok(rel === 'copy.ts' || rel === 'append.ts' || !(rel.startsWith('sources/') || rel === 'registry/source.ts'), `${rel} (a source) imports ${t}`);
+      }
+    }
+  }
+});

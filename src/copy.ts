@@ -42,7 +42,9 @@ export async function copyImage(src: string, dst: string, opts: CopyOptions = {}
   }
   // One client per registry for the whole command: one ping, one token per scope, reused by every blob.
   const source = new RegistryClient(from.registry, { ...opts, access: 'pull' });
-  const sink = new RegistryClient(to.registry, { ...opts, access: 'push' });
+  // A blob streamed from a registry goes up in one PUT of known length rather than 8 MiB PATCHes:
+  // each PATCH is a round trip the source stream waits on (go-containerregistry streams one body too).
+  const sink = new RegistryClient(to.registry, { monolithicMax: Number.MAX_SAFE_INTEGER, ...opts, access: 'push' });
   const sameRegistry = source.base.href === sink.base.href;
   const stats = emptyStats();
   const push = {

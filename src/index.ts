@@ -28,7 +28,7 @@ export { RegistryClient, type RegistryOptions } from './registry/client.js';
 export { pushLayout, type PushOptions, type PushResult } from './registry/push.js';
 export { pullImage, type PullOptions, type PullResult } from './registry/pull.js';
 export { copyImage, type CopyOptions, type CopyResult } from './copy.js';
-export { inspectLayout, type InspectedRef, type InspectedImage, type InspectedPackage } from './inspect.js';
+export { inspectLayout, inspectImage, inspectArtifact, type InspectedRef, type InspectedImage, type InspectedPackage } from './inspect.js';
 export { generateKeyPair, loadPrivateKey, loadPublicKey, passwordFrom, writeKeyPair, type SigningKey } from './sign/keys.js';
 export { signImage, type SignOptions, type SignedManifest } from './sign/sign.js';
 export { verifyImage, type VerifyOptions, type VerifyResult } from './sign/verify.js';

@@ -226,7 +226,9 @@ export class RegistryClient {
       return r;
     });
     const verify = new VerifyingStream({ size: blob.size, sha256: hex, what });
-    const out = new PassThrough();
+    // 1 MiB of buffer rather than 16 KiB: a copy streams this straight into an upload, and small
+    // buffers turn into many small socket writes on the other side.
+    const out = new PassThrough({ highWaterMark: MiB });
     pipeline(res.body, verify, out).catch((e: unknown) => {
       const err = isDistillError(e, 'BLOB_DIGEST_MISMATCH') || isDistillError(e, 'BLOB_SIZE_MISMATCH')
         ? mismatch(e.message, e)
@@ -707,7 +709,7 @@ function nextLink(link: string | undefined, page: URL, base: URL): URL | undefin
 
 /** `open()` piped through a VerifyingStream (local bytes must match the descriptor) and a byte counter. */
 function verifiedSource(open: () => Readable, blob: BlobRef, hex: string, onBytes: ((n: number) => void) | undefined): PassThrough {
-  const out = new PassThrough();
+  const out = new PassThrough({ highWaterMark: MiB });
   let seen = 0;
   const count = new Transform({
     transform(chunk: Buffer, _enc, cb: TransformCallback) {

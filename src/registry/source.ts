@@ -73,7 +73,7 @@ async function readImage(client: RegistryClient, repository: string, manifest: B
 
 /** A Readable now for a stream that can only be had asynchronously (the GET happens on first use). */
 export function lazy(get: () => Promise<Readable>): Readable {
-  const out = new PassThrough();
+  const out = new PassThrough({ highWaterMark: 1024 * 1024 });
   get().then(
     (src) => {
       src.on('error', (e) => out.destroy(e));

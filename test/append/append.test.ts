@@ -177,3 +177,23 @@ test('end to end: a Python app appended onto python3 from a registry, pushed, in
     for (const d of rootfsDirs) rmSync(d, { recursive: true, force: true });
   }
 });
+
+test('the CLI refuses a missing destination, a non-JSON entrypoint and a bad --chown with one line and a code', async () => {
+  const base = join(work, 'base-cli');
+  await makeTestLayout(base, work);
+  const f = join(work, 'cli-file');
+  writeFileSync(f, 'x');
+  for (const [extra, code] of [
+    [[], 'USAGE'],
+    [['--out', join(work, 'o'), '--entrypoint', 'python3 main.py'], 'USAGE'],
+    [['--out', join(work, 'o'), '--chown', 'root'], 'USAGE'],
+  ] as const) {
+    const r = await cli(['append', `${base}:latest`, '--layer', f, ...extra]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, new RegExp(`^distill: .*\\[${code}\\]`, 'm'));
+    assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+  }
+  const ok = await cli(['append', `${base}:latest`, '--layer', f, '--out', `${join(work, 'o')}:x`, '--json'], { SOURCE_DATE_EPOCH: '0' });
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.equal(JSON.parse(ok.stdout).destination, `${join(work, 'o')}:x`);
+});

@@ -1,25 +1,27 @@
 // `distill copy`: an image or index from one repository (or registry) to another with every digest
 // kept, together with its cosign attachments — the `sha256-<hex>.sig`, `.att` and `.sbom` tags and the
-// Sigstore bundle referrers (cosign v3) of the image and, for an index, of each platform manifest —
-// so a promotion dev → test → prod carries its
-// signatures and attestations along (the imgpkg flow). Bytes are never re-serialised: what is pushed
-// is exactly what was pulled, so the digests (and the signatures over them) still hold.
+// Sigstore bundle referrers (cosign v3) of the image and, for an index, of each platform manifest — so
+// a promotion dev → test → prod carries its signatures and attestations along (the imgpkg flow).
+// Registry source → registry sink, blob by blob: a blob the destination has is skipped (HEAD), and on
+// the same registry every blob is mounted across repositories rather than sent again. Bytes are never
+// re-serialised: what is pushed is exactly what was read, so digests (and signatures over them) hold.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DistillError } from './errors.js';
 import { RegistryClient, type RegistryOptions } from './registry/client.js';
-import { pullImage } from './registry/pull.js';
-import { pushLayout } from './registry/push.js';
 import { parseReference } from './registry/reference.js';
 import { copyReferrers } from './registry/referrers.js';
 import { MEDIA_TYPE_SIGSTORE_BUNDLE_V03 } from './oci/media-types.js';
+import { emptyStats, pushArtifact, type PushStats } from './registry/sink.js';
+import { readRegistryArtifact } from './registry/source.js';
+import { imagesOf } from './oci/model.js';
 
 export interface CopyOptions extends RegistryOptions {
   /** Also copy cosign signatures, attestations and SBOMs (default true). */
   attachments?: boolean;
-  /** A scratch directory (default: the system temp dir). */
-  workDir?: string;
+  /** Blobs in flight at once (default 4). */
+  concurrency?: number;
 }
 
 export interface CopyResult {
@@ -30,6 +32,8 @@ export interface CopyResult {
   attachments: string[];
   /** The Sigstore bundle referrers copied (their manifest digests). */
   referrers: string[];
+  /** What went over the wire to the destination (blobs uploaded, mounted, already there). */
+  stats: PushStats;
 }
 
 const ATTACHMENT = /^sha256-([0-9a-f]{64})\.(sig|att|sbom)$/;
@@ -41,53 +45,54 @@ export async function copyImage(src: string, dst: string, opts: CopyOptions = {}
     throw new DistillError('USAGE', `copy ${src} → ${dst}: the destination is a digest; copies keep digests, so give the destination a tag`, { hint: 'e.g. registry/prod/app:1.2' });
   }
   const tag = to.tag ?? from.tag;
-  if (tag === undefined && to.digest === undefined) {
+  if (tag === undefined) {
     throw new DistillError('USAGE', `copy ${src} → ${dst}: no tag to write`, { hint: 'give the destination a tag (repo:tag), or copy from a tagged source' });
   }
-  const work = await mkdtemp(join(opts.workDir ?? tmpdir(), 'distill-copy-'));
-  const dstRepo = `${to.registry}/${to.repository}`;
+  // One client per registry for the whole command: one ping, one token per scope, reused by every blob.
+  const source = new RegistryClient(from.registry, { ...opts, access: 'pull' });
+  // A blob streamed from a registry goes up in one PUT of known length rather than 8 MiB PATCHes:
+  // each PATCH is a round trip the source stream waits on (go-containerregistry streams one body too).
+  const sink = new RegistryClient(to.registry, { monolithicMax: Number.MAX_SAFE_INTEGER, ...opts, access: 'push' });
+  const sameRegistry = source.base.href === sink.base.href;
+  const stats = emptyStats();
+  const push = {
+    stats,
+    ...(opts.onProgress !== undefined ? { onProgress: opts.onProgress } : {}),
+    ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}),
+    ...(sameRegistry ? { mountFrom: [from.repository] } : {}),
+  };
   try {
-    const main = await pullImage(src, join(work, 'image'), { ...opts, refName: 'image' });
-    if (main.digest !== main.sourceDigest) throw new Error('internal: copy narrowed an index');
-    await pushLayout(join(work, 'image'), `${dstRepo}:${tag ?? 'latest'}`, { ...opts, refs: ['image'], tags: { image: tag ?? 'latest' } });
+    const main = await readRegistryArtifact(source, from.repository, from.digest ?? from.tag ?? 'latest');
+    await pushArtifact(sink, to.repository, main.artifact, { ...push, tag });
     const copied: string[] = [];
     const referrers: string[] = [];
     if (opts.attachments !== false) {
       // Attachments name the digest they belong to: the image's, and each platform manifest's.
-      const digests = new Set([main.sourceDigest, ...main.manifests.map((m) => m.digest)].map((d) => d.slice('sha256:'.length)));
-      const client = new RegistryClient(from.registry, { ...opts, access: 'pull' });
-      let tags: string[];
-      try {
-        tags = await client.listTags(from.repository);
-      } finally {
-        await client.close();
-      }
-      for (const t of tags.sort()) {
+      const digests = new Set([main.digest, ...imagesOf(main.artifact).map((i) => i.manifest.descriptor.digest)].map((d) => d.slice('sha256:'.length)));
+      for (const t of (await source.listTags(from.repository)).sort()) {
         const m = ATTACHMENT.exec(t);
         if (!m || !digests.has(m[1]!)) continue;
-        const dir = join(work, t);
-        await pullImage(`${from.registry}/${from.repository}:${t}`, dir, { ...opts, refName: 'attachment' });
-        await pushLayout(dir, `${dstRepo}:${t}`, { ...opts, refs: ['attachment'], tags: { attachment: t } });
+        const a = await readRegistryArtifact(source, from.repository, t);
+        await pushArtifact(sink, to.repository, a.artifact, { ...push, tag: t });
         copied.push(t);
       }
       // cosign v3's Sigstore bundles: OCI referrers of the same digests (registry/referrers.ts).
-      const source = new RegistryClient(from.registry, { ...opts, access: 'pull' });
-      const destination = new RegistryClient(to.registry, { ...opts, access: 'push' });
+      // Their blobs are small (capped in referrers.ts) and pass through a private temporary directory.
+      const work = await mkdtemp(join(tmpdir(), 'distill-copy-'));
       try {
         referrers.push(...(await copyReferrers(
           { client: source, repository: from.repository },
-          { client: destination, repository: to.repository },
-          [main.sourceDigest, ...main.manifests.map((m) => m.digest)],
+          { client: sink, repository: to.repository },
+          [...digests].map((hex) => `sha256:${hex}`),
           MEDIA_TYPE_SIGSTORE_BUNDLE_V03,
           work,
         )));
       } finally {
-        await source.close();
-        await destination.close();
+        await rm(work, { recursive: true, force: true }).catch(() => {});
       }
     }
-    return { source: src, destination: `${dstRepo}:${tag ?? 'latest'}`, digest: main.sourceDigest, attachments: copied, referrers };
+    return { source: src, destination: `${to.registry}/${to.repository}:${tag}`, digest: main.digest, attachments: copied, referrers, stats };
   } finally {
-    await rm(work, { recursive: true, force: true }).catch(() => {});
+    await Promise.all([source.close(), sink.close()]);
   }
 }

@@ -28,7 +28,7 @@ export { RegistryClient, type RegistryOptions } from './registry/client.js';
 export { pushLayout, type PushOptions, type PushResult } from './registry/push.js';
 export { pullImage, type PullOptions, type PullResult } from './registry/pull.js';
 export { copyImage, type CopyOptions, type CopyResult } from './copy.js';
-export { inspectLayout, type InspectedRef, type InspectedImage, type InspectedPackage } from './inspect.js';
+export { inspectLayout, inspectImage, inspectArtifact, type InspectedRef, type InspectedImage, type InspectedPackage } from './inspect.js';
 export { generateKeyPair, loadPrivateKey, loadPublicKey, passwordFrom, writeKeyPair, type SigningKey } from './sign/keys.js';
 export { signImage, checkFormat, type SignOptions, type SignedManifest, type SignatureFormat } from './sign/sign.js';
 export { BUNDLE_V03_MEDIA_TYPE, COSIGN_SIGN_PREDICATE } from './sign/bundle.js';
@@ -51,3 +51,8 @@ export { checkLocks, type CheckLocksOptions, type CheckLocksResult } from './dif
 export { formatDiffText, formatDiffMarkdown, summaryLine as diffSummaryLine } from './diff/format.js';
 export { changelogRange, type ChangelogEntry, type ChangelogRangeResult } from './debian/changelog.js';
 export type { ChangelogReport } from './diff/changelogs.js';
+export { appendImage, APPEND_BUILD_TYPE, type AppendOptions, type AppendResult, type AppendedInput } from './append.js';
+export type { Layer, Image, ImageIndex, Artifact } from './oci/model.js';
+export { readLayoutArtifact, layoutRefs } from './sources/oci-layout.js';
+export { readRegistryArtifact } from './registry/source.js';
+export { pushArtifact, type PushStats } from './registry/sink.js';

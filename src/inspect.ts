@@ -1,16 +1,18 @@
-// `distill inspect`: what an OCI layout (or a pulled image) holds — each ref's platforms, digests,
-// sizes and layers, and the Debian packages in each image with their installed sizes, largest first,
-// read from /var/lib/dpkg/status.d as scanners read it. Layer contents are untrusted: status.d files
-// are read under a size cap and parsed with the deb822 parser, nothing else is kept.
-import { createReadStream } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { createGunzip } from 'node:zlib';
+// `distill inspect`: what an image holds, from any source (an OCI layout's refs, or a registry
+// reference read in place — no temporary layout) — platforms, digests, sizes and layers, and the
+// Debian packages in each image with their installed sizes, largest first, read from
+// /var/lib/dpkg/status.d as scanners read it. Layer bytes are verified against their digests while
+// they stream (the sources do it); contents are untrusted: status.d files are read under a size cap
+// and parsed with the deb822 parser, nothing else is kept.
 import * as tar from 'tar-stream';
 import { parseDeb822 } from './debian/deb822.js';
-import { digestHex } from './digest.js';
 import { DistillError, messageOf } from './errors.js';
-import { ANNOTATION_REF_NAME, MEDIA_TYPE_INDEX } from './oci/media-types.js';
+import { type Artifact, type Layer, imagesOf, openUncompressed, topDescriptor } from './oci/model.js';
+import { platformString } from './oci/platform.js';
+import { RegistryClient, type RegistryOptions } from './registry/client.js';
+import { parseReference } from './registry/reference.js';
+import { readRegistryArtifact } from './registry/source.js';
+import { layoutRefs, readLayoutArtifact } from './sources/oci-layout.js';
 
 export interface InspectedPackage {
   name: string;
@@ -37,32 +39,13 @@ export interface InspectedRef {
   images: InspectedImage[];
 }
 
-const JSON_CAP = 4 * 1024 * 1024;
 const STATUS_CAP = 1024 * 1024;
+const TAR_LAYER = /(^application\/vnd\.oci\.image\.layer\.v1\.tar|^application\/vnd\.docker\.image\.rootfs\.diff\.tar)/;
 
-interface Desc {
-  mediaType: string;
-  digest: string;
-  size: number;
-  annotations?: Record<string, string>;
-  platform?: { os: string; architecture: string; variant?: string };
-}
-
-async function readJsonBlob(dir: string, d: Desc): Promise<any> {
-  if (d.size > JSON_CAP) throw new DistillError('OCI_INVALID', `${d.digest}: ${d.size} bytes is too large for a manifest`);
-  try {
-    return JSON.parse(await readFile(join(dir, 'blobs', 'sha256', digestHex(d.digest)), 'utf8'));
-  } catch (e) {
-    throw new DistillError('OCI_INVALID', `${dir}: blob ${d.digest} is missing or not JSON: ${messageOf(e)}`, { cause: e, hint: 'is this a complete OCI layout?' });
-  }
-}
-
-/** Packages recorded in a gzip layer's status.d (later layers override earlier ones by name). */
-async function layerPackages(path: string, into: Map<string, InspectedPackage>): Promise<void> {
+/** Packages recorded in a layer's status.d (later layers override earlier ones by name). */
+async function layerPackages(layer: Layer, into: Map<string, InspectedPackage>): Promise<void> {
   const extract = tar.extract();
-  const raw = createReadStream(path);
-  const src = raw.pipe(createGunzip());
-  raw.on('error', (e) => src.destroy(e));
+  const src = openUncompressed(layer);
   src.on('error', (e) => extract.destroy(e));
   src.pipe(extract as unknown as NodeJS.WritableStream);
   for await (const entry of extract) {
@@ -86,47 +69,57 @@ async function layerPackages(path: string, into: Map<string, InspectedPackage>):
   }
 }
 
-export async function inspectLayout(dir: string, opts: { ref?: string; packages?: boolean } = {}): Promise<InspectedRef[]> {
-  let index: { manifests?: Desc[] };
-  try {
-    index = JSON.parse(await readFile(join(dir, 'index.json'), 'utf8'));
-  } catch (e) {
-    throw new DistillError('OCI_INVALID', `${dir} is not an OCI layout (no readable index.json)`, { cause: e, hint: 'pass a directory written by distill build --out or distill pull' });
-  }
-  const out: InspectedRef[] = [];
-  for (const d of index.manifests ?? []) {
-    const name = d.annotations?.[ANNOTATION_REF_NAME] ?? d.digest;
-    if (opts.ref !== undefined && name !== opts.ref) continue;
-    const manifests: Desc[] = d.mediaType === MEDIA_TYPE_INDEX || d.mediaType === 'application/vnd.docker.distribution.manifest.list.v2+json'
-      ? ((await readJsonBlob(dir, d)).manifests ?? [])
-      : [d];
-    const images: InspectedImage[] = [];
-    for (const m of manifests) {
-      const manifest = await readJsonBlob(dir, m);
-      const config = await readJsonBlob(dir, manifest.config);
-      const layers = (manifest.layers ?? []) as Desc[];
-      const packages = new Map<string, InspectedPackage>();
-      if (opts.packages !== false) {
-        for (const l of layers) {
-          if (!/gzip/.test(l.mediaType)) continue;
-          await layerPackages(join(dir, 'blobs', 'sha256', digestHex(l.digest)), packages).catch((e: unknown) => {
-            throw new DistillError('OCI_INVALID', `${dir}: layer ${l.digest} cannot be read: ${messageOf(e)}`, { cause: e });
-          });
-        }
+/** What one image or index holds, from whichever source produced it. */
+export async function inspectArtifact(name: string, artifact: Artifact, opts: { packages?: boolean } = {}): Promise<InspectedRef> {
+  const top = topDescriptor(artifact);
+  const images: InspectedImage[] = [];
+  for (const img of imagesOf(artifact)) {
+    const packages = new Map<string, InspectedPackage>();
+    if (opts.packages !== false) {
+      for (const l of img.layers) {
+        if (!TAR_LAYER.test(l.descriptor.mediaType)) continue;
+        await layerPackages(l, packages).catch((e: unknown) => {
+          throw e instanceof DistillError ? e : new DistillError('OCI_INVALID', `${name}: layer ${l.descriptor.digest} cannot be read: ${messageOf(e)}`, { cause: e });
+        });
       }
-      images.push({
-        platform: [config.os, config.architecture, config.variant].filter(Boolean).join('/'),
-        digest: m.digest,
-        config: manifest.config.digest,
-        size: layers.reduce((n, l) => n + l.size, 0),
-        layers: layers.map((l) => ({ digest: l.digest, size: l.size, mediaType: l.mediaType })),
-        packages: [...packages.values()].sort((a, b) => b.installedSize - a.installedSize || (a.name < b.name ? -1 : 1)),
-      });
     }
-    out.push({ name, digest: d.digest, mediaType: d.mediaType, images });
+    const layers = img.layers.map((l) => ({ digest: l.descriptor.digest, size: l.descriptor.size, mediaType: l.descriptor.mediaType }));
+    images.push({
+      platform: img.platform !== undefined ? platformString(img.platform) : '',
+      digest: img.manifest.descriptor.digest,
+      config: img.config.descriptor.digest,
+      size: layers.reduce((n, l) => n + l.size, 0),
+      layers,
+      packages: [...packages.values()].sort((a, b) => b.installedSize - a.installedSize || (a.name < b.name ? -1 : 1)),
+    });
   }
-  if (opts.ref !== undefined && out.length === 0) {
-    throw new DistillError('OCI_INVALID', `${dir} has no ref ${opts.ref}`, { hint: 'run distill inspect on the directory to list its refs' });
+  return { name, digest: top.digest, mediaType: top.mediaType, images };
+}
+
+/** Every ref of an OCI layout (or just `ref`). */
+export async function inspectLayout(dir: string, opts: { ref?: string; packages?: boolean } = {}): Promise<InspectedRef[]> {
+  const refs = opts.ref !== undefined ? [opts.ref] : await layoutRefs(dir);
+  const out: InspectedRef[] = [];
+  for (const ref of refs) {
+    const { artifact } = await readLayoutArtifact(dir, ref).catch((e: unknown) => {
+      if (opts.ref !== undefined && e instanceof DistillError && /has no ref/.test(e.message)) {
+        throw new DistillError('OCI_INVALID', `${dir} has no ref ${opts.ref}`, { hint: 'run distill inspect on the directory to list its refs' });
+      }
+      throw e;
+    });
+    out.push(await inspectArtifact(ref, artifact, opts));
   }
   return out;
+}
+
+/** An image in a registry, read in place: manifests and configs fetched, layers streamed once each. */
+export async function inspectImage(reference: string, opts: RegistryOptions & { packages?: boolean } = {}): Promise<InspectedRef> {
+  const r = parseReference(reference);
+  const client = new RegistryClient(r.registry, { ...opts, access: 'pull' });
+  try {
+    const { artifact } = await readRegistryArtifact(client, r.repository, r.digest ?? r.tag ?? 'latest');
+    return await inspectArtifact(reference, artifact, opts);
+  } finally {
+    await client.close();
+  }
 }

@@ -2,6 +2,7 @@
 // 1 failure, 2 usage. Errors print as one line `distill: <what went wrong> [<CODE>]` plus a hint.
 import yargs from 'yargs';
 import { DistillError, isDistillError } from '../index.js';
+import { appendCommand } from './commands/append.js';
 import { buildCommand } from './commands/build.js';
 import { fetchCommand } from './commands/fetch.js';
 import { initCommand } from './commands/init.js';
@@ -27,6 +28,7 @@ export async function main(args: readonly string[], io: CliIo): Promise<number> 
     .command(pushCommand(io) as never)
     .command(pullCommand(io) as never)
     .command(copyCommand(io) as never)
+    .command(appendCommand(io) as never)
     .command(inspectCommand(io) as never)
     .command(keyPairCommand(io) as never)
     .command(signCommand(io) as never)

@@ -202,6 +202,43 @@ export class RegistryClient {
   }
 
   /**
+   * Stream a blob, verified as it flows: the stream errors (REGISTRY_DIGEST_MISMATCH) on a wrong size
+   * or digest, so a consumer that reaches its end without an error has exactly the bytes named. The
+   * request (with its retries) happens before the stream is returned; a break mid-body is the
+   * consumer's to retry by opening again.
+   */
+  async openBlob(repository: string, blob: BlobRef): Promise<Readable> {
+    const what = `blob ${blob.digest} from ${this.registry}/${repository}`;
+    const hex = hexOf(blob.digest);
+    const res = await this.retrying(`GET ${what}`, async () => {
+      const r = await this.send({ method: 'GET', url: this.url(repository, 'blobs', blob.digest), scopes: this.readScopes(repository), what, followRedirects: true });
+      if (r.statusCode !== 200) throw await this.failure(r, what);
+      const len = r.headers['content-length'];
+      try {
+        checkDigestHeader(r, blob.digest, what);
+        if (typeof len === 'string' && Number(len) !== blob.size) {
+          throw mismatch(`${what}: the registry sends ${len} bytes, the descriptor says ${blob.size}`);
+        }
+      } catch (e) {
+        r.body.destroy();
+        throw e;
+      }
+      return r;
+    });
+    const verify = new VerifyingStream({ size: blob.size, sha256: hex, what });
+    // 1 MiB of buffer rather than 16 KiB: a copy streams this straight into an upload, and small
+    // buffers turn into many small socket writes on the other side.
+    const out = new PassThrough({ highWaterMark: MiB });
+    pipeline(res.body, verify, out).catch((e: unknown) => {
+      const err = isDistillError(e, 'BLOB_DIGEST_MISMATCH') || isDistillError(e, 'BLOB_SIZE_MISMATCH')
+        ? mismatch(e.message, e)
+        : e instanceof DistillError ? e : new TransientError(`${what}: ${messageOf(e)}`, undefined, e, NET_HINT);
+      out.destroy(err);
+    });
+    return out;
+  }
+
+  /**
    * Make a blob present in `repository`: mount it from one of `mountFrom` (same registry) when the
    * registry agrees, else upload it from `open()` — one PUT under `monolithicMax`, PATCH chunks above.
    * The bytes are verified against `blob` as they are read, so a damaged local file is never pushed.
@@ -692,7 +729,7 @@ function nextLink(link: string | undefined, page: URL, base: URL): URL | undefin
 
 /** `open()` piped through a VerifyingStream (local bytes must match the descriptor) and a byte counter. */
 function verifiedSource(open: () => Readable, blob: BlobRef, hex: string, onBytes: ((n: number) => void) | undefined): PassThrough {
-  const out = new PassThrough();
+  const out = new PassThrough({ highWaterMark: MiB });
   let seen = 0;
   const count = new Transform({
     transform(chunk: Buffer, _enc, cb: TransformCallback) {

@@ -8,12 +8,9 @@
 // Writing follows the layout sink's rules (sinks/oci-layout.ts): every blob verified while it
 // streams into a temp file beside its final path, fsynced, renamed; blobs already present are
 // re-hashed and kept when they match; index.json last, keeping other refs' entries.
-import { randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import { VerifyingStream, sha256Hex, toDigest } from '../digest.js';
+import { sha256Hex, toDigest } from '../digest.js';
 import { DistillError, messageOf } from '../errors.js';
 import { noProgress } from '../events.js';
 import { type Descriptor, goJson, validateDescriptor } from '../oci/descriptor.js';
@@ -28,7 +25,8 @@ import {
   RegistryClient,
   type RegistryOptions,
 } from './client.js';
-import { forEachLimit } from './push.js';
+import { forEachLimit } from './sink.js';
+import { fileMatches, writeAtomic } from '../util/atomic-write.js';
 import { parseReference } from './reference.js';
 
 export interface PullOptions extends RegistryOptions {
@@ -235,37 +233,10 @@ async function configPlatform(path: string): Promise<Platform | undefined> {
 // ---- writing the layout ----
 
 /** Write via a temp file beside `final`, fsync, rename: `final` only ever holds complete bytes. */
-async function intoPlace(final: string, write: (tmp: string) => Promise<void>): Promise<void> {
-  const tmp = `${final}.${randomBytes(6).toString('hex')}.tmp`;
-  try {
-    await write(tmp);
-    const fh = await open(tmp, 'r');
-    try {
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, final);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    if (e instanceof DistillError) throw e;
-    throw new DistillError('LAYER_IO', `cannot write ${final}: ${messageOf(e)}`, { cause: e });
-  }
-}
+const intoPlace = writeAtomic;
 
-async function blobMatches(path: string, d: Descriptor): Promise<boolean> {
-  try {
-    const st = await stat(path);
-    if (!st.isFile() || st.size !== d.size) return false;
-    await pipeline(createReadStream(path), new VerifyingStream({ size: d.size, sha256: d.digest.slice('sha256:'.length), what: path }), async (src: AsyncIterable<unknown>) => {
-      for await (const _ of src) {
-        // hashing is the point
-      }
-    });
-    return true;
-  } catch {
-    return false;
-  }
+function blobMatches(path: string, d: Descriptor): Promise<boolean> {
+  return fileMatches(path, { size: d.size, sha256: d.digest.slice('sha256:'.length) });
 }
 
 async function ensureLayoutFile(dir: string): Promise<void> {

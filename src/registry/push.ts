@@ -26,6 +26,7 @@ import {
   type RegistryOptions,
 } from './client.js';
 import { isValidTag, parseReference } from './reference.js';
+import { forEachLimit } from './sink.js';
 
 export interface PushOptions extends RegistryOptions {
   /** Only these ref names of the layout (default: every named entry of index.json). */
@@ -302,20 +303,4 @@ function invalid(message: string): DistillError {
   return new DistillError('OCI_INVALID', message, { hint: 'push a complete OCI layout, e.g. one written by distill build --out' });
 }
 
-/** Run `fn` over `items`, at most `limit` at once; the first failure stops new work and is thrown once the rest settle. */
-export async function forEachLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failed: { e: unknown } | undefined;
-  const worker = async (): Promise<void> => {
-    while (failed === undefined && next < items.length) {
-      const item = items[next++]!;
-      try {
-        await fn(item);
-      } catch (e) {
-        failed ??= { e };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
-  if (failed !== undefined) throw failed.e;
-}
+export { forEachLimit };

@@ -8,9 +8,8 @@
 // a blob path only ever holds the bytes its name promises. Children are written before their parents
 // (layers, configs, manifests, indexes) and index.json last, so a crash at any point leaves a layout
 // whose index.json references only complete blobs.
-import { randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
+import { mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -21,6 +20,7 @@ import { type BuiltImage, type LayerSource, checkBuiltImage, parseJson } from '.
 import { type BuiltIndex, checkBuiltIndex } from '../oci/index.js';
 import { ANNOTATION_REF_NAME, MEDIA_TYPE_INDEX } from '../oci/media-types.js';
 import { cmp } from '../oci/platform.js';
+import { fileMatches, writeAtomic, writeFileAtomic } from '../util/atomic-write.js';
 
 export type { BuiltImage, LayerSource } from '../oci/image.js';
 export type { BuiltIndex } from '../oci/index.js';
@@ -171,14 +171,10 @@ async function readCapped(path: string, cap: number): Promise<string> {
 async function putBlob(blobsDir: string, d: Descriptor, open: () => Readable): Promise<void> {
   const hex = hexOf(d.digest, 'blob');
   const final = join(blobsDir, hex);
-  if (await blobMatches(final, d)) return;
-  const tmp = join(blobsDir, `.${hex.slice(0, 16)}-${randomBytes(6).toString('hex')}.tmp`);
+  if (await fileMatches(final, { size: d.size, sha256: hex })) return;
   try {
-    await pipeline(open(), new VerifyingStream({ size: d.size, sha256: hex, what: d.digest }), createWriteStream(tmp, { mode: 0o644 }));
-    await fsync(tmp);
-    await rename(tmp, final);
+    await writeAtomic(final, (tmp) => pipeline(open(), new VerifyingStream({ size: d.size, sha256: hex, what: d.digest }), createWriteStream(tmp, { mode: 0o644 })));
   } catch (e) {
-    await rm(tmp, { force: true });
     if (isDistillError(e, 'BLOB_SIZE_MISMATCH') || isDistillError(e, 'BLOB_DIGEST_MISMATCH')) {
       throw invalid(`blob ${d.digest}: the bytes do not match the descriptor: ${e.message}`, 'the layer file changed after it was built, or its descriptor is wrong; rebuild', e);
     }
@@ -187,42 +183,9 @@ async function putBlob(blobsDir: string, d: Descriptor, open: () => Readable): P
   }
 }
 
-/** Present with the right size and digest. A damaged blob is not an error: it gets replaced. */
-async function blobMatches(path: string, d: Descriptor): Promise<boolean> {
-  try {
-    const st = await stat(path);
-    if (!st.isFile() || st.size !== d.size) return false;
-    await pipeline(createReadStream(path), new VerifyingStream({ size: d.size, sha256: hexOf(d.digest, 'blob'), what: path }), async (src: AsyncIterable<unknown>) => {
-      for await (const _ of src) {
-        // discard: hashing is the point
-      }
-    });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** A small file (oci-layout, index.json) via temp + fsync + rename. */
 async function putFile(path: string, bytes: Buffer): Promise<void> {
-  const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
-  try {
-    await writeFile(tmp, bytes, { mode: 0o644 });
-    await fsync(tmp);
-    await rename(tmp, path);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw new DistillError('LAYER_IO', `cannot write ${path}: ${messageOf(e)}`, { cause: e });
-  }
-}
-
-async function fsync(path: string): Promise<void> {
-  const fh = await open(path, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
+  await writeFileAtomic(path, bytes);
 }
 
 async function io<T>(what: string, f: () => Promise<T>): Promise<T> {

@@ -47,7 +47,7 @@ test('the library never touches process or the console', () => {
 });
 
 // The data flow, earliest first; a module may import from its own stage or earlier ones.
-const STAGES = ['errors.ts', 'digest.ts', 'json.ts', 'events.ts', 'version.ts', 'util', 'http', 'compress', 'cas', 'definition', 'debian', 'lock', 'fetch', 'rootfs', 'layer', 'oci', 'sinks', 'provenance', 'build', 'build.ts', 'registry', 'copy.ts', 'inspect.ts', 'sign', 'attest', 'rebuild', 'rebuild.ts', 'scaleout', 'pipeline', 'diff', 'index.ts', 'cli'];
+const STAGES = ['errors.ts', 'digest.ts', 'json.ts', 'events.ts', 'version.ts', 'util', 'http', 'compress', 'cas', 'definition', 'debian', 'lock', 'fetch', 'rootfs', 'layer', 'oci', 'sources', 'sinks', 'provenance', 'build', 'build.ts', 'registry', 'copy.ts', 'inspect.ts', 'sign', 'attest', 'append.ts', 'rebuild', 'rebuild.ts', 'scaleout', 'pipeline', 'diff', 'index.ts', 'cli'];
 
 function stageOf(path: string): number {
   const top = relative(src, path).split('/')[0]!;
@@ -62,6 +62,25 @@ test('no module imports one that comes later in the data flow', () => {
       if (!i.startsWith('.')) continue;
       const target = join(f, '..', i.replace(/\.js$/, '.ts'));
       assert.ok(stageOf(target) <= stageOf(f), `${relative(repoRoot, f)} (stage ${STAGES[stageOf(f)]}) imports ${relative(repoRoot, target)} (later stage ${STAGES[stageOf(target)]})`);
+    }
+  }
+});
+
+// Sources and sinks meet only at the image model (go-containerregistry's pkg/v1 shape): each one
+// imports src/oci/model.ts (or builds its documents with src/oci/), and none reaches into another
+// source's or sink's internals for a shape of "a blob" of its own.
+const SOURCES_AND_SINKS = ['sources/oci-layout.ts', 'registry/source.ts', 'registry/sink.ts', 'copy.ts', 'append.ts'];
+
+test('sources and sinks depend on the image model, not on each other', () => {
+  for (const rel of SOURCES_AND_SINKS) {
+    const f = join(src, rel);
+    const targets = imports(f).filter((i) => i.startsWith('.')).map((i) => relative(src, join(f, '..', i.replace(/\.js$/, '.ts'))));
+    assert.ok(targets.includes('oci/model.ts'), `${rel} does not use the image model (src/oci/model.ts)`);
+    for (const t of targets) {
+      if (t.startsWith('sources/') || t === 'registry/source.ts' || t === 'registry/sink.ts' || t.startsWith('sinks/')) {
+        // Only the entry points may combine sources with sinks; a source never imports a sink.
+        assert.ok(rel === 'copy.ts' || rel === 'append.ts' || !(rel.startsWith('sources/') || rel === 'registry/source.ts'), `${rel} (a source) imports ${t}`);
+      }
     }
   }
 });

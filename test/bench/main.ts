@@ -1,6 +1,7 @@
 // `npm run bench`: figures and ratios against baselines measured in the same run (never asserted:
 // speed targets are read here, not enforced by unit tests).
 import { benchBuild } from './build.js';
+import { benchCopy } from './copy.js';
 import { benchGzip } from './gzip.js';
 import { benchLock } from './lock.js';
 import { benchPush } from './push.js';
@@ -9,6 +10,7 @@ const sections: [string, () => Promise<string[]>][] = [
   ['lock', benchLock],
   ['build', benchBuild],
   ['push', benchPush],
+  ['copy', benchCopy],
   ['gzip', benchGzip],
 ];
 for (const [name, fn] of sections) {

@@ -1,10 +1,7 @@
 // `distill push`, `pull`, `copy`, `inspect`: flags → one library call each.
 import { existsSync, statSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { Argv } from 'yargs';
-import { copyImage, DistillError, inspectLayout, pullImage, pushLayout } from '../../index.js';
+import { copyImage, DistillError, inspectImage, inspectLayout, pullImage, pushLayout } from '../../index.js';
 import type { CliIo } from '../io.js';
 import { registryFlags, registryOptionsFrom, type RegistryArgs } from './registry-options.js';
 
@@ -102,37 +99,33 @@ export function inspectCommand(io: CliIo) {
         .example('$0 inspect out/python3 --ref latest', 'a local build')
         .example('$0 inspect 127.0.0.1:5000/distill/python3:latest --json', 'a pushed image'),
     handler: async (argv: RegistryArgs & { target: string; ref?: string }) => {
-      let dir = argv.target;
-      let temp: string | undefined;
-      if (!(existsSync(dir) && statSync(dir).isDirectory())) {
+      const local = existsSync(argv.target) && statSync(argv.target).isDirectory();
+      let refs;
+      if (local) {
+        refs = await inspectLayout(argv.target, { ...(argv.ref !== undefined ? { ref: argv.ref } : {}) });
+      } else {
+        // Read in place: manifests and configs fetched, each layer streamed once; nothing on disk.
         const { opts, done } = await registryOptionsFrom(argv, io);
-        temp = await mkdtemp(join(tmpdir(), 'distill-inspect-'));
-        dir = temp;
         try {
-          await pullImage(argv.target, dir, { ...opts, refName: 'image' });
+          refs = [await inspectImage(argv.target, opts)];
         } finally {
           done();
         }
       }
-      try {
-        const refs = await inspectLayout(dir, { ...(argv.ref !== undefined ? { ref: argv.ref } : temp ? { ref: 'image' } : {}) });
-        if (argv.json) {
-          io.stdout.write(JSON.stringify(refs, null, 2) + '\n');
-          return;
-        }
-        for (const r of refs) {
-          io.stdout.write(`${temp ? argv.target : r.name}  ${r.digest}\n`);
-          for (const img of r.images) {
-            io.stdout.write(`  ${img.platform.padEnd(16)} ${img.digest}  ${mb(img.size)} in ${img.layers.length} layers\n`);
-            for (const l of img.layers) io.stdout.write(`    layer ${l.digest}  ${mb(l.size)}\n`);
-            if (img.packages.length > 0) {
-              io.stdout.write(`    ${'package'.padEnd(28)} ${'version'.padEnd(28)} installed\n`);
-              for (const p of img.packages) io.stdout.write(`    ${p.name.padEnd(28)} ${p.version.padEnd(28)} ${(p.installedSize / 1024).toFixed(1)} MiB\n`);
-            }
+      if (argv.json) {
+        io.stdout.write(JSON.stringify(refs, null, 2) + '\n');
+        return;
+      }
+      for (const r of refs) {
+        io.stdout.write(`${r.name}  ${r.digest}\n`);
+        for (const img of r.images) {
+          io.stdout.write(`  ${img.platform.padEnd(16)} ${img.digest}  ${mb(img.size)} in ${img.layers.length} layers\n`);
+          for (const l of img.layers) io.stdout.write(`    layer ${l.digest}  ${mb(l.size)}\n`);
+          if (img.packages.length > 0) {
+            io.stdout.write(`    ${'package'.padEnd(28)} ${'version'.padEnd(28)} installed\n`);
+            for (const p of img.packages) io.stdout.write(`    ${p.name.padEnd(28)} ${p.version.padEnd(28)} ${(p.installedSize / 1024).toFixed(1)} MiB\n`);
           }
         }
-      } finally {
-        if (temp) await rm(temp, { recursive: true, force: true }).catch(() => {});
       }
     },
   };

@@ -1,0 +1,124 @@
+// The registry as an image sink, following go-containerregistry's written-down push protocol
+// (pkg/v1/remote/README.md) over the OCI distribution spec 1.1 push API: every blob (configs, then
+// layers) HEAD → cross-repository mount from the repositories named → upload from the model's
+// stream; then image manifests by digest; then the index; the tag last, so a push that stops
+// part-way never leaves a tag naming something missing. Bytes are the model's, never re-serialised.
+import { Readable } from 'node:stream';
+import { noProgress, type OnProgress } from '../events.js';
+import type { Descriptor } from '../oci/descriptor.js';
+import { type Artifact, imagesOf, isImageIndex, topDescriptor } from '../oci/model.js';
+import type { RegistryClient } from './client.js';
+
+export interface RegistrySinkOptions {
+  /** Write this tag once everything is in (none: only by digest). */
+  tag?: string;
+  /** Repositories on the same registry to mount blobs from before uploading them. */
+  mountFrom?: string[];
+  /** Blobs in flight at once (default 4). */
+  concurrency?: number;
+  onProgress?: OnProgress;
+  /** Counters to add to (one object can total a whole command). */
+  stats?: PushStats;
+}
+
+export interface PushStats {
+  bytesUploaded: number;
+  blobsUploaded: number;
+  blobsMounted: number;
+  blobsSkipped: number;
+  manifestsPushed: number;
+  manifestsSkipped: number;
+}
+
+export function emptyStats(): PushStats {
+  return { bytesUploaded: 0, blobsUploaded: 0, blobsMounted: 0, blobsSkipped: 0, manifestsPushed: 0, manifestsSkipped: 0 };
+}
+
+/** Push an image or index with everything it references; returns the digest of its top document. */
+export async function pushArtifact(client: RegistryClient, repository: string, artifact: Artifact, opts: RegistrySinkOptions = {}): Promise<Descriptor> {
+  const emit = opts.onProgress ?? noProgress;
+  const stats = opts.stats ?? emptyStats();
+  const repo = repository;
+  const images = imagesOf(artifact);
+
+  // 1. Blobs, each once: configs, then layers. Foreign layers (urls set) are not the registry's to hold.
+  const blobs = new Map<string, { descriptor: Descriptor; open: () => Readable }>();
+  for (const img of images) {
+    blobs.set(img.config.descriptor.digest, { descriptor: img.config.descriptor, open: () => Readable.from([img.config.bytes]) });
+  }
+  for (const img of images) {
+    for (const l of img.layers) {
+      if (Array.isArray((l.descriptor as { urls?: unknown }).urls)) continue;
+      if (!blobs.has(l.descriptor.digest)) blobs.set(l.descriptor.digest, { descriptor: l.descriptor, open: () => l.open() });
+    }
+  }
+  await forEachLimit([...blobs.values()], opts.concurrency ?? 4, async ({ descriptor: d, open }) => {
+    const present = await client.headBlob(repo, d.digest);
+    if (present !== undefined && (present.size === d.size || present.size < 0)) {
+      stats.blobsSkipped++;
+      emit({ type: 'blob-pushed', repository: repo, digest: d.digest, size: d.size, outcome: 'exists' });
+      return;
+    }
+    emit({ type: 'blob-push-start', repository: repo, digest: d.digest, size: d.size });
+    let last = 0;
+    const r = await client.uploadBlob(repo, d, open, {
+      ...(opts.mountFrom !== undefined ? { mountFrom: opts.mountFrom } : {}),
+      onBytes: (n) => {
+        if (n - last >= 1024 * 1024 || n === d.size) {
+          last = n;
+          emit({ type: 'blob-push-progress', repository: repo, digest: d.digest, bytes: n, total: d.size });
+        }
+      },
+    });
+    if (r.outcome === 'mounted') {
+      stats.blobsMounted++;
+      emit({ type: 'blob-pushed', repository: repo, digest: d.digest, size: d.size, outcome: 'mounted', ...(r.from !== undefined ? { from: r.from } : {}) });
+    } else {
+      stats.blobsUploaded++;
+      stats.bytesUploaded += d.size;
+      emit({ type: 'blob-pushed', repository: repo, digest: d.digest, size: d.size, outcome: 'uploaded' });
+    }
+  });
+
+  // 2. Manifests by digest, children before the index that lists them.
+  const putByDigest = async (b: { descriptor: Descriptor; bytes: Buffer }): Promise<void> => {
+    const have = await client.headManifest(repo, b.descriptor.digest);
+    if (have !== undefined) {
+      stats.manifestsSkipped++;
+      emit({ type: 'manifest-pushed', repository: repo, digest: b.descriptor.digest, reference: b.descriptor.digest, existed: true });
+      return;
+    }
+    await client.putManifest(repo, b.descriptor.digest, b.bytes, b.descriptor.mediaType);
+    stats.manifestsPushed++;
+    emit({ type: 'manifest-pushed', repository: repo, digest: b.descriptor.digest, reference: b.descriptor.digest, existed: false });
+  };
+  await forEachLimit([...images], opts.concurrency ?? 4, (img) => putByDigest(img.manifest));
+  if (isImageIndex(artifact)) await putByDigest(artifact.index);
+
+  // 3. The tag, last.
+  const top = topDescriptor(artifact);
+  if (opts.tag !== undefined) {
+    const doc = isImageIndex(artifact) ? artifact.index : artifact.manifest;
+    await client.putManifest(repo, opts.tag, doc.bytes, doc.descriptor.mediaType);
+    emit({ type: 'manifest-pushed', repository: repo, digest: top.digest, reference: opts.tag, existed: false });
+  }
+  return top;
+}
+
+/** Run `fn` over `items`, at most `limit` at once; the first failure stops new work and is thrown once the rest settle. */
+export async function forEachLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failed: { e: unknown } | undefined;
+  const worker = async (): Promise<void> => {
+    while (failed === undefined && next < items.length) {
+      const item = items[next++]!;
+      try {
+        await fn(item);
+      } catch (e) {
+        failed ??= { e };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+  if (failed !== undefined) throw failed.e;
+}

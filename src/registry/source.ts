@@ -1,0 +1,132 @@
+// The registry as an image source (OCI distribution spec 1.1 pull API): a reference resolved to the
+// model's Image or ImageIndex. Manifests and configs are small and read whole (size-capped, checked
+// against the digests that name them); layers are not read at all until a sink opens them, and then
+// they stream from the registry verified as they flow. Docker schema 2 and OCI documents are kept
+// byte for byte, so digests (and signatures over them) survive any copy.
+import { PassThrough, type Readable } from 'node:stream';
+import { sha256Hex, toDigest, type Digest } from '../digest.js';
+import { DistillError } from '../errors.js';
+import { type Blob, type Descriptor, validateDescriptor } from '../oci/descriptor.js';
+import type { Artifact, Image, ImageIndex, Layer } from '../oci/model.js';
+import type { Platform } from '../oci/platform.js';
+import { MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_DOCKER_MANIFEST_LIST, MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_OCI_MANIFEST, type RegistryClient } from './client.js';
+
+export const INDEX_MEDIA_TYPES: ReadonlySet<string> = new Set([MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_DOCKER_MANIFEST_LIST]);
+export const MANIFEST_MEDIA_TYPES: ReadonlySet<string> = new Set([MEDIA_TYPE_OCI_MANIFEST, MEDIA_TYPE_DOCKER_MANIFEST]);
+/** A config is a few KiB; distribution caps manifests at 4 MiB and configs are of the same kind. */
+const CONFIG_CAP = 8 * 1024 * 1024;
+
+export interface RegistryArtifact {
+  artifact: Artifact;
+  /** The digest the reference resolved to. */
+  digest: Digest;
+}
+
+/** Resolve `reference` (a tag or digest) in `repository` to the model, reading only small documents. */
+export async function readRegistryArtifact(client: RegistryClient, repository: string, reference: string): Promise<RegistryArtifact> {
+  const root = await client.getManifest(repository, reference);
+  const rootBlob = blobOf(root.bytes, root.mediaType);
+  if (INDEX_MEDIA_TYPES.has(root.mediaType)) {
+    const idx = jsonObject(root.bytes, `index ${root.digest}`);
+    const list = idx['manifests'];
+    if (!Array.isArray(list)) throw protocol(`index ${root.digest} has no manifests list`);
+    const images: Image[] = [];
+    for (const [i, e] of (list as Descriptor[]).entries()) {
+      validateDescriptor(e, `index ${root.digest} manifests[${i}]`);
+      if (!MANIFEST_MEDIA_TYPES.has(e.mediaType)) {
+        throw protocol(`index ${root.digest} lists ${e.digest} of type ${e.mediaType}; nested indexes are not supported`);
+      }
+      const child = await client.getManifest(repository, e.digest);
+      if (child.bytes.length !== e.size) throw protocol(`manifest ${e.digest} is ${child.bytes.length} bytes, the index says ${e.size}`);
+      images.push(await readImage(client, repository, blobOf(child.bytes, e.mediaType), e.platform));
+    }
+    const index: ImageIndex = { index: rootBlob, images };
+    return { artifact: index, digest: root.digest };
+  }
+  if (!MANIFEST_MEDIA_TYPES.has(root.mediaType)) throw protocol(`${repository}:${reference} is a ${root.mediaType}, not an image or index`);
+  return { artifact: await readImage(client, repository, rootBlob, undefined), digest: root.digest };
+}
+
+async function readImage(client: RegistryClient, repository: string, manifest: Blob, platform: Platform | undefined): Promise<Image> {
+  const what = `manifest ${manifest.descriptor.digest}`;
+  const m = jsonObject(manifest.bytes, what);
+  const config = m['config'] as Descriptor | undefined;
+  const layers = m['layers'];
+  if (config === undefined || !Array.isArray(layers)) throw protocol(`${what} lacks a config or layers`);
+  validateDescriptor(config, `${what} config`);
+  if (config.size > CONFIG_CAP) throw protocol(`${what}: its config is ${config.size} bytes, more than ${CONFIG_CAP}`);
+  const configBytes = await readAll(await client.openBlob(repository, config));
+  const diffIds = diffIdsOf(configBytes);
+  const out: Layer[] = [];
+  for (const [i, l] of (layers as Descriptor[]).entries()) {
+    validateDescriptor(l, `${what} layers[${i}]`);
+    const diffId = diffIds[i];
+    out.push({
+      descriptor: l,
+      ...(diffId !== undefined ? { diffId } : {}),
+      open: () => lazy(() => client.openBlob(repository, l)),
+    });
+  }
+  const p = platform ?? platformOf(configBytes);
+  return { manifest, config: { descriptor: config, bytes: configBytes }, layers: out, ...(p !== undefined ? { platform: p } : {}) };
+}
+
+/** A Readable now for a stream that can only be had asynchronously (the GET happens on first use). */
+export function lazy(get: () => Promise<Readable>): Readable {
+  const out = new PassThrough({ highWaterMark: 1024 * 1024 });
+  get().then(
+    (src) => {
+      src.on('error', (e) => out.destroy(e));
+      out.on('close', () => src.destroy());
+      src.pipe(out);
+    },
+    (e: unknown) => out.destroy(e as Error),
+  );
+  return out;
+}
+
+async function readAll(r: Readable): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const c of r) parts.push(c as Buffer);
+  return Buffer.concat(parts);
+}
+
+function blobOf(bytes: Buffer, mediaType: string): Blob {
+  return { descriptor: { mediaType, digest: toDigest(sha256Hex(bytes)), size: bytes.length }, bytes };
+}
+
+function diffIdsOf(config: Buffer): (Digest | undefined)[] {
+  try {
+    const c = JSON.parse(config.toString('utf8')) as { rootfs?: { diff_ids?: unknown } };
+    const ids = c.rootfs?.diff_ids;
+    return Array.isArray(ids) ? ids.map((d) => (typeof d === 'string' && /^sha256:[0-9a-f]{64}$/.test(d) ? (d as Digest) : undefined)) : [];
+  } catch {
+    // Not an image config (a cosign signature's config is one; other artifacts need not be).
+    return [];
+  }
+}
+
+export function platformOf(config: Buffer): Platform | undefined {
+  try {
+    const c = JSON.parse(config.toString('utf8')) as { os?: unknown; architecture?: unknown; variant?: unknown };
+    if (typeof c.os !== 'string' || typeof c.architecture !== 'string' || c.os === '' || c.architecture === '') return undefined;
+    return typeof c.variant === 'string' && c.variant !== '' ? { os: c.os, architecture: c.architecture, variant: c.variant } : { os: c.os, architecture: c.architecture };
+  } catch {
+    return undefined;
+  }
+}
+
+function jsonObject(bytes: Buffer, what: string): Record<string, unknown> {
+  let v: unknown;
+  try {
+    v = JSON.parse(bytes.toString('utf8'));
+  } catch (e) {
+    throw new DistillError('REGISTRY_PROTOCOL', `${what}: not JSON`, { cause: e });
+  }
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw protocol(`${what}: not a JSON object`);
+  return v as Record<string, unknown>;
+}
+
+function protocol(message: string): DistillError {
+  return new DistillError('REGISTRY_PROTOCOL', message, { hint: 'the registry serves something that is not a well-formed image' });
+}

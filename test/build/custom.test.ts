@@ -1,6 +1,6 @@
 // A team's own base image: `distill init --from`, then packages, files of its own (inline, from the
 // repository, symlinks, directories) with modes and owners, accounts, path rules — locked and built.
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpSync, lstatSync, mkdtempSync, readFileSync, readlinkSync, statSync, writeFileSync, appendFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,7 +9,9 @@ import { scaffoldImage } from '../../src/definition/scaffold.js';
 import { lockImages } from '../../src/lock/lock.js';
 import { buildImage } from '../../src/build.js';
 import { NO_SNAPSHOT, repoRoot, snapshotDir, snapshotMirrors, systemKeyring } from '../helpers/paths.js';
-import { runIn, unpack, whyCannotRun } from '../helpers/image-run.js';
+import { removeUnpacked, runIn, unpack, whyCannotRun } from '../helpers/image-run.js';
+
+after(removeUnpacked);
 
 const snap = snapshotDir();
 

@@ -1,10 +1,10 @@
 // Same lock ⇒ same bytes: two builds give identical layouts, and a build in another process with
 // another TZ, umask, locale, working directory, gzip worker count and a cold cache gives the same
 // digests. SOURCE_DATE_EPOCH is the only clock input, and it changes every digest when set.
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync as mkdtempRaw, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildImage } from '../../src/build.js';
@@ -13,6 +13,17 @@ import { NO_SNAPSHOT, repoRoot, snapshotDir, snapshotMirrors } from '../helpers/
 const snap = snapshotDir();
 const skip = snap === undefined ? NO_SNAPSHOT : false;
 const bin = join(repoRoot, 'dist', 'src', 'cli', 'bin.js');
+
+// Every temp dir of this file, removed when its tests end (also when they fail).
+const made: string[] = [];
+function mkdtempSync(prefix: string): string {
+  const d = mkdtempRaw(prefix);
+  made.push(d);
+  return d;
+}
+after(() => {
+  for (const d of made) rmSync(d, { recursive: true, force: true });
+});
 
 function files(dir: string, prefix = ''): Map<string, Buffer> {
   const out = new Map<string, Buffer>();
@@ -28,11 +39,13 @@ test('python3 (amd64, all variants): identical layouts in-process and in a diffe
   const mirrors = snapshotMirrors(snap!);
   const def = join(repoRoot, 'images', 'python3', 'image.yaml');
   const outA = mkdtempSync(join(tmpdir(), 'distill-repro-a-'));
-  const a = await buildImage(def, { cacheDir: mkdtempSync(join(tmpdir(), 'distill-repro-ca-')), mirrors: { flags: mirrors, aptSources: [] }, outDir: outA, platforms: ['amd64'], gzipWorkers: 0, tarFile: join(outA, '..', 'a.tar') });
+  // The archives go to a directory of this run's own: tests of other checkouts may run at the same time.
+  const tars = mkdtempSync(join(tmpdir(), 'distill-repro-tars-'));
+  const a = await buildImage(def, { cacheDir: mkdtempSync(join(tmpdir(), 'distill-repro-ca-')), mirrors: { flags: mirrors, aptSources: [] }, outDir: outA, platforms: ['amd64'], gzipWorkers: 0, tarFile: join(tars, 'a.tar') });
 
   const outB = mkdtempSync(join(tmpdir(), 'distill-repro-b-'));
   const cwd = mkdtempSync(join(tmpdir(), 'distill-repro-cwd-'));
-  const args = [bin, 'build', def, '--out', outB, '--tar', join(outB, '..', 'b.tar'), '--platform', 'linux/amd64', '--json', '--gzip-workers', '3', '--cache', mkdtempSync(join(tmpdir(), 'distill-repro-cb-')),
+  const args = [bin, 'build', def, '--out', outB, '--tar', join(tars, 'b.tar'), '--platform', 'linux/amd64', '--json', '--gzip-workers', '3', '--cache', mkdtempSync(join(tmpdir(), 'distill-repro-cb-')),
     ...Object.entries(mirrors).flatMap(([k, v]) => ['--mirror', `${k}=${v}`])];
   const r = spawnSync('sh', ['-c', 'umask 077; exec "$@"', 'sh', process.execPath, ...args], {
     cwd,
@@ -61,7 +74,7 @@ test('python3 (amd64, all variants): identical layouts in-process and in a diffe
     return p;
   };
   assert.deepEqual(runFree(fb.get(join('attestations', 'provenance.intoto.json'))!), runFree(fa.get(join('attestations', 'provenance.intoto.json'))!));
-  assert.ok(readFileSync(join(outA, '..', 'a.tar')).equals(readFileSync(join(outB, '..', 'b.tar'))), 'docker archives differ');
+  assert.ok(readFileSync(join(tars, 'a.tar')).equals(readFileSync(join(tars, 'b.tar'))), 'docker archives differ');
 });
 
 test('SOURCE_DATE_EPOCH is the one timestamp: it changes every digest, and the same value gives the same ones', { skip }, async () => {

@@ -89,7 +89,10 @@ function parseJson(bytes: Buffer, what: string): unknown {
   try {
     return JSON.parse(bytes.toString('utf8'));
   } catch (e) {
-    throw new DistillError('PROVENANCE_INVALID', `${what}: not JSON: ${messageOf(e)}`, { cause: e });
+    throw new DistillError('LOCK_INVALID', `${what}: not JSON (neither a lockfile nor a provenance statement): ${messageOf(e)}`, {
+      cause: e,
+      hint: 'name an image.lock.json, an image directory, an OCI layout, or a provenance.intoto.json',
+    });
   }
 }
 

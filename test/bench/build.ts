@@ -3,13 +3,13 @@
 // same job — dpkg-deb -x every package, drop the same paths, GNU tar --sort=name --mtime=@N
 // --owner=0 --group=0 --numeric-owner, gzip -n -6, sha256sum — and every standard image's size.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildImage } from '../../src/build.js';
 import { ContentStore } from '../../src/cas/store.js';
 import { loadLockChain } from '../../src/lock/load.js';
 import { repoRoot, snapshotDir, snapshotMirrors } from '../helpers/paths.js';
+import { tempDir } from '../helpers/tmp.js';
 
 const bin = join(repoRoot, 'dist', 'src', 'cli', 'bin.js');
 
@@ -29,7 +29,7 @@ async function nativePipeline(image: string, cacheDir: string): Promise<number> 
   const chain = await loadLockChain(join(repoRoot, 'images', image, 'image.yaml'));
   const store = new ContentStore(cacheDir);
   const debs = chain.flatMap((li) => li.lock.architectures['amd64']!.packages).map((p) => store.blobPath(p.sha256));
-  const root = mkdtempSync(join(tmpdir(), 'distill-bench-native-'));
+  const root = tempDir('distill-bench-native-');
   const script = [
     'set -e',
     `cd ${root}`,
@@ -50,13 +50,13 @@ export async function benchBuild(): Promise<string[]> {
   const snap = snapshotDir();
   if (snap === undefined) return ['build: skipped — the Debian snapshot (../shared/debian-snapshot) is not present'];
   const lines: string[] = [];
-  const cacheDir = mkdtempSync(join(tmpdir(), 'distill-bench-build-'));
+  const cacheDir = tempDir('distill-bench-build-');
   const mirrors = Object.entries(snapshotMirrors(snap)).flatMap(([k, v]) => ['--mirror', `${k}=${v}`]);
   for (const image of ['python3', 'java']) {
     // Warm the .deb cache first (not timed), then time a build that reuses no finished layer.
     timed(process.execPath, [bin, 'fetch', join(repoRoot, 'images', image), '--cache', cacheDir, ...mirrors]);
     const native = await nativePipeline(image, cacheDir);
-    const out = mkdtempSync(join(tmpdir(), 'distill-bench-out-'));
+    const out = tempDir('distill-bench-out-');
     const ours = timed(process.execPath, [bin, 'build', join(repoRoot, 'images', image), '--out', out, '--variant', 'latest', '--platform', 'amd64', '--no-layer-cache', '--cache', cacheDir, ...mirrors]);
     const args = [bin, 'build', join(repoRoot, 'images', image), '--out', out, '--variant', 'latest', '--platform', 'amd64', '--cache', cacheDir, ...mirrors];
     timed(process.execPath, args); // records the layers
@@ -73,7 +73,7 @@ export async function benchBuild(): Promise<string[]> {
     const r = await buildImage(join(repoRoot, 'images', image, 'image.yaml'), {
       cacheDir,
       mirrors: { flags: snapshotMirrors(snap), aptSources: [] },
-      outDir: mkdtempSync(join(tmpdir(), 'distill-bench-size-')),
+      outDir: tempDir('distill-bench-size-'),
       variants: ['latest'],
     });
     for (const m of r.variants[0]!.manifests) sizes.push(`${image}/${m.arch} ${(m.layers.reduce((n, l) => n + l.size, 0) / 1e6).toFixed(1)} MB`);

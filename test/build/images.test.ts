@@ -5,17 +5,17 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildImage, type BuildResult } from '../../src/build.js';
 import { NO_SNAPSHOT, repoRoot, snapshotDir, snapshotMirrors } from '../helpers/paths.js';
 import { runIn, unpack, whyCannotRun, whyCannotRunArch } from '../helpers/image-run.js';
+import { tempDir } from '../helpers/tmp.js';
 
 const snap = snapshotDir();
 const skip = snap === undefined ? NO_SNAPSHOT : false;
-const cache = mkdtempSync(join(tmpdir(), 'distill-build-cache-'));
-const out = mkdtempSync(join(tmpdir(), 'distill-build-out-'));
+const cache = tempDir('distill-build-cache-');
+const out = tempDir('distill-build-out-');
 const built = new Map<string, BuildResult>();
 const layout = (name: string): string => join(out, name);
 

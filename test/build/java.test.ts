@@ -3,19 +3,19 @@
 // generates since the ca-certificates-java postinst never runs — loads every CA.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildImage } from '../../src/build.js';
 import { NO_SNAPSHOT, repoRoot, snapshotDir, snapshotMirrors } from '../helpers/paths.js';
 import { runIn, unpack, whyCannotRunArch } from '../helpers/image-run.js';
+import { tempDir } from '../helpers/tmp.js';
 
 const snap = snapshotDir();
 
 test('java -version runs and the default trust store loads every CA, as root and as nonroot', { skip: snap === undefined ? NO_SNAPSHOT : whyCannotRunArch('amd64') }, async () => {
-  const out = mkdtempSync(join(tmpdir(), 'distill-java-'));
+  const out = tempDir('distill-java-');
   const r = await buildImage(join(repoRoot, 'images', 'java', 'image.yaml'), {
-    cacheDir: mkdtempSync(join(tmpdir(), 'distill-java-cache-')),
+    cacheDir: tempDir('distill-java-cache-'),
     mirrors: { flags: snapshotMirrors(snap!), aptSources: [] },
     outDir: out,
     variants: ['latest', 'nonroot'],

@@ -1,15 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { imageSchema, loadDefinition } from '../../src/definition/load.js';
 import { unsupportedKeywords } from '../../src/definition/schema.js';
 import { findDefinitions } from '../../src/definition/find.js';
 import { repoRoot } from '../helpers/paths.js';
+import { tempDir } from '../helpers/tmp.js';
 
 function images(files: Record<string, string>): string {
-  const root = mkdtempSync(join(tmpdir(), 'distill-def-'));
+  const root = tempDir('distill-def-');
   for (const [name, text] of Object.entries(files)) {
     mkdirSync(join(root, name), { recursive: true });
     writeFileSync(join(root, name, 'image.yaml'), text);

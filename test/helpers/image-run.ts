@@ -2,9 +2,9 @@
 // chroot into the rootfs with /proc mounted (the JVM and $ORIGIN lookups need it) as a given user.
 // arm64 rootfs run through qemu-user-static when the kernel has it registered (binfmt_misc).
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { tempDir } from './tmp.js';
 
 export function whyCannotRun(): string | false {
   if (process.getuid?.() !== 0) return 'running images needs root (chroot, mount)';
@@ -28,7 +28,7 @@ export function whyCannotRunArch(arch: string): string | false {
 
 /** umoci unpack of `layout:ref`; returns the rootfs path. */
 export function unpack(layout: string, ref: string): string {
-  const bundle = join(mkdtempSync(join(tmpdir(), 'distill-run-')), 'bundle');
+  const bundle = join(tempDir('distill-run-'), 'bundle');
   const r = spawnSync('umoci', ['unpack', '--image', `${layout}:${ref}`, bundle], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`umoci unpack ${layout}:${ref} failed: ${r.stderr}`);
   return join(bundle, 'rootfs');

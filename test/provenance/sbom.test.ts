@@ -6,8 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import * as tar from 'tar-stream';
@@ -19,8 +18,9 @@ import { loadLockChain } from '../../src/lock/load.js';
 import { readLock, type LockedPackage } from '../../src/lock/lockfile.js';
 import { DISTILL_VERSION } from '../../src/version.js';
 import { NO_SNAPSHOT, repoRoot, snapshotDir, snapshotMirrors } from '../helpers/paths.js';
+import { tempDir } from '../helpers/tmp.js';
 
-const work = mkdtempSync(join(tmpdir(), 'distill-sbom-'));
+const work = tempDir('distill-sbom-');
 const DIGEST = `sha256:${'ab'.repeat(32)}`;
 const sha = (c: string): string => c.repeat(64);
 
@@ -128,7 +128,7 @@ function assertConsistent(doc: SpdxDocument): void {
 /** spdx-tools (Python), when installed: it must find nothing wrong. */
 function spdxToolsProblems(json: string): string[] | undefined {
   if (spawnSync('/usr/bin/python3', ['-c', 'import spdx_tools'], { encoding: 'utf8' }).status !== 0) return undefined;
-  const file = join(mkdtempSync(join(tmpdir(), 'distill-spdx-')), 'sbom.spdx.json');
+  const file = join(tempDir('distill-spdx-'), 'sbom.spdx.json');
   writeFileSync(file, json);
   const r = spawnSync('/usr/bin/python3', ['-c', [
     'import sys',
@@ -262,7 +262,7 @@ test('validateSbom reports a broken document', async () => {
 
 const snap = snapshotDir();
 const skip = snap === undefined ? NO_SNAPSHOT : false;
-const cache = mkdtempSync(join(tmpdir(), 'distill-sbom-cache-'));
+const cache = tempDir('distill-sbom-cache-');
 after(() => {
   rmSync(work, { recursive: true, force: true });
   rmSync(cache, { recursive: true, force: true });

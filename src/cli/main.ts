@@ -105,7 +105,7 @@ function fallbackHint(e: DistillError): string {
   if (errno === 'ENOSPC') return 'the disk is full; free space or write elsewhere';
   if (errno === 'EACCES' || errno === 'EPERM' || errno === 'EROFS') return 'the path is not writable; fix its permissions or write elsewhere';
   if (errno === 'ENOENT' || errno === 'ENOTDIR' || errno === 'EISDIR') return 'check the path';
-  return `see README, "Errors", for ${e.code}`;
+  return `see README, "Hostile input and faults", for ${e.code}`;
 }
 
 export function reportError(e: unknown, io: CliIo): number {

@@ -6,13 +6,13 @@
 // gzip -n -6; it also reads the snapshot's Packages indexes, which is part of what it costs a user);
 // and every standard image's size.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildImage } from '../../src/build.js';
 import { ContentStore } from '../../src/cas/store.js';
 import { loadLockChain } from '../../src/lock/load.js';
 import { repoRoot, snapshotDir, snapshotMirrors } from '../helpers/paths.js';
+import { tempDir } from '../helpers/tmp.js';
 
 const bin = join(repoRoot, 'dist', 'src', 'cli', 'bin.js');
 
@@ -32,7 +32,7 @@ async function nativePipeline(image: string, cacheDir: string): Promise<number> 
   const chain = await loadLockChain(join(repoRoot, 'images', image, 'image.yaml'));
   const store = new ContentStore(cacheDir);
   const debs = chain.flatMap((li) => li.lock.architectures['amd64']!.packages).map((p) => store.blobPath(p.sha256));
-  const root = mkdtempSync(join(tmpdir(), 'distill-bench-native-'));
+  const root = tempDir('distill-bench-native-');
   const script = [
     'set -e',
     `cd ${root}`,
@@ -54,7 +54,7 @@ async function mmdebstrapPipeline(image: string, snap: string): Promise<number |
   if (spawnSync('mmdebstrap', ['--version']).status !== 0) return 'mmdebstrap is not installed (apt-get install mmdebstrap)';
   const chain = await loadLockChain(join(repoRoot, 'images', image, 'image.yaml'));
   const pkgs = chain.flatMap((li) => li.lock.architectures['amd64']!.packages).map((p) => `${p.name}=${p.version}`);
-  const root = mkdtempSync(join(tmpdir(), 'distill-bench-mmdebstrap-'));
+  const root = tempDir('distill-bench-mmdebstrap-');
   const mirrors = snapshotMirrors(snap);
   const args = [
     '--quiet', '--variant=extract', '--architectures=amd64',
@@ -80,11 +80,11 @@ export async function benchBuild(): Promise<string[]> {
   const snap = snapshotDir();
   if (snap === undefined) return ['build: skipped — the Debian snapshot (../shared/debian-snapshot) is not present'];
   const lines: string[] = [];
-  const cacheDir = mkdtempSync(join(tmpdir(), 'distill-bench-build-'));
+  const cacheDir = tempDir('distill-bench-build-');
   // Everything the bench makes goes, also when a step fails.
   const made: string[] = [cacheDir];
   const temp = (prefix: string): string => {
-    const d = mkdtempSync(join(tmpdir(), prefix));
+    const d = tempDir(prefix);
     made.push(d);
     return d;
   };

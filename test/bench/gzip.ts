@@ -8,8 +8,7 @@
 // generated text.
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, type Stats } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { lstatSync, readdirSync, readFileSync, readlinkSync, rmSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
@@ -19,6 +18,7 @@ import { createGzip, shutdownGzipWorkers, DEFAULT_BLOCK_SIZE } from '../../src/l
 import { crc32 } from '../../src/layer/gzip-worker.js';
 import { TarWriter, type TarEntryHeader } from '../../src/layer/tar-writer.js';
 import { snapshotDir } from '../helpers/paths.js';
+import { tempDir } from '../helpers/tmp.js';
 
 /** The python3 closure of the snapshot (amd64), as package-name prefixes of pool files. */
 const PYTHON3_SET = [
@@ -112,7 +112,7 @@ export async function layerLikeInput(): Promise<{ data: Buffer; what: string }> 
   const snap = snapshotDir();
   if (snap !== undefined && spawnSync('dpkg-deb', ['--version']).status === 0) {
     const debs = findDebs(snap).filter((p) => PYTHON3_SET.some((n) => p.split('/').pop()!.startsWith(n)));
-    const dir = mkdtempSync(join(tmpdir(), 'distill-bench-'));
+    const dir = tempDir('distill-bench-');
     try {
       for (const deb of debs) {
         const r = spawnSync('dpkg-deb', ['-x', deb, dir]);

@@ -2,8 +2,7 @@
 // cc → base → base-nossl → static chain), against baselines measured in the same run: `xz -dc` of the
 // same index (the decompression floor) and apt resolving the same closure from the same mirror.
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ContentStore } from '../../src/cas/store.js';
@@ -13,6 +12,7 @@ import { loadKeyring, lockImages } from '../../src/lock/lock.js';
 import { readFileSync } from 'node:fs';
 import { aptAvailable, aptResolve } from '../helpers/apt-resolve.js';
 import { repoRoot, snapshotDir, snapshotMirrors, systemKeyring } from '../helpers/paths.js';
+import { tempDir } from '../helpers/tmp.js';
 
 async function time<T>(fn: () => Promise<T>): Promise<[number, T]> {
   const t = performance.now();
@@ -29,7 +29,7 @@ export async function benchLock(): Promise<string[]> {
   const snap = snapshotDir();
   if (snap === undefined) return ['lock: skipped — the Debian snapshot (../shared/debian-snapshot) is not present'];
   const lines: string[] = [];
-  const cache = mkdtempSync(join(tmpdir(), 'distill-bench-'));
+  const cache = tempDir('distill-bench-');
   const store = new ContentStore(cache);
   const release = readInRelease(readFileSync(join(snap, 'debian', 'dists', 'trixie', 'InRelease')), {
     keyring: await loadKeyring(systemKeyring),
@@ -55,13 +55,13 @@ export async function benchLock(): Promise<string[]> {
   const bx = median(xzTimes);
   lines.push(`index: trixie amd64 Packages.xz (${records} packages, 56.6 MB): verify + decompress + parse ${px.toFixed(2)} s (median of 3); xz -dc alone ${bx.toFixed(2)} s; ratio ${(px / bx).toFixed(2)}x`);
 
-  const images = join(mkdtempSync(join(tmpdir(), 'distill-bench-img-')), 'images');
+  const images = join(tempDir('distill-bench-img-'), 'images');
   cpSync(join(repoRoot, 'images'), images, { recursive: true });
   const opts = { cacheDir: cache, keyring: systemKeyring, allowExpired: true, mirrors: { flags: snapshotMirrors(snap), aptSources: [] } };
   const [cold] = await time(() => lockImages([join(images, 'python3', 'image.yaml'), join(images, 'cc', 'image.yaml'), join(images, 'base', 'image.yaml'), join(images, 'base-nossl', 'image.yaml'), join(images, 'static', 'image.yaml')], opts));
   lines.push(`lock python3 and its bases (amd64 + arm64, 2 archives, warm index cache): ${cold.toFixed(2)} s`);
   if (await aptAvailable()) {
-    const work = mkdtempSync(join(tmpdir(), 'distill-bench-apt-'));
+    const work = tempDir('distill-bench-apt-');
     const mirrors = snapshotMirrors(snap);
     const [aptS] = await time(async () => {
       for (const arch of ['amd64', 'arm64']) {

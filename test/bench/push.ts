@@ -3,13 +3,13 @@
 // same refs into another empty repository (target ≤ 1.0×), and a no-change re-push (target: 0 blob
 // bytes, under 1 s).
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildImage } from '../../src/build.js';
 import { pushLayout } from '../../src/registry/push.js';
 import { needsRegistry, startRegistry } from '../helpers/registry.js';
 import { repoRoot, snapshotDir, snapshotMirrors } from '../helpers/paths.js';
+import { tempDir } from '../helpers/tmp.js';
 
 export async function benchPush(): Promise<string[]> {
   const snap = snapshotDir();
@@ -18,11 +18,11 @@ export async function benchPush(): Promise<string[]> {
   if (skip) return [`push: skipped — ${skip}`];
   if (spawnSync('sh', ['-c', 'command -v skopeo']).status !== 0) return ['push: skipped — skopeo is not installed'];
   const lines: string[] = [];
-  const cacheDir = mkdtempSync(join(tmpdir(), 'distill-bench-push-'));
+  const cacheDir = tempDir('distill-bench-push-');
   const registry = await startRegistry();
   try {
     for (const image of ['python3', 'java']) {
-      const out = mkdtempSync(join(tmpdir(), 'distill-bench-layout-'));
+      const out = tempDir('distill-bench-layout-');
       await buildImage(join(repoRoot, 'images', image, 'image.yaml'), { cacheDir, mirrors: { flags: snapshotMirrors(snap), aptSources: [] }, outDir: out });
       const refs = (JSON.parse(readFileSync(join(out, 'index.json'), 'utf8')).manifests as { mediaType: string; annotations: Record<string, string> }[]).map((m) => ({
         name: m.annotations['org.opencontainers.image.ref.name']!,

@@ -2,8 +2,7 @@
 // repository, symlinks, directories) with modes and owners, accounts, path rules — locked and built.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, lstatSync, mkdtempSync, readFileSync, readlinkSync, statSync, writeFileSync, appendFileSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, lstatSync, readFileSync, readlinkSync, statSync, writeFileSync, appendFileSync, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { scaffoldImage } from '../../src/definition/scaffold.js';
 import { lockImages } from '../../src/lock/lock.js';
@@ -12,11 +11,12 @@ import { NO_SNAPSHOT, repoRoot, snapshotDir, snapshotMirrors, systemKeyring } fr
 import { removeUnpacked, runIn, unpack, whyCannotRun } from '../helpers/image-run.js';
 
 after(removeUnpacked);
+import { tempDir } from '../helpers/tmp.js';
 
 const snap = snapshotDir();
 
 test('init refuses bad names, unknown bases and overwriting', async () => {
-  const images = join(mkdtempSync(join(tmpdir(), 'distill-init-')), 'images');
+  const images = join(tempDir('distill-init-'), 'images');
   cpSync(join(repoRoot, 'images'), images, { recursive: true });
   await assert.rejects(scaffoldImage(images, 'Bad Name', 'static'), (e: any) => e.code === 'USAGE');
   await assert.rejects(scaffoldImage(images, 'x1', 'nope'), (e: any) => e.code === 'DEFINITION_NOT_FOUND');
@@ -26,7 +26,7 @@ test('init refuses bad names, unknown bases and overwriting', async () => {
 });
 
 test('a custom image on base: own files, accounts and path rules, built and run', { skip: snap === undefined ? NO_SNAPSHOT : whyCannotRun() }, async () => {
-  const images = join(mkdtempSync(join(tmpdir(), 'distill-custom-')), 'images');
+  const images = join(tempDir('distill-custom-'), 'images');
   cpSync(join(repoRoot, 'images'), images, { recursive: true });
   const file = await scaffoldImage(images, 'myapp', 'base');
   writeFileSync(join(images, 'myapp', 'hello.sh'), '#!/busybox/sh\necho hello from a file\n');
@@ -56,9 +56,9 @@ test('a custom image on base: own files, accounts and path rules, built and run'
     ].join('\n'),
   );
   const mirrors = { flags: snapshotMirrors(snap!), aptSources: [] };
-  const cacheDir = mkdtempSync(join(tmpdir(), 'distill-custom-cache-'));
+  const cacheDir = tempDir('distill-custom-cache-');
   await lockImages([file], { cacheDir, mirrors, allowExpired: true, keyring: systemKeyring });
-  const out = mkdtempSync(join(tmpdir(), 'distill-custom-out-'));
+  const out = tempDir('distill-custom-out-');
   const r = await buildImage(file, { cacheDir, mirrors, outDir: out, platforms: ['amd64'], variants: ['latest', 'debug'] });
   assert.deepEqual(r.variants.map((v) => v.variant), ['latest', 'debug']);
   const root = unpack(out, 'latest-amd64');
@@ -84,7 +84,7 @@ test('files from a URL pinned by sha256 and from tarballs; a wrong pin and a hos
   const { execFileSync } = await import('node:child_process');
   const { createHash } = await import('node:crypto');
   const { mkdirSync } = await import('node:fs');
-  const dir = mkdtempSync(join(tmpdir(), 'distill-urlfiles-'));
+  const dir = tempDir('distill-urlfiles-');
   const images = join(dir, 'images');
   cpSync(join(repoRoot, 'images'), images, { recursive: true });
   // A tarball with a nested tree and an executable, and a plain file served from a file:// URL — both
@@ -104,9 +104,9 @@ test('files from a URL pinned by sha256 and from tarballs; a wrong pin and a hos
     '',
   ].join('\n'));
   const mirrors = { flags: snapshotMirrors(snap!), aptSources: [] };
-  const cacheDir = mkdtempSync(join(tmpdir(), 'distill-urlfiles-cache-'));
+  const cacheDir = tempDir('distill-urlfiles-cache-');
   await lockImages([file], { cacheDir, mirrors, allowExpired: true, keyring: systemKeyring });
-  const out = mkdtempSync(join(tmpdir(), 'distill-urlfiles-out-'));
+  const out = tempDir('distill-urlfiles-out-');
   await buildImage(file, { cacheDir, mirrors, outDir: out, platforms: ['amd64'], variants: ['debug'] });
   const root = unpack(out, 'debug-amd64');
   assert.equal(readFileSync(join(root, 'etc', 'blob.txt'), 'utf8'), 'from a url\n');

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildImage } from '../../src/build.js';
 import { NO_SNAPSHOT, repoRoot, snapshotDir, snapshotMirrors } from '../helpers/paths.js';
+import { tempDir } from '../helpers/tmp.js';
 
 const snap = snapshotDir();
 const skip = snap === undefined ? NO_SNAPSHOT : false;
@@ -80,9 +81,9 @@ test('python3 (amd64, all variants): identical layouts in-process and in a diffe
 test('SOURCE_DATE_EPOCH is the one timestamp: it changes every digest, and the same value gives the same ones', { skip }, async () => {
   const mirrors = { flags: snapshotMirrors(snap!), aptSources: [] };
   const def = join(repoRoot, 'images', 'static', 'image.yaml');
-  const cacheDir = mkdtempSync(join(tmpdir(), 'distill-repro-sde-'));
+  const cacheDir = tempDir('distill-repro-sde-');
   const build = (sourceDateEpoch?: number) =>
-    buildImage(def, { cacheDir, mirrors, outDir: mkdtempSync(join(tmpdir(), 'distill-repro-o-')), variants: ['latest'], platforms: ['arm64'], ...(sourceDateEpoch !== undefined ? { sourceDateEpoch } : {}) });
+    buildImage(def, { cacheDir, mirrors, outDir: tempDir('distill-repro-o-'), variants: ['latest'], platforms: ['arm64'], ...(sourceDateEpoch !== undefined ? { sourceDateEpoch } : {}) });
   const lockTime = await build();
   const y2000 = await build(946684800);
   const again = await build(946684800);
@@ -92,13 +93,13 @@ test('SOURCE_DATE_EPOCH is the one timestamp: it changes every digest, and the s
 
 test('a build needs only the lock and the cache: no mirror, no index, same digests', { skip }, async () => {
   const def = join(repoRoot, 'images', 'static', 'image.yaml');
-  const cacheDir = mkdtempSync(join(tmpdir(), 'distill-offline-'));
-  const online = await buildImage(def, { cacheDir, mirrors: { flags: snapshotMirrors(snap!), aptSources: [] }, outDir: mkdtempSync(join(tmpdir(), 'distill-offline-a-')) });
-  const offline = await buildImage(def, { cacheDir, mirrors: { flags: {}, aptSources: [] }, outDir: mkdtempSync(join(tmpdir(), 'distill-offline-b-')), noLayerCache: true });
+  const cacheDir = tempDir('distill-offline-');
+  const online = await buildImage(def, { cacheDir, mirrors: { flags: snapshotMirrors(snap!), aptSources: [] }, outDir: tempDir('distill-offline-a-') });
+  const offline = await buildImage(def, { cacheDir, mirrors: { flags: {}, aptSources: [] }, outDir: tempDir('distill-offline-b-'), noLayerCache: true });
   assert.deepEqual({ ...offline, provenance: undefined }, { ...online, provenance: undefined });
   // With an empty cache and no mirror, the error says how to give one.
   await assert.rejects(
-    buildImage(def, { cacheDir: mkdtempSync(join(tmpdir(), 'distill-offline-c-')), mirrors: { flags: {}, aptSources: [] }, outDir: mkdtempSync(join(tmpdir(), 'distill-offline-d-')) }),
+    buildImage(def, { cacheDir: tempDir('distill-offline-c-'), mirrors: { flags: {}, aptSources: [] }, outDir: tempDir('distill-offline-d-') }),
     (e: any) => e.code === 'MIRROR_NOT_CONFIGURED' && /--mirror debian/.test(e.hint),
   );
 });
@@ -107,7 +108,7 @@ test('a layer cached by one image never changes another image built on the same 
   const { cpSync } = await import('node:fs');
   const { lockImages } = await import('../../src/lock/lock.js');
   const { systemKeyring } = await import('../helpers/paths.js');
-  const images = join(mkdtempSync(join(tmpdir(), 'distill-twins-')), 'images');
+  const images = join(tempDir('distill-twins-'), 'images');
   cpSync(join(repoRoot, 'images'), images, { recursive: true });
   const { mkdirSync, writeFileSync } = await import('node:fs');
   for (const [name, value] of [['twin-a', 'a'], ['twin-b', 'b']] as const) {
@@ -115,12 +116,12 @@ test('a layer cached by one image never changes another image built on the same 
     writeFileSync(join(images, name, 'image.yaml'), `extends: static\nconfig:\n  env: {WHICH: ${value}}\n`);
   }
   const mirrors = { flags: snapshotMirrors(snap!), aptSources: [] };
-  const shared = mkdtempSync(join(tmpdir(), 'distill-twins-cache-'));
+  const shared = tempDir('distill-twins-cache-');
   await lockImages([join(images, 'twin-a', 'image.yaml'), join(images, 'twin-b', 'image.yaml')], { cacheDir: shared, mirrors, allowExpired: true, keyring: systemKeyring });
   const build = (name: string, cacheDir: string) =>
-    buildImage(join(images, name, 'image.yaml'), { cacheDir, mirrors, outDir: mkdtempSync(join(tmpdir(), 'distill-twins-o-')), platforms: ['amd64'] });
+    buildImage(join(images, name, 'image.yaml'), { cacheDir, mirrors, outDir: tempDir('distill-twins-o-'), platforms: ['amd64'] });
   await build('twin-a', shared);
   const afterA = await build('twin-b', shared);
-  const fresh = await build('twin-b', mkdtempSync(join(tmpdir(), 'distill-twins-fresh-')));
+  const fresh = await build('twin-b', tempDir('distill-twins-fresh-'));
   assert.deepEqual({ ...afterA, provenance: undefined }, { ...fresh, provenance: undefined });
 });

@@ -8,6 +8,7 @@ import { pathToFileURL } from 'node:url';
 import { ContentStore } from '../../src/cas/store.js';
 import { fetchBlob } from '../../src/cas/fetch.js';
 import { sha256Hex } from '../../src/digest.js';
+import { tempDir } from '../helpers/tmp.js';
 
 const data = Buffer.from('hello, distill\n'.repeat(1000));
 const expected = { size: data.length, sha256: sha256Hex(data), what: 'hello.deb' };
@@ -17,7 +18,7 @@ function chunks(b: Buffer): Readable {
 }
 
 test('put verifies while streaming and renames into place read-only', async () => {
-  const store = new ContentStore(mkdtempSync(join(tmpdir(), 'distill-cas-')));
+  const store = new ContentStore(tempDir('distill-cas-'));
   const path = await store.put(expected, chunks(data));
   assert.deepEqual(readFileSync(path), data);
   assert.equal(await store.has(expected), true);
@@ -25,7 +26,7 @@ test('put verifies while streaming and renames into place read-only', async () =
 });
 
 test('a wrong digest or size stores nothing and leaves no temp file', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'distill-cas-'));
+  const dir = tempDir('distill-cas-');
   const store = new ContentStore(dir);
   const bad = Buffer.from(data);
   bad[5] = 0x41;
@@ -37,7 +38,7 @@ test('a wrong digest or size stores nothing and leaves no temp file', async () =
 });
 
 test('a corrupt cache entry is detected, removed and fetched again', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'distill-cas-'));
+  const dir = tempDir('distill-cas-');
   const src = join(dir, 'src.deb');
   writeFileSync(src, data);
   const store = new ContentStore(join(dir, 'cache'));
@@ -55,7 +56,7 @@ test('a corrupt cache entry is detected, removed and fetched again', async () =>
 });
 
 test('reading a blob that was corrupted on disk fails instead of returning bad bytes', async () => {
-  const store = new ContentStore(mkdtempSync(join(tmpdir(), 'distill-cas-')));
+  const store = new ContentStore(tempDir('distill-cas-'));
   const path = await store.put(expected, chunks(data));
   chmodSync(path, 0o644);
   writeFileSync(path, Buffer.concat([data.subarray(0, 10), Buffer.from('X'), data.subarray(11)]));
@@ -67,7 +68,7 @@ test('reading a blob that was corrupted on disk fails instead of returning bad b
 });
 
 test('a missing file in a file:// mirror is NOT_FOUND_IN_MIRROR', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'distill-cas-'));
+  const dir = tempDir('distill-cas-');
   const store = new ContentStore(join(dir, 'cache'));
   await assert.rejects(fetchBlob(store, expected, pathToFileURL(join(dir, 'absent.deb')).href), (e: any) => e.code === 'NOT_FOUND_IN_MIRROR');
 });

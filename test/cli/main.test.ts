@@ -2,11 +2,12 @@
 // code and a hint, --json output, --help.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../../src/cli/main.js';
 import { NO_SNAPSHOT, repoRoot, snapshotDir, snapshotMirrors } from '../helpers/paths.js';
+import { tempDir } from '../helpers/tmp.js';
 
 async function run(args: string[], env: Record<string, string> = {}) {
   let stdout = '';
@@ -41,7 +42,7 @@ test('usage errors exit 2 with a one-line message and a hint', async () => {
 });
 
 test('a failure exits 1 naming what, where and the code, with a hint', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'distill-cli-'));
+  const dir = tempDir('distill-cli-');
   mkdirSync(join(dir, 'app'));
   writeFileSync(join(dir, 'app', 'image.yaml'), 'sources:\n  debian:\n    suite: trixie\narchitectures: [amd64]\npakages: [libc6]\n');
   const r = await run(['lock', join(dir, 'app')]);
@@ -54,7 +55,7 @@ test('a failure exits 1 naming what, where and the code, with a hint', async () 
 });
 
 test('no mirror configured: the error says how to give one', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'distill-cli-'));
+  const dir = tempDir('distill-cli-');
   mkdirSync(join(dir, 'app'));
   writeFileSync(join(dir, 'app', 'image.yaml'), 'sources:\n  nowhere-archive:\n    suite: trixie\narchitectures: [amd64]\npackages: [libc6]\n');
   const r = await run(['lock', join(dir, 'app'), '--keyring', '/dev/null']);
@@ -65,7 +66,7 @@ test('no mirror configured: the error says how to give one', async () => {
 
 const snap = snapshotDir();
 test('lock --check, --json and --explain against the snapshot', { skip: snap === undefined ? NO_SNAPSHOT : false }, async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'distill-cli-'));
+  const dir = tempDir('distill-cli-');
   cpSync(join(repoRoot, 'images'), join(dir, 'images'), { recursive: true });
   const mirrors = Object.entries(snapshotMirrors(snap!)).flatMap(([k, v]) => ['--mirror', `${k}=${v}`]);
   const common = ['--allow-expired', '--cache', join(dir, 'cache'), ...mirrors];

@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { envName, parseMirrorFlags, readAptSources, resolveMirror } from '../../src/debian/mirrors.js';
+import { tempDir } from '../helpers/tmp.js';
 
 test('precedence: flag, then environment, then definition, then apt sources', () => {
   const apt = [{ uri: 'http://apt.example.invalid/debian', suites: ['trixie'], components: ['main'], file: 'x' }];
@@ -29,7 +29,7 @@ test('env names and flag parsing', () => {
 });
 
 test('host apt sources: one-line and deb822 formats, matched by archive root name', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'distill-apt-'));
+  const dir = tempDir('distill-apt-');
   mkdirSync(join(dir, 'sources.list.d'));
   writeFileSync(join(dir, 'sources.list'), '# comment\ndeb [arch=amd64] http://one.invalid/debian bookworm main\ndeb-src http://one.invalid/debian bookworm main\n');
   writeFileSync(

@@ -3,8 +3,7 @@
 // cross-check of what dpkg itself accepts, warns about or rejects.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { isDistillError } from '../../src/errors.js';
@@ -18,6 +17,7 @@ import {
   type Alternatives,
   type Relation,
 } from '../../src/debian/relations.js';
+import { tempDir } from '../helpers/tmp.js';
 
 const W = 'Depends of foo 1.0';
 
@@ -339,7 +339,7 @@ function dpkgQuery(dir: string, fields: readonly { field: Field; value: string }
 
 describe('cross-check with dpkg', () => {
   it("agrees with dpkg's parser where intended, and differs only where documented", { skip: hasDpkgQuery ? false : NO_DPKG }, () => {
-    const dir = mkdtempSync(join(tmpdir(), 'distill-relations-'));
+    const dir = tempDir('distill-relations-');
     try {
       mkdirSync(join(dir, 'updates'));
       mkdirSync(join(dir, 'info'));

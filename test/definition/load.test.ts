@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { imageSchema, loadDefinition } from '../../src/definition/load.js';
 import { unsupportedKeywords } from '../../src/definition/schema.js';
@@ -9,9 +8,10 @@ import { findDefinitions } from '../../src/definition/find.js';
 import { javaVersion, substituteVersions } from '../../src/definition/types.js';
 import { repoRoot } from '../helpers/paths.js';
 import { baseName } from '../../src/build/images.js';
+import { tempDir } from '../helpers/tmp.js';
 
 function images(files: Record<string, string>): string {
-  const root = mkdtempSync(join(tmpdir(), 'distill-def-'));
+  const root = tempDir('distill-def-');
   for (const [name, text] of Object.entries(files)) {
     mkdirSync(join(root, name), { recursive: true });
     writeFileSync(join(root, name, 'image.yaml'), text);

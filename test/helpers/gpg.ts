@@ -3,9 +3,9 @@
 // happens in a fresh temporary GNUPGHOME; close() stops that home's gpg-agent and deletes it.
 // Tests that need gpg check gpgAvailable() and skip, saying why, when it is missing.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { tempDir } from './tmp.js';
 
 export const NO_GPG = 'the gpg binary (GnuPG 2.2 or later) is not installed on this machine';
 
@@ -31,7 +31,7 @@ export class GpgHome {
   readonly dir: string;
 
   constructor() {
-    this.dir = mkdtempSync(join(tmpdir(), 'distill-gpg-'));
+    this.dir = tempDir('distill-gpg-');
   }
 
   run(args: string[], input?: string | Uint8Array): Buffer {

@@ -2,9 +2,9 @@
 // chroot into the rootfs with /proc mounted (the JVM and $ORIGIN lookups need it) as a given user.
 // arm64 rootfs run through qemu-user-static when the kernel has it registered (binfmt_misc).
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { tempDir } from './tmp.js';
 
 export function whyCannotRun(): string | false {
   if (process.getuid?.() !== 0) return 'running images needs root (chroot, mount)';
@@ -44,7 +44,7 @@ export function removeUnpacked(): void {
 
 /** umoci unpack of `layout:ref`; returns the rootfs path. */
 export function unpack(layout: string, ref: string): string {
-  const dir = mkdtempSync(join(tmpdir(), 'distill-run-'));
+  const dir = tempDir('distill-run-');
   unpacked.push(dir);
   const bundle = join(dir, 'bundle');
   const r = spawnSync('umoci', ['unpack', '--image', `${layout}:${ref}`, bundle], { encoding: 'utf8' });

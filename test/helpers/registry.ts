@@ -7,10 +7,9 @@
 // every process and server is stopped by whoever started it (and the registry on process exit).
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, createPrivateKey, createPublicKey, randomBytes, sign, type KeyObject } from 'node:crypto';
-import { createReadStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createReadStream, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createNetServer, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sha256Hex, toDigest } from '../../src/digest.js';
 import { imageConfig, imageManifest } from '../../src/oci/image.js';
@@ -18,6 +17,7 @@ import { MEDIA_TYPE_LAYER_TAR } from '../../src/oci/media-types.js';
 import { writeOciLayout } from '../../src/sinks/oci-layout.js';
 import * as tar from 'tar-stream';
 import { CREATED, makeIndex } from './make-layer.js';
+import { tempDir } from './tmp.js';
 
 // ---- the registry ----
 
@@ -66,7 +66,7 @@ process.once('exit', () => {
 export async function startRegistry(auth: RegistryAuth = { kind: 'none' }): Promise<RunningRegistry> {
   const bin = registryBinary();
   if (bin === undefined) throw new Error('docker-registry is not installed');
-  const dir = mkdtempSync(join(tmpdir(), 'distill-registry-'));
+  const dir = tempDir('distill-registry-');
   const storage = join(dir, 'storage');
   let token: TokenIssuer | undefined;
   let authYaml = '';

@@ -8,12 +8,12 @@
 // of the home it used before returning (`gpgconf --kill all`), so no process outlives a call.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import * as tar from 'tar-stream';
+import { tempDir } from './tmp.js';
 
 export interface SynthPackage {
   name: string;
@@ -439,7 +439,7 @@ async function gnupgHomeIn(preferred: string): Promise<string> {
     await mkdir(preferred, { recursive: true, mode: 0o700 });
     return resolve(preferred);
   }
-  return mkdtemp(join(tmpdir(), 'synth-gpg-'));
+  return tempDir('synth-gpg-');
 }
 
 async function fingerprintOf(home: string): Promise<string> {

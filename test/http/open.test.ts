@@ -5,13 +5,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { ContentStore } from '../../src/cas/store.js';
 import { fetchBlob } from '../../src/cas/fetch.js';
 import { sha256Hex } from '../../src/digest.js';
 import type { ProgressEvent } from '../../src/events.js';
+import { tempDir } from '../helpers/tmp.js';
 
 const body = Buffer.alloc(600_000, 7);
 for (let i = 0; i < body.length; i += 997) body[i] = i % 251;
@@ -48,7 +47,7 @@ test('503 with Retry-After, then a reset mid-body, then success: the blob lands 
   ]);
   try {
     const events: ProgressEvent[] = [];
-    const store = new ContentStore(mkdtempSync(join(tmpdir(), 'distill-http-')));
+    const store = new ContentStore(tempDir('distill-http-'));
     const t = Date.now();
     const r = await fetchBlob(store, expected, srv.url, { retry: fast, onProgress: (e) => events.push(e) });
     assert.equal(r.cached, false);
@@ -67,7 +66,7 @@ test('a 404 is NOT_FOUND_IN_MIRROR at once; persistent 429s give up after the po
   const missing = await serve([(_, res) => { res.writeHead(404); res.end(); }]);
   const busy = await serve([(_, res) => { res.writeHead(429); res.end(); }]);
   try {
-    const store = new ContentStore(mkdtempSync(join(tmpdir(), 'distill-http-')));
+    const store = new ContentStore(tempDir('distill-http-'));
     await assert.rejects(fetchBlob(store, expected, missing.url, { retry: fast }), (e: any) => e.code === 'NOT_FOUND_IN_MIRROR');
     assert.equal(missing.requests(), 1);
     await assert.rejects(fetchBlob(store, expected, busy.url, { retry: fast }), (e: any) => e.code === 'FETCH_FAILED' && /429/.test(e.message));
@@ -83,7 +82,7 @@ test('a server that sends different bytes is refused, not retried into the cache
   evil[12345] = evil[12345]! ^ 1;
   const srv = await serve([(_, res) => { res.writeHead(200, { 'content-length': evil.length }); res.end(evil); }]);
   try {
-    const store = new ContentStore(mkdtempSync(join(tmpdir(), 'distill-http-')));
+    const store = new ContentStore(tempDir('distill-http-'));
     await assert.rejects(fetchBlob(store, expected, srv.url, { retry: fast }), (e: any) => e.code === 'BLOB_DIGEST_MISMATCH');
     assert.equal(srv.requests(), 1);
     assert.equal(await store.has(expected), false);

@@ -6,18 +6,17 @@ import {
   linkSync,
   lstatSync,
   mkdirSync,
-  mkdtempSync,
   readFileSync,
   readlinkSync,
   rmSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { extract } from 'tar-stream';
 import { TarWriter, type TarEntryHeader } from '../../src/layer/tar-writer.js';
+import { tempDir } from '../helpers/tmp.js';
 
 const hasTar = spawnSync('tar', ['--version']).stdout?.toString().includes('GNU tar') ?? false;
 const NO_TAR = 'GNU tar is not installed';
@@ -91,7 +90,7 @@ async function write(entries: Entry[]): Promise<Buffer> {
 }
 
 function tmp(): string {
-  return mkdtempSync(join(tmpdir(), 'distill-tar-'));
+  return tempDir('distill-tar-');
 }
 
 function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): { stdout: string; stderr: string } {

@@ -1,21 +1,21 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { gunzipSync } from 'node:zlib';
 import { shutdownGzipWorkers } from '../../src/layer/gzip.js';
 import { writeLayer } from '../../src/layer/write-layer.js';
 import { sha256Hex } from '../../src/digest.js';
+import { tempDir } from '../helpers/tmp.js';
 
 after(() => shutdownGzipWorkers());
 
 const hasTools = ['sha256sum', 'gzip', 'tar'].every((t) => spawnSync(t, ['--version']).status === 0);
 
 function tmp(): string {
-  return mkdtempSync(join(tmpdir(), 'distill-layer-'));
+  return tempDir('distill-layer-');
 }
 
 const root = { uid: 0, gid: 0, uname: 'root', gname: 'root', mtime: 1_700_000_000, size: 0 };

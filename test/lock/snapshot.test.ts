@@ -3,8 +3,7 @@
 // apt itself resolves for the same requested packages and excludes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, mkdtempSync, readFileSync, readdirSync, writeFileSync, appendFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, readFileSync, readdirSync, writeFileSync, appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { lockImages } from '../../src/lock/lock.js';
 import { loadLockChain } from '../../src/lock/load.js';
@@ -13,13 +12,14 @@ import { findDefinitions } from '../../src/definition/find.js';
 import { aptAvailable, aptResolve } from '../helpers/apt-resolve.js';
 import { NO_SNAPSHOT, repoRoot, snapshotDir, snapshotMirrors, systemKeyring } from '../helpers/paths.js';
 import { existsSync } from 'node:fs';
+import { tempDir } from '../helpers/tmp.js';
 
 const snap = snapshotDir();
 const skip = snap === undefined ? NO_SNAPSHOT : !existsSync(systemKeyring) ? `${systemKeyring} is missing (apt-get install debian-archive-keyring)` : false;
-const cache = mkdtempSync(join(tmpdir(), 'distill-cache-'));
+const cache = tempDir('distill-cache-');
 
 function copyImages(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'distill-images-'));
+  const dir = tempDir('distill-images-');
   cpSync(join(repoRoot, 'images'), join(dir, 'images'), { recursive: true });
   return join(dir, 'images');
 }
@@ -60,7 +60,7 @@ test('no package appears in two layers of an image chain', { skip }, async () =>
 });
 
 test('every closure equals what apt resolves for the same packages and excludes', { skip: skip || (!(await aptAvailable()) && 'apt-get is not available') }, async () => {
-  const work = mkdtempSync(join(tmpdir(), 'distill-apt-'));
+  const work = tempDir('distill-apt-');
   const mirrors = snapshotMirrors(snap!);
   for (const f of await findDefinitions([join(repoRoot, 'images')])) {
     const chain = await loadLockChain(f);
@@ -90,7 +90,7 @@ test('every closure equals what apt resolves for the same packages and excludes'
 
 test('fetch fills the cache with every locked .deb, verified; a second fetch downloads nothing', { skip }, async () => {
   const files = await findDefinitions([join(repoRoot, 'images', 'python3'), join(repoRoot, 'images', 'static')]);
-  const o = { cacheDir: mkdtempSync(join(tmpdir(), 'distill-cache-')), mirrors: { flags: snapshotMirrors(snap!), aptSources: [] } };
+  const o = { cacheDir: tempDir('distill-cache-'), mirrors: { flags: snapshotMirrors(snap!), aptSources: [] } };
   const first = await fetchImages(files, o);
   assert.ok(first.files > 20);
   assert.equal(first.downloaded, first.files);

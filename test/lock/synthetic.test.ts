@@ -3,14 +3,14 @@
 // tampered indexes and .debs, expiry — each checked against apt where apt has an opinion.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { lockImages } from '../../src/lock/lock.js';
 import { fetchImages } from '../../src/fetch/images.js';
 import { makeArchive, makeKey, type SynthArchive, type SynthKey, type SynthPackage } from '../helpers/synthetic-archive.js';
 import { aptAvailable, aptResolve } from '../helpers/apt-resolve.js';
+import { tempDir } from '../helpers/tmp.js';
 
 const haveGpg = spawnSync('gpg', ['--version']).status === 0;
 const skip = haveGpg ? false : 'gpg is not installed (apt-get install gnupg)';
@@ -38,7 +38,7 @@ let otherKey: SynthKey;
 
 before(async () => {
   if (skip) return;
-  const dir = mkdtempSync(join(tmpdir(), 'distill-synth-'));
+  const dir = tempDir('distill-synth-');
   key = await makeKey(join(dir, 'key'));
   otherKey = await makeKey(join(dir, 'other'), { algo: 'rsa3072' });
   archive = await makeArchive(join(dir, 'mirror'), [
@@ -49,7 +49,7 @@ before(async () => {
 
 /** A fresh copy of the archive (to tamper with) and an images dir holding one definition. */
 function setup(packages: string[], exclude: string[] = [], archiveRoot = archive.root) {
-  const dir = mkdtempSync(join(tmpdir(), 'distill-synthlock-'));
+  const dir = tempDir('distill-synthlock-');
   cpSync(archiveRoot, join(dir, 'mirror'), { recursive: true });
   mkdirSync(join(dir, 'images', 'app'), { recursive: true });
   const def = join(dir, 'images', 'app', 'image.yaml');
@@ -135,7 +135,7 @@ test('unsigned text outside the signature is refused', { skip }, async () => {
 });
 
 test('an expired Release needs --allow-expired', { skip }, async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'distill-synth-exp-'));
+  const dir = tempDir('distill-synth-exp-');
   const expired = await makeArchive(join(dir, 'mirror'), [
     { archiveName: 'debian', suite: 'trixie', architectures: ['amd64'], packages: PACKAGES, validUntil: new Date('2025-06-08T00:00:00Z') },
     { archiveName: 'debian-security', suite: 'trixie-security', architectures: ['amd64'], packages: SECURITY },

@@ -22,8 +22,9 @@ import { NO_SNAPSHOT, repoRoot, snapshotDir, snapshotMirrors } from '../helpers/
 import { parsePurl, syftView, trivyView } from '../helpers/scanner-readers.js';
 import { cyclonedx16Problems, spdxExpressionProblem } from '../helpers/schemas.js';
 import { cyclonedxFromSpdx } from '../../src/provenance/cyclonedx.js';
+import { tempDir } from '../helpers/tmp.js';
 
-const work = mkdtempSync(join(tmpdir(), 'distill-sbom-'));
+const work = tempDir('distill-sbom-');
 const DIGEST = `sha256:${'ab'.repeat(32)}`;
 const sha = (c: string): string => c.repeat(64);
 
@@ -219,7 +220,7 @@ function assertCycloneDx(doc: SpdxDocument): void {
 /** spdx-tools (Python), when installed: it must find nothing wrong. */
 function spdxToolsProblems(json: string): string[] | undefined {
   if (spawnSync('/usr/bin/python3', ['-c', 'import spdx_tools'], { encoding: 'utf8' }).status !== 0) return undefined;
-  const file = join(mkdtempSync(join(tmpdir(), 'distill-spdx-')), 'sbom.spdx.json');
+  const file = join(tempDir('distill-spdx-'), 'sbom.spdx.json');
   writeFileSync(file, json);
   const r = spawnSync('/usr/bin/python3', ['-c', [
     'import sys',
@@ -394,7 +395,7 @@ test('validateSbom reports a broken document', async () => {
 
 const snap = snapshotDir();
 const skip = snap === undefined ? NO_SNAPSHOT : false;
-const cache = mkdtempSync(join(tmpdir(), 'distill-sbom-cache-'));
+const cache = tempDir('distill-sbom-cache-');
 after(() => {
   rmSync(work, { recursive: true, force: true });
   rmSync(cache, { recursive: true, force: true });

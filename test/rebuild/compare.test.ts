@@ -3,9 +3,8 @@
 // SOURCE_DATE_EPOCH.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createReadStream, mkdtempSync, writeFileSync } from 'node:fs';
+import { createReadStream, writeFileSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import * as tar from 'tar-stream';
@@ -16,6 +15,7 @@ import { debianArchToPlatform } from '../../src/oci/platform.js';
 import { compareImages, formatComparison, type ImageSide } from '../../src/rebuild/compare.js';
 import { writeOciLayout } from '../../src/sinks/oci-layout.js';
 import { NO_SNAPSHOT, repoRoot, snapshotDir, snapshotMirrors } from '../helpers/paths.js';
+import { tempDir } from '../helpers/tmp.js';
 
 interface TEntry {
   name: string;
@@ -79,7 +79,7 @@ interface Spec {
   levels?: number[];
 }
 
-const root = mkdtempSync(join(tmpdir(), 'distill-compare-'));
+const root = tempDir('distill-compare-');
 let counter = 0;
 
 /** An OCI layout holding one image built from `spec`; returns the side to compare. */
@@ -330,9 +330,9 @@ test('static built with SOURCE_DATE_EPOCH=946684800 vs the lock time: every file
   const { buildImage } = await import('../../src/build.js');
   const mirrors = { flags: snapshotMirrors(snap!), aptSources: [] };
   const def = join(repoRoot, 'images', 'static', 'image.yaml');
-  const cacheDir = mkdtempSync(join(tmpdir(), 'distill-compare-cache-'));
+  const cacheDir = tempDir('distill-compare-cache-');
   const build = async (sourceDateEpoch?: number): Promise<ImageSide> => {
-    const outDir = mkdtempSync(join(tmpdir(), 'distill-compare-static-'));
+    const outDir = tempDir('distill-compare-static-');
     const r = await buildImage(def, { cacheDir, mirrors, outDir, variants: ['latest'], platforms: ['amd64'], ...(sourceDateEpoch !== undefined ? { sourceDateEpoch } : {}) });
     return { dir: outDir, manifestDigest: r.variants[0]!.manifests[0]!.digest };
   };

@@ -6,8 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { main } from '../../src/cli/main.js';
 import { validateProvenance } from '../../src/provenance/provenance.js';
@@ -18,10 +17,11 @@ import { pushLayout } from '../../src/registry/push.js';
 import { pullImage } from '../../src/registry/pull.js';
 import { needsRegistry, startRegistry, type RunningRegistry } from '../helpers/registry.js';
 import { NO_SNAPSHOT, repoRoot, snapshotDir, snapshotMirrors } from '../helpers/paths.js';
+import { tempDir } from '../helpers/tmp.js';
 
 const snap = snapshotDir();
 const skip = needsRegistry().skip || (snap === undefined ? NO_SNAPSHOT : false);
-const work = mkdtempSync(join(tmpdir(), 'distill-rebuild-'));
+const work = tempDir('distill-rebuild-');
 let registry: RunningRegistry;
 const sha = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
 
@@ -107,7 +107,7 @@ test('build, push, sign and attest; rebuild elsewhere with an empty cache → id
   assert.deepEqual(validateSbom(sbom), []);
   assert.ok(sbom.packages.some((p: { name: string }) => p.name === 'tzdata'));
 
-  const elsewhere = mkdtempSync(join(tmpdir(), 'distill-consumer-'));
+  const elsewhere = tempDir('distill-consumer-');
   const ok = await cli(['rebuild', `${repo}:latest`, '--key', join(work, 'cosign.pub'), '--cache', join(elsewhere, 'empty-cache'), ...mirrorArgs()], elsewhere);
   assert.equal(ok.code, 0, ok.stderr);
   assert.match(ok.stdout, /^identical: /);

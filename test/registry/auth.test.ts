@@ -3,10 +3,9 @@
 // name the credentials tried and never print a secret.
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DistillError, isDistillError } from '../../src/errors.js';
 import { Authenticator, isLoopbackHost, parseChallenges } from '../../src/registry/auth.js';
@@ -16,9 +15,10 @@ import { pullImage } from '../../src/registry/pull.js';
 import { pushLayout } from '../../src/registry/push.js';
 import { hasTool, needs } from '../helpers/make-layer.js';
 import { htpasswdLine, makeTestLayout, needsRegistry, startFaultProxy, startRegistry, type RunningRegistry } from '../helpers/registry.js';
+import { tempDir } from '../helpers/tmp.js';
 
 const { skip } = needsRegistry();
-const work = mkdtempSync(join(tmpdir(), 'distill-auth-test-'));
+const work = tempDir('distill-auth-test-');
 after(() => rmSync(work, { recursive: true, force: true }));
 
 /** The rejection is `code`, its message names `mentions`, and it never contains `secret`. */

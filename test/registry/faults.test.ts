@@ -4,8 +4,7 @@
 // something missing; a registry that lies about digests or sends an oversized manifest is refused.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { isDistillError } from '../../src/errors.js';
 import type { ProgressEvent } from '../../src/events.js';
@@ -13,6 +12,7 @@ import { MEDIA_TYPE_OCI_INDEX, RegistryClient } from '../../src/registry/client.
 import { pullImage } from '../../src/registry/pull.js';
 import { pushLayout } from '../../src/registry/push.js';
 import { makeBigLayout, makeTestLayout, needsRegistry, startFaultProxy, startRegistry, type FaultProxy, type RunningRegistry } from '../helpers/registry.js';
+import { tempDir } from '../helpers/tmp.js';
 
 const { skip } = needsRegistry();
 let registry: RunningRegistry;
@@ -25,7 +25,7 @@ const fast = { attempts: 4, baseDelayMs: 10, maxDelayMs: 2000 };
 
 before(async () => {
   if (skip) return;
-  work = mkdtempSync(join(tmpdir(), 'distill-faults-test-'));
+  work = tempDir('distill-faults-test-');
   layoutDir = join(work, 'layout');
   layout = await makeTestLayout(layoutDir, work);
   registry = await startRegistry();

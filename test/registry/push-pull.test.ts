@@ -4,8 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isDistillError } from '../../src/errors.js';
 import type { ProgressEvent } from '../../src/events.js';
@@ -14,6 +13,7 @@ import { pullImage } from '../../src/registry/pull.js';
 import { pushLayout } from '../../src/registry/push.js';
 import { hasTool, run } from '../helpers/make-layer.js';
 import { makeTestLayout, needsRegistry, startRegistry, type RunningRegistry } from '../helpers/registry.js';
+import { tempDir } from '../helpers/tmp.js';
 
 const { skip } = needsRegistry();
 const noSkopeo = hasTool('skopeo') ? false : 'skopeo is not installed';
@@ -25,7 +25,7 @@ const sha = (b: string | Buffer): string => `sha256:${createHash('sha256').updat
 
 before(async () => {
   if (skip) return;
-  work = mkdtempSync(join(tmpdir(), 'distill-registry-test-'));
+  work = tempDir('distill-registry-test-');
   layoutDir = join(work, 'layout');
   layout = await makeTestLayout(layoutDir, work);
   registry = await startRegistry();

@@ -6,19 +6,19 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { Readable } from 'node:stream';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../../src/cli/main.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { needsRegistry, startRegistry, type RunningRegistry } from '../helpers/registry.js';
 import { NO_SNAPSHOT, repoRoot, snapshotDir, snapshotMirrors } from '../helpers/paths.js';
+import { tempDir } from '../helpers/tmp.js';
 
 const snap = snapshotDir();
 const skip = needsRegistry().skip || (snap === undefined ? NO_SNAPSHOT : false);
 let registry: RunningRegistry;
-const cache = mkdtempSync(join(tmpdir(), 'distill-std-cache-'));
+const cache = tempDir('distill-std-cache-');
 const IMAGES = ['static', 'base-nossl', 'base', 'cc', 'python3', 'nodejs', 'java'];
 const built = new Map<string, { variants: { variant: string; index: string; manifests: { arch: string; digest: string }[] }[] }>();
 
@@ -70,7 +70,7 @@ test('an unchanged re-push sends no blob bytes', { skip }, async () => {
 });
 
 test('pull gives back the same digests; inspect lists the packages, largest first', { skip }, async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'distill-std-pull-'));
+  const dir = tempDir('distill-std-pull-');
   const p = await cli(['pull', `${registry.host}/distill/python3:nonroot`, '--out', dir, '--json']);
   assert.equal(p.code, 0, p.stderr);
   const pulled = JSON.parse(p.stdout);

@@ -4,14 +4,13 @@
 // signature over the raw payload instead of PAE).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { attestImage, verifyAttestation } from '../../src/attest/attest.js';
 import { isDistillError, type DistillError } from '../../src/errors.js';
 import { signBytes } from '../../src/sign/signer.js';
 import { needsRegistry, startRegistry, type RunningRegistry } from '../helpers/registry.js';
 import { ecKeyPair, hasOpenssl, opensslVerifies, pushTo, putRawAttachment, readStored, testLayout } from './helpers.js';
+import { tempDir } from '../helpers/tmp.js';
 
 const { skip } = needsRegistry();
 const DSSE = 'application/vnd.dsse.envelope.v1+json';
@@ -54,7 +53,7 @@ function paeBytes(type: string, body: Buffer): Buffer {
 before(async () => {
   if (skip) return;
   registry = await startRegistry();
-  work = mkdtempSync(join(tmpdir(), 'distill-attest-'));
+  work = tempDir('distill-attest-');
   layout = await testLayout(work);
 });
 

@@ -3,16 +3,16 @@
 // only prod is signed again with e2e-tests-passed=True), attestations and triangulate.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { main } from '../../src/cli/main.js';
 import { needsRegistry, startRegistry, type RunningRegistry } from '../helpers/registry.js';
 import { NO_SNAPSHOT, repoRoot, snapshotDir, snapshotMirrors } from '../helpers/paths.js';
+import { tempDir } from '../helpers/tmp.js';
 
 const snap = snapshotDir();
 const skip = needsRegistry().skip || (snap === undefined ? NO_SNAPSHOT : false);
-const work = mkdtempSync(join(tmpdir(), 'distill-sign-cli-'));
+const work = tempDir('distill-sign-cli-');
 let registry: RunningRegistry;
 
 async function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {

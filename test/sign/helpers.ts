@@ -3,13 +3,13 @@
 // signatures with the openssl command line (a second implementation of ECDSA-SHA256 over DER).
 import { spawnSync } from 'node:child_process';
 import { createHash, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { RegistryClient } from '../../src/registry/client.js';
 import { pushLayout } from '../../src/registry/push.js';
 import { makeTestLayout } from '../helpers/registry.js';
+import { tempDir } from '../helpers/tmp.js';
 
 export interface KeyPair {
   privateKey: KeyObject;
@@ -38,7 +38,7 @@ export async function pushTo(layoutDir: string, host: string, repository: string
 
 /** Whether openssl (the CLI) verifies `sig` (DER) over `data` with the PKIX PEM public key. */
 export function opensslVerifies(publicKey: KeyObject, data: Buffer, sig: Buffer): { ok: boolean; output: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'distill-openssl-'));
+  const dir = tempDir('distill-openssl-');
   try {
     writeFileSync(join(dir, 'pub.pem'), publicKey.export({ type: 'spki', format: 'pem' }));
     writeFileSync(join(dir, 'sig.der'), sig);
@@ -103,7 +103,7 @@ export interface StoredLayer {
 /** An attachment manifest as stored: its media type, raw JSON, and every layer with its blob. */
 export async function readStored(host: string, repository: string, tag: string): Promise<{ mediaType: string; manifest: Record<string, unknown>; layers: StoredLayer[]; config: Buffer }> {
   const client = new RegistryClient(host);
-  const dir = mkdtempSync(join(tmpdir(), 'distill-stored-'));
+  const dir = tempDir('distill-stored-');
   try {
     const m = await client.getManifest(repository, tag);
     const manifest = JSON.parse(m.bytes.toString('utf8')) as { config: { digest: string; size: number }; layers: Omit<StoredLayer, 'payload'>[] };

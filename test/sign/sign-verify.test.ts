@@ -6,7 +6,6 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isDistillError, type DistillError } from '../../src/errors.js';
 import { signBytes } from '../../src/sign/signer.js';
@@ -16,6 +15,7 @@ import { triangulate } from '../../src/sign/triangulate.js';
 import { verifyImage } from '../../src/sign/verify.js';
 import { needsRegistry, startRegistry, type RunningRegistry } from '../helpers/registry.js';
 import { digestOf, ecKeyPair, hasOpenssl, indexChildren, opensslVerifies, pushTo, putRawAttachment, readStored, tagsOf, testLayout } from './helpers.js';
+import { tempDir } from '../helpers/tmp.js';
 
 const { skip } = needsRegistry();
 const SIMPLE = 'application/vnd.dev.cosign.simplesigning.v1+json';
@@ -46,7 +46,7 @@ async function refusal(p: Promise<unknown>): Promise<DistillError> {
 before(async () => {
   if (skip) return;
   registry = await startRegistry();
-  work = mkdtempSync(join(tmpdir(), 'distill-sign-'));
+  work = tempDir('distill-sign-');
   layout = await testLayout(work);
 });
 

@@ -1,7 +1,7 @@
 // build --compression zstd: python3 (amd64) built from the committed lock against the frozen snapshot,
 // with tar+zstd layers. The zstd CLI reads every layer to the very tar the gzip build writes (same diff
 // IDs); skopeo reads and copies the layout; umoci unpacks it when it knows zstd; the image runs under
-// chroot; the digests do not depend on the cache or worker count; the provenance names the compression.
+// chroot and under podman; the digests do not depend on the cache or worker count; the provenance names the compression.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -152,5 +152,21 @@ test('applied layer by layer with GNU tar and zstd, as a runtime applies them, p
     } finally {
       rmSync(root, { recursive: true, force: true });
     }
+  }
+});
+
+test('podman (a real runtime) pulls the zstd layout and runs python3, root and nonroot', { skip: skip || (spawnSync('sh', ['-c', 'command -v podman && command -v runc']).status !== 0 && 'podman or runc is not installed') || whyCannotRun() }, () => {
+  const store = mkdtempSync(join(tmpdir(), 'distill-podman-zstd-'));
+  // A private store (vfs, no daemon), as in images.test.ts: nothing of the host's podman is touched.
+  const podman = (...args: string[]) => spawnSync('podman', ['--root', join(store, 'root'), '--runroot', join(store, 'run'), '--storage-driver', 'vfs', '--runtime', 'runc', ...args], { encoding: 'utf8', timeout: 180_000 });
+  try {
+    for (const [variant, uid] of [['latest', '0'], ['nonroot', '65532']] as const) {
+      const run = podman('run', '--rm', '--network', 'none', '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1024:1024', `oci:${zlayout}:${variant}-amd64`, '-c', 'import os, ssl; print(os.getuid(), len(ssl.create_default_context().get_ca_certs()) > 100)');
+      assert.equal(run.status, 0, run.stderr);
+      assert.equal(run.stdout, `${uid} True\n`);
+    }
+  } finally {
+    podman('rmi', '-a', '-f');
+    rmSync(store, { recursive: true, force: true });
   }
 });

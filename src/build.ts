@@ -13,6 +13,8 @@ import { ALL_VARIANTS, type Variant } from './definition/types.js';
 import type { Digest } from './digest.js';
 import { DistillError } from './errors.js';
 import { DEFLATE_IMPLEMENTATION } from './layer/deflate.js';
+import type { LayerCompression } from './layer/compression.js';
+import { ZSTD_IMPLEMENTATION, ZSTD_LEVEL } from './layer/zstd.js';
 import type { OnProgress } from './events.js';
 import { loadLockChain } from './lock/load.js';
 import { debianArchToPlatform, platformString } from './oci/platform.js';
@@ -47,6 +49,8 @@ export interface BuildOptions {
   concurrency?: number;
   /** gzip worker threads (0 = inline); the bytes do not depend on it. */
   gzipWorkers?: number;
+  /** Layer compression: gzip (default) or zstd (OCI tar+zstd). Part of the layers' cache keys and the provenance. */
+  compression?: LayerCompression;
   annotations?: ImageAnnotations;
   onProgress?: OnProgress;
   /** Neither reuse nor record finished layers (the layer cache lives in cacheDir). */
@@ -81,6 +85,12 @@ export interface BuildResult {
 export const ATTESTATIONS_DIR = 'attestations';
 /** Every setting that can change bytes, as the provenance records them (the join records the same). */
 export const BUILD_SETTINGS = { gzip: { level: 6, blockSize: 1024 * 1024, implementation: DEFLATE_IMPLEMENTATION }, mergedUsr: true, tarFormat: 'ustar+pax, no record padding' };
+/** The settings of a build with this compression: gzip's are BUILD_SETTINGS, unchanged; zstd's name zstd instead. */
+export function buildSettings(compression: LayerCompression = 'gzip'): Record<string, unknown> {
+  if (compression === 'gzip') return BUILD_SETTINGS;
+  const { gzip: _g, ...rest } = BUILD_SETTINGS;
+  return { compression: 'zstd', zstd: { level: ZSTD_LEVEL, implementation: ZSTD_IMPLEMENTATION }, ...rest };
+}
 /**
  * Bumped whenever what an SBOM holds changes within one distill version (2: OS package, distro and
  * upstream qualifiers, DEP-5 licences), so that a cache filled by an earlier build is not served.
@@ -155,6 +165,7 @@ export async function buildImage(definitionFile: string, opts: BuildOptions): Pr
           ...(opts.sourceDateEpoch !== undefined ? { sourceDateEpoch: opts.sourceDateEpoch } : {}),
           ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}),
           ...(opts.gzipWorkers !== undefined ? { gzip: { workers: opts.gzipWorkers } } : {}),
+          ...(opts.compression !== undefined ? { compression: opts.compression } : {}),
           ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
         }),
       );
@@ -274,7 +285,7 @@ export async function buildImage(definitionFile: string, opts: BuildOptions): Pr
       ...(opts.annotations?.source || opts.annotations?.revision ? { source: { ...(opts.annotations.source ? { repository: opts.annotations.source } : {}), ...(opts.annotations.revision ? { revision: opts.annotations.revision } : {}) } } : {}),
       ...(opts.annotations?.baseRepository !== undefined ? { baseRepository: opts.annotations.baseRepository } : {}),
       ...(distro !== undefined ? { distro } : {}),
-      settings: BUILD_SETTINGS,
+      settings: buildSettings(opts.compression),
       invocationId: randomUUID(),
       startedOn,
       finishedOn: new Date(),

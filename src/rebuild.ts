@@ -161,6 +161,8 @@ export async function rebuild(target: string, opts: RebuildOptions): Promise<Reb
         ...(ext.source?.revision ? { revision: ext.source.revision } : {}),
         ...(typeof ext.baseRepository === 'string' ? { baseRepository: ext.baseRepository } : {}),
       },
+      // A build with --compression zstd records it in the provenance's internal parameters (see buildSettings).
+      ...((statement.predicate.buildDefinition as { internalParameters?: { compression?: unknown } }).internalParameters?.compression === 'zstd' ? { compression: 'zstd' as const } : {}),
       ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
     });
     const rebuilt = new Map<string, string>();

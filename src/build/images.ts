@@ -18,8 +18,8 @@ import {
   ANNOTATION_CREATED,
   ANNOTATION_REVISION,
   ANNOTATION_SOURCE,
-  MEDIA_TYPE_LAYER_GZIP,
 } from '../oci/media-types.js';
+import { layerMediaType } from '../layer/compression.js';
 import { debianArchToPlatform } from '../oci/platform.js';
 import { rfc3339 } from '../lock/lock.js';
 import type { BuiltLayer, ChainLayers } from './layers.js';
@@ -55,7 +55,7 @@ export function baseName(base: { name: string; repository?: string }, variant: s
 
 function layerSource(l: BuiltLayer): LayerSource {
   return {
-    descriptor: { mediaType: MEDIA_TYPE_LAYER_GZIP, digest: l.digest, size: l.size },
+    descriptor: { mediaType: layerMediaType(l.compression ?? 'gzip'), digest: l.digest, size: l.size },
     open: () => createReadStream(l.path),
   };
 }

@@ -6,13 +6,13 @@
 // which the layers above need for dpkg's conflict rules.
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { cacheIo, type ContentStore } from '../cas/store.js';
 import { HashingStream, digestHex, sha256Hex, type Digest } from '../digest.js';
 import { canonicalJson } from '../json.js';
 import type { TreeEntry } from '../rootfs/tree.js';
+import { layerDecompressorFor } from '../layer/compression.js';
 import { LAYER_FORMAT, DISTILL_VERSION } from '../version.js';
 
 /**
@@ -105,7 +105,7 @@ export class LayerCache {
     }
     const hex = digestHex(record.digest);
     // One pass over the blob checks everything the record claims: its digest and size (the store's
-    // verify), and — through gunzip — its diffId and uncompressed size, which a config will carry.
+    // verify), and — decompressed — its diffId and uncompressed size, which a config will carry.
     if (!(await this.verifyBlob(hex, record))) {
       await rm(path, { force: true }).catch(() => {});
       return undefined;
@@ -130,7 +130,7 @@ export class LayerCache {
     if (!(await this.store.has(expected))) return false;
     const plain = new HashingStream();
     try {
-      await pipeline(this.store.open(expected), createGunzip(), plain, async (src: AsyncIterable<unknown>) => {
+      await pipeline(this.store.open(expected), await layerDecompressorFor(this.store.blobPath(hex)), plain, async (src: AsyncIterable<unknown>) => {
         for await (const _ of src) {
           // hashing only
         }

@@ -18,6 +18,7 @@ import { DistillError } from '../errors.js';
 import type { OnProgress } from '../events.js';
 import { writeLayer, type LayerResult } from '../layer/write-layer.js';
 import type { GzipOptions } from '../layer/gzip.js';
+import { layerSuffix, type LayerCompression } from '../layer/compression.js';
 import type { LockedImage } from '../lock/load.js';
 import type { LockedPackage } from '../lock/lockfile.js';
 import { globToRegExp, pathFilter, type PathFilter } from '../rootfs/filter.js';
@@ -39,6 +40,8 @@ export interface BuiltLayer extends LayerResult {
   createdBy: string;
   /** Packages in it. */
   packages: LockedPackage[];
+  /** How the blob is compressed (absent: gzip). */
+  compression?: LayerCompression;
   /** What the SBOM reads from it, recorded while writing it (absent for a layer from the cache). */
   sbomChanges?: LayerChanges;
   /** Written by this build, or taken from the local or the registry layer cache. */
@@ -61,6 +64,8 @@ export interface LayerBuildOptions {
   sourceDateEpoch?: number;
   concurrency?: number;
   gzip?: GzipOptions;
+  /** Layer compression (default gzip); part of every layer's cache key. */
+  compression?: LayerCompression;
   variants: readonly Variant[];
   onProgress?: OnProgress;
   /** Do not reuse or record finished layers. */
@@ -71,6 +76,11 @@ export interface LayerBuildOptions {
   memory?: { budget: number; used: number };
   /** Shared limit on packages unpacked at once (default: `concurrency`, 2). */
   slots?: Slots;
+}
+
+/** A BuiltLayer's compression field: set only for zstd, so gzip layers look as they always have. */
+function compressed(opts: LayerBuildOptions): { compression?: LayerCompression } {
+  return opts.compression === 'zstd' ? { compression: 'zstd' } : {};
 }
 
 const CA_DIR = 'usr/share/ca-certificates/';
@@ -220,7 +230,7 @@ async function keep(cache: LayerCache | undefined, key: string, file: string, re
   return cache.put(key, file, { digest: result.digest, diffId: result.diffId, size: result.size, uncompressedSize: result.uncompressedSize, entries: indexOf(tree.values()) });
 }
 
-async function writeTree(tree: LayerTree, file: string, mtime: number, gzip: GzipOptions | undefined): Promise<LayerResult & { sbomChanges: LayerChanges }> {
+async function writeTree(tree: LayerTree, file: string, mtime: number, gzip: GzipOptions | undefined, compression: LayerCompression): Promise<LayerResult & { sbomChanges: LayerChanges }> {
   const entries = orderHardlinks(tree.sorted());
   // What the SBOM would read back from this layer, taken as it is written (see LayerChangesRecorder).
   const recorder = new LayerChangesRecorder();
@@ -251,6 +261,7 @@ async function writeTree(tree: LayerTree, file: string, mtime: number, gzip: Gzi
       }
     },
     gzip,
+    compression,
   );
   return { ...result, sbomChanges: recorder.changes };
 }
@@ -315,6 +326,8 @@ export async function buildChainLayers(chain: readonly LockedImage[], arch: stri
       files: await filesKey(li),
       accounts: accountsChanged ? (li.definition.accounts ?? 'default') : null,
       certs: needsJavaCerts ? (caPkg?.sha256 ?? null) : null,
+      // Absent for gzip, so the keys of gzip layers cached before zstd existed still match.
+      ...(opts.compression === 'zstd' ? { compression: 'zstd' } : {}),
     });
     lowerKey = key;
     const hit = await cache?.get(key);
@@ -338,17 +351,17 @@ export async function buildChainLayers(chain: readonly LockedImage[], arch: stri
     if (hit) {
       // History and names come from this build's plan, never from whichever image first cached the layer.
       const { entries: _e, ...found } = hit;
-      built = { ...found, image: li.definition.name, createdBy, createdAt: mtime, packages: pkgs };
+      built = { ...found, image: li.definition.name, createdBy, createdAt: mtime, packages: pkgs, ...compressed(opts) };
       if (hit.source === 'local cache') await cache!.share(key, hit.path, hit);
       for (const e of entriesOf(hit)) lower.set(e.path, e);
       opts.onProgress?.({ type: 'layer-written', image: li.definition.name, arch, digest: hit.digest, size: hit.size, uncompressedSize: hit.uncompressedSize, seconds: 0, source: hit.source });
     } else {
       const started = performance.now();
       const tree = await assembleImageLayer(li, arch, await staged!(), lower, mtime, i === 0, accountsChanged, opts, getCerts, (c) => (certs ??= c));
-      const file = join(opts.outDir, `layer-${i}-${arch}.tar.gz`);
-      const result = await writeTree(tree, file, mtime, opts.gzip);
+      const file = join(opts.outDir, `layer-${i}-${arch}${layerSuffix(opts.compression ?? 'gzip')}`);
+      const result = await writeTree(tree, file, mtime, opts.gzip, opts.compression ?? 'gzip');
       const path = await keep(cache, key, file, result, tree);
-      built = { ...result, path, image: li.definition.name, createdAt: mtime, createdBy, packages: pkgs, source: 'built' };
+      built = { ...result, path, image: li.definition.name, createdAt: mtime, createdBy, packages: pkgs, source: 'built', ...compressed(opts) };
       for (const e of tree.values()) lower.set(e.path, e);
       opts.onProgress?.({ type: 'layer-written', image: li.definition.name, arch, digest: result.digest, size: result.size, uncompressedSize: result.uncompressedSize, seconds: (performance.now() - started) / 1000, source: 'built' });
     }
@@ -509,7 +522,7 @@ async function fetchPinned(url: string, sha256: string, size: number | undefined
 async function debugLayer(owner: LockedImage, arch: string, lower: ReadonlyMap<string, TreeEntry>, ownerKey: string, opts: LayerBuildOptions, cache: LayerCache | undefined): Promise<BuiltLayer> {
   const pkgs = owner.lock.architectures[arch]!.debug!;
   const mtime = layerTimestamp(owner, opts.sourceDateEpoch);
-  const key = layerKey({ kind: 'debug', arch, mtime, lower: ownerKey, packages: pkgs.map((p) => [p.name, p.sha256]) });
+  const key = layerKey({ kind: 'debug', arch, mtime, lower: ownerKey, packages: pkgs.map((p) => [p.name, p.sha256]), ...(opts.compression === 'zstd' ? { compression: 'zstd' } : {}) });
   const createdBy = debugLayerCreatedBy(pkgs);
   const image = `${owner.definition.name} (debug)`;
   const hit = await cache?.get(key);
@@ -517,7 +530,7 @@ async function debugLayer(owner: LockedImage, arch: string, lower: ReadonlyMap<s
     if (hit.source === 'local cache') await cache!.share(key, hit.path, hit);
     const { entries: _e, ...found } = hit;
     opts.onProgress?.({ type: 'layer-written', image, arch, digest: hit.digest, size: hit.size, uncompressedSize: hit.uncompressedSize, seconds: 0, source: hit.source });
-    return { ...found, image, createdBy, createdAt: mtime, packages: pkgs };
+    return { ...found, image, createdBy, createdAt: mtime, packages: pkgs, ...compressed(opts) };
   }
   const staged = await stageAll(pkgs, opts, owner);
   const tree = new LayerTree({ mergedUsr: true, replaces: () => false, lower });
@@ -533,9 +546,9 @@ async function debugLayer(owner: LockedImage, arch: string, lower: ReadonlyMap<s
   for (const s of staged) for (const e of s.entries) if (e.path.startsWith('usr/share/doc/')) tree.add(e);
   for (const g of statusFiles(staged.map(statusInput), mtime, shippedIn(tree, new Map()))) tree.add(g);
   tree.addMissingParents(ownerName, mtime);
-  const file = join(opts.outDir, `debug-${arch}.tar.gz`);
-  const result = await writeTree(tree, file, mtime, opts.gzip);
+  const file = join(opts.outDir, `debug-${arch}${layerSuffix(opts.compression ?? 'gzip')}`);
+  const result = await writeTree(tree, file, mtime, opts.gzip, opts.compression ?? 'gzip');
   const path = await keep(cache, key, file, result, tree);
   opts.onProgress?.({ type: 'layer-written', image, arch, digest: result.digest, size: result.size, uncompressedSize: result.uncompressedSize, seconds: 0, source: 'built' });
-  return { ...result, path, image, createdAt: mtime, createdBy, packages: pkgs, source: 'built' };
+  return { ...result, path, image, createdAt: mtime, createdBy, packages: pkgs, source: 'built', ...compressed(opts) };
 }

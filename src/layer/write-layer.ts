@@ -1,4 +1,4 @@
-// Writes one layer blob, streaming: TarWriter → sha256 (diffId) → gzip → sha256 (digest) → a temp file
+// Writes one layer blob, streaming: TarWriter → sha256 (diffId) → gzip or zstd → sha256 (digest) → a temp file
 // beside the target → fsync → rename. Nothing is held whole in memory; on any failure the temp file is
 // removed and the target is untouched (absent if it was absent), as containerd's content store does.
 import { createHash, randomBytes } from 'node:crypto';
@@ -8,16 +8,18 @@ import { pipeline } from 'node:stream/promises';
 import type { Transform } from 'node:stream';
 import { DistillError, messageOf } from '../errors.js';
 import type { Digest } from '../digest.js';
+import type { LayerCompression } from './compression.js';
 import { createGzip, type GzipOptions } from './gzip.js';
+import { createZstd } from './zstd.js';
 import { TarWriter } from './tar-writer.js';
 
 export interface LayerResult {
   path: string;
-  /** sha256 of the .tar.gz: the blob's digest in a manifest. */
+  /** sha256 of the .tar.gz (or .tar.zst): the blob's digest in a manifest. */
   digest: Digest;
   /** sha256 of the uncompressed tar: the config's rootfs.diff_ids entry. */
   diffId: Digest;
-  /** Bytes of the .tar.gz. */
+  /** Bytes of the compressed blob. */
   size: number;
   /** Bytes of the tar. */
   uncompressedSize: number;
@@ -41,13 +43,14 @@ function drained(gz: Transform, failed: Promise<never>): Promise<void> {
 }
 
 /**
- * Writes the tar that `fill` produces into `outFile` as a gzip-compressed layer. `fill` adds entries
+ * Writes the tar that `fill` produces into `outFile` as a gzip- (default) or zstd-compressed layer. `fill` adds entries
  * (sorted, see TarWriter) and must not call finish(): writeLayer does.
  */
 export async function writeLayer(
   outFile: string,
   fill: (tar: TarWriter) => Promise<void>,
   gzip?: GzipOptions,
+  compression: LayerCompression = 'gzip',
 ): Promise<LayerResult> {
   const tmp = join(dirname(outFile), `.${basename(outFile)}.${randomBytes(6).toString('hex')}.tmp`);
   let fh: FileHandle | undefined;
@@ -56,7 +59,7 @@ export async function writeLayer(
       throw ioError(`cannot create ${tmp}`, e);
     });
     const file = fh;
-    const gz = createGzip(gzip);
+    const gz = compression === 'zstd' ? createZstd() : createGzip(gzip);
     const diffHash = createHash('sha256');
     const digestHash = createHash('sha256');
     let uncompressedSize = 0;

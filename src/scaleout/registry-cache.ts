@@ -18,7 +18,7 @@ import { Readable } from 'node:stream';
 import { mkdir, rm } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { createGunzip } from 'node:zlib';
+import { layerDecompressorFor } from '../layer/compression.js';
 import type { RemoteLayerCache, LayerRecord } from '../build/layer-cache.js';
 import type { ContentStore } from '../cas/store.js';
 import { sha256Hex, toDigest } from '../digest.js';
@@ -142,12 +142,12 @@ async function checkUncompressed(file: string, record: LayerRecord, what: string
   const hash = createHash('sha256');
   let n = 0;
   try {
-    for await (const c of createReadStream(file).pipe(createGunzip())) {
+    for await (const c of createReadStream(file).pipe(await layerDecompressorFor(file))) {
       hash.update(c as Buffer);
       n += (c as Buffer).length;
     }
   } catch (e) {
-    throw invalid(`${what}: the layer does not gunzip: ${messageOf(e)}`);
+    throw invalid(`${what}: the layer does not decompress: ${messageOf(e)}`);
   }
   if (toDigest(hash.digest('hex')) !== record.diffId || n !== record.uncompressedSize) {
     throw invalid(`${what}: the layer's tar is not the record's diff ID ${record.diffId} (${record.uncompressedSize} bytes)`);

@@ -23,6 +23,7 @@ interface BuildArgs extends CommonArgs {
   format: string;
   concurrency?: number;
   'gzip-workers'?: number;
+  compression?: 'gzip' | 'zstd';
   'layer-cache': boolean;
   push?: string;
   'sign-key'?: string;
@@ -54,6 +55,7 @@ export function buildCommand(io: CliIo) {
         .option('sbom-format', { choices: ['spdx', 'cyclonedx', 'both'] as const, default: 'both' as const, describe: 'SBOMs written (and attested with --sign-key): SPDX 2.3, CycloneDX 1.6, or both' })
         .option('organization', { type: 'string', describe: 'who publishes the image: the SBOMs name it as the image\'s supplier and as a creator' })
         .option('concurrency', { type: 'number', describe: 'packages unpacked at once (default 2)' })
+        .option('compression', { choices: ['gzip', 'zstd'] as const, describe: 'layer compression: gzip (default; every runtime reads it) or zstd (tar+zstd: smaller, faster; needs a zstd-capable runtime)' })
         .option('gzip-workers', { type: 'number', describe: 'gzip threads (default: one per core; 0 = none); the bytes do not depend on it' })
         .option('push', { type: 'string', describe: 'then push every variant and platform to REPOSITORY (tags = ref names)' })
         .option('sign-key', { type: 'string', describe: 'with --push: sign every pushed index and platform manifest with this cosign key' })
@@ -118,6 +120,7 @@ export function buildCommand(io: CliIo) {
           ...(epoch ? { sourceDateEpoch: Number(epoch) } : {}),
           ...(argv.concurrency !== undefined ? { concurrency: argv.concurrency } : {}),
           ...(argv['gzip-workers'] !== undefined ? { gzipWorkers: argv['gzip-workers'] } : {}),
+          ...(argv.compression !== undefined ? { compression: argv.compression } : {}),
           ...(argv['layer-cache'] ? {} : { noLayerCache: true }),
           ...(argv.organization !== undefined ? { organization: argv.organization } : {}),
           sbomFormats: sbomFormats(argv['sbom-format']),

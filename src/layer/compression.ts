@@ -1,0 +1,37 @@
+// The layer compressions distill writes, their OCI media types (image-spec 1.1 media-types.md), and a
+// decompressor that reads either (chosen by the stream's magic bytes, so a cached or fetched blob is
+// read as what it is, not as what a record claims).
+import { open } from 'node:fs/promises';
+import type { Transform } from 'node:stream';
+import { createGunzip } from 'node:zlib';
+import { MEDIA_TYPE_LAYER_GZIP, MEDIA_TYPE_LAYER_ZSTD } from '../oci/media-types.js';
+import { createUnzstd, ZSTD_MAGIC } from './zstd.js';
+
+export type LayerCompression = 'gzip' | 'zstd';
+export const LAYER_COMPRESSIONS: readonly LayerCompression[] = ['gzip', 'zstd'];
+export const DEFAULT_COMPRESSION: LayerCompression = 'gzip';
+
+export function layerMediaType(c: LayerCompression): string {
+  return c === 'zstd' ? MEDIA_TYPE_LAYER_ZSTD : MEDIA_TYPE_LAYER_GZIP;
+}
+
+/** The file suffix of a compressed layer. */
+export function layerSuffix(c: LayerCompression): string {
+  return c === 'zstd' ? '.tar.zst' : '.tar.gz';
+}
+
+/**
+ * A decompressor for the layer blob in `file`: zstd if its first bytes are a zstd frame's magic number,
+ * else gunzip (which refuses anything that is not gzip). The file may be hostile: a cached or fetched
+ * blob; it is read as what it is, not as what a record claims.
+ */
+export async function layerDecompressorFor(file: string): Promise<Transform> {
+  const fh = await open(file, 'r');
+  try {
+    const head = Buffer.alloc(4);
+    const { bytesRead } = await fh.read(head, 0, 4, 0);
+    return bytesRead === 4 && head.equals(ZSTD_MAGIC) ? createUnzstd() : createGunzip();
+  } finally {
+    await fh.close();
+  }
+}

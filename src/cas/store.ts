@@ -185,12 +185,15 @@ export class ContentStore {
       const st = await stat(file);
       if (!st.isFile() || st.size !== e.size) throw new DistillError('CACHE_IO', `${e.what}: ${file} is ${st.size} bytes, expected ${e.size}`);
       await chmod(file, 0o444);
+      // A directory (or link) where the blob belongs would make the rename fail: it is not a blob.
+      const there = await lstat(final).catch(() => undefined);
+      if (there !== undefined && !there.isFile()) await rm(final, { recursive: true, force: true });
       await rename(file, final);
       return final;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EXDEV') return this.put(e, createReadStream(file));
       if (err instanceof DistillError) throw err;
-      throw new DistillError('CACHE_IO', `cannot store ${e.what} in ${this.dir}: ${messageOf(err)}`, { cause: err });
+      throw new DistillError('CACHE_IO', `cannot store ${e.what} in ${this.dir}: ${messageOf(err)}`, { cause: err, hint: CACHE_HINT });
     }
   }
 

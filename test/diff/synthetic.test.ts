@@ -105,7 +105,7 @@ function lockOf(pkgs: SynthPackage[]): Lockfile {
   });
   return {
     lockfileVersion: 1, image: 'app', definition: { file: 'image.yaml', sha256: '0'.repeat(64) }, timestamp: '2025-06-01T12:00:00Z',
-    requested: [], exclude: [], sources: { synth: { suite: 'stable', components: ['main'], date: '2025-06-01T12:00:00Z', inRelease: { sha256: '0'.repeat(64), size: 0 }, signedBy: [] } },
+    requested: [], exclude: [], sources: { synth: { suite: 'stable', components: ['main'], date: '2025-06-01T12:00:00Z', inRelease: { sha256: '0'.repeat(64), size: 1 }, signedBy: [] } },
     architectures: { amd64: { packages } },
   };
 }

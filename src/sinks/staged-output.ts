@@ -25,7 +25,25 @@ function outputError(what: string, target: string, e: unknown): DistillError {
   return new DistillError('OUTPUT_IO', `cannot ${what} ${target}: ${messageOf(e)}`, { cause: e, hint });
 }
 
-/** Refuse an output path that exists as the wrong kind of thing, before any work is done. */
+/** Staging left by a killed run is removed once nobody can still be writing it. */
+const STALE_MS = 60 * 60 * 1000;
+
+async function sweepStale(target: string): Promise<void> {
+  const abs = resolve(target);
+  const prefix = `.${basename(abs)}.distill-`;
+  const names = await readdir(dirname(abs)).catch(() => [] as string[]);
+  for (const n of names) {
+    if (!n.startsWith(prefix)) continue;
+    const p = join(dirname(abs), n);
+    const st = await lstat(p).catch(() => undefined);
+    if (st !== undefined && Date.now() - st.mtimeMs > STALE_MS) await rm(p, { recursive: true, force: true }).catch(() => {});
+  }
+}
+
+/**
+ * Refuse an output path that exists as the wrong kind of thing, before any work is done; sweep the
+ * staging a killed run left beside it.
+ */
 export async function checkOutputTarget(target: string, kind: 'dir' | 'file'): Promise<void> {
   const parent = dirname(resolve(target));
   let st;
@@ -45,6 +63,7 @@ export async function checkOutputTarget(target: string, kind: 'dir' | 'file'): P
   } catch (e) {
     throw outputError('write', target, e);
   }
+  await sweepStale(target);
   if (st === undefined) return;
   if (kind === 'dir' && !st.isDirectory()) {
     throw new DistillError('OUTPUT_IO', `${target} exists and is not a directory`, { hint: 'pass a directory (new or an existing OCI layout) to --out' });

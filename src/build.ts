@@ -2,12 +2,12 @@
 // OCI images — every variant, every architecture — written to an OCI layout and/or a docker archive.
 // The one module that knows every stage: definition → lock → cache → rootfs → layers → images → sinks.
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fetchDebs } from './fetch/debs.js';
 import { ContentStore, cacheIo } from './cas/store.js';
 import { DerivedCache } from './cas/derived.js';
-import { checkOutputTarget, stageDirectory, stageFile, type StagedOutput } from './sinks/staged-output.js';
+import { checkOutputTarget, stageDirectory, stageFile, writeStagedFile, type StagedOutput } from './sinks/staged-output.js';
 import type { MirrorInputs } from './debian/mirrors.js';
 import { ALL_VARIANTS, type Variant } from './definition/types.js';
 import type { Digest } from './digest.js';
@@ -189,8 +189,7 @@ export async function buildImage(definitionFile: string, opts: BuildOptions): Pr
     });
     if (outStage !== undefined) {
       const outDir = outStage.path;
-      await mkdir(join(outDir, ATTESTATIONS_DIR), { recursive: true });
-      await writeFile(join(outDir, ATTESTATIONS_DIR, PROVENANCE_FILE), JSON.stringify(result.provenance, null, 2) + '\n');
+      await writeStagedFile(join(outDir, ATTESTATIONS_DIR, PROVENANCE_FILE), JSON.stringify(result.provenance, null, 2) + '\n');
       // An SPDX SBOM per variant and platform, read from the layers themselves (what is really there).
       // It depends only on the manifest (and so its layers) and the inputs in its key: a rebuild with
       // nothing changed takes it from the cache; variants with the same layers share one scan.
@@ -204,7 +203,7 @@ export async function buildImage(definitionFile: string, opts: BuildOptions): Pr
           const target = join(outDir, ATTESTATIONS_DIR, sbomFile(v.variant, m.arch));
           const hit = await sbomCache.get(key);
           if (hit !== undefined) {
-            await writeFile(target, hit);
+            await writeStagedFile(target, hit);
             continue;
           }
           const scanKey = paths.join('\0');
@@ -219,7 +218,7 @@ export async function buildImage(definitionFile: string, opts: BuildOptions): Pr
             packages,
             toolVersion: DISTILL_VERSION,
           }, await scans.get(scanKey)!);
-          await writeFile(target, json);
+          await writeStagedFile(target, json);
           await sbomCache.put(key, json);
         }
       }

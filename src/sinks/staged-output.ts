@@ -6,7 +6,7 @@
 // blobs are immutable and every writer replaces a file by rename, so the old layout never changes.
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { access, copyFile, link, lstat, mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { access, copyFile, link, lstat, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { DistillError, messageOf } from '../errors.js';
 
@@ -126,6 +126,20 @@ export function stageFile(target: string): StagedOutput {
     },
     discard: () => rm(staging, { force: true }).catch(() => {}),
   };
+}
+
+/**
+ * Write a file inside a staging directory. The path may be a hard link to the previous output's file:
+ * it is unlinked first, so the previous output never sees the new bytes.
+ */
+export async function writeStagedFile(path: string, data: string | Buffer): Promise<void> {
+  try {
+    await mkdir(dirname(path), { recursive: true });
+    await rm(path, { force: true });
+    await writeFile(path, data);
+  } catch (e) {
+    throw outputError('write', path, e);
+  }
 }
 
 async function isDir(p: string): Promise<boolean> {

@@ -2,12 +2,12 @@
 // OCI images — every variant, every architecture — written to an OCI layout and/or a docker archive.
 // The one module that knows every stage: definition → lock → cache → rootfs → layers → images → sinks.
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fetchDebs } from './fetch/debs.js';
 import { ContentStore, cacheIo } from './cas/store.js';
 import { DerivedCache } from './cas/derived.js';
-import { checkOutputTarget, stageDirectory, stageFile, type StagedOutput } from './sinks/staged-output.js';
+import { checkOutputTarget, stageDirectory, stageFile, writeStagedFile, type StagedOutput } from './sinks/staged-output.js';
 import type { MirrorInputs } from './debian/mirrors.js';
 import { ALL_VARIANTS, type Variant } from './definition/types.js';
 import type { Digest } from './digest.js';
@@ -241,8 +241,8 @@ export async function buildImage(definitionFile: string, opts: BuildOptions): Pr
             const doc = JSON.parse(json) as SpdxDocument;
             const os = doc.packages.find((p) => p.primaryPackagePurpose === 'OPERATING-SYSTEM');
             if (os?.versionInfo) distro ??= `${os.name}-${os.versionInfo}`;
-            if (formats.includes('spdx')) await writeFile(target, json);
-            if (formats.includes('cyclonedx')) await writeFile(join(outDir, ATTESTATIONS_DIR, cyclonedxFile(v.variant, m.arch)), cyclonedxFromSpdx(doc).json);
+            if (formats.includes('spdx')) await writeStagedFile(target, json);
+            if (formats.includes('cyclonedx')) await writeStagedFile(join(outDir, ATTESTATIONS_DIR, cyclonedxFile(v.variant, m.arch)), cyclonedxFromSpdx(doc).json);
             const c = licenseCoverageOf(doc);
             (result.sboms ??= []).push({
               variant: v.variant,
@@ -290,7 +290,7 @@ export async function buildImage(definitionFile: string, opts: BuildOptions): Pr
       startedOn,
       finishedOn: new Date(),
     });
-    if (outDir !== undefined) await writeFile(join(outDir, ATTESTATIONS_DIR, PROVENANCE_FILE), JSON.stringify(result.provenance, null, 2) + '\n');
+    if (outDir !== undefined) await writeStagedFile(join(outDir, ATTESTATIONS_DIR, PROVENANCE_FILE), JSON.stringify(result.provenance, null, 2) + '\n');
     // Everything succeeded: the outputs appear now, the archive first (the layout is the larger swap).
     await tarStage?.commit();
     tarStage = undefined;

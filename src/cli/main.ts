@@ -37,7 +37,7 @@ export async function main(args: readonly string[], io: CliIo): Promise<number> 
     .command(verifyAttestationCommand(io) as never)
     .command(triangulateCommand(io) as never)
     .command(rebuildCommand(io) as never)
-    .middleware(checkFlags(io) as never)
+    .middleware(checkFlags as never)
     .command(indexCommand(io) as never)
     .command(pipelineCommand(io) as never)
     .command(diffCommand(io) as never)
@@ -80,23 +80,21 @@ const COUNT_FLAGS: Record<string, { min: number; max: number }> = {
  * Runs before every command: a flag that is not repeatable but given twice would reach the command as
  * an array (and a path glued from two with a comma) — refused; counts out of range — refused.
  */
-function checkFlags(_io: CliIo) {
-  return (argv: Record<string, unknown>, y: { getOptions(): { array: string[] } }): void => {
-    const arrays = new Set(y.getOptions().array);
-    for (const [k, v] of Object.entries(argv)) {
-      if (k === '_' || k === '$0' || !Array.isArray(v)) continue;
-      const kebab = k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-      if (arrays.has(k) || arrays.has(kebab)) continue;
-      throw new DistillError('USAGE', `--${kebab} is given ${v.length} times; it takes one value`, { hint: `pass --${kebab} once` });
+function checkFlags(argv: Record<string, unknown>, y: { getOptions(): { array: string[] } }): void {
+  const arrays = new Set(y.getOptions().array);
+  for (const [k, v] of Object.entries(argv)) {
+    if (k === '_' || k === '$0' || !Array.isArray(v)) continue;
+    const kebab = k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+    if (arrays.has(k) || arrays.has(kebab)) continue;
+    throw new DistillError('USAGE', `--${kebab} is given ${v.length} times; it takes one value`, { hint: `pass --${kebab} once` });
+  }
+  for (const [flag, { min, max }] of Object.entries(COUNT_FLAGS)) {
+    const v = argv[flag];
+    if (v === undefined) continue;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+      throw new DistillError('USAGE', `--${flag} ${String(v)} is not a whole number from ${min} to ${max}`, { hint: `e.g. --${flag} 2` });
     }
-    for (const [flag, { min, max }] of Object.entries(COUNT_FLAGS)) {
-      const v = argv[flag];
-      if (v === undefined) continue;
-      if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-        throw new DistillError('USAGE', `--${flag} ${String(v)} is not a whole number from ${min} to ${max}`, { hint: `e.g. --${flag} 2` });
-      }
-    }
-  };
+  }
 }
 
 /** Every error is printed with a hint; for one raised without, the file-system cause usually says it. */

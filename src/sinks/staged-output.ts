@@ -6,7 +6,7 @@
 // blobs are immutable and every writer replaces a file by rename, so the old layout never changes.
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { access, copyFile, link, lstat, mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { access, copyFile, link, lstat, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { DistillError, messageOf } from '../errors.js';
 
@@ -25,7 +25,25 @@ function outputError(what: string, target: string, e: unknown): DistillError {
   return new DistillError('OUTPUT_IO', `cannot ${what} ${target}: ${messageOf(e)}`, { cause: e, hint });
 }
 
-/** Refuse an output path that exists as the wrong kind of thing, before any work is done. */
+/** Staging left by a killed run is removed once nobody can still be writing it. */
+const STALE_MS = 60 * 60 * 1000;
+
+async function sweepStale(target: string): Promise<void> {
+  const abs = resolve(target);
+  const prefix = `.${basename(abs)}.distill-`;
+  const names = await readdir(dirname(abs)).catch(() => [] as string[]);
+  for (const n of names) {
+    if (!n.startsWith(prefix)) continue;
+    const p = join(dirname(abs), n);
+    const st = await lstat(p).catch(() => undefined);
+    if (st !== undefined && Date.now() - st.mtimeMs > STALE_MS) await rm(p, { recursive: true, force: true }).catch(() => {});
+  }
+}
+
+/**
+ * Refuse an output path that exists as the wrong kind of thing, before any work is done; sweep the
+ * staging a killed run left beside it.
+ */
 export async function checkOutputTarget(target: string, kind: 'dir' | 'file'): Promise<void> {
   const parent = dirname(resolve(target));
   let st;
@@ -45,6 +63,7 @@ export async function checkOutputTarget(target: string, kind: 'dir' | 'file'): P
   } catch (e) {
     throw outputError('write', target, e);
   }
+  await sweepStale(target);
   if (st === undefined) return;
   if (kind === 'dir' && !st.isDirectory()) {
     throw new DistillError('OUTPUT_IO', `${target} exists and is not a directory`, { hint: 'pass a directory (new or an existing OCI layout) to --out' });
@@ -107,6 +126,20 @@ export function stageFile(target: string): StagedOutput {
     },
     discard: () => rm(staging, { force: true }).catch(() => {}),
   };
+}
+
+/**
+ * Write a file inside a staging directory. The path may be a hard link to the previous output's file:
+ * it is unlinked first, so the previous output never sees the new bytes.
+ */
+export async function writeStagedFile(path: string, data: string | Buffer): Promise<void> {
+  try {
+    await mkdir(dirname(path), { recursive: true });
+    await rm(path, { force: true });
+    await writeFile(path, data);
+  } catch (e) {
+    throw outputError('write', path, e);
+  }
 }
 
 async function isDir(p: string): Promise<boolean> {

@@ -8,7 +8,7 @@ import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp.js';
 import { APP, LIBAPP, assertRefused, cli, makeWorld, mustBuild, mustLock, simpleDefinition, snapshot, spawnCli, withoutProvenance, type World } from './helpers.js';
@@ -204,6 +204,20 @@ test('SIGKILL during lock: the lockfile is the old one or the new one, never a t
     writeFileSync(def, defBefore);
     writeFileSync(lockPath, old);
   }
+});
+
+test('staging a killed build left beside an output is swept by the next build; a fresh one is left', async () => {
+  const d = tempDir('distill-hostile-stale-');
+  const stale = join(d, '.out.distill-0123456789ab');
+  const fresh = join(d, '.out.distill-ba9876543210');
+  mkdirSync(join(stale, 'blobs'), { recursive: true });
+  mkdirSync(fresh);
+  const old = new Date(Date.now() - 2 * 3600_000);
+  utimesSync(stale, old, old);
+  const r = await cli(['build', image, '--out', join(d, 'out'), ...w.flags]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(existsSync(stale), false);
+  assert.ok(existsSync(fresh), 'a fresh staging directory may belong to a running build');
 });
 
 test('the tar archive of a rebuild is byte-identical to the first', async () => {

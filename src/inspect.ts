@@ -5,7 +5,7 @@
 import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createGunzip } from 'node:zlib';
+import { layerDecompressorFor } from './layer/compression.js';
 import * as tar from 'tar-stream';
 import { parseDeb822 } from './debian/deb822.js';
 import { digestHex } from './digest.js';
@@ -57,11 +57,11 @@ async function readJsonBlob(dir: string, d: Desc): Promise<any> {
   }
 }
 
-/** Packages recorded in a gzip layer's status.d (later layers override earlier ones by name). */
+/** Packages recorded in a gzip or zstd layer's status.d (later layers override earlier ones by name). */
 async function layerPackages(path: string, into: Map<string, InspectedPackage>): Promise<void> {
   const extract = tar.extract();
   const raw = createReadStream(path);
-  const src = raw.pipe(createGunzip());
+  const src = raw.pipe(await layerDecompressorFor(path));
   raw.on('error', (e) => src.destroy(e));
   src.on('error', (e) => extract.destroy(e));
   src.pipe(extract as unknown as NodeJS.WritableStream);

@@ -13,7 +13,7 @@ import { ALL_VARIANTS, type Variant } from './definition/types.js';
 import type { Digest } from './digest.js';
 import { DistillError } from './errors.js';
 import { DEFLATE_IMPLEMENTATION } from './layer/deflate.js';
-import type { LayerCompression } from './layer/compression.js';
+import { LAYER_COMPRESSIONS, type LayerCompression } from './layer/compression.js';
 import { ZSTD_IMPLEMENTATION, ZSTD_LEVEL } from './layer/zstd.js';
 import type { OnProgress } from './events.js';
 import { loadLockChain } from './lock/load.js';
@@ -109,6 +109,9 @@ export async function buildImage(definitionFile: string, opts: BuildOptions): Pr
     throw new DistillError('USAGE', `--base-repository ${JSON.stringify(opts.annotations.baseRepository)} is not a fully qualified repository`, {
       hint: 'name the registry and the path the base images are pushed under, e.g. registry.example/distill (no tag)',
     });
+  }
+  if (opts.compression !== undefined && !LAYER_COMPRESSIONS.includes(opts.compression)) {
+    throw new DistillError('USAGE', `--compression ${JSON.stringify(opts.compression)} is not a layer compression distill writes`, { hint: `use ${LAYER_COMPRESSIONS.join(' or ')}` });
   }
   const chain = await loadLockChain(definitionFile);
   // The texts the provenance records, read now — not after minutes of building, when an edit could

@@ -18,8 +18,9 @@ import {
   ANNOTATION_CREATED,
   ANNOTATION_REVISION,
   ANNOTATION_SOURCE,
+  MEDIA_TYPE_LAYER_GZIP,
+  MEDIA_TYPE_LAYER_ZSTD,
 } from '../oci/media-types.js';
-import { layerMediaType } from '../layer/compression.js';
 import { debianArchToPlatform } from '../oci/platform.js';
 import { rfc3339 } from '../lock/lock.js';
 import type { BuiltLayer, ChainLayers } from './layers.js';
@@ -55,7 +56,8 @@ export function baseName(base: { name: string; repository?: string }, variant: s
 
 function layerSource(l: BuiltLayer): LayerSource {
   return {
-    descriptor: { mediaType: layerMediaType(l.compression ?? 'gzip'), digest: l.digest, size: l.size },
+    // image-spec 1.1 media-types.md: tar+gzip, or tar+zstd for build --compression zstd.
+    descriptor: { mediaType: l.compression === 'zstd' ? MEDIA_TYPE_LAYER_ZSTD : MEDIA_TYPE_LAYER_GZIP, digest: l.digest, size: l.size },
     open: () => createReadStream(l.path),
   };
 }

@@ -1,19 +1,14 @@
-// The layer compressions distill writes, their OCI media types (image-spec 1.1 media-types.md), and a
+// The layer compressions distill writes (their OCI media types are chosen in build/images.ts), and a
 // decompressor that reads either (chosen by the stream's magic bytes, so a cached or fetched blob is
 // read as what it is, not as what a record claims).
 import { open } from 'node:fs/promises';
 import type { Transform } from 'node:stream';
 import { createGunzip } from 'node:zlib';
-import { MEDIA_TYPE_LAYER_GZIP, MEDIA_TYPE_LAYER_ZSTD } from '../oci/media-types.js';
 import { createUnzstd, ZSTD_MAGIC } from './zstd.js';
 
 export type LayerCompression = 'gzip' | 'zstd';
 export const LAYER_COMPRESSIONS: readonly LayerCompression[] = ['gzip', 'zstd'];
 export const DEFAULT_COMPRESSION: LayerCompression = 'gzip';
-
-export function layerMediaType(c: LayerCompression): string {
-  return c === 'zstd' ? MEDIA_TYPE_LAYER_ZSTD : MEDIA_TYPE_LAYER_GZIP;
-}
 
 /** The file suffix of a compressed layer. */
 export function layerSuffix(c: LayerCompression): string {

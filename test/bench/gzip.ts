@@ -15,6 +15,7 @@ import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { gzip as pakoGzip } from 'pako';
 import { createGzip, shutdownGzipWorkers, DEFAULT_BLOCK_SIZE } from '../../src/layer/gzip.js';
+import { createZstd } from '../../src/layer/zstd.js';
 import { crc32 } from '../../src/layer/gzip-worker.js';
 import { TarWriter, type TarEntryHeader } from '../../src/layer/tar-writer.js';
 import { snapshotDir } from '../helpers/paths.js';
@@ -148,13 +149,27 @@ function* chunked(data: Buffer, size: number): Generator<Buffer> {
   for (let i = 0; i < data.length; i += size) yield data.subarray(i, i + size);
 }
 
-function viaGnuGzip(data: Buffer): Promise<Buffer> {
+async function viaZstd(data: Buffer): Promise<Buffer> {
+  const out: Buffer[] = [];
+  const z = createZstd();
+  const done = (async () => {
+    for await (const c of z) out.push(c as Buffer);
+  })();
+  await new Promise<void>((resolve, reject) => {
+    Readable.from(chunked(data, 64 * 1024)).pipe(z).on('error', reject);
+    z.on('end', resolve).on('error', reject);
+  });
+  await done;
+  return Buffer.concat(out);
+}
+
+function viaGnuGzip(data: Buffer, argv: string[] = ['gzip', '-n', '-6', '-c']): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const p = spawn('gzip', ['-n', '-6', '-c'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const p = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'inherit'] });
     const out: Buffer[] = [];
     p.stdout.on('data', (c: Buffer) => out.push(c));
     p.on('error', reject);
-    p.on('close', (code) => (code === 0 ? resolve(Buffer.concat(out)) : reject(new Error(`gzip exited ${code}`))));
+    p.on('close', (code) => (code === 0 ? resolve(Buffer.concat(out)) : reject(new Error(`${argv[0]} exited ${code}`))));
     p.stdin.end(data);
   });
 }
@@ -200,7 +215,12 @@ export async function benchGzip(): Promise<string[]> {
   await time('  same, 4 MiB blocks', (d) => viaStream(d, 2, 4 * 1024 * 1024), sha);
   await shutdownGzipWorkers();
   await time('node:zlib gzipSync, single thread', (d) => gzipSync(d, { level: 6 }));
-  if (spawnSync('gzip', ['--version']).status === 0) await time('GNU gzip -n -6 (child process)', viaGnuGzip, undefined, true);
+  if (spawnSync('gzip', ['--version']).status === 0) await time('GNU gzip -n -6 (child process)', (d) => viaGnuGzip(d), undefined, true);
+  // build --compression zstd: one frame, level 3, on the calling thread; and Debian's native zstd CLI.
+  const ours = await time('distill zstd -3 (wasm, calling thread)', viaZstd, sha);
+  if (spawnSync('zstd', ['--version']).status === 0) {
+    await time('zstd -3 -T1 (Debian CLI, child process)', (d) => viaGnuGzip(d, ['zstd', '-3', '-T1', '-q', '-c']), (b) => `${sha(b)}${b.equals(ours) ? ' (= distill)' : ''}`, true);
+  }
 
   const base = rows[0]!;
   lines.push(`  ${'method'.padEnd(45)} ${'wall'.padStart(8)} ${'MB/s'.padStart(6)} ${'×pako'.padStart(6)}  ${'CPU'.padStart(7)} ${'×pako'.padStart(6)}  size`);

@@ -13,7 +13,10 @@ const sections: [string, () => Promise<string[]>][] = [
   ['copy', benchCopy],
   ['gzip', benchGzip],
 ];
+// `npm run bench -- gzip` runs only the named sections.
+const only = process.argv.slice(2);
 for (const [name, fn] of sections) {
+  if (only.length > 0 && !only.includes(name)) continue;
   process.stdout.write(`== ${name}\n`);
   for (const line of await fn()) process.stdout.write(`${line}\n`);
 }

@@ -86,6 +86,10 @@ export function buildCommand(io: CliIo) {
       if (argv['sign-key'] !== undefined && argv.push === undefined) {
         throw new DistillError('USAGE', '--sign-key signs what --push pushed', { hint: 'add --push REPOSITORY' });
       }
+      if (argv['per-platform'] && argv.compression === 'zstd') {
+        // The join (distill index) rebuilds each platform's manifest and provenance from the locks with gzip layers.
+        throw new DistillError('USAGE', '--per-platform builds gzip layers only: `distill index` joins gzip images', { hint: 'drop --compression zstd, or build all platforms in one build' });
+      }
       if (argv['per-platform'] && argv.push === undefined) {
         throw new DistillError('USAGE', '--per-platform is how a worker pushes', { hint: 'add --push REPOSITORY (and usually --platform P)' });
       }

@@ -185,6 +185,9 @@ export class ContentStore {
       const st = await stat(file);
       if (!st.isFile() || st.size !== e.size) throw new DistillError('CACHE_IO', `${e.what}: ${file} is ${st.size} bytes, expected ${e.size}`);
       await chmod(file, 0o444);
+      // As in put(): a directory (or link) where the blob belongs is not a blob, and would fail the rename.
+      const there = await lstat(final).catch(() => undefined);
+      if (there !== undefined && !there.isFile()) await rm(final, { recursive: true, force: true });
       await rename(file, final);
       return final;
     } catch (err) {

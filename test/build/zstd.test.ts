@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,7 +17,9 @@ import { imageConfigOf, removeUnpacked, runAsConfigured, runIn, unpack, whyCanno
 const snap = snapshotDir();
 const skip = snap === undefined ? NO_SNAPSHOT : false;
 const has = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
-const dir = mkdtempSync(join(tmpdir(), 'distill-zstd-build-'));
+// Lower-case only: podman names an image pulled from oci:PATH after the path, and refuses upper case.
+const dir = join(tmpdir(), `distill-zstd-build-${randomBytes(6).toString('hex')}`);
+mkdirSync(dir);
 const cache = join(dir, 'cache');
 const zlayout = join(dir, 'zstd');
 const glayout = join(dir, 'gzip');

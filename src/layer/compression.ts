@@ -21,12 +21,17 @@ export function layerSuffix(c: LayerCompression): string {
  * blob; it is read as what it is, not as what a record claims.
  */
 export async function layerDecompressorFor(file: string): Promise<Transform> {
-  const fh = await open(file, 'r');
+  const head = Buffer.alloc(4);
+  let bytesRead = 0;
   try {
-    const head = Buffer.alloc(4);
-    const { bytesRead } = await fh.read(head, 0, 4, 0);
-    return bytesRead === 4 && head.equals(ZSTD_MAGIC) ? createUnzstd() : createGunzip();
-  } finally {
-    await fh.close();
+    const fh = await open(file, 'r');
+    try {
+      ({ bytesRead } = await fh.read(head, 0, 4, 0));
+    } finally {
+      await fh.close();
+    }
+  } catch {
+    // Unreadable (missing, a directory): the caller's own read of the file reports it, as before.
   }
+  return bytesRead === 4 && head.equals(ZSTD_MAGIC) ? createUnzstd() : createGunzip();
 }

@@ -51,6 +51,7 @@
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { createGunzip } from 'node:zlib';
+import { createUnzstd } from '../layer/zstd.js';
 import type { Readable } from 'node:stream';
 import * as tar from 'tar-stream';
 import { parseDeb822, type Paragraph } from '../debian/deb822.js';
@@ -207,7 +208,12 @@ async function openLayer(path: string): Promise<Readable> {
     raw.on('error', (e) => gunzip.destroy(e));
     return raw.pipe(gunzip);
   }
-  if (magic.readUInt32LE(0) === 0xfd2fb528) fail(`${path} is a zstd layer, which the SBOM reader does not read`);
+  if (magic.readUInt32LE(0) === 0xfd2fb528) {
+    // build --compression zstd: read with the same pinned zstd (window capped; the blob may be hostile).
+    const unzstd = createUnzstd();
+    raw.on('error', (e) => unzstd.destroy(e));
+    return raw.pipe(unzstd);
+  }
   return raw; // an uncompressed tar
 }
 

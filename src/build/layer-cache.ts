@@ -130,7 +130,11 @@ export class LayerCache {
     if (!(await this.store.has(expected))) return false;
     const plain = new HashingStream();
     try {
-      await pipeline(this.store.open(expected), await layerDecompressorFor(this.store.blobPath(hex)), plain, async (src: AsyncIterable<unknown>) => {
+      // A stream that fails after the pipeline has already settled (the gunzip refused first) must not
+      // surface as an uncaught error: the pipeline has reported the failure once.
+      const blob = this.store.open(expected);
+      blob.on('error', () => {});
+      await pipeline(blob, await layerDecompressorFor(this.store.blobPath(hex)), plain, async (src: AsyncIterable<unknown>) => {
         for await (const _ of src) {
           // hashing only
         }

@@ -6,7 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildImage, type BuildResult } from '../../src/build.js';
@@ -160,12 +160,18 @@ test('applied layer by layer with GNU tar and zstd, as a runtime applies them, p
 });
 
 test('podman (a real runtime) pulls the zstd layout and runs python3, root and nonroot', { skip: skip || (spawnSync('sh', ['-c', 'command -v podman && command -v runc']).status !== 0 && 'podman or runc is not installed') || whyCannotRun() }, () => {
-  const store = mkdtempSync(join(tmpdir(), 'distill-podman-zstd-'));
+  // Lowercase hex only: podman names an oci: image after its path (see below).
+  const store = join(tmpdir(), `distill-podman-zstd-${randomBytes(6).toString('hex')}`);
+  mkdirSync(store);
   // A private store (vfs, no daemon), as in images.test.ts: nothing of the host's podman is touched.
   const podman = (...args: string[]) => spawnSync('podman', ['--root', join(store, 'root'), '--runroot', join(store, 'run'), '--storage-driver', 'vfs', '--runtime', 'runc', ...args], { encoding: 'utf8', timeout: 180_000 });
+  // podman names an oci: image after its path, and a repository name must be lowercase: mkdtemp's
+  // random suffix may not be, so the layout is reached through a lowercase link.
+  const layout = join(store, 'layout');
+  symlinkSync(zlayout, layout);
   try {
     for (const [variant, uid] of [['latest', '0'], ['nonroot', '65532']] as const) {
-      const run = podman('run', '--rm', '--network', 'none', '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1024:1024', `oci:${zlayout}:${variant}-amd64`, '-c', 'import os, ssl; print(os.getuid(), len(ssl.create_default_context().get_ca_certs()) > 100)');
+      const run = podman('run', '--rm', '--network', 'none', '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1024:1024', `oci:${layout}:${variant}-amd64`, '-c', 'import os, ssl; print(os.getuid(), len(ssl.create_default_context().get_ca_certs()) > 100)');
       assert.equal(run.status, 0, run.stderr);
       assert.equal(run.stdout, `${uid} True\n`);
     }

@@ -12,7 +12,7 @@
 // block, byte-aligned: zlib's Z_SYNC_FLUSH), so independently compressed blocks concatenate into one
 // deflate stream and one gzip member. libdeflate has no preset dictionary, so each block starts with an
 // empty window (pigz --independent); at 1 MiB blocks that costs well under 1 % of size.
-import { readFileSync } from 'node:fs';
+import { instantiate, type WasmMemory } from './wasm.js';
 
 /** The compressor's identity, as recorded in provenance and in the layer cache key. */
 export const DEFLATE_IMPLEMENTATION = 'libdeflate 1.14 (wasm, distill sync-flush patch)';
@@ -21,23 +21,8 @@ export const DEFLATE_WASM_SHA256 = '4760e2620fdd85bd07c4292a59778487f604a7241a6a
 export const MIN_LEVEL = 1;
 export const MAX_LEVEL = 12;
 
-// Node's WebAssembly global, typed here: this project compiles without the DOM lib, and @types/node 20
-// does not declare it.
-declare namespace WebAssembly {
-  class Module {
-    constructor(bytes: Uint8Array);
-  }
-  class Instance {
-    constructor(module: Module, imports: object);
-    readonly exports: object;
-  }
-  interface Memory {
-    readonly buffer: ArrayBuffer;
-  }
-}
-
 interface Exports {
-  memory: WebAssembly.Memory;
+  memory: WasmMemory;
   distill_alloc(n: number): number;
   distill_free(p: number): void;
   distill_deflate_bound(n: number): number;
@@ -48,8 +33,6 @@ interface Exports {
 /** Where the module is, from dist/src/layer/ (the package ships wasm/ beside dist/). */
 export const DEFLATE_WASM_URL = new URL('../../../wasm/libdeflate.wasm', import.meta.url);
 
-let compiled: WebAssembly.Module | undefined;
-
 /** One instance per thread (a wasm instance is single-threaded), with buffers reused between blocks. */
 class Deflater {
   private readonly e: Exports;
@@ -59,8 +42,7 @@ class Deflater {
   private outCap = 0;
 
   constructor() {
-    compiled ??= new WebAssembly.Module(readFileSync(DEFLATE_WASM_URL));
-    this.e = new WebAssembly.Instance(compiled, {}).exports as unknown as Exports;
+    this.e = instantiate<Exports>(DEFLATE_WASM_URL);
   }
 
   private reserve(n: number): void {

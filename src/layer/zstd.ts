@@ -14,7 +14,7 @@
 //
 // The decompressor (createUnzstd) checks cached layers; its window is capped at 128 MiB (input may be
 // hostile).
-import { readFileSync } from 'node:fs';
+import { instantiate, type WasmMemory } from './wasm.js';
 import { Transform, type TransformCallback } from 'node:stream';
 import { DistillError } from '../errors.js';
 
@@ -29,22 +29,8 @@ export const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
 /** Where the module is, from dist/src/layer/ (the package ships wasm/ beside dist/). */
 export const ZSTD_WASM_URL = new URL('../../../wasm/zstd.wasm', import.meta.url);
 
-// Node's WebAssembly global, typed here (see deflate.ts).
-declare namespace WebAssembly {
-  class Module {
-    constructor(bytes: Uint8Array);
-  }
-  class Instance {
-    constructor(module: Module, imports: object);
-    readonly exports: object;
-  }
-  interface Memory {
-    readonly buffer: ArrayBuffer;
-  }
-}
-
 interface Exports {
-  memory: WebAssembly.Memory;
+  memory: WasmMemory;
   distill_alloc(n: number): number;
   distill_free(p: number): void;
   distill_zstd_create(level: number): number;
@@ -56,8 +42,6 @@ interface Exports {
   distill_unzstd_destroy(d: number): void;
   distill_unzstd(d: number, inp: number, n: number, out: number, cap: number, pos: number): number;
 }
-
-let compiled: WebAssembly.Module | undefined;
 
 /** Input is copied into wasm memory this much at a time. */
 const IN_CAP = 128 * 1024;
@@ -74,8 +58,7 @@ class Wasm {
   readonly posPtr: number;
 
   constructor() {
-    compiled ??= new WebAssembly.Module(readFileSync(ZSTD_WASM_URL));
-    this.e = new WebAssembly.Instance(compiled, {}).exports as unknown as Exports;
+    this.e = instantiate<Exports>(ZSTD_WASM_URL);
     this.outCap = this.e.distill_zstd_out_size();
     this.inPtr = this.e.distill_alloc(IN_CAP);
     this.outPtr = this.e.distill_alloc(this.outCap);

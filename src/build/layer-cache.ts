@@ -4,7 +4,7 @@
 // for one image is reused by every image built on it. The blob lives in the content-addressed store
 // (re-hashed on every cache hit; a corrupt blob is dropped and the layer rebuilt); beside it, a small JSON record holds its digests and its path index,
 // which the layers above need for dpkg's conflict rules.
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -125,9 +125,32 @@ export class LayerCache {
     }
   }
 
+  /**
+   * Where distill notes that a blob's bytes were seen to decompress to the record's diffId and size.
+   * The diffId is a function of the compressed bytes, which are re-hashed on every hit: once a pair was
+   * derived (by the layer writer) or checked (one gunzip pass), a hit need only re-hash the blob. A record
+   * altered in any of these fields names another pair, whose note does not exist: it is checked in full.
+   */
+  private pairNote(record: LayerRecord): string {
+    return join(this.store.dir, 'layers', 'pairs', sha256Hex(`${record.digest} ${record.size} ${record.diffId} ${record.uncompressedSize}`));
+  }
+
+  private async notePair(record: LayerRecord): Promise<void> {
+    await mkdir(join(this.store.dir, 'layers', 'pairs'), { recursive: true });
+    await writeFile(this.pairNote(record), '');
+  }
+
   private async verifyBlob(hex: string, record: LayerRecord): Promise<boolean> {
     const expected = { sha256: hex, size: record.size, what: `cached layer ${hex.slice(0, 12)}` };
     if (!(await this.store.has(expected))) return false;
+    const noted = await lstat(this.pairNote(record)).then((st) => st.isFile(), () => false);
+    if (noted) return this.store.verify(expected);
+    const ok = await this.inflatesToRecord(hex, record, expected);
+    if (ok) await this.notePair(record).catch(() => {}); // only a shortcut: a failed note costs a recheck
+    return ok;
+  }
+
+  private async inflatesToRecord(hex: string, record: LayerRecord, expected: { sha256: string; size: number; what: string }): Promise<boolean> {
     const plain = new HashingStream();
     try {
       // A stream that fails after the pipeline has already settled (the gunzip refused first) must not
@@ -156,6 +179,8 @@ export class LayerCache {
     const hex = digestHex(record.digest);
     const path = await this.store.adopt({ sha256: hex, size: record.size, what: `layer ${hex.slice(0, 12)}` }, layerFile);
     await this.writeRecord(key, record);
+    // The writer derived the diffId from these very bytes: the pair is known good.
+    await this.notePair(record).catch(() => {});
     await this.remote?.put(key, path, record);
     return path;
   }

@@ -51,9 +51,16 @@ export async function checkOutputTarget(target: string, kind: 'dir' | 'file'): P
     st = await lstat(target);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw outputError('use', target, e);
+    // A missing directory is made (`--out out/python3` on a fresh checkout, as `mkdir -p` would); a
+    // path through a file, or where no directory may be made, is refused before any work.
+    try {
+      await mkdir(parent, { recursive: true });
+    } catch (err) {
+      throw outputError('use', target, err);
+    }
     const p = await lstat(parent).catch(() => undefined);
     if (p === undefined || !p.isDirectory()) {
-      throw new DistillError('OUTPUT_IO', `cannot write ${target}: its directory ${parent} does not exist`, { hint: 'create the directory first, or write elsewhere' });
+      throw new DistillError('OUTPUT_IO', `cannot write ${target}: ${parent} is not a directory`, { hint: 'pass a path whose directories exist or can be made' });
     }
   }
   // The output is staged beside the target: its directory must take new entries (EROFS and EACCES

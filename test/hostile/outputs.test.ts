@@ -69,7 +69,7 @@ test('concurrency 0, negative, fractional, absurd or not a number is USAGE', asy
   assert.equal(existsSync(join(w.dir, 'never')), false);
 });
 
-test('an --out that is a file, a --tar that is a directory, a missing parent: OUTPUT_IO before any work', async () => {
+test('an --out that is a file, a --tar that is a directory, a parent below a file: OUTPUT_IO before any work', async () => {
   const d = tempDir('distill-hostile-outpath-');
   const f = join(d, 'file');
   writeFileSync(f, 'mine');
@@ -77,8 +77,13 @@ test('an --out that is a file, a --tar that is a directory, a missing parent: OU
   assert.equal(readFileSync(f, 'utf8'), 'mine');
   assertRefused(await cli(['build', image, '--tar', d, ...w.flags]), 'OUTPUT_IO', '--tar dir');
   assertRefused(await cli(['build', image, '--out', join(f, 'sub'), ...w.flags]), 'OUTPUT_IO', '--out below a file');
-  assertRefused(await cli(['build', image, '--tar', join(d, 'no', 'such', 'x.tar'), ...w.flags]), 'OUTPUT_IO', 'missing parent');
+  assertRefused(await cli(['build', image, '--tar', join(f, 'no', 'such', 'x.tar'), ...w.flags]), 'OUTPUT_IO', 'a missing parent below a file');
   noLeftovers(d);
+  // Missing directories on the way are made, as the README's `--out out/python3` needs.
+  const made = await cli(['build', image, '--out', join(d, 'new', 'nested', 'layout'), ...w.flags]);
+  assert.equal(made.code, 0, made.stderr);
+  assert.ok(existsSync(join(d, 'new', 'nested', 'layout', 'index.json')));
+  noLeftovers(join(d, 'new', 'nested'));
 });
 
 /** A small tmpfs (root only): a full disk and a read-only directory, as they really fail. */

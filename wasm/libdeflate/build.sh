@@ -17,35 +17,13 @@ case $out in /*) ;; *) out=$(pwd)/$out ;; esac
 TARBALL=libdeflate_1.14.orig.tar.gz
 SHA256=89e7df898c37c3427b0f39aadcf733731321a278771d20fc553f92da8d4808ac
 POOL=pool/main/libd/libdeflate
-CLANG_VERSION='Debian clang version 14.0.6'
-SYSROOT=/usr
-WASI_LIBC=/usr/lib/wasm32-wasi/libc.a
-
-command -v clang >/dev/null || { echo "build.sh: clang is missing (apt-get install clang lld wasi-libc)" >&2; exit 2; }
-command -v wasm-ld >/dev/null || command -v wasm-ld-14 >/dev/null || { echo "build.sh: wasm-ld is missing (apt-get install lld)" >&2; exit 2; }
-[ -f "$WASI_LIBC" ] || { echo "build.sh: wasi-libc is missing (apt-get install wasi-libc)" >&2; exit 2; }
-clang --version | head -n 1 | grep -q "^$CLANG_VERSION" || {
-  echo "build.sh: need $CLANG_VERSION (Debian bookworm), found: $(clang --version | head -n 1)" >&2; exit 2; }
+. "$here/../common.sh"
+check_toolchain
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT INT TERM
 
-if [ -n "${DISTILL_LIBDEFLATE_TARBALL:-}" ]; then
-  cp "$DISTILL_LIBDEFLATE_TARBALL" "$work/$TARBALL"
-else
-  mirror=${DISTILL_DEBIAN_MIRROR:-}
-  if [ -z "$mirror" ]; then
-    # The first Debian archive the host's apt uses (deb822 "URIs:" or one-line "deb URL suite").
-    mirror=$( (cat /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '/^URIs:/ {print $2}';
-               cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null | awk '$1 == "deb" {for (i = 2; i <= NF; i++) if ($i !~ /^\[/ && $i !~ /\]$/) {print $i; break}}') |
-             grep -v -e '-security' -e 'security\.' | head -n 1)
-  fi
-  [ -n "$mirror" ] || { echo "build.sh: no Debian mirror (set DISTILL_DEBIAN_MIRROR)" >&2; exit 3; }
-  # Exit 3: the source could not be fetched (the test reports that as a skip, not as a difference).
-  curl -fsSL --retry 3 -o "$work/$TARBALL" "${mirror%/}/$POOL/$TARBALL" || {
-    echo "build.sh: cannot fetch $POOL/$TARBALL from the mirror (set DISTILL_DEBIAN_MIRROR or DISTILL_LIBDEFLATE_TARBALL)" >&2; exit 3; }
-fi
-echo "$SHA256  $work/$TARBALL" | sha256sum -c --quiet - || { echo "build.sh: $TARBALL does not match its pinned sha256" >&2; exit 1; }
+fetch_source "$TARBALL" "$POOL" "$SHA256" DISTILL_LIBDEFLATE_TARBALL
 
 tar -xzf "$work/$TARBALL" -C "$work"
 src=$work/libdeflate-1.14

@@ -56,10 +56,12 @@ export function runCondition(c: Condition, snap: string, images: readonly string
   const root = checkout(c.relocate === true);
   const cache = c.coldCache ? mkdtempSync(join(tmpdir(), 'distill-repro-cache-')) : warmCache;
   const out: Digests = {};
+  // Each image's layout goes here; only its digests are kept.
+  const layouts = mkdtempSync(join(tmpdir(), 'distill-repro-out-'));
   try {
     for (const image of images) {
       const args = [
-        join(root, 'dist', 'src', 'cli', 'bin.js'), 'build', join(root, 'images', image), '--json', '--out', mkdtempSync(join(tmpdir(), 'distill-repro-out-')), '--cache', cache,
+        join(root, 'dist', 'src', 'cli', 'bin.js'), 'build', join(root, 'images', image), '--json', '--out', join(layouts, image), '--cache', cache,
         '--mirror', `debian=file://${join(snap, 'debian')}`, '--mirror', `debian-security=file://${join(snap, 'debian-security')}`, ...(c.args ?? []),
       ];
       const cmd = [...(c.wrap ?? []), process.execPath, ...args];
@@ -78,6 +80,7 @@ export function runCondition(c: Condition, snap: string, images: readonly string
       }
     }
   } finally {
+    rmSync(layouts, { recursive: true, force: true });
     if (c.coldCache) rmSync(cache, { recursive: true, force: true });
     if (root !== repo) rmSync(resolve(root, '..', '..', '..'), { recursive: true, force: true });
   }

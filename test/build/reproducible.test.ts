@@ -1,11 +1,10 @@
 // Same lock ⇒ same bytes: two builds give identical layouts, and a build in another process with
 // another TZ, umask, locale, working directory, gzip worker count and a cold cache gives the same
 // digests. SOURCE_DATE_EPOCH is the only clock input, and it changes every digest when set.
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync as mkdtempRaw, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildImage } from '../../src/build.js';
 import { NO_SNAPSHOT, repoRoot, snapshotDir, snapshotMirrors } from '../helpers/paths.js';
@@ -14,17 +13,6 @@ import { tempDir } from '../helpers/tmp.js';
 const snap = snapshotDir();
 const skip = snap === undefined ? NO_SNAPSHOT : false;
 const bin = join(repoRoot, 'dist', 'src', 'cli', 'bin.js');
-
-// Every temp dir of this file, removed when its tests end (also when they fail).
-const made: string[] = [];
-function mkdtempSync(prefix: string): string {
-  const d = mkdtempRaw(prefix);
-  made.push(d);
-  return d;
-}
-after(() => {
-  for (const d of made) rmSync(d, { recursive: true, force: true });
-});
 
 function files(dir: string, prefix = ''): Map<string, Buffer> {
   const out = new Map<string, Buffer>();
@@ -39,14 +27,14 @@ function files(dir: string, prefix = ''): Map<string, Buffer> {
 test('python3 (amd64, all variants): identical layouts in-process and in a differently configured process', { skip }, async () => {
   const mirrors = snapshotMirrors(snap!);
   const def = join(repoRoot, 'images', 'python3', 'image.yaml');
-  const outA = mkdtempSync(join(tmpdir(), 'distill-repro-a-'));
+  const outA = tempDir('distill-repro-a-');
   // The archives go to a directory of this run's own: tests of other checkouts may run at the same time.
-  const tars = mkdtempSync(join(tmpdir(), 'distill-repro-tars-'));
-  const a = await buildImage(def, { cacheDir: mkdtempSync(join(tmpdir(), 'distill-repro-ca-')), mirrors: { flags: mirrors, aptSources: [] }, outDir: outA, platforms: ['amd64'], gzipWorkers: 0, tarFile: join(tars, 'a.tar') });
+  const tars = tempDir('distill-repro-tars-');
+  const a = await buildImage(def, { cacheDir: tempDir('distill-repro-ca-'), mirrors: { flags: mirrors, aptSources: [] }, outDir: outA, platforms: ['amd64'], gzipWorkers: 0, tarFile: join(tars, 'a.tar') });
 
-  const outB = mkdtempSync(join(tmpdir(), 'distill-repro-b-'));
-  const cwd = mkdtempSync(join(tmpdir(), 'distill-repro-cwd-'));
-  const args = [bin, 'build', def, '--out', outB, '--tar', join(tars, 'b.tar'), '--platform', 'linux/amd64', '--json', '--gzip-workers', '3', '--cache', mkdtempSync(join(tmpdir(), 'distill-repro-cb-')),
+  const outB = tempDir('distill-repro-b-');
+  const cwd = tempDir('distill-repro-cwd-');
+  const args = [bin, 'build', def, '--out', outB, '--tar', join(tars, 'b.tar'), '--platform', 'linux/amd64', '--json', '--gzip-workers', '3', '--cache', tempDir('distill-repro-cb-'),
     ...Object.entries(mirrors).flatMap(([k, v]) => ['--mirror', `${k}=${v}`])];
   const r = spawnSync('sh', ['-c', 'umask 077; exec "$@"', 'sh', process.execPath, ...args], {
     cwd,

@@ -58,7 +58,7 @@ import { parseDeb822, type Paragraph } from '../debian/deb822.js';
 import { isSha256Hex, sha256Hex } from '../digest.js';
 import { DistillError, messageOf } from '../errors.js';
 import { canonicalJson, prettyStableJson } from '../json.js';
-import { parseOsRelease } from '../rootfs/generate/os-release.js';
+import { parseOsRelease } from '../rootfs/os-release.js';
 import { declaredLicense, unifyExtracted, type DeclaredLicense } from './licenses.js';
 
 export interface SbomInput {

@@ -257,12 +257,17 @@ export async function assembleImageLayer(input: ImageLayerInput, ctx: AssemblyCo
   if (input.isRoot) generated.push(...systemEntries(mtime));
   if (input.accountsChanged) generated.push(...accountEntries(li.definition.accounts, mtime, exists));
   for (const g of generatorsFor(staged.map((s) => s.pkg.name))) generated.push(...CERTIFICATE_GENERATORS[g](await input.certificates.get(li), mtime));
-  generated.push(...statusEntries(staged.map(statusInput), mtime, shippedIn(tree, lower)));
+  const own = await ownFiles(li, arch, mtime, ctx);
+  // md5sums list only the packages' files the image has: not those a generated file or one of the
+  // definition's own replaces below (base-files' nsswitch.conf, say), or `md5sum -c` would fail.
+  const replaced = new Set([...generated.filter((g) => g.type !== 'dir'), ...own].map((e) => mergedUsrPath(e.path)));
+  const shipped = shippedIn(tree, lower);
+  generated.push(...statusEntries(staged.map(statusInput), mtime, (p) => !replaced.has(mergedUsrPath(p)) && shipped(p)));
   // Generated files replace whatever a package (or a base image) has at that path; generated
   // directories (homes) leave an existing one as it is, as useradd -m does.
   for (const g of generated) tree.add(g, { replace: g.type !== 'dir' || !lower.has(g.path) });
   // The definition's own files, directories included, win over everything else.
-  for (const f of await ownFiles(li, arch, mtime, ctx)) tree.add(f, { replace: true });
+  for (const f of own) tree.add(f, { replace: true });
   pruneDirectories(tree, pathFilter(li.definition.paths).keepDir);
   tree.addMissingParents(`distill:${li.definition.name}`, mtime);
   return tree;

@@ -227,9 +227,9 @@ export function packageControl(p: CraftPackage): string {
 }
 
 /**
- * A .deb of an honest package: './' and every parent directory (0755) first, then files, symlinks and
- * hardlinks in path order, all root-owned, and md5sums for the files — what the build stages from a
- * real Debian package, made in a few lines.
+ * A .deb of an honest package: './', then every directory (parents 0755), file and symlink in path
+ * order, then hardlinks (after their targets), all root-owned, and md5sums for the files — what the
+ * build stages from a real Debian package, made in a few lines.
  */
 export async function craftPackage(p: CraftPackage): Promise<Buffer> {
   const files = Object.entries(p.files ?? {}).map(([path, spec]) => {
@@ -247,8 +247,10 @@ export async function craftPackage(p: CraftPackage): Promise<Buffer> {
   const items: { path: string; item: TarItem }[] = [
     ...[...dirs].map(([d, mode]) => ({ path: d, item: dir(`./${d}/`, mode) })),
     ...files.map((f) => ({ path: f.path, item: file(`./${f.path}`, f.body, f.mode) })),
-    ...links.map((l) => ({ path: l.path, item: l.kind === 'symlink' ? symlink(`./${l.path}`, l.target) : hardlink(`./${l.path}`, `./${l.target}`) })),
+    ...links.filter((l) => l.kind === 'symlink').map((l) => ({ path: l.path, item: symlink(`./${l.path}`, l.target) })),
   ].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  // Hardlinks last: a tar names a link's target before the link, as dpkg-deb writes them.
+  items.push(...links.filter((l) => l.kind === 'hardlink').map((l) => ({ path: l.path, item: hardlink(`./${l.path}`, `./${l.target}`) })));
   const md5sums = files
     .sort((a, b) => (a.path < b.path ? -1 : 1))
     .map((f) => `${createHash('md5').update(f.body).digest('hex')}  ${f.path}\n`)

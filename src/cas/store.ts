@@ -18,14 +18,14 @@
 // by 64 lowercase hex characters (or the bare hex) names a blob — no other algorithm, no uppercase, no
 // path separators — so a digest can never name a path outside blobs/sha256.
 import { createReadStream, createWriteStream } from 'node:fs';
-import { access, chmod, lstat, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { access, chmod, lstat, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { HashingStream, UNKNOWN_SIZE_CAP, VerifyingStream, type Expected, type Sha256Hex, isSha256Hex } from '../digest.js';
-import { fsyncFile } from '../util/atomic-write.js';
+import { fsyncDir, fsyncFile } from '../util/atomic-write.js';
 import { DistillError, messageOf } from '../errors.js';
 import { TransientError, isTransient } from '../http/retry.js';
 
@@ -183,7 +183,7 @@ export class ContentStore {
   }
 
   /** Ingest a stream whose size and digest are known in advance: temp → verify → fsync → rename. Returns the path. */
-  async put(e: Expected, source: Readable | (() => Readable)): Promise<string> {
+  async put(e: Expected, source: Readable | (() => Readable | Promise<Readable>)): Promise<string> {
     return (await this.putStream(source, e)).path;
   }
 
@@ -193,7 +193,7 @@ export class ContentStore {
    * the blob is named by the digest learnt from its bytes. When an intact blob of the expected digest
    * is already there, nothing is written and `source` is not read (a function is then not even called).
    */
-  async putStream(source: Readable | (() => Readable), expected: PutExpectation = { what: 'a blob' }): Promise<StoredBlob> {
+  async putStream(source: Readable | (() => Readable | Promise<Readable>), expected: PutExpectation = { what: 'a blob' }): Promise<StoredBlob> {
     const known = expected.sha256 !== undefined ? { sha256: blobHex(expected.sha256), size: expected.size ?? -1, what: expected.what } : undefined;
     let stream: Readable | undefined = typeof source === 'function' ? undefined : source;
     // The source may fail before pipeline() listens: keep that error from crashing the process;
@@ -221,7 +221,10 @@ export class ContentStore {
       const tmp = this.layout
         ? join(tmpDir, `.${label.slice(0, 16)}.${randomBytes(6).toString('hex')}.tmp`)
         : join(tmpDir, `${label.slice(0, 16)}-${randomBytes(6).toString('hex')}`);
-      stream ??= (source as () => Readable)();
+      if (stream === undefined) {
+        stream = await (source as () => Readable | Promise<Readable>)();
+        stream.on('error', early);
+      }
       const check = known !== undefined ? new VerifyingStream(known) : new HashingStream();
       try {
         await pipeline(stream, check, createWriteStream(tmp, { mode: 0o600 }));
@@ -297,20 +300,6 @@ export function blobHex(digest: string): Sha256Hex {
     });
   }
   return hex;
-}
-
-/** Makes a rename durable; best effort (some filesystems refuse to fsync a directory). */
-async function fsyncDir(dir: string): Promise<void> {
-  try {
-    const fh = await open(dir, 'r');
-    try {
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-  } catch {
-    // not supported here: the rename is still atomic, only its durability across a crash is weaker
-  }
 }
 
 /**

@@ -17,7 +17,9 @@ import { readLayoutArtifact } from './sources/oci-layout.js';
 export type SourceSpec =
   | { transport: 'docker'; reference: string }
   | { transport: 'oci'; dir: string; ref?: string }
-  | { transport: ArchiveKind; file: string; selection?: string };
+  | { transport: ArchiveKind; file: string; selection?: string }
+  /** A file given without a transport: an OCI archive when it has index.json, else a docker archive. */
+  | { transport: 'archive'; file: string; selection?: string };
 
 const PREFIXES = ['docker://', 'oci:', 'oci-archive:', 'docker-archive:'] as const;
 
@@ -42,7 +44,7 @@ export function parseSourceSpec(spec: string): SourceSpec {
   }
   const kind = pathKind(spec);
   if (kind === 'dir') return { transport: 'oci', dir: spec };
-  if (kind === 'file') return { transport: 'docker-archive', file: spec };
+  if (kind === 'file') return { transport: 'archive', file: spec };
   // DIR:REF or FILE:REF of an existing path (a ref never holds a slash).
   const i = spec.lastIndexOf(':');
   if (i > 0 && !spec.slice(i + 1).includes('/') && spec.slice(i + 1) !== '') {
@@ -50,7 +52,7 @@ export function parseSourceSpec(spec: string): SourceSpec {
     const ref = spec.slice(i + 1);
     const k = pathKind(path);
     if (k === 'dir') return { transport: 'oci', dir: path, ref };
-    if (k === 'file') return { transport: 'oci-archive', file: path, selection: ref };
+    if (k === 'file') return { transport: 'archive', file: path, selection: ref };
   }
   return { transport: 'docker', reference: spec };
 }
@@ -90,9 +92,8 @@ export async function openSource(spec: string | SourceSpec, opts: OpenSourceOpti
   }
   if (s.transport !== 'docker') {
     // A bare file is read by what it holds (index.json first); a prefix says which half to read.
-    const explicit = typeof spec === 'string' ? hasTransport(spec) : true;
-    const a = await readArchiveArtifact(s.file, { ...(explicit ? { kind: s.transport } : {}), ...(s.selection !== undefined ? { selection: s.selection } : {}) });
-    const kind = explicit ? s.transport : a.via === 'index.json' ? 'oci-archive' : 'docker-archive';
+    const a = await readArchiveArtifact(s.file, { ...(s.transport !== 'archive' ? { kind: s.transport } : {}), ...(s.selection !== undefined ? { selection: s.selection } : {}) });
+    const kind = s.transport !== 'archive' ? s.transport : a.via === 'index.json' ? 'oci-archive' : 'docker-archive';
     return { artifact: a.artifact, digest: a.digest, name: `${kind}:${s.file}:${a.selected}`, spec: s, close: none };
   }
   const r = parseReference(s.reference);

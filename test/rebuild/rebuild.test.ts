@@ -140,7 +140,9 @@ test('build, push, sign and attest; rebuild elsewhere with an empty cache → id
   const iBytes = JSON.stringify(index);
   const newIndex = put(iBytes);
   const layoutIndex = JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8'));
-  layoutIndex.manifests = [{ ...layoutIndex.manifests[0], digest: newIndex, size: Buffer.byteLength(iBytes) }];
+  // (The pull brought the attestations along as refs of their own; only the image's ref is rewritten.)
+  const entry = layoutIndex.manifests.find((m: { annotations?: Record<string, string> }) => m.annotations?.['org.opencontainers.image.ref.name'] === 'tampered');
+  layoutIndex.manifests = [{ ...entry, digest: newIndex, size: Buffer.byteLength(iBytes) }];
   writeFileSync(join(dir, 'index.json'), JSON.stringify(layoutIndex));
   await pushLayout(dir, `${repo}:tampered`, { refs: ['tampered'], tags: { tampered: 'tampered' } });
   // … with the original attestations copied beside it.

@@ -94,7 +94,8 @@ test('parseSourceSpec: transports by prefix, paths by what they are on disk', ()
   assert.deepEqual(parseSourceSpec(`oci:${work}:latest`), { transport: 'oci', dir: work, ref: 'latest' });
   assert.deepEqual(parseSourceSpec(`docker-archive:${archive}:a/b:c`), { transport: 'docker-archive', file: archive, selection: 'a/b:c' });
   assert.deepEqual(parseSourceSpec(work), { transport: 'oci', dir: work });
-  assert.deepEqual(parseSourceSpec(`${archive}:latest`), { transport: 'oci-archive', file: archive, selection: 'latest' });
+  assert.deepEqual(parseSourceSpec(`${archive}:latest`), { transport: 'archive', file: archive, selection: 'latest' });
+  assert.deepEqual(parseSourceSpec(archive), { transport: 'archive', file: archive });
   assert.deepEqual(parseSourceSpec('127.0.0.1:5000/x:1'), { transport: 'docker', reference: '127.0.0.1:5000/x:1' });
 });
 

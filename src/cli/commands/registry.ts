@@ -1,7 +1,6 @@
 // `distill push`, `pull`, `copy`, `inspect`: flags → one library call each.
-import { existsSync, statSync } from 'node:fs';
 import type { Argv } from 'yargs';
-import { copyImage, DistillError, inspectImage, inspectLayout, pullImage, pushLayout } from '../../index.js';
+import { copyImage, DistillError, inspectSource, parseSourceSpec, pullImage, pushLayout } from '../../index.js';
 import type { CliIo } from '../io.js';
 import { registryFlags, registryOptionsFrom, type RegistryArgs } from './registry-options.js';
 
@@ -91,23 +90,24 @@ export function copyCommand(io: CliIo) {
 export function inspectCommand(io: CliIo) {
   return {
     command: 'inspect <target>',
-    describe: 'Show platforms, digests, sizes, layers and the Debian packages (largest first) of an OCI layout or a registry image',
+    describe: 'Show platforms, digests, sizes, layers and the Debian packages (largest first) of an image from any source: an OCI layout, an image archive or a registry',
     builder: (y: Argv) =>
       registryFlags(y)
-        .positional('target', { type: 'string', describe: 'an OCI layout directory, or registry/repository:tag' })
-        .option('ref', { type: 'string', describe: 'only this ref of a layout (e.g. latest)' })
+        .positional('target', { type: 'string', describe: 'an OCI layout (DIR, DIR:REF, oci:DIR[:REF]), an archive (FILE, oci-archive:FILE[:REF], docker-archive:FILE[:NAME:TAG]) or registry/repository:tag (docker://…)' })
+        .option('ref', { type: 'string', describe: 'only this ref of a layout or archive (e.g. latest)' })
         .example('$0 inspect out/python3 --ref latest', 'a local build')
+        .example('$0 inspect docker-archive:python3.tar', 'a docker save / distill build --tar archive')
         .example('$0 inspect 127.0.0.1:5000/distill/python3:latest --json', 'a pushed image'),
     handler: async (argv: RegistryArgs & { target: string; ref?: string }) => {
-      const local = existsSync(argv.target) && statSync(argv.target).isDirectory();
+      const spec = parseSourceSpec(argv.target);
       let refs;
-      if (local) {
-        refs = await inspectLayout(argv.target, { ...(argv.ref !== undefined ? { ref: argv.ref } : {}) });
+      if (spec.transport !== 'docker') {
+        refs = await inspectSource(spec, { ...(argv.ref !== undefined ? { ref: argv.ref } : {}) });
       } else {
         // Read in place: manifests and configs fetched, each layer streamed once; nothing on disk.
         const { opts, done } = await registryOptionsFrom(argv, io);
         try {
-          refs = [await inspectImage(argv.target, opts)];
+          refs = await inspectSource(spec, opts);
         } finally {
           done();
         }

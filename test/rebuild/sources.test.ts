@@ -6,9 +6,10 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
+import { cpSync, readdirSync, readFileSync, statSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
 import { join, relative } from 'node:path';
 import { main } from '../../src/cli/main.js';
+import { diffImages } from '../../src/diff/diff.js';
 import type { ProgressEvent } from '../../src/events.js';
 import { rebuild } from '../../src/rebuild.js';
 import { loadPublicKey } from '../../src/sign/keys.js';
@@ -110,6 +111,33 @@ test('a legacy docker archive of the image (skopeo\'s, uncompressed layers): oth
   assert.equal(s.comparison!.config.expected, s.comparison!.config.actual);
   assert.equal(s.comparison!.firstDifferingLayer?.compressionOnly, true, r.report);
   assert.match(r.report, /differs only in its compression/);
+});
+
+test('distill diff reads a layout through its source: one ref of it, checked against the provenance; an archive has no locks to read', { skip }, async () => {
+  const opts = { cacheDir: join(work, 'cache'), mirrors: mirrors(), changelogs: false };
+  const same = await diffImages(`oci:${out}:latest-amd64`, out, opts);
+  assert.equal(same.summary.changed, false);
+  assert.deepEqual(same.warnings, []);
+  // A layout whose ref names an image its provenance does not (an annotation added after the build):
+  // said, not silently trusted.
+  const moved = join(work, 'layout-moved');
+  cpSync(out, moved, { recursive: true });
+  const index = JSON.parse(readFileSync(join(moved, 'index.json'), 'utf8'));
+  const entry = index.manifests.find((m: any) => m.annotations['org.opencontainers.image.ref.name'] === 'latest-amd64');
+  const manifest = JSON.parse(readFileSync(join(moved, 'blobs', 'sha256', entry.digest.slice(7)), 'utf8'));
+  manifest.annotations = { ...manifest.annotations, 'org.example.altered': 'yes' };
+  const bytes = Buffer.from(JSON.stringify(manifest));
+  const hex = createHash('sha256').update(bytes).digest('hex');
+  writeFileSync(join(moved, 'blobs', 'sha256', hex), bytes);
+  Object.assign(entry, { digest: `sha256:${hex}`, size: bytes.length });
+  writeFileSync(join(moved, 'index.json'), JSON.stringify(index));
+  const warned = await diffImages(`oci:${moved}:latest-amd64`, out, opts);
+  assert.equal(warned.summary.changed, false);
+  assert.equal(warned.warnings.length, 1, warned.warnings.join('\n'));
+  assert.match(warned.warnings[0]!, new RegExp(`sha256:${hex}, which its provenance does not name`));
+  assert.deepEqual((await diffImages(`oci:${moved}:debug-amd64`, out, opts)).warnings, []);
+  await assert.rejects(diffImages(`${tar}:latest`, out, opts), (e: any) => e.code === 'USAGE' && /no provenance/.test(e.message));
+  await assert.rejects(diffImages(`docker-archive:${tar}:distill/static:latest-amd64`, out, opts), (e: any) => e.code === 'USAGE');
 });
 
 test('a registry image is read in place: no layout of it is written, nothing is left behind', { skip: skip || needsRegistry().skip }, async () => {

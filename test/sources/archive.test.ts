@@ -17,6 +17,8 @@ import { writeDockerArchive, tarHeader } from '../../src/sinks/docker-archive.js
 import { writeOciLayout } from '../../src/sinks/oci-layout.js';
 import { hasTool, makeIndex, run, type TestImage } from '../helpers/make-layer.js';
 import { tempDir } from '../helpers/tmp.js';
+import { needsRegistry, startRegistry } from '../helpers/registry.js';
+import { copyImage } from '../../src/copy.js';
 
 let work: string;
 let built: Awaited<ReturnType<typeof makeIndex>>;
@@ -169,4 +171,31 @@ test('hostile: JSON past its cap is refused without being read; duplicate member
   // Nothing was extracted anywhere: the work dir holds only the tars we wrote and the layers we made.
   assert.ok(readdirSync(work).every((n) => n.endsWith('.tar') || n.endsWith('.tar.gz') || n === 'layout'), readdirSync(work).join(', '));
   assert.ok(tmpdir());
+});
+
+test('copy from an archive or a layout into a registry: the registry sink, layers streamed from the file', { skip: needsRegistry().skip }, async () => {
+  const registry = await startRegistry();
+  try {
+    const r = await copyImage(`oci-archive:${archive}:latest`, `${registry.host}/from/archive:1`);
+    assert.equal(r.digest, built.index.descriptor.digest);
+    assert.equal(r.stats.blobsUploaded, 2 + 2 * 2, 'two configs, four layers');
+    const one = await copyImage(`docker-archive:${archive}:distill/test:latest-amd64`, `${registry.host}/from/archive:amd64`);
+    assert.equal(one.digest, amd64.manifest.descriptor.digest);
+    assert.equal(one.stats.blobsUploaded, 0, 'every blob is already in the repository');
+    const layout = join(work, 'copy-layout');
+    await writeOciLayout(layout, [{ name: 'v1', target: amd64 }]);
+    const fromLayout = await copyImage(`oci:${layout}:v1`, `${registry.host}/from/layout:v1`);
+    assert.equal(fromLayout.digest, amd64.manifest.descriptor.digest);
+    // The registry serves what was read: the image source reads it back with the same digests.
+    const back = await openSource(`${registry.host}/from/archive:1`);
+    try {
+      assert.equal(back.digest, built.index.descriptor.digest);
+      await drain(back.artifact);
+    } finally {
+      await back.close();
+    }
+    await assert.rejects(copyImage(`oci-archive:${archive}:latest`, `${registry.host}/from/archive`), (e) => isDistillError(e, 'USAGE'));
+  } finally {
+    await registry.stop();
+  }
 });

@@ -5,16 +5,13 @@
 // Registry source → registry sink, blob by blob: a blob the destination has is skipped (HEAD), and on
 // the same registry every blob is mounted across repositories rather than sent again. Bytes are never
 // re-serialised: what is pushed is exactly what was read, so digests (and signatures over them) hold.
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { DistillError } from './errors.js';
 import { RegistryClient, type RegistryOptions } from './registry/client.js';
 import { parseReference } from './registry/reference.js';
-import { copyReferrers } from './registry/referrers.js';
+import { registerReferrer } from './registry/referrers.js';
 import { MEDIA_TYPE_SIGSTORE_BUNDLE_V03 } from './oci/media-types.js';
 import { emptyStats, pushArtifact, type PushStats } from './registry/sink.js';
-import { readRegistryArtifact } from './registry/source.js';
+import { readAttachments, readRegistryArtifact } from './registry/source.js';
 import { imagesOf } from './oci/model.js';
 import { openSource, parseSourceSpec } from './source.js';
 
@@ -36,8 +33,6 @@ export interface CopyResult {
   /** What went over the wire to the destination (blobs uploaded, mounted, already there). */
   stats: PushStats;
 }
-
-const ATTACHMENT = /^sha256-([0-9a-f]{64})\.(sig|att|sbom)$/;
 
 export async function copyImage(src: string, dst: string, opts: CopyOptions = {}): Promise<CopyResult> {
   if (parseSourceSpec(src).transport !== 'docker') return copyFromLocal(src, dst, opts);
@@ -70,27 +65,21 @@ export async function copyImage(src: string, dst: string, opts: CopyOptions = {}
     const referrers: string[] = [];
     if (opts.attachments !== false) {
       // Attachments name the digest they belong to: the image's, and each platform manifest's.
-      const digests = new Set([main.digest, ...imagesOf(main.artifact).map((i) => i.manifest.descriptor.digest)].map((d) => d.slice('sha256:'.length)));
-      for (const t of (await source.listTags(from.repository)).sort()) {
-        const m = ATTACHMENT.exec(t);
-        if (!m || !digests.has(m[1]!)) continue;
-        const a = await readRegistryArtifact(source, from.repository, t);
-        await pushArtifact(sink, to.repository, a.artifact, { ...push, tag: t });
-        copied.push(t);
+      const subjects = [...new Set([main.digest, ...imagesOf(main.artifact).map((i) => i.manifest.descriptor.digest)])];
+      // cosign's tags, and cosign v3's Sigstore bundles (OCI referrers of the same digests): read as
+      // the model, pushed through the same sink — referrer manifests by digest, then registered at
+      // the destination as it keeps referrers (its API, or the fallback tag; registry/referrers.ts).
+      const found = await readAttachments(source, from.repository, subjects, { artifactType: MEDIA_TYPE_SIGSTORE_BUNDLE_V03 });
+      for (const t of found.tags) {
+        await pushArtifact(sink, to.repository, t.artifact, { ...push, tag: t.tag });
+        copied.push(t.tag);
       }
-      // cosign v3's Sigstore bundles: OCI referrers of the same digests (registry/referrers.ts).
-      // Their blobs are small (capped in referrers.ts) and pass through a private temporary directory.
-      const work = await mkdtemp(join(tmpdir(), 'distill-copy-'));
-      try {
-        referrers.push(...(await copyReferrers(
-          { client: source, repository: from.repository },
-          { client: sink, repository: to.repository },
-          [...digests].map((hex) => `sha256:${hex}`),
-          MEDIA_TYPE_SIGSTORE_BUNDLE_V03,
-          work,
-        )));
-      } finally {
-        await rm(work, { recursive: true, force: true }).catch(() => {});
+      for (const r of found.referrers) {
+        for (const [i, img] of r.index.images.entries()) {
+          await pushArtifact(sink, to.repository, img, push);
+          await registerReferrer(sink, to.repository, r.subject, r.descriptors[i]!);
+          referrers.push(img.manifest.descriptor.digest);
+        }
       }
     }
     return { source: src, destination: `${to.registry}/${to.repository}:${tag}`, digest: main.digest, attachments: copied, referrers, stats };

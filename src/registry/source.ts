@@ -83,7 +83,7 @@ export interface RegistryAttachments {
    * referrers tag schema's form — the `sha256-<hex>` tag's document — with the referrer manifests as
    * its images. Only subjects that have referrers are listed.
    */
-  referrers: { subject: Digest; tag: string; index: ImageIndex }[];
+  referrers: { subject: Digest; tag: string; index: ImageIndex; descriptors: Descriptor[] }[];
 }
 
 /**
@@ -91,7 +91,7 @@ export interface RegistryAttachments {
  * tags and the OCI referrers. A registry that does not let us list tags (401/403/404 on the list)
  * has no attachments we can find; anything else that fails is an error.
  */
-export async function readAttachments(client: RegistryClient, repository: string, subjects: readonly string[]): Promise<RegistryAttachments> {
+export async function readAttachments(client: RegistryClient, repository: string, subjects: readonly string[], opts: { artifactType?: string } = {}): Promise<RegistryAttachments> {
   const out: RegistryAttachments = { tags: [], referrers: [] };
   const hexes = new Set(subjects.map((d) => d.slice('sha256:'.length)));
   let tags: string[] = [];
@@ -107,7 +107,7 @@ export async function readAttachments(client: RegistryClient, repository: string
     out.tags.push({ tag: t, digest: a.digest, artifact: a.artifact });
   }
   for (const subject of subjects) {
-    const { descriptors } = await listReferrers(client, repository, subject);
+    const { descriptors } = await listReferrers(client, repository, subject, opts.artifactType);
     const images: Image[] = [];
     const listed: Descriptor[] = [];
     for (const d of descriptors) {
@@ -115,12 +115,15 @@ export async function readAttachments(client: RegistryClient, repository: string
       if (!MANIFEST_MEDIA_TYPES.has(d.mediaType)) continue;
       const m = await client.getManifest(repository, d.digest, [d.mediaType]);
       if (m.bytes.length !== d.size) throw protocol(`referrer ${d.digest} is ${m.bytes.length} bytes, the referrers list says ${d.size}`);
+      // The fallback tag is anyone's to write: a listed manifest must name this subject itself.
+      const named = (jsonObject(m.bytes, `referrer ${d.digest}`)['subject'] as { digest?: unknown } | undefined)?.digest;
+      if (named !== subject) throw protocol(`referrer ${d.digest} names another subject (${String(named)}), not ${subject}`);
       images.push(await readImage(client, repository, blobOf(m.bytes, d.mediaType), undefined));
       listed.push(d);
     }
     if (images.length === 0) continue;
     const index = blobOf(Buffer.from(goJson({ schemaVersion: 2, mediaType: MEDIA_TYPE_OCI_INDEX, manifests: listed.map(descriptorJson) }), 'utf8'), MEDIA_TYPE_OCI_INDEX);
-    out.referrers.push({ subject: subject as Digest, tag: referrersTag(subject), index: { index, images } });
+    out.referrers.push({ subject: subject as Digest, tag: referrersTag(subject), index: { index, images }, descriptors: listed });
   }
   return out;
 }

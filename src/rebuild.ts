@@ -167,6 +167,8 @@ export async function rebuild(target: string, opts: RebuildOptions): Promise<Reb
         hint: 'rebuild it without --key, or write a registry image as docker://REFERENCE',
       });
     }
+    // What is there to compare comes first: a damaged or hostile layout or archive is refused before anything else.
+    local = await localImages(spec);
     if (opts.provenance !== undefined) statement = await readProvenanceFile(opts.provenance, target);
     else if (spec.transport === 'oci') statement = await readProvenanceFile(join(spec.dir, ATTESTATIONS_DIR, PROVENANCE_FILE), spec.dir);
     else {
@@ -174,7 +176,6 @@ export async function rebuild(target: string, opts: RebuildOptions): Promise<Reb
         hint: `pass --provenance FILE (the ${ATTESTATIONS_DIR}/${PROVENANCE_FILE} written beside it by distill build --out, or the statement distill verify-attestation prints)`,
       });
     }
-    local = await localImages(spec);
   } else {
     if (opts.publicKey === undefined) throw new DistillError('USAGE', "rebuilding a registry image needs the publisher's public key", { hint: 'pass --key cosign.pub' });
     const ref = parseReference(spec.reference);

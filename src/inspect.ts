@@ -1,5 +1,5 @@
-// `distill inspect`: what an image holds, from any source (an OCI layout's refs, or a registry
-// reference read in place — no temporary layout) — platforms, digests, sizes and layers, and the
+// `distill inspect`: what an image holds, from any source (an OCI layout's refs, an image archive's,
+// or a registry reference read in place — no temporary layout) — platforms, digests, sizes and layers, and the
 // Debian packages in each image with their installed sizes, largest first, read from
 // /var/lib/dpkg/status.d as scanners read it. Layer bytes are verified against their digests and their
 // tars against the config's diffIds while they stream (oci/read-layer.ts); contents are untrusted: status.d files are read under a size cap
@@ -13,6 +13,8 @@ import { platformString } from './oci/platform.js';
 import { RegistryClient, type RegistryOptions } from './registry/client.js';
 import { parseReference } from './registry/reference.js';
 import { readRegistryArtifact } from './registry/source.js';
+import { openSource, parseSourceSpec, type SourceSpec } from './source.js';
+import { archiveRefs } from './sources/archive.js';
 import { layoutRefs, readLayoutArtifact } from './sources/oci-layout.js';
 
 export interface InspectedPackage {
@@ -119,4 +121,32 @@ export async function inspectImage(reference: string, opts: RegistryOptions & { 
   } finally {
     await client.close();
   }
+}
+
+/**
+ * Whatever `target` names (see source.ts): every ref of a layout or OCI archive unless one is named
+ * (`ref`, or DIR:REF / oci-archive:FILE:REF), the image a docker archive holds, a registry image.
+ */
+export async function inspectSource(target: string | SourceSpec, opts: RegistryOptions & { ref?: string; packages?: boolean } = {}): Promise<InspectedRef[]> {
+  const spec = typeof target === 'string' ? parseSourceSpec(target) : target;
+  if (spec.transport === 'oci') {
+    const ref = spec.ref ?? opts.ref;
+    return inspectLayout(spec.dir, { ...opts, ...(ref !== undefined ? { ref } : {}) });
+  }
+  if (spec.transport === 'docker') return [await inspectImage(spec.reference, opts)];
+  const selection = spec.selection ?? opts.ref;
+  if (selection === undefined && spec.transport !== 'docker-archive') {
+    // Every ref of an OCI archive (a bare file without index.json is a docker archive: one image).
+    const refs = await archiveRefs(spec.file);
+    if (refs.length > 0) {
+      const out: InspectedRef[] = [];
+      for (const ref of refs) {
+        const s = await openSource({ transport: 'oci-archive', file: spec.file, selection: ref });
+        out.push(await inspectArtifact(ref, s.artifact, opts));
+      }
+      return out;
+    }
+  }
+  const s = await openSource({ ...spec, ...(selection !== undefined ? { selection } : {}) }, opts);
+  return [await inspectArtifact(s.name, s.artifact, opts)];
 }

@@ -1,5 +1,6 @@
-// The comparison half of `distill rebuild`: two images, each an image manifest in an OCI layout on disk
-// (the published one pulled into a layout first), and whether they are the same image — and when they
+// The comparison half of `distill rebuild`: two images, each an image of the model (oci/model.ts) from
+// any source — a registry read in place, an OCI layout, an archive — or an image manifest in an OCI
+// layout on disk named by its digest, and whether they are the same image — and when they
 // are not, exactly where they part: the manifest fields, the config fields (a deep JSON diff: object
 // keys sorted, arrays by index), which layers, and every differing file of the first differing layer.
 //
@@ -14,19 +15,30 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import type { Compression } from '../compress/decompress.js';
 import { type Digest, sha256Hex, toDigest } from '../digest.js';
 import { DistillError, isDistillError, messageOf } from '../errors.js';
 import { hexOf } from '../oci/descriptor.js';
-import type { Layer } from '../oci/model.js';
+import type { Image, Layer } from '../oci/model.js';
 import { readLayer } from '../oci/read-layer.js';
 import type { TarEntry, TarEntryType } from '../tar/reader.js';
+
+/** Either kind of side: a layout's manifest, or an image of the model. */
+export type AnySide = ImageSide | ModelImageSide;
 
 export interface ImageSide {
   /** An OCI image layout. */
   dir: string;
   /** An image manifest in it (not an index: pick a platform's manifest first). */
   manifestDigest: string;
+}
+
+export interface ModelImageSide {
+  /** An image from any source; its layers stream from there (verified by the source as they flow). */
+  image: Image;
+  /** Names the side in messages (e.g. the registry reference, or oci:DIR:REF). */
+  name: string;
 }
 
 export type FileField =
@@ -135,7 +147,11 @@ interface Descriptorish {
 }
 
 interface SideImage {
-  side: ImageSide;
+  side: AnySide;
+  /** The side's name in messages: its layout directory, or the model image's name. */
+  name: string;
+  /** A layer's compressed bytes, for a model side; a layout side's are read from its blob path. */
+  openLayer?: (index: number) => Readable;
   manifestDigest: string;
   manifest: Record<string, unknown>;
   configDigest: string;
@@ -181,7 +197,8 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
-async function readSide(side: ImageSide, label: string): Promise<SideImage> {
+async function readSide(side: AnySide, label: string): Promise<SideImage> {
+  if ('image' in side) return modelSide(side, label);
   const manifest = await readJsonBlob(side.dir, side.manifestDigest, `${label} manifest`);
   if (!isObject(manifest)) throw invalid(`${side.dir}: ${label} manifest ${side.manifestDigest} is not a JSON object`);
   if (Array.isArray(manifest['manifests'])) {
@@ -206,7 +223,35 @@ async function readSide(side: ImageSide, label: string): Promise<SideImage> {
   const config = await readJsonBlob(side.dir, cfg.digest, `${label} config`);
   const rootfs = isObject(config) ? config['rootfs'] : undefined;
   const diffIds = isObject(rootfs) && Array.isArray(rootfs['diff_ids']) ? (rootfs['diff_ids'] as unknown[]) : [];
-  return { side, manifestDigest: side.manifestDigest, manifest, configDigest: cfg.digest, config, layers, diffIds };
+  return { side, name: side.dir, manifestDigest: side.manifestDigest, manifest, configDigest: cfg.digest, config, layers, diffIds };
+}
+
+/** A side from the model: its documents are already read and checked by the source that gave them. */
+function modelSide(side: ModelImageSide, label: string): SideImage {
+  const img = side.image;
+  const parse = (bytes: Buffer, what: string): unknown => {
+    try {
+      return JSON.parse(bytes.toString('utf8')) as unknown;
+    } catch (e) {
+      throw invalid(`${side.name}: ${label} ${what} is not JSON`, undefined, e);
+    }
+  };
+  const manifest = parse(img.manifest.bytes, 'manifest');
+  if (!isObject(manifest)) throw invalid(`${side.name}: ${label} manifest ${img.manifest.descriptor.digest} is not a JSON object`);
+  const config = parse(img.config.bytes, 'config');
+  const rootfs = isObject(config) ? config['rootfs'] : undefined;
+  const diffIds = isObject(rootfs) && Array.isArray(rootfs['diff_ids']) ? (rootfs['diff_ids'] as unknown[]) : [];
+  return {
+    side,
+    name: side.name,
+    openLayer: (i) => img.layers[i]!.open(),
+    manifestDigest: img.manifest.descriptor.digest,
+    manifest,
+    configDigest: img.config.descriptor.digest,
+    config,
+    layers: img.layers.map((l) => ({ digest: l.descriptor.digest, size: l.descriptor.size, mediaType: l.descriptor.mediaType })),
+    diffIds,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -329,10 +374,11 @@ function typeOf(e: TarEntry): string {
 /**
  * One layer's entries, read through oci/read-layer.ts: its blob checked against its digest, the tar
  * hashed (its diffId, measured and returned rather than checked: a config naming another tar is a
- * finding to report), the tar read by the hardened reader.
+ * finding to report), the tar read by the hardened reader. `open` reads the blob from any source;
+ * without it, from the layout `dir`.
  */
-async function scanLayer(dir: string, layer: { digest: string; size: number; mediaType: string }, what: string, maxEntries: number): Promise<LayerScan> {
-  const path = blobPath(dir, layer.digest, what);
+async function scanLayer(dir: string, layer: { digest: string; size: number; mediaType: string }, what: string, maxEntries: number, open?: () => Readable): Promise<LayerScan> {
+  const path = open === undefined ? blobPath(dir, layer.digest, what) : undefined;
   compressionOf(layer.mediaType, what);
   const entries = new Map<string, Entry>();
   const order: string[] = [];
@@ -343,7 +389,7 @@ async function scanLayer(dir: string, layer: { digest: string; size: number; med
     kept += s.length;
     return s;
   };
-  const model: Layer = { descriptor: { mediaType: layer.mediaType, digest: layer.digest as Digest, size: layer.size }, open: () => createReadStream(path) };
+  const model: Layer = { descriptor: { mediaType: layer.mediaType, digest: layer.digest as Digest, size: layer.size }, open: open ?? (() => createReadStream(path!)) };
   let read;
   try {
     read = await readLayer(
@@ -394,6 +440,11 @@ async function scanLayer(dir: string, layer: { digest: string; size: number; med
     }
     if (e instanceof DistillError) throw e;
     const missing = (e as NodeJS.ErrnoException).code === 'ENOENT';
+    // A corrupt stream usually fails in gunzip or the tar reader before the blob's digest is checked
+    // at its end: say whether the blob is damaged or was a bad layer all along.
+    if (!missing && !(await blobIntact(path, layer.digest, open))) {
+      throw invalid(`${dir}: layer blob ${layer.digest} is damaged: its bytes do not match its digest`, 'pull or build the image into the layout again', e);
+    }
     throw invalid(
       `${dir}: ${what} ${layer.digest} cannot be read${missing ? ' (the blob is missing)' : ''}: ${messageOf(e)}`,
       missing ? 'is this a complete OCI layout? pull or build the image into it again' : 'the layer is not a valid (compressed) tar',
@@ -401,6 +452,16 @@ async function scanLayer(dir: string, layer: { digest: string; size: number; med
     );
   }
   return { entries, order, duplicates, tarDigest: read.diffId };
+}
+
+async function blobIntact(path: string | undefined, digest: string, open?: () => Readable): Promise<boolean> {
+  try {
+    const h = createHash('sha256');
+    for await (const chunk of open?.() ?? createReadStream(path!)) h.update(chunk as Buffer);
+    return `sha256:${h.digest('hex')}` === digest;
+  } catch {
+    return false;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -478,7 +539,7 @@ function byBytes(a: string, b: string): number {
 // ---------------------------------------------------------------------------------------------------
 // The comparison
 
-export async function compareImages(expected: ImageSide, actual: ImageSide, opts: CompareOptions = {}): Promise<ImageComparison> {
+export async function compareImages(expected: AnySide, actual: AnySide, opts: CompareOptions = {}): Promise<ImageComparison> {
   const maxFileDiffs = opts.maxFileDiffs ?? DEFAULT_MAX_FILE_DIFFS;
   const maxEntries = opts.maxEntries ?? DEFAULT_MAX_ENTRIES;
   const [a, b] = await Promise.all([readSide(expected, 'expected'), readSide(actual, 'actual')]);
@@ -510,8 +571,8 @@ export async function compareImages(expected: ImageSide, actual: ImageSide, opts
     const la = a.layers[i];
     const lb = b.layers[i];
     const [sa, sb] = await Promise.all([
-      la ? scanLayer(expected.dir, la, `expected layer ${i}`, maxEntries) : EMPTY_SCAN,
-      lb ? scanLayer(actual.dir, lb, `actual layer ${i}`, maxEntries) : EMPTY_SCAN,
+      la ? scanLayer(a.name, la, `expected layer ${i}`, maxEntries, a.openLayer && (() => a.openLayer!(i))) : EMPTY_SCAN,
+      lb ? scanLayer(b.name, lb, `actual layer ${i}`, maxEntries, b.openLayer && (() => b.openLayer!(i))) : EMPTY_SCAN,
     ]);
     const compressionOnly = la !== undefined && lb !== undefined && sa.tarDigest === sb.tarDigest;
     const isLast = first === layers.filter((l) => !l.same).at(-1);

@@ -11,7 +11,10 @@ export { lockImages, loadKeyring, type LockOptions, type LockResult } from './lo
 export { readLock, assertFresh, lockPathFor, type Lockfile, type LockedPackage } from './lock/lockfile.js';
 export { loadLockChain, type LockedImage } from './lock/load.js';
 export { explain, type Explanation } from './lock/explain.js';
-export { ContentStore } from './cas/store.js';
+export { ContentStore, blobHex, type ContentStoreOptions, type PutExpectation, type StoredBlob } from './cas/store.js';
+export { writeAtomic, writeFileAtomic, type AtomicWriteOptions } from './util/atomic-write.js';
+export { readTar, type TarEntry, type TarEntryType, type OnTarEntry, type ReadTarOptions } from './tar/reader.js';
+export { readLayer, type ReadLayerOptions, type LayerRead } from './oci/read-layer.js';
 export { fetchDebs, type FetchDebsOptions, type FetchSummary } from './fetch/debs.js';
 export { fetchImages } from './fetch/images.js';
 export { findDefinitions } from './definition/find.js';

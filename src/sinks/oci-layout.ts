@@ -2,25 +2,24 @@
 // `blobs/sha256/<hex>` in a directory, readable by skopeo (`oci:DIR:REF`), umoci, crane, buildah and
 // containerd. Creates the layout or updates one in place.
 //
-// Each blob is written once: one already present is re-hashed and kept when it matches, replaced when
-// it does not. New bytes go to a temp file beside their final path, are checked against their
-// descriptor while they stream (a layer is never read into memory), fsynced and renamed into place, so
-// a blob path only ever holds the bytes its name promises. Children are written before their parents
+// Each blob is written once, through the one content store (cas/store.ts, in its layout form): one
+// already present is re-hashed and kept when it matches, replaced when it does not. New bytes go to a
+// temp file beside their final path, are checked against their descriptor while they stream (a layer
+// is never read into memory), fsynced and renamed into place, so a blob path only ever holds the bytes
+// its name promises. Children are written before their parents
 // (layers, configs, manifests, indexes) and index.json last, so a crash at any point leaves a layout
 // whose index.json references only complete blobs.
-import { createWriteStream } from 'node:fs';
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { VerifyingStream } from '../digest.js';
+import { ContentStore } from '../cas/store.js';
 import { DistillError, isDistillError, messageOf } from '../errors.js';
 import { type Blob, type Descriptor, descriptorJson, goJson, hexOf, invalid } from '../oci/descriptor.js';
 import { type BuiltImage, type LayerSource, checkBuiltImage, parseJson } from '../oci/image.js';
 import { type BuiltIndex, checkBuiltIndex } from '../oci/index.js';
 import { ANNOTATION_REF_NAME, MEDIA_TYPE_INDEX } from '../oci/media-types.js';
 import { cmp } from '../oci/platform.js';
-import { fileMatches, writeAtomic, writeFileAtomic } from '../util/atomic-write.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
 
 export type { BuiltImage, LayerSource } from '../oci/image.js';
 export type { BuiltIndex } from '../oci/index.js';
@@ -69,9 +68,11 @@ export async function writeOciLayout(dir: string, refs: LayoutRef[]): Promise<vo
       addImage(r.target);
     }
   }
-  for (const l of layers.values()) await putBlob(blobsDir, l.descriptor, () => l.open());
+  const store = new ContentStore(dir, { layout: true });
+  await store.sweep(); // temporaries a killed run left beside their blobs
+  for (const l of layers.values()) await putBlob(store, l.descriptor, () => l.open());
   for (const b of [...configs.values(), ...manifests.values(), ...indexes.values()]) {
-    await putBlob(blobsDir, b.descriptor, () => Readable.from([b.bytes]));
+    await putBlob(store, b.descriptor, () => Readable.from([b.bytes]));
   }
 
   // index.json: entries for other ref names (and unnamed ones) are kept as they were; ours replace
@@ -167,19 +168,20 @@ async function readCapped(path: string, cap: number): Promise<string> {
   return readFile(path, 'utf8');
 }
 
-/** Write one blob unless an identical one is there; `open` is only called when bytes are needed. */
-async function putBlob(blobsDir: string, d: Descriptor, open: () => Readable): Promise<void> {
+/**
+ * Write one blob unless an identical one is there (re-hashed, never trusted); `open` is only called
+ * when bytes are needed. The layout's blobs go through the one content store (cas/store.ts).
+ */
+async function putBlob(store: ContentStore, d: Descriptor, open: () => Readable): Promise<void> {
   const hex = hexOf(d.digest, 'blob');
-  const final = join(blobsDir, hex);
-  if (await fileMatches(final, { size: d.size, sha256: hex })) return;
   try {
-    await writeAtomic(final, (tmp) => pipeline(open(), new VerifyingStream({ size: d.size, sha256: hex, what: d.digest }), createWriteStream(tmp, { mode: 0o644 })));
+    await store.putStream(open, { sha256: hex, size: d.size, what: d.digest });
   } catch (e) {
     if (isDistillError(e, 'BLOB_SIZE_MISMATCH') || isDistillError(e, 'BLOB_DIGEST_MISMATCH')) {
       throw invalid(`blob ${d.digest}: the bytes do not match the descriptor: ${e.message}`, 'the layer file changed after it was built, or its descriptor is wrong; rebuild', e);
     }
     if (e instanceof DistillError) throw e;
-    throw new DistillError('LAYER_IO', `cannot write blob ${d.digest} to ${blobsDir}: ${messageOf(e)}`, { cause: e });
+    throw new DistillError('LAYER_IO', `cannot write blob ${d.digest} to ${store.dir}: ${messageOf(e)}`, { cause: e });
   }
 }
 

@@ -65,6 +65,12 @@ test('reading a blob that was corrupted on disk fails instead of returning bad b
       // drain
     }
   }, (e: any) => e.code === 'BLOB_DIGEST_MISMATCH');
+  // By digest alone, too.
+  await assert.rejects(async () => {
+    for await (const _ of store.open(`sha256:${expected.sha256}`)) {
+      // drain
+    }
+  }, (e: any) => e.code === 'BLOB_DIGEST_MISMATCH');
 });
 
 test('a missing file in a file:// mirror is NOT_FOUND_IN_MIRROR', async () => {

@@ -100,3 +100,18 @@ test('a handler\'s own error propagates unchanged and stops the read', async () 
   }), (e) => e === mine);
   assert.equal(calls, 1);
 });
+
+test('inspect refuses a layer whose tar is not the config\'s diffId, and reads it when it is', async () => {
+  const { inspectArtifact } = await import('../../src/inspect.js');
+  const { jsonBlob } = await import('../../src/oci/descriptor.js');
+  const status = 'Package: hello\nVersion: 1.0\nArchitecture: amd64\nInstalled-Size: 42\n';
+  const tarBytes = await craftTar([file('var/lib/dpkg/status.d/hello', status)]);
+  const image = (diffId?: Digest) => ({
+    manifest: jsonBlob('application/vnd.oci.image.manifest.v1+json', { schemaVersion: 2 }),
+    config: jsonBlob('application/vnd.oci.image.config.v1+json', {}),
+    layers: [layerOf(tarBytes, diffId !== undefined ? { diffId } : {})],
+  });
+  const ok = await inspectArtifact('good', image());
+  assert.deepEqual(ok.images[0]!.packages.map((p) => p.name), ['hello']);
+  await assert.rejects(inspectArtifact('lying', image(toDigest(sha256Hex('another tar')))), (e: any) => e.code === 'OCI_INVALID' && /diff_ids/.test(e.message));
+});

@@ -25,6 +25,7 @@ import { normalisePath, type FsEntry } from './rootfs/entry.js';
 import { writeLayer } from './layer/write-layer.js';
 import { writeOciLayout, checkRefName } from './sinks/oci-layout.js';
 import { readLayoutArtifact } from './sources/oci-layout.js';
+import { openSource as openImageSource, parseSourceSpec } from './source.js';
 import { RegistryClient, type RegistryOptions } from './registry/client.js';
 import { parseReference } from './registry/reference.js';
 import { emptyStats, pushArtifact, type PushStats } from './registry/sink.js';
@@ -191,7 +192,14 @@ interface Base {
 }
 
 async function openSource(source: string, client: (registry: string, access: 'pull' | 'push') => RegistryClient): Promise<Base> {
-  const { dir, ref } = splitLayoutRef(source, undefined);
+  // An image archive (docker save, distill build --tar, oci-archive) through the archive source.
+  const spec = parseSourceSpec(source);
+  if (spec.transport === 'archive' || spec.transport === 'oci-archive' || spec.transport === 'docker-archive') {
+    const a = await openImageSource(spec);
+    // Named by the file's base name, as a layout is: the base.name annotation must not depend on where the file is.
+    return { artifact: a.artifact, name: `${a.name.slice(0, a.name.indexOf(':'))}:${basename(spec.file)}:${a.ref}`, digest: a.digest };
+  }
+  const { dir, ref } = splitLayoutRef(source.startsWith('oci:') ? source.slice('oci:'.length) : source, undefined);
   if (await isDirectory(dir)) {
     const a = await readLayoutArtifact(dir, ref);
     return { artifact: a.artifact, name: `oci:${basename(dir)}:${a.ref}`, digest: a.digest };

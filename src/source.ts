@@ -73,6 +73,8 @@ export interface OpenedSource {
   /** A name for reports: the reference, `oci:DIR:REF`, `oci-archive:FILE:REF`, … */
   name: string;
   spec: SourceSpec;
+  /** For a layout or archive: the ref, tag or @N that was chosen. */
+  ref?: string;
   /** Release what the layers stream through (the registry client); call when done reading. */
   close(): Promise<void>;
 }
@@ -88,13 +90,13 @@ export async function openSource(spec: string | SourceSpec, opts: OpenSourceOpti
   const none = async (): Promise<void> => {};
   if (s.transport === 'oci') {
     const a = await readLayoutArtifact(s.dir, s.ref);
-    return { artifact: a.artifact, digest: a.digest, name: `oci:${s.dir}:${a.ref}`, spec: s, close: none };
+    return { artifact: a.artifact, digest: a.digest, name: `oci:${s.dir}:${a.ref}`, spec: s, ref: a.ref, close: none };
   }
   if (s.transport !== 'docker') {
     // A bare file is read by what it holds (index.json first); a prefix says which half to read.
     const a = await readArchiveArtifact(s.file, { ...(s.transport !== 'archive' ? { kind: s.transport } : {}), ...(s.selection !== undefined ? { selection: s.selection } : {}) });
     const kind = s.transport !== 'archive' ? s.transport : a.via === 'index.json' ? 'oci-archive' : 'docker-archive';
-    return { artifact: a.artifact, digest: a.digest, name: `${kind}:${s.file}:${a.selected}`, spec: s, close: none };
+    return { artifact: a.artifact, digest: a.digest, name: `${kind}:${s.file}:${a.selected}`, spec: s, ref: a.selected, close: none };
   }
   const r = parseReference(s.reference);
   const own = opts.client === undefined;

@@ -264,7 +264,10 @@ export async function indexArchive(file: string): Promise<Map<string, Member>> {
     const header = Buffer.alloc(BLOCK);
     let pos = 0;
     let longName: string | undefined;
+    let longLink: string | undefined;
     let paxPath: string | undefined;
+    let paxLink: string | undefined;
+    const links = new Map<string, string>();
     let paxSize: number | undefined;
     let count = 0;
     for (;;) {
@@ -280,35 +283,57 @@ export async function indexArchive(file: string): Promise<Map<string, Member>> {
       checkChecksum(header, file, pos);
       if (++count > MEMBER_CAP) throw invalid(`${file}: more than ${MEMBER_CAP} tar members`, 'the archive is malformed or hostile');
       const type = String.fromCharCode(header[156]!);
-      const size = paxSize ?? parseSize(header, file, pos);
+      const meta = type === 'x' || type === 'L' || type === 'g' || type === 'K';
+      const size = meta ? parseSize(header, file, pos) : paxSize ?? parseSize(header, file, pos);
       const dataAt = pos + BLOCK;
       const next = dataAt + Math.ceil(size / BLOCK) * BLOCK;
       if (dataAt + size > fileSize) throw invalid(`${file}: a member at byte ${pos} claims ${size} bytes, past the end of the file`, 'the archive is truncated or hostile');
-      if (type === 'x' || type === 'L' || type === 'g' || type === 'K') {
+      if (meta) {
         if (size > HEADER_RECORD_CAP) throw invalid(`${file}: a ${size}-byte tar header record at byte ${pos}`, 'the archive is malformed or hostile');
         const rec = Buffer.alloc(size);
         await readFully(fh, rec, dataAt);
         if (type === 'x') {
           const pax = parsePax(rec, file, pos);
           paxPath = pax.path ?? paxPath;
+          paxLink = pax.linkpath ?? paxLink;
           if (pax.size !== undefined) paxSize = pax.size;
         } else if (type === 'L') {
           longName = rec.toString('utf8').replace(/\0.*$/s, '');
+        } else if (type === 'K') {
+          longLink = rec.toString('utf8').replace(/\0.*$/s, '');
         }
         pos = next;
         continue;
       }
       const raw = paxPath ?? longName ?? headerName(header);
+      const rawLink = paxLink ?? longLink ?? cstr(header, 157, 100);
       longName = undefined;
+      longLink = undefined;
       paxPath = undefined;
+      paxLink = undefined;
       paxSize = undefined;
       const name = normaliseName(raw);
       if (name === undefined) throw invalid(`${file}: the member ${JSON.stringify(raw.slice(0, 200))} climbs out of the archive or is absolute`, 'the archive is malformed or hostile');
       if (type === '0' || type === '\0' || type === '7') {
         if (members.has(name)) throw invalid(`${file}: the member ${JSON.stringify(name)} appears twice`, 'the archive is malformed or hostile: which copy is meant cannot be told');
         members.set(name, { offset: dataAt, size });
+      } else if (type === '2' || type === '1') {
+        // `docker save` links a layer that two images share (`<id>/layer.tar -> ../<other>/layer.tar`):
+        // a symlink's target is relative to its directory, a hard link's to the archive's root.
+        const dir = type === '2' ? name.split('/').slice(0, -1).join('/') : '';
+        const target = resolveLink(type === '2' && !rawLink.startsWith('/') && dir !== '' ? `${dir}/${rawLink}` : rawLink);
+        if (target === undefined) throw invalid(`${file}: the link ${JSON.stringify(name)} points outside the archive`, 'the archive is malformed or hostile');
+        if (members.has(name) || links.has(name)) throw invalid(`${file}: the member ${JSON.stringify(name)} appears twice`, 'the archive is malformed or hostile: which copy is meant cannot be told');
+        links.set(name, target);
       }
       pos = next;
+    }
+    // Links resolve to the regular member they reach (a few hops at most); one that reaches none is left out.
+    for (const [name, first] of links) {
+      let t: string | undefined = first;
+      for (let hop = 0; hop < 8 && t !== undefined && !members.has(t); hop++) t = links.get(t);
+      const m = t === undefined ? undefined : members.get(t);
+      if (m !== undefined && !members.has(name)) members.set(name, m);
     }
     return members;
   } finally {
@@ -324,15 +349,29 @@ function normaliseName(raw: string): string | undefined {
   return parts.join('/');
 }
 
+function cstr(h: Buffer, off: number, len: number): string {
+  const b = h.subarray(off, off + len);
+  const end = b.indexOf(0);
+  return b.subarray(0, end < 0 ? len : end).toString('utf8');
+}
+
+/** A link target inside the archive, `..` resolved; undefined when it is absolute or climbs out. */
+function resolveLink(raw: string): string | undefined {
+  if (raw.length > NAME_CAP || raw.includes('\0') || raw.startsWith('/')) return undefined;
+  const out: string[] = [];
+  for (const p of raw.split('/')) {
+    if (p === '' || p === '.') continue;
+    if (p === '..') {
+      if (out.pop() === undefined) return undefined;
+    } else out.push(p);
+  }
+  return out.length === 0 ? undefined : out.join('/');
+}
+
 function headerName(h: Buffer): string {
-  const cstr = (off: number, len: number): string => {
-    const b = h.subarray(off, off + len);
-    const end = b.indexOf(0);
-    return b.subarray(0, end < 0 ? len : end).toString('utf8');
-  };
-  const name = cstr(0, 100);
+  const name = cstr(h, 0, 100);
   const magic = h.subarray(257, 262).toString('latin1');
-  const prefix = magic === 'ustar' ? cstr(345, 155) : '';
+  const prefix = magic === 'ustar' ? cstr(h, 345, 155) : '';
   return prefix !== '' ? `${prefix}/${name}` : name;
 }
 
@@ -365,9 +404,9 @@ function parseSize(h: Buffer, file: string, pos: number): number {
   return n;
 }
 
-/** pax records ("<len> key=value\n"): path and size are the ones that matter here. */
-function parsePax(rec: Buffer, file: string, pos: number): { path?: string; size?: number } {
-  const out: { path?: string; size?: number } = {};
+/** pax records ("<len> key=value\n"): path, linkpath and size are the ones that matter here. */
+function parsePax(rec: Buffer, file: string, pos: number): { path?: string; linkpath?: string; size?: number } {
+  const out: { path?: string; linkpath?: string; size?: number } = {};
   let i = 0;
   while (i < rec.length) {
     const sp = rec.indexOf(0x20, i);
@@ -379,6 +418,7 @@ function parsePax(rec: Buffer, file: string, pos: number): { path?: string; size
     const k = kv.slice(0, eq);
     const v = kv.slice(eq + 1);
     if (k === 'path') out.path = v;
+    if (k === 'linkpath') out.linkpath = v;
     if (k === 'size') {
       if (!/^\d+$/.test(v) || !Number.isSafeInteger(Number(v))) throw invalid(`${file}: a pax size ${JSON.stringify(v.slice(0, 40))} at byte ${pos}`);
       out.size = Number(v);

@@ -19,6 +19,7 @@ import { hasTool, makeIndex, run, type TestImage } from '../helpers/make-layer.j
 import { tempDir } from '../helpers/tmp.js';
 import { needsRegistry, startRegistry } from '../helpers/registry.js';
 import { copyImage } from '../../src/copy.js';
+import { appendImage } from '../../src/append.js';
 
 let work: string;
 let built: Awaited<ReturnType<typeof makeIndex>>;
@@ -125,6 +126,38 @@ const dockerManifest = (config: string, layers: string[]): string => JSON.string
 
 const refused = (e: unknown): boolean => isDistillError(e, 'OCI_INVALID') && !/\n\s+at /.test(e.message);
 
+/** A symlink header (tarHeader writes files and directories only). */
+function symlink(name: string, target: string): Buffer {
+  const h = tarHeader({ name, mode: 0o777, size: 0, mtime: 0, type: '0' });
+  h.write('2', 156, 'latin1');
+  h.write(target, 157, 'utf8');
+  h.fill(0x20, 148, 156);
+  let sum = 0;
+  for (const b of h) sum += b;
+  h.write(`${sum.toString(8).padStart(6, '0')}\u0000 `, 148, 'latin1');
+  return h;
+}
+
+test('docker save\'s shared layers: a symlink to another image\'s layer.tar is followed; one that climbs out is refused', async () => {
+  const layer = Buffer.from('layer bytes');
+  const manifest = JSON.stringify([{ Config: 'c.json', RepoTags: ['shared:1'], Layers: ['b/layer.tar'] }]);
+  const members = Buffer.concat([
+    ...[['manifest.json', manifest], ['c.json', CONFIG], ['a/layer.tar', layer]].map(([n, d]) => {
+      const b = Buffer.from(d as string | Buffer);
+      return Buffer.concat([tarHeader({ name: n as string, mode: 0o644, size: b.length, mtime: 0, type: '0' }), b, Buffer.alloc((512 - (b.length % 512)) % 512)]);
+    }),
+  ]);
+  const ok = join(work, 'symlinked.tar');
+  writeFileSync(ok, Buffer.concat([members, symlink('b/layer.tar', '../a/layer.tar'), Buffer.alloc(1024)]));
+  const a = await readArchiveArtifact(ok);
+  assert.ok(!isImageIndex(a.artifact));
+  assert.equal(a.artifact.layers[0]!.descriptor.digest, sha('layer bytes'));
+  await drain(a.artifact);
+  const out = join(work, 'symlink-out.tar');
+  writeFileSync(out, Buffer.concat([members, symlink('b/layer.tar', '../../etc/passwd'), Buffer.alloc(1024)]));
+  await assert.rejects(indexArchive(out), (e) => refused(e) && /outside the archive/.test((e as Error).message));
+});
+
 test('hostile: member names that climb out or are absolute are refused', async () => {
   for (const name of ['../evil', 'a/../../evil', '/etc/passwd']) {
     const f = tar(`climb-${name.replace(/\W/g, '_')}.tar`, [['manifest.json', dockerManifest('c.json', [])], [name, 'x']]);
@@ -198,4 +231,21 @@ test('copy from an archive or a layout into a registry: the registry sink, layer
   } finally {
     await registry.stop();
   }
+});
+
+test('append onto an archive: the base image comes from the tar, its layers untouched, named by the file\'s base name', async () => {
+  const app = join(work, 'app.txt');
+  writeFileSync(app, 'hello\n');
+  const out = join(work, 'appended');
+  const r = await appendImage(`oci-archive:${archive}:latest`, { layers: [`${app}:/app/`], out: `${out}:v1`, sourceDateEpoch: 0 });
+  const a = await openSource(`oci:${out}:v1`);
+  assert.ok(isImageIndex(a.artifact));
+  for (const img of imagesOf(a.artifact)) {
+    const base = built.images.find((b) => b.platform.architecture === img.platform?.architecture)!;
+    assert.deepEqual(img.layers.slice(0, 2).map((l) => l.descriptor.digest), base.layers.map((l) => l.descriptor.digest));
+    assert.equal(img.layers.length, 3);
+    const m = JSON.parse(img.manifest.bytes.toString());
+    assert.equal(m.annotations['org.opencontainers.image.base.name'], 'oci-archive:built.tar:latest');
+  }
+  assert.ok(r);
 });

@@ -33,7 +33,7 @@ import { parseReference } from '../registry/reference.js';
 import { signImage, type SignedManifest } from '../sign/sign.js';
 import { publicKeyOf } from '../sign/signer.js';
 import { readPayload } from '../sign/signature-store.js';
-import { platformTag } from './worker.js';
+import { platformTag, variantSpec, variantTag } from '../definition/variants.js';
 
 export interface JoinOptions extends RegistryOptions {
   privateKey?: KeyObject;
@@ -158,8 +158,8 @@ export async function joinPlatforms(definitionFile: string, repository: string, 
     // 3. Indexes by digest, then the tags, last (a tag never names something incomplete).
     for (const i of indexes) await client.putManifest(repo, i.digest, i.bytes, MEDIA_TYPE_INDEX);
     for (const i of indexes) {
-      await client.putManifest(repo, i.variant, i.bytes, MEDIA_TYPE_INDEX);
-      emit({ type: 'manifest-pushed', repository: repo, digest: i.digest, reference: i.variant, existed: false });
+      await client.putManifest(repo, variantTag(i.variant), i.bytes, MEDIA_TYPE_INDEX);
+      emit({ type: 'manifest-pushed', repository: repo, digest: i.digest, reference: variantTag(i.variant), existed: false });
       pushed.push({ tag: i.variant, digest: i.digest, reference: `${where}:${i.variant}@${i.digest}` });
     }
   } finally {
@@ -217,7 +217,7 @@ function annotationsOf(fetched: readonly Fetched[], where: string): { source?: s
 
 /** The model's layers for one worker's image: digests from its manifest, history from the locks. */
 function chainLayers(chain: readonly LockedImage[], f: Fetched, sourceDateEpoch: number | undefined, where: string): ChainLayers {
-  const debug = f.variant === 'debug' || f.variant === 'debug-nonroot';
+  const debug = variantSpec(f.variant).debug;
   const want = chain.length + (debug ? 1 : 0);
   if (f.manifest.layers.length !== want) {
     throw mismatch(`${where}:${f.tag} has ${f.manifest.layers.length} layers; its locks make ${want} (${chain.map((li) => li.definition.name).join(', ')}${debug ? ', debug' : ''})`, chain[chain.length - 1]!.definition.name, f.arch);

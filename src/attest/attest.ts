@@ -70,6 +70,8 @@ export interface VerifyAttestationOptions extends RegistryOptions {
    * reports such a provenance as being about another image rather than stopping short). Default false.
    */
   anySubject?: boolean;
+  /** A client for the reference's registry to use and leave open (see SignOptions.client). */
+  client?: RegistryClient;
 }
 
 export interface VerifyAttestationResult {
@@ -114,7 +116,7 @@ export async function attestImage(reference: string, opts: AttestOptions): Promi
 export async function verifyAttestation(reference: string, opts: VerifyAttestationOptions): Promise<VerifyAttestationResult> {
   const ref = parseReference(reference);
   const uri = predicateTypeUri(opts.predicateType);
-  const client = new RegistryClient(ref.registry, { ...opts, access: 'pull' });
+  const client = opts.client ?? new RegistryClient(ref.registry, { ...opts, access: 'pull' });
   try {
     const image = await resolveImage(client, ref);
     const tag = attachmentTag(image.digest, 'att');
@@ -169,7 +171,7 @@ export async function verifyAttestation(reference: string, opts: VerifyAttestati
     }
     throw new DistillError('ATTESTATION_NONE', `${where} holds no ${uri} attestation`, { hint: `attest it with that predicate type` });
   } finally {
-    await client.close();
+    if (opts.client === undefined) await client.close();
   }
 }
 

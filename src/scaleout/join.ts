@@ -162,44 +162,46 @@ export async function joinPlatforms(definitionFile: string, repository: string, 
       emit({ type: 'manifest-pushed', repository: repo, digest: i.digest, reference: variantTag(i.variant), existed: false });
       pushed.push({ tag: i.variant, digest: i.digest, reference: `${where}:${i.variant}@${i.digest}` });
     }
+
+    // The same client reads the workers' records and writes every signature and attestation below:
+    // one ping and one token for the whole join.
+    // 4. The provenance: the one-machine build's, with the workers' runs as byproducts.
+    const subjects = joined.flatMap((v) => [{ name: `${def.name}:${v.variant}`, digest: v.index }, ...v.manifests.map((m) => ({ name: `${def.name}:${v.variant}-${m.arch}`, digest: m.digest }))]);
+    const workers = opts.privateKey ? await workerRecords(where, chain, texts, joined, { ...opts, client }, def.name) : [];
+    const earliest = workers.map((w) => w.startedOn).filter((s): s is string => typeof s === 'string').sort()[0];
+    const provenance = buildProvenance({
+      chain,
+      texts,
+      subjects,
+      variants,
+      platforms: arches,
+      ...(opts.sourceDateEpoch !== undefined ? { sourceDateEpoch: opts.sourceDateEpoch } : {}),
+      ...(annotations.source || annotations.revision ? { source: { ...(annotations.source ? { repository: annotations.source } : {}), ...(annotations.revision ? { revision: annotations.revision } : {}) } } : {}),
+      settings: BUILD_SETTINGS,
+      invocationId: randomUUID(),
+      startedOn: earliest !== undefined ? new Date(earliest) : startedOn,
+      finishedOn: new Date(),
+    }) as { predicate: { runDetails: Record<string, unknown> }; subject: { name: string; digest: { sha256: string } }[] };
+    if (workers.length > 0) {
+      provenance.predicate.runDetails['byproducts'] = workers.map((w) => ({
+        name: `worker ${w.platforms.join(',')}`,
+        digest: { sha256: w.statementSha256 },
+        annotations: { invocationId: w.invocationId ?? '', startedOn: w.startedOn ?? '', finishedOn: w.finishedOn ?? '', platforms: w.platforms.join(',') },
+      }));
+    }
+
+    // 5. Signatures (each index and the platform images it lists) and the provenance on every index.
+    if (opts.privateKey) {
+      const extraSubjects = provenance.subject.map((x) => ({ name: x.name, digest: `sha256:${x.digest.sha256}` }));
+      for (const i of indexes) {
+        signed.push(...(await signImage(`${where}@${i.digest}`, { ...opts, client, privateKey: opts.privateKey, recursive: true })));
+        attested.push(await attestImage(`${where}@${i.digest}`, { ...opts, client, privateKey: opts.privateKey, predicateType: 'slsaprovenance1', predicate: provenance.predicate, replace: true, extraSubjects }));
+      }
+    }
+    return { image: def.name, variants: joined, pushed, signed, attested, provenance };
   } finally {
     await client.close();
   }
-
-  // 4. The provenance: the one-machine build's, with the workers' runs as byproducts.
-  const subjects = joined.flatMap((v) => [{ name: `${def.name}:${v.variant}`, digest: v.index }, ...v.manifests.map((m) => ({ name: `${def.name}:${v.variant}-${m.arch}`, digest: m.digest }))]);
-  const workers = opts.privateKey ? await workerRecords(where, chain, texts, joined, opts, def.name) : [];
-  const earliest = workers.map((w) => w.startedOn).filter((s): s is string => typeof s === 'string').sort()[0];
-  const provenance = buildProvenance({
-    chain,
-    texts,
-    subjects,
-    variants,
-    platforms: arches,
-    ...(opts.sourceDateEpoch !== undefined ? { sourceDateEpoch: opts.sourceDateEpoch } : {}),
-    ...(annotations.source || annotations.revision ? { source: { ...(annotations.source ? { repository: annotations.source } : {}), ...(annotations.revision ? { revision: annotations.revision } : {}) } } : {}),
-    settings: BUILD_SETTINGS,
-    invocationId: randomUUID(),
-    startedOn: earliest !== undefined ? new Date(earliest) : startedOn,
-    finishedOn: new Date(),
-  }) as { predicate: { runDetails: Record<string, unknown> }; subject: { name: string; digest: { sha256: string } }[] };
-  if (workers.length > 0) {
-    provenance.predicate.runDetails['byproducts'] = workers.map((w) => ({
-      name: `worker ${w.platforms.join(',')}`,
-      digest: { sha256: w.statementSha256 },
-      annotations: { invocationId: w.invocationId ?? '', startedOn: w.startedOn ?? '', finishedOn: w.finishedOn ?? '', platforms: w.platforms.join(',') },
-    }));
-  }
-
-  // 5. Signatures (each index and the platform images it lists) and the provenance on every index.
-  if (opts.privateKey) {
-    const extraSubjects = provenance.subject.map((x) => ({ name: x.name, digest: `sha256:${x.digest.sha256}` }));
-    for (const i of indexes) {
-      signed.push(...(await signImage(`${where}@${i.digest}`, { ...opts, privateKey: opts.privateKey, recursive: true })));
-      attested.push(await attestImage(`${where}@${i.digest}`, { ...opts, privateKey: opts.privateKey, predicateType: 'slsaprovenance1', predicate: provenance.predicate, replace: true, extraSubjects }));
-    }
-  }
-  return { image: def.name, variants: joined, pushed, signed, attested, provenance };
 }
 
 // The source/revision annotations the workers set, the same on every platform image (else the
@@ -276,7 +278,7 @@ async function workerRecords(
   chain: readonly LockedImage[],
   texts: { definition: string; lock: string }[],
   joined: readonly JoinedVariant[],
-  opts: JoinOptions,
+  opts: JoinOptions & { client?: RegistryClient },
   image: string,
 ): Promise<WorkerRecord[]> {
   const publicKey = publicKeyOf(opts.privateKey!);

@@ -16,7 +16,7 @@ export { fetchDebs, type FetchDebsOptions, type FetchSummary } from './fetch/deb
 export { fetchImages } from './fetch/images.js';
 export { findDefinitions } from './definition/find.js';
 export { buildImage, ATTESTATIONS_DIR, PROVENANCE_FILE, sbomFile, cyclonedxFile, type BuildOptions, type BuildResult, type BuiltManifest, type SbomFormat, type BuildModel, type BuiltVariant, type BuiltSbom } from './build.js';
-export { publish, buildAndPublish, checkPublishOptions, type PublishOptions, type PublishRegistry, type PublishSigner, type PublishResult } from './publish.js';
+export { publish, buildAndPublish, checkPublishOptions, type BuildAndPublishOptions, type PublishOptions, type PublishRegistry, type PublishSigner, type PublishResult } from './publish.js';
 export { VARIANTS, variantSpec, parseVariants, platformTag, variantTag, type VariantSpec } from './definition/variants.js';
 export { ALL_VARIANTS, type Variant } from './definition/types.js';
 export { imageConfig, imageManifest, type BuiltImage, type LayerSource } from './oci/image.js';

@@ -21,6 +21,8 @@ import { DistillError } from './errors.js';
 import type { OnProgress } from './events.js';
 import { RegistryClient, type RegistryOptions } from './registry/client.js';
 import { pushNamed, pushTarget, type NamedArtifact, type PushResult } from './registry/push.js';
+import { parseReference } from './registry/reference.js';
+import { RegistryLayerCache } from './scaleout/registry-cache.js';
 import { checkFormat, signImage, type SignatureFormat, type SignedManifest } from './sign/sign.js';
 import { checkOutputTargets, writeBuildOutputs } from './sinks/build-outputs.js';
 
@@ -143,14 +145,39 @@ export async function publish(build: BuildResult | BuildModel, opts: PublishOpti
   }
 }
 
+export interface BuildAndPublishOptions extends BuildOptions {
+  publish: PublishOptions;
+  /** Share finished layers through this registry repository (build --cache-repo). */
+  cacheRepository?: string;
+  /** Credentials and transport for cacheRepository (default: publish.registry's). */
+  cacheRegistry?: RegistryOptions;
+}
+
 /**
  * `distill build`'s one call: check where the images go, build, publish. Every check that needs no
- * build work (output targets, push target, signer) runs before the build starts.
+ * build work (output targets, push target, signer) runs before the build starts. One client per
+ * registry serves every step: the layer cache's fetches and stores, the push, every signature.
  */
-export async function buildAndPublish(definitionFile: string, opts: BuildOptions & { publish: PublishOptions }): Promise<BuildResult & { published: PublishResult }> {
-  const { publish: where, ...buildOpts } = opts;
-  const result = await buildImage(definitionFile, { ...buildOpts, beforeWork: () => checkPublishOptions(where) });
-  const published = await publish(result, { ...(opts.onProgress ? { onProgress: opts.onProgress } : {}), ...where });
-  // The model rides along, not enumerable, as on every BuildResult.
-  return Object.defineProperty({ ...result, published }, 'model', { value: result.model, enumerable: false }) as BuildResult & { published: PublishResult };
+export async function buildAndPublish(definitionFile: string, opts: BuildAndPublishOptions): Promise<BuildResult & { published: PublishResult }> {
+  const { publish: where, cacheRepository, cacheRegistry, ...buildOpts } = opts;
+  const clients = new Map<string, RegistryClient>();
+  const clientFor = (repository: string, options: RegistryOptions): RegistryClient => {
+    const host = parseReference(repository).registry;
+    let c = clients.get(host);
+    if (c === undefined) clients.set(host, (c = new RegistryClient(host, { ...options, ...(opts.onProgress ? { onProgress: opts.onProgress } : {}), access: 'push' })));
+    return c;
+  };
+  try {
+    const registry = where.registry !== undefined ? { ...where.registry, client: where.registry.client ?? clientFor(where.registry.repository, where.registry) } : undefined;
+    const cacheOptions = cacheRegistry ?? where.registry ?? {};
+    const remote = cacheRepository !== undefined
+      ? new RegistryLayerCache(cacheRepository, { ...cacheOptions, ...(opts.onProgress ? { onProgress: opts.onProgress } : {}), client: clientFor(cacheRepository, cacheOptions) })
+      : undefined;
+    const result = await buildImage(definitionFile, { ...buildOpts, ...(remote ? { remoteLayerCache: remote } : {}), beforeWork: () => checkPublishOptions(where) });
+    const published = await publish(result, { ...(opts.onProgress ? { onProgress: opts.onProgress } : {}), ...where, ...(registry ? { registry } : {}) });
+    // The model rides along, not enumerable, as on every BuildResult.
+    return Object.defineProperty({ ...result, published }, 'model', { value: result.model, enumerable: false }) as BuildResult & { published: PublishResult };
+  } finally {
+    await Promise.all([...clients.values()].map((c) => c.close()));
+  }
 }

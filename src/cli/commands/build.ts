@@ -1,6 +1,6 @@
 // `distill build`: flags → buildImage.
 import type { Argv } from 'yargs';
-import { buildAndPublish, checkFormat, DistillError, findDefinitions, parseVariants, RegistryLayerCache, type ProgressEvent, type SbomFormat } from '../../index.js';
+import { buildAndPublish, checkFormat, DistillError, findDefinitions, parseVariants, type ProgressEvent, type SbomFormat } from '../../index.js';
 import { attestedLine, FORMAT_OPTION, signedLine, signingKey } from './sign.js';
 import { registryOptionsFrom } from './registry-options.js';
 import type { CliIo } from '../io.js';
@@ -101,7 +101,6 @@ export function buildCommand(io: CliIo) {
         if (e.type === 'layer-written' && !layers.some((l) => l.digest === e.digest && l.arch === e.arch)) layers.push({ image: e.image, arch: e.arch, digest: e.digest, source: e.source ?? 'built' });
         opts.onProgress?.(e);
       };
-      const remote = argv['cache-repo'] !== undefined ? new RegistryLayerCache(argv['cache-repo'], { ...registry!.opts, onProgress }) : undefined;
       let result;
       try {
         result = await buildAndPublish(file!, {
@@ -118,7 +117,7 @@ export function buildCommand(io: CliIo) {
           sbomFormats: sbomFormats(argv['sbom-format']),
           annotations: { ...(argv.source ? { source: argv.source } : {}), ...(argv.revision ? { revision: argv.revision } : {}), ...(argv['base-repository'] ? { baseRepository: argv['base-repository'] } : {}) },
           onProgress,
-          ...(remote ? { remoteLayerCache: remote } : {}),
+          ...(argv['cache-repo'] !== undefined ? { cacheRepository: argv['cache-repo'], cacheRegistry: registry!.opts } : {}),
           publish: {
             ...(argv.out !== undefined ? { layout: argv.out } : {}),
             ...(argv.tar !== undefined ? { archive: argv.tar } : {}),
@@ -127,7 +126,6 @@ export function buildCommand(io: CliIo) {
           },
         });
       } finally {
-        await remote?.close();
         done();
       }
       const { published, ...summary } = result;

@@ -5,17 +5,15 @@
 // Registry source → registry sink, blob by blob: a blob the destination has is skipped (HEAD), and on
 // the same registry every blob is mounted across repositories rather than sent again. Bytes are never
 // re-serialised: what is pushed is exactly what was read, so digests (and signatures over them) hold.
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { DistillError } from './errors.js';
 import { RegistryClient, type RegistryOptions } from './registry/client.js';
 import { parseReference } from './registry/reference.js';
-import { copyReferrers } from './registry/referrers.js';
+import { registerReferrer } from './registry/referrers.js';
 import { MEDIA_TYPE_SIGSTORE_BUNDLE_V03 } from './oci/media-types.js';
 import { emptyStats, pushArtifact, type PushStats } from './registry/sink.js';
-import { readRegistryArtifact } from './registry/source.js';
+import { readAttachments, readRegistryArtifact } from './registry/source.js';
 import { imagesOf } from './oci/model.js';
+import { openSource, parseSourceSpec } from './source.js';
 
 export interface CopyOptions extends RegistryOptions {
   /** Also copy cosign signatures, attestations and SBOMs (default true). */
@@ -36,9 +34,8 @@ export interface CopyResult {
   stats: PushStats;
 }
 
-const ATTACHMENT = /^sha256-([0-9a-f]{64})\.(sig|att|sbom)$/;
-
 export async function copyImage(src: string, dst: string, opts: CopyOptions = {}): Promise<CopyResult> {
+  if (parseSourceSpec(src).transport !== 'docker') return copyFromLocal(src, dst, opts);
   const from = parseReference(src);
   const to = parseReference(dst);
   if (to.digest !== undefined) {
@@ -68,30 +65,50 @@ export async function copyImage(src: string, dst: string, opts: CopyOptions = {}
     const referrers: string[] = [];
     if (opts.attachments !== false) {
       // Attachments name the digest they belong to: the image's, and each platform manifest's.
-      const digests = new Set([main.digest, ...imagesOf(main.artifact).map((i) => i.manifest.descriptor.digest)].map((d) => d.slice('sha256:'.length)));
-      for (const t of (await source.listTags(from.repository)).sort()) {
-        const m = ATTACHMENT.exec(t);
-        if (!m || !digests.has(m[1]!)) continue;
-        const a = await readRegistryArtifact(source, from.repository, t);
-        await pushArtifact(sink, to.repository, a.artifact, { ...push, tag: t });
-        copied.push(t);
+      const subjects = [...new Set([main.digest, ...imagesOf(main.artifact).map((i) => i.manifest.descriptor.digest)])];
+      // cosign's tags, and cosign v3's Sigstore bundles (OCI referrers of the same digests): read as
+      // the model, pushed through the same sink — referrer manifests by digest, then registered at
+      // the destination as it keeps referrers (its API, or the fallback tag; registry/referrers.ts).
+      const found = await readAttachments(source, from.repository, subjects, { artifactType: MEDIA_TYPE_SIGSTORE_BUNDLE_V03 });
+      for (const t of found.tags) {
+        await pushArtifact(sink, to.repository, t.artifact, { ...push, tag: t.tag });
+        copied.push(t.tag);
       }
-      // cosign v3's Sigstore bundles: OCI referrers of the same digests (registry/referrers.ts).
-      // Their blobs are small (capped in referrers.ts) and pass through a private temporary directory.
-      const work = await mkdtemp(join(tmpdir(), 'distill-copy-'));
-      try {
-        referrers.push(...(await copyReferrers(
-          { client: source, repository: from.repository },
-          { client: sink, repository: to.repository },
-          [...digests].map((hex) => `sha256:${hex}`),
-          MEDIA_TYPE_SIGSTORE_BUNDLE_V03,
-          work,
-        )));
-      } finally {
-        await rm(work, { recursive: true, force: true }).catch(() => {});
+      for (const r of found.referrers) {
+        for (const [i, img] of r.index.images.entries()) {
+          await pushArtifact(sink, to.repository, img, push);
+          await registerReferrer(sink, to.repository, r.subject, r.descriptors[i]!);
+          referrers.push(img.manifest.descriptor.digest);
+        }
       }
     }
     return { source: src, destination: `${to.registry}/${to.repository}:${tag}`, digest: main.digest, attachments: copied, referrers, stats };
+  } finally {
+    await Promise.all([source.close(), sink.close()]);
+  }
+}
+
+/**
+ * A local source (an OCI layout, an oci-archive or docker-archive file) into a registry: the same
+ * registry sink, each layer streamed from the file and verified as it goes. Cosign attachments live
+ * in registries, so none come along from a file.
+ */
+async function copyFromLocal(src: string, dst: string, opts: CopyOptions): Promise<CopyResult> {
+  const to = parseReference(dst);
+  if (to.digest !== undefined || to.tag === undefined) {
+    throw new DistillError('USAGE', `copy ${src} → ${dst}: give the destination a tag`, { hint: 'e.g. registry/prod/app:1.2' });
+  }
+  const source = await openSource(src);
+  const sink = new RegistryClient(to.registry, { ...opts, access: 'push' });
+  const stats = emptyStats();
+  try {
+    await pushArtifact(sink, to.repository, source.artifact, {
+      stats,
+      tag: to.tag,
+      ...(opts.onProgress !== undefined ? { onProgress: opts.onProgress } : {}),
+      ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}),
+    });
+    return { source: source.name, destination: `${to.registry}/${to.repository}:${to.tag}`, digest: source.digest, attachments: [], referrers: [], stats };
   } finally {
     await Promise.all([source.close(), sink.close()]);
   }

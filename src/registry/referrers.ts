@@ -11,10 +11,7 @@
 // objects, and their descriptors validated before use.
 import { goJson, validateDescriptor, type Descriptor } from '../oci/descriptor.js';
 import { DistillError, isDistillError } from '../errors.js';
-import { createReadStream } from 'node:fs';
-import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
-import { MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_OCI_MANIFEST, type RegistryClient } from './client.js';
+import { MEDIA_TYPE_OCI_INDEX, type RegistryClient } from './client.js';
 
 /** The referrers tag schema's tag for a subject digest: `sha256-<hex>`. */
 export function referrersTag(digest: string): string {
@@ -106,51 +103,4 @@ export async function registerReferrer(
   const index = Buffer.from(goJson({ schemaVersion: 2, mediaType: MEDIA_TYPE_OCI_INDEX, manifests: [...kept, entry] }), 'utf8');
   await client.putManifest(repository, tag, index, MEDIA_TYPE_OCI_INDEX);
   return 'tag';
-}
-
-
-/** A referrer manifest is small; its blobs (a bundle: one statement) are capped like attestations. */
-const REFERRER_BLOB_CAP = 64 * 1024 * 1024;
-
-/**
- * Copy the referrers of each `subjects` digest (of `artifactType`) from one repository to another,
- * byte for byte: every blob, the manifest under its digest, then its registration at the destination
- * (API or fallback tag, whatever the destination has). Returns the referrer digests copied. Blobs are
- * verified by the client as they stream and capped before download.
- */
-export async function copyReferrers(
-  source: { client: RegistryClient; repository: string },
-  destination: { client: RegistryClient; repository: string },
-  subjects: readonly string[],
-  artifactType: string,
-  workDir: string,
-): Promise<string[]> {
-  const copied: string[] = [];
-  for (const subject of subjects) {
-    const { descriptors } = await listReferrers(source.client, source.repository, subject, artifactType);
-    for (const d of descriptors) {
-      const m = await source.client.getManifest(source.repository, d.digest, [MEDIA_TYPE_OCI_MANIFEST]);
-      let doc: { config?: Descriptor; layers?: Descriptor[]; subject?: { digest?: string } };
-      try {
-        doc = JSON.parse(m.bytes.toString('utf8')) as typeof doc;
-      } catch (e) {
-        throw new DistillError('REGISTRY_PROTOCOL', `referrer ${d.digest}: not JSON`, { cause: e });
-      }
-      if (doc.subject?.digest !== subject) throw new DistillError('REGISTRY_PROTOCOL', `referrer ${d.digest} names another subject`);
-      const blobs = [doc.config, ...(Array.isArray(doc.layers) ? doc.layers : [])].filter((b): b is Descriptor => b !== undefined);
-      for (const [i, b] of blobs.entries()) {
-        validateDescriptor(b, `referrer ${d.digest} blob ${i}`);
-        if (b.size > REFERRER_BLOB_CAP) throw new DistillError('RESPONSE_TOO_LARGE', `referrer ${d.digest}: a ${b.size}-byte blob, more than ${REFERRER_BLOB_CAP}`);
-        if ((await destination.client.headBlob(destination.repository, b.digest)) !== undefined) continue;
-        const file = join(workDir, `referrer-blob-${b.digest.slice(7)}`);
-        await source.client.downloadBlob(source.repository, { digest: b.digest, size: b.size }, file);
-        await destination.client.uploadBlob(destination.repository, { digest: b.digest, size: b.size }, () => createReadStream(file));
-        await rm(file, { force: true });
-      }
-      await destination.client.putManifest(destination.repository, d.digest, m.bytes, MEDIA_TYPE_OCI_MANIFEST);
-      await registerReferrer(destination.client, destination.repository, subject, d);
-      copied.push(d.digest);
-    }
-  }
-  return copied;
 }

@@ -15,9 +15,7 @@
 // locally), with a warning; an entry refused on fetch is replaced by the layer built instead.
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
-import { mkdir, rm } from 'node:fs/promises';
-import { createHash, randomBytes } from 'node:crypto';
-import { join } from 'node:path';
+import { createHash } from 'node:crypto';
 import { layerDecompressorFor } from '../layer/compression.js';
 import type { RemoteLayerCache, LayerRecord } from '../build/layer-cache.js';
 import type { ContentStore } from '../cas/store.js';
@@ -81,14 +79,18 @@ export class RegistryLayerCache implements RemoteLayerCache {
       if (record.digest !== layer.digest || record.size !== layer.size) throw invalid(`${this.where}:${cacheTag(key)}: its record names another blob than its layer`);
       const hex = record.digest.slice('sha256:'.length);
       if (!(await store.has({ sha256: hex, size: record.size }))) {
-        await mkdir(join(store.dir, 'ingest'), { recursive: true });
-        const tmp = join(store.dir, 'ingest', `cache-${hex.slice(0, 16)}-${randomBytes(6).toString('hex')}`);
+        // Streamed straight into the content store, verified against the record's digest and size on
+        // the way; a blob whose tar is not the record's is dropped again (LayerCache checks it once more).
+        const put = await store.putStream(() => this.client.openBlob(this.repo, { digest: record.digest, size: record.size }), {
+          sha256: hex,
+          size: record.size,
+          what: `cached layer ${hex.slice(0, 12)} from ${this.where}`,
+        });
         try {
-          await this.client.downloadBlob(this.repo, { digest: record.digest, size: record.size }, tmp);
-          await checkUncompressed(tmp, record, `${this.where}:${cacheTag(key)}`);
-          await store.put({ sha256: hex, size: record.size, what: `cached layer ${hex.slice(0, 12)} from ${this.where}` }, createReadStream(tmp));
-        } finally {
-          await rm(tmp, { force: true });
+          await checkUncompressed(put.path, record, `${this.where}:${cacheTag(key)}`);
+        } catch (e) {
+          if (put.written) await store.remove(hex);
+          throw e;
         }
       }
       return record;

@@ -169,10 +169,10 @@ export async function appendImage(source: string, opts: AppendOptions): Promise<
       out.stats = stats;
       if (opts.signKey !== undefined) {
         const ref = `${to.registry}/${to.repository}@${top.digest}`;
-        const signed = await signImage(ref, { ...opts, privateKey: opts.signKey, recursive: true });
+        const signed = await signImage(ref, { ...opts, client: client(to.registry, 'push'), privateKey: opts.signKey, recursive: true });
         out.signatures = signed.map((x) => x.tag);
         const subjects = out.manifests.map((m) => ({ name: `${to.registry}/${to.repository}`, digest: m.digest }));
-        out.attestation = (await attestImage(ref, { ...opts, privateKey: opts.signKey, predicateType: 'slsaprovenance1', predicate: provenance, replace: true, extraSubjects: subjects })).tag;
+        out.attestation = (await attestImage(ref, { ...opts, client: client(to.registry, 'push'), privateKey: opts.signKey, predicateType: 'slsaprovenance1', predicate: provenance, replace: true, extraSubjects: subjects })).tag;
       }
     }
     return out;

@@ -43,7 +43,10 @@ export class RegistryLayerCache implements RemoteLayerCache {
   /** Keys whose entry was refused on fetch: the freshly built layer replaces it. */
   private readonly refused = new Set<string>();
 
-  constructor(repository: string, opts: RegistryOptions = {}) {
+  private readonly ownsClient: boolean;
+
+  /** `opts.client`: a client for the repository's registry (push access) to share, left open by close(). */
+  constructor(repository: string, opts: RegistryOptions & { client?: RegistryClient } = {}) {
     const ref = parseReference(repository);
     if (ref.tag !== undefined || ref.digest !== undefined) {
       throw new DistillError('REFERENCE_INVALID', `--cache-repo ${repository}: name a repository, without a tag or digest`, { hint: 'e.g. --cache-repo registry.example.com/distill/cache' });
@@ -51,11 +54,12 @@ export class RegistryLayerCache implements RemoteLayerCache {
     this.repo = ref.repository;
     this.where = `${ref.registry}/${ref.repository}`;
     this.emit = opts.onProgress ?? noProgress;
-    this.client = new RegistryClient(ref.registry, { ...opts, access: 'push' });
+    this.ownsClient = opts.client === undefined;
+    this.client = opts.client ?? new RegistryClient(ref.registry, { ...opts, access: 'push' });
   }
 
   async close(): Promise<void> {
-    await this.client.close();
+    if (this.ownsClient) await this.client.close();
   }
 
   async get(key: string, store: ContentStore): Promise<LayerRecord | undefined> {

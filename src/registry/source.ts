@@ -9,6 +9,7 @@ import { DistillError } from '../errors.js';
 import { type Blob, type Descriptor, validateDescriptor } from '../oci/descriptor.js';
 import type { Artifact, Image, ImageIndex, Layer } from '../oci/model.js';
 import type { Platform } from '../oci/platform.js';
+import { markVerified } from './blobs.js';
 import { MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_DOCKER_MANIFEST_LIST, MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_OCI_MANIFEST, type RegistryClient } from './client.js';
 
 export const INDEX_MEDIA_TYPES: ReadonlySet<string> = new Set([MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_DOCKER_MANIFEST_LIST]);
@@ -64,7 +65,9 @@ async function readImage(client: RegistryClient, repository: string, manifest: B
     out.push({
       descriptor: l,
       ...(diffId !== undefined ? { diffId } : {}),
-      open: () => lazy(() => client.openBlob(repository, l)),
+      // The lazy stream only forwards openBlob's verified one (errors included), so it carries the
+      // mark: a sink uploading it does not hash the bytes a second time.
+      open: () => markVerified(lazy(() => client.openBlob(repository, l)), l),
     });
   }
   const p = platform ?? platformOf(configBytes);

@@ -5,22 +5,19 @@
 // Registry source → registry sink, blob by blob: a blob the destination has is skipped (HEAD), and on
 // the same registry every blob is mounted across repositories rather than sent again. Bytes are never
 // re-serialised: what is pushed is exactly what was read, so digests (and signatures over them) hold.
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { DistillError } from './errors.js';
 import { RegistryClient, type RegistryOptions } from './registry/client.js';
 import { parseReference } from './registry/reference.js';
 import { copyReferrers } from './registry/referrers.js';
 import { MEDIA_TYPE_SIGSTORE_BUNDLE_V03 } from './oci/media-types.js';
-import { emptyStats, pushArtifact, type PushStats } from './registry/sink.js';
+import { emptyStats, forEachLimit, pushArtifact, type PushStats } from './registry/sink.js';
 import { readRegistryArtifact } from './registry/source.js';
 import { imagesOf } from './oci/model.js';
 
 export interface CopyOptions extends RegistryOptions {
   /** Also copy cosign signatures, attestations and SBOMs (default true). */
   attachments?: boolean;
-  /** Blobs in flight at once (default 4). */
+  /** Blobs in flight at once (default 8: every platform's blobs share one pool, largest first). */
   concurrency?: number;
 }
 
@@ -58,38 +55,42 @@ export async function copyImage(src: string, dst: string, opts: CopyOptions = {}
   const push = {
     stats,
     ...(opts.onProgress !== undefined ? { onProgress: opts.onProgress } : {}),
-    ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}),
+    concurrency: opts.concurrency ?? 8,
     ...(sameRegistry ? { mountFrom: [from.repository] } : {}),
   };
   try {
     const main = await readRegistryArtifact(source, from.repository, from.digest ?? from.tag ?? 'latest');
+    // Attachments name the digest they belong to: the image's, and each platform manifest's.
+    const subjects = [main.digest, ...imagesOf(main.artifact).map((i) => i.manifest.descriptor.digest)];
+    const hexes = new Set(subjects.map((d) => d.slice('sha256:'.length)));
+    // Which attachment tags exist (and their small documents) is read while the image's blobs stream.
+    const found = opts.attachments === false
+      ? Promise.resolve([])
+      : (async () => {
+          const tags = (await source.listTags(from.repository)).filter((t) => hexes.has(ATTACHMENT.exec(t)?.[1] ?? '')).sort();
+          return Promise.all(tags.map(async (t) => ({ tag: t, artifact: (await readRegistryArtifact(source, from.repository, t)).artifact })));
+        })();
+    found.catch(() => {}); // awaited below; not an unhandled rejection meanwhile
     await pushArtifact(sink, to.repository, main.artifact, { ...push, tag });
     const copied: string[] = [];
     const referrers: string[] = [];
     if (opts.attachments !== false) {
-      // Attachments name the digest they belong to: the image's, and each platform manifest's.
-      const digests = new Set([main.digest, ...imagesOf(main.artifact).map((i) => i.manifest.descriptor.digest)].map((d) => d.slice('sha256:'.length)));
-      for (const t of (await source.listTags(from.repository)).sort()) {
-        const m = ATTACHMENT.exec(t);
-        if (!m || !digests.has(m[1]!)) continue;
-        const a = await readRegistryArtifact(source, from.repository, t);
-        await pushArtifact(sink, to.repository, a.artifact, { ...push, tag: t });
-        copied.push(t);
-      }
-      // cosign v3's Sigstore bundles: OCI referrers of the same digests (registry/referrers.ts).
-      // Their blobs are small (capped in referrers.ts) and pass through a private temporary directory.
-      const work = await mkdtemp(join(tmpdir(), 'distill-copy-'));
-      try {
-        referrers.push(...(await copyReferrers(
+      const attachments = await found;
+      await Promise.all([
+        forEachLimit(attachments, 4, async (a) => {
+          await pushArtifact(sink, to.repository, a.artifact, { ...push, tag: a.tag });
+        }),
+        // cosign v3's Sigstore bundles: OCI referrers of the same digests (registry/referrers.ts),
+        // streamed blob by blob (mounted on the same registry) like everything else.
+        copyReferrers(
           { client: source, repository: from.repository },
           { client: sink, repository: to.repository },
-          [...digests].map((hex) => `sha256:${hex}`),
+          subjects,
           MEDIA_TYPE_SIGSTORE_BUNDLE_V03,
-          work,
-        )));
-      } finally {
-        await rm(work, { recursive: true, force: true }).catch(() => {});
-      }
+          { stats, ...(sameRegistry ? { mountFrom: [from.repository] } : {}) },
+        ).then((r) => referrers.push(...r)),
+      ]);
+      copied.push(...attachments.map((a) => a.tag));
     }
     return { source: src, destination: `${to.registry}/${to.repository}:${tag}`, digest: main.digest, attachments: copied, referrers, stats };
   } finally {

@@ -39,7 +39,7 @@ const keyOf = (b: BlobRef): string => `${b.digest}/${b.size}`;
 /**
  * Mark `stream` as one that errors unless it carries exactly the bytes of `blob` (it ends only after
  * checking them). A stream that merely forwards a marked one — errors included, and ending only when
- * it ends — may be marked too (registry/source.ts's lazy opener).
+ * it ends — may be marked too (blobStream).
  */
 export function markVerified(stream: Readable, blob: BlobRef): Readable {
   verified.set(stream, keyOf(blob));
@@ -100,6 +100,27 @@ export async function openBlob(t: Transport, repository: string, blob: BlobRef, 
   verify.on('close', () => res.body.destroy());
   res.body.pipe(verify);
   return markVerified(verify, blob);
+}
+
+/**
+ * The blob as a Readable at once (a model Layer's `open()` is synchronous), its GET made now: it
+ * forwards openBlob's verified stream, errors included, so it carries the same mark.
+ */
+export function blobStream(t: Transport, repository: string, blob: BlobRef): Readable {
+  const out = new PassThrough({ highWaterMark: MiB });
+  openBlob(t, repository, blob).then(
+    (src) => {
+      if (out.destroyed) {
+        src.destroy();
+        return;
+      }
+      src.on('error', (e) => out.destroy(e));
+      out.on('close', () => src.destroy());
+      src.pipe(out);
+    },
+    (e: unknown) => out.destroy(e as Error),
+  );
+  return markVerified(out, blob);
 }
 
 /**

@@ -10,7 +10,7 @@ import type { Readable } from 'node:stream';
 import type { Digest } from '../digest.js';
 import type { OnProgress } from '../events.js';
 import type { RetryPolicy } from '../http/retry.js';
-import { type BlobRef, defaultUploadOptions, downloadBlob, headBlob, openBlob, uploadBlob, type UploadOptions } from './blobs.js';
+import { type BlobRef, blobStream, defaultUploadOptions, downloadBlob, headBlob, openBlob, uploadBlob, type UploadOptions } from './blobs.js';
 import type { CredentialOptions } from './credentials.js';
 import { getReferrers, listTags } from './discovery.js';
 import { type FetchedManifest, MANIFEST_ACCEPT, getManifest, headManifest, putManifest } from './manifests.js';
@@ -91,6 +91,11 @@ export class RegistryClient {
   /** Stream a blob, verified as it flows (the stream errors on a wrong size or digest). */
   openBlob(repository: string, blob: BlobRef): Promise<Readable> {
     return openBlob(this.transport, repository, blob);
+  }
+
+  /** The blob as a Readable now, fetched on first read and verified as it flows (a model Layer's `open`). */
+  blobStream(repository: string, blob: BlobRef): Readable {
+    return blobStream(this.transport, repository, blob);
   }
 
   /**

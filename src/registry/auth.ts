@@ -376,10 +376,19 @@ export async function readSmall(res: Dispatcher.ResponseData, cap: number, what:
   return (await readCappedBody(res, cap, what)).toString('utf8');
 }
 
+/**
+ * Stop reading a response and drop its connection. undici's body then errors with an AbortError that
+ * nobody else listens for; it is expected here, so it is swallowed rather than left uncaught.
+ */
+export function discardBody(res: Dispatcher.ResponseData): void {
+  res.body.on('error', () => {});
+  res.body.destroy();
+}
+
 export async function readCappedBody(res: Dispatcher.ResponseData, cap: number, what: string): Promise<Buffer> {
   const len = res.headers['content-length'];
   if (typeof len === 'string' && Number(len) > cap) {
-    res.body.destroy();
+    discardBody(res);
     throw tooLarge(what, cap);
   }
   const chunks: Buffer[] = [];
@@ -389,7 +398,7 @@ export async function readCappedBody(res: Dispatcher.ResponseData, cap: number, 
       const b = c as Buffer;
       n += b.length;
       if (n > cap) {
-        res.body.destroy();
+        discardBody(res);
         throw tooLarge(what, cap);
       }
       chunks.push(b);

@@ -12,7 +12,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { VerifyingStream } from '../digest.js';
 import { DistillError, messageOf } from '../errors.js';
 import { TransientError, isTransient } from '../http/retry.js';
-import { repositoryScope } from './auth.js';
+import { discardBody, repositoryScope } from './auth.js';
 import { NET_HINT, type Response, type Transport, checkDigestHeader, checkRepository, drain, locationOf, mismatch } from './transport.js';
 
 const MiB = 1024 * 1024;
@@ -80,7 +80,7 @@ async function getBlob(t: Transport, repository: string, blob: BlobRef, what: st
       throw mismatch(`${what}: the registry sends ${len} bytes, the descriptor says ${blob.size}`);
     }
   } catch (e) {
-    res.body.destroy();
+    discardBody(res);
     throw e;
   }
   return res;
@@ -97,7 +97,7 @@ export async function openBlob(t: Transport, repository: string, blob: BlobRef, 
   const res = await t.retrying(`GET ${what}`, () => getBlob(t, repository, blob, what));
   const verify = new RegistryVerify(blob, what, onBytes);
   res.body.on('error', (e: unknown) => verify.destroy(e instanceof DistillError ? e : new TransientError(`${what}: ${messageOf(e)}`, undefined, e, NET_HINT)));
-  verify.on('close', () => res.body.destroy());
+  verify.on('close', () => discardBody(res));
   res.body.pipe(verify);
   return markVerified(verify, blob);
 }

@@ -16,7 +16,7 @@ import { DistillError, messageOf } from '../errors.js';
 import { noProgress, type OnProgress } from '../events.js';
 import { USER_AGENT } from '../http/open.js';
 import { type RetryPolicy, TransientError, defaultRetryPolicy, isTransient, isTransientStatus, parseRetryAfter, withRetry } from '../http/retry.js';
-import { type Access, Authenticator, isLoopbackHost, readCappedBody, repositoryScope } from './auth.js';
+import { type Access, Authenticator, discardBody, isLoopbackHost, readCappedBody, repositoryScope } from './auth.js';
 import { type CredentialOptions, resolveCredentials } from './credentials.js';
 import { apiHost } from './reference.js';
 
@@ -299,7 +299,7 @@ export class Transport {
           .join('; ');
       }
     } catch {
-      res.body.destroy();
+      discardBody(res);
     }
     // The registry's words are untrusted: printable ASCII only, and short.
     summary = summary.replace(/[^\x20-\x7e]/g, '?').slice(0, 300);
@@ -332,7 +332,7 @@ export async function drain(res: Response): Promise<void> {
   try {
     await res.body.dump({ limit: CAPS.drain });
   } catch {
-    res.body.destroy();
+    discardBody(res);
   }
 }
 

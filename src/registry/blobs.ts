@@ -96,31 +96,32 @@ export async function openBlob(t: Transport, repository: string, blob: BlobRef, 
   const what = `blob ${blob.digest} from ${t.registry}/${repository}`;
   const res = await t.retrying(`GET ${what}`, () => getBlob(t, repository, blob, what));
   const verify = new RegistryVerify(blob, what, onBytes);
-  res.body.on('error', (e: unknown) => verify.destroy(e instanceof DistillError ? e : new TransientError(`${what}: ${messageOf(e)}`, undefined, e, NET_HINT)));
-  verify.on('close', () => discardBody(res));
-  res.body.pipe(verify);
+  feed(res, verify, what);
   return markVerified(verify, blob);
 }
 
 /**
- * The blob as a Readable at once (a model Layer's `open()` is synchronous), its GET made now: it
- * forwards openBlob's verified stream, errors included, so it carries the same mark.
+ * The blob as a Readable at once (a model Layer's `open()` is synchronous), its GET made now: the
+ * same verifying stream openBlob returns, fed when the response arrives, so it carries the same mark.
  */
 export function blobStream(t: Transport, repository: string, blob: BlobRef): Readable {
-  const out = new PassThrough({ highWaterMark: MiB });
-  openBlob(t, repository, blob).then(
-    (src) => {
-      if (out.destroyed) {
-        src.destroy();
-        return;
-      }
-      src.on('error', (e) => out.destroy(e));
-      out.on('close', () => src.destroy());
-      src.pipe(out);
+  const what = `blob ${blob.digest} from ${t.registry}/${repository}`;
+  const verify = new RegistryVerify(blob, what, undefined);
+  t.retrying(`GET ${what}`, () => getBlob(t, repository, blob, what)).then(
+    (res) => {
+      if (verify.destroyed) discardBody(res);
+      else feed(res, verify, what);
     },
-    (e: unknown) => out.destroy(e as Error),
+    (e: unknown) => verify.destroy(e as Error),
   );
-  return markVerified(out, blob);
+  return markVerified(verify, blob);
+}
+
+/** Pipe a response body into its verifier; a network error mid-body is transient (the consumer opens again). */
+function feed(res: Response, verify: RegistryVerify, what: string): void {
+  res.body.on('error', (e: unknown) => verify.destroy(e instanceof DistillError ? e : new TransientError(`${what}: ${messageOf(e)}`, undefined, e, NET_HINT)));
+  verify.on('close', () => discardBody(res));
+  res.body.pipe(verify);
 }
 
 /**

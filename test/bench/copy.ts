@@ -11,9 +11,9 @@
 // - `distill append` of a 1 MB app onto python3 from registry A, pushed to A (target < 1 s).
 import { spawnSync } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { appendImage } from '../../src/append.js';
 import { buildImage } from '../../src/build.js';
 import { copyImage } from '../../src/copy.js';
@@ -29,17 +29,62 @@ const median = (xs: number[]): number => {
 };
 const secs = (xs: number[]): string => xs.map((x) => x.toFixed(2)).join(' ');
 
-/** Time `fn` against a registry started for it alone (its start and stop are not timed). */
-async function onFreshRegistry(fn: (r: RunningRegistry) => Promise<void>): Promise<number> {
+/** CPU seconds (user + system) a process has used, from /proc (its waited-for children not included). */
+function cpuOf(pid: number | 'self', children = false): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    const tick = 100; // USER_HZ on Linux
+    return (Number(f[11]) + Number(f[12]) + (children ? Number(f[13]) + Number(f[14]) : 0)) / tick;
+  } catch {
+    return NaN;
+  }
+}
+
+/** The pid of the docker-registry serving `r` (its command line names its config beside its storage). */
+function registryPid(r: RunningRegistry): number | undefined {
+  const config = join(dirname(r.storage), 'config.yml');
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      if (readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0').includes(config)) return Number(d);
+    } catch {
+      // gone
+    }
+  }
+  return undefined;
+}
+
+interface Run {
+  wall: number;
+  /** CPU seconds: the copying client (this process for the library, else the child), the target registry, the source registry. */
+  client: number;
+  target: number;
+  source: number;
+}
+
+/** Time `fn` against a registry started for it alone (its start and stop are not timed), with the CPU each party spent. */
+async function onFreshRegistry(a: RunningRegistry, fn: (r: RunningRegistry) => Promise<void>, inProcess: boolean): Promise<Run> {
   const r = await startRegistry();
   try {
+    const aPid = registryPid(a);
+    const bPid = registryPid(r);
+    const before = { self: inProcess ? cpuOf('self') : cpuOf('self', true) - cpuOf('self'), a: aPid ? cpuOf(aPid) : NaN, b: bPid ? cpuOf(bPid) : NaN };
     const t = performance.now();
     await fn(r);
-    return (performance.now() - t) / 1000;
+    const wall = (performance.now() - t) / 1000;
+    const self = inProcess ? cpuOf('self') : cpuOf('self', true) - cpuOf('self');
+    return { wall, client: self - before.self, target: (bPid ? cpuOf(bPid) : NaN) - before.b, source: (aPid ? cpuOf(aPid) : NaN) - before.a };
   } finally {
     await r.stop();
   }
 }
+
+const cpuLine = (name: string, runs: Run[]): string => {
+  const c = median(runs.map((x) => x.client));
+  const t = median(runs.map((x) => x.target));
+  const s = median(runs.map((x) => x.source));
+  return `${name}: client ${c.toFixed(2)} + target registry ${t.toFixed(2)} + source registry ${s.toFixed(2)} = ${(c + t + s).toFixed(2)} s CPU`;
+};
 
 function run(cmd: string, args: string[]): void {
   const s = spawnSync(cmd, args, { encoding: 'utf8' });
@@ -63,29 +108,33 @@ export async function benchCopy(): Promise<string[]> {
       await buildImage(join(repoRoot, 'images', image, 'image.yaml'), { cacheDir: join(work, 'cache'), mirrors: { flags: snapshotMirrors(snap), aptSources: [] }, outDir: out, variants: ['latest'] });
       await pushLayout(out, `${a.host}/src/${image}`, { refs: ['latest'] });
       const src = `${a.host}/src/${image}:latest`;
-      const lib: number[] = [];
-      const proc: number[] = [];
-      const skopeo: number[] = [];
+      const lib: Run[] = [];
+      const proc: Run[] = [];
+      const skopeo: Run[] = [];
       let mb = 0;
-      const tools: [number[], (r: RunningRegistry) => Promise<void>][] = [
-        [lib, async (r) => {
+      const tools: [Run[], boolean, (r: RunningRegistry) => Promise<void>][] = [
+        [lib, true, async (r) => {
           const c = await copyImage(src, `${r.host}/distill/${image}:latest`);
           mb = c.stats.bytesUploaded / 1e6;
         }],
-        [proc, async (r) => run('node', [cli, 'copy', src, `${r.host}/distill/${image}:latest`])],
-        [skopeo, async (r) => run('skopeo', ['copy', '--all', '-q', '--src-tls-verify=false', '--dest-tls-verify=false', `docker://${src}`, `docker://${r.host}/skopeo/${image}:latest`])],
+        [proc, false, async (r) => run('node', [cli, 'copy', src, `${r.host}/distill/${image}:latest`])],
+        [skopeo, false, async (r) => run('skopeo', ['copy', '--all', '-q', '--src-tls-verify=false', '--dest-tls-verify=false', `docker://${src}`, `docker://${r.host}/skopeo/${image}:latest`])],
       ];
       for (let i = 0; i < reps; i++) {
         // Alternate the order, so neither tool always runs on a machine the other just warmed up.
         const order = i % 2 === 0 ? tools : [...tools].reverse();
-        for (const [times, fn] of order) times.push(await onFreshRegistry(fn));
+        for (const [runs, inProcess, fn] of order) runs.push(await onFreshRegistry(a, fn, inProcess));
       }
-      const s = median(skopeo);
+      const wall = (runs: Run[]): number => median(runs.map((x) => x.wall));
+      const total = (runs: Run[]): number => median(runs.map((x) => x.client + x.target + x.source));
+      const s = wall(skopeo);
       lines.push(
         `copy ${image} (all platforms, ${mb.toFixed(1)} MB of blobs, fresh target each run, median of ${reps}): ` +
-          `distill copy ${median(proc).toFixed(2)} s (CLI process), ${median(lib).toFixed(2)} s (library); skopeo copy --all ${s.toFixed(2)} s; ` +
-          `ratio ${(median(proc) / s).toFixed(2)}x CLI, ${(median(lib) / s).toFixed(2)}x library (target ≤ 0.6x)`,
-        `  runs: CLI ${secs(proc)}; library ${secs(lib)}; skopeo ${secs(skopeo)}`,
+          `distill copy ${wall(proc).toFixed(2)} s (CLI process), ${wall(lib).toFixed(2)} s (library); skopeo copy --all ${s.toFixed(2)} s; ` +
+          `ratio ${(wall(proc) / s).toFixed(2)}x CLI, ${(wall(lib) / s).toFixed(2)}x library (target ≤ 0.6x)`,
+        `  wall runs: CLI ${secs(proc.map((x) => x.wall))}; library ${secs(lib.map((x) => x.wall))}; skopeo ${secs(skopeo.map((x) => x.wall))}`,
+        `  CPU (medians): ${cpuLine('library', lib)}; ${cpuLine('CLI', proc)}; ${cpuLine('skopeo', skopeo)}; ` +
+          `total CPU ratio ${(total(lib) / total(skopeo)).toFixed(2)}x library, ${(total(proc) / total(skopeo)).toFixed(2)}x CLI`,
       );
     }
     // The same-registry copy, with attachments: sign both images (classic .sig tags and bundles).

@@ -6,7 +6,7 @@
 // of a marked stream does not hash it again (the stream still fails, and so aborts the upload, on a
 // wrong size or digest). Docker-Content-Digest headers are checked on every response that has one.
 import { createWriteStream } from 'node:fs';
-import { PassThrough, Readable, Transform, type TransformCallback } from 'node:stream';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createHash, type Hash } from 'node:crypto';
 import { VerifyingStream } from '../digest.js';
@@ -148,11 +148,15 @@ class RegistryVerify extends Transform {
   private seen = 0;
   private readonly hex: string;
 
-  constructor(private readonly blob: BlobRef, private readonly what: string, private readonly onBytes: ((n: number) => void) | undefined) {
+  /** Told the running byte count; settable by whoever consumes the stream (an upload's progress). */
+  onBytes: ((n: number) => void) | undefined;
+
+  constructor(private readonly blob: BlobRef, private readonly what: string, onBytes: ((n: number) => void) | undefined) {
     // 1 MiB of buffer rather than 16 KiB: a copy streams this straight into an upload, and small
     // buffers turn into many small socket writes on the other side.
     super({ readableHighWaterMark: MiB });
     this.hex = hexOf(blob.digest);
+    this.onBytes = onBytes;
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
@@ -311,24 +315,33 @@ function uploadBody(open: () => Readable, blob: BlobRef, hex: string, onBytes: (
   } catch (e) {
     throw local(e);
   }
+  // A registry blob streaming in (a copy): already verified, and it counts its own bytes — it goes
+  // out as it is, with no stream hop in between.
+  if (isVerified(src, blob) && src instanceof RegistryVerify && (onBytes === undefined || src.onBytes === undefined)) {
+    if (onBytes !== undefined) src.onBytes = onBytes;
+    return src;
+  }
   const stages: Transform[] = [];
   if (!isVerified(src, blob)) stages.push(new VerifyingStream({ size: blob.size, sha256: hex, what: `the local blob ${blob.digest}` }));
-  if (onBytes !== undefined) {
+  if (onBytes !== undefined || stages.length > 0) {
+    // Counts, and gives the request 1 MiB of buffer to read from (a file's 64 KiB reads otherwise
+    // turn into small socket writes).
     let seen = 0;
     stages.push(new Transform({
+      readableHighWaterMark: MiB,
       transform(chunk: Buffer, _enc, cb: TransformCallback) {
         seen += chunk.length;
-        onBytes(seen);
+        onBytes?.(seen);
         cb(null, chunk);
       },
     }));
   }
-  if (stages.length === 0) return src;
-  const out = new PassThrough({ highWaterMark: MiB });
+  const out = stages.at(-1);
+  if (out === undefined) return src;
   // The source's own error is mapped (and wins: this listener runs before the pipeline's).
   src.once('error', (e) => out.destroy(local(e)));
-  pipeline([src, ...stages, out]).catch(() => {
-    // pipeline destroys `out` with the error; its reader (the request) reports it
+  pipeline([src, ...stages]).catch(() => {
+    // pipeline destroys the last stage with the error; its reader (the request) reports it
   });
   out.once('close', () => src.destroy());
   return out;

@@ -75,7 +75,10 @@ export async function pushArtifacts(client: RegistryClient, repository: string, 
       if (!blobs.has(l.descriptor.digest)) blobs.set(l.descriptor.digest, { descriptor: l.descriptor, open: () => l.open() });
     }
   }
-  await forEachLimit([...blobs.values()], opts.concurrency ?? 4, async ({ descriptor: d, open }) => {
+  // Largest first: the longest transfers start at once and the small ones fill the gaps, so the
+  // push ends soon after its biggest blob (longest-processing-time scheduling).
+  const order = [...blobs.values()].sort((x, y) => y.descriptor.size - x.descriptor.size);
+  await forEachLimit(order, opts.concurrency ?? 4, async ({ descriptor: d, open }) => {
     const present = await client.headBlob(repo, d.digest);
     if (present !== undefined && (present.size === d.size || present.size < 0)) {
       stats.blobsSkipped++;

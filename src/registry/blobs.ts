@@ -233,14 +233,18 @@ export async function uploadBlob(
     try {
       let res: Response;
       if (blob.size < monolithicMax) {
-        res = await t.send({
-          method: 'PUT',
-          url: withDigest(location, blob.digest),
-          scopes: [push],
-          headers: { 'content-type': 'application/octet-stream', 'content-length': String(blob.size) },
-          body: source,
-          what,
-        });
+        try {
+          res = await t.send({
+            method: 'PUT',
+            url: withDigest(location, blob.digest),
+            scopes: [push],
+            headers: { 'content-type': 'application/octet-stream', 'content-length': String(blob.size) },
+            body: source,
+            what,
+          });
+        } catch (e) {
+          throw localFailure(source) ?? e;
+        }
       } else {
         const reader = new ChunkReader(source[Symbol.asyncIterator]() as AsyncIterator<Buffer>);
         for (let offset = 0; offset < blob.size; ) {
@@ -278,7 +282,16 @@ export async function uploadBlob(
           what,
         });
       }
-      if (res.statusCode !== 201) throw await t.failure(res, `finish the upload of ${what}`);
+      if (res.statusCode !== 201) {
+        // Every byte went out before the local digest check failed, so the registry may answer
+        // DIGEST_INVALID first (or cut the connection): the local fault is the one to report.
+        const local = localFailure(source);
+        if (local !== undefined) {
+          await drain(res);
+          throw local;
+        }
+        throw await t.failure(res, `finish the upload of ${what}`);
+      }
       await drain(res);
       checkDigestHeader(res, blob.digest, what);
       return { outcome: 'uploaded' };
@@ -345,6 +358,12 @@ function uploadBody(open: () => Readable, blob: BlobRef, hex: string, onBytes: (
   });
   out.once('close', () => src.destroy());
   return out;
+}
+
+/** The error a local upload body failed with (a digest or size mismatch, a read error), if any. */
+function localFailure(body: Readable): DistillError | undefined {
+  const e = body.errored;
+  return e instanceof DistillError ? e : undefined;
 }
 
 /** Takes exact byte counts from a stream for PATCH chunks, without buffering more than one read. */

@@ -11,8 +11,9 @@ import { parseReference } from './registry/reference.js';
 import { copyReferrers } from './registry/referrers.js';
 import { MEDIA_TYPE_SIGSTORE_BUNDLE_V03 } from './oci/media-types.js';
 import { emptyStats, forEachLimit, pushArtifact, type PushStats } from './registry/sink.js';
-import { readRegistryArtifact } from './registry/source.js';
+import { ATTACHMENT_TAG, readRegistryArtifact } from './registry/source.js';
 import { imagesOf } from './oci/model.js';
+import { openSource, parseSourceSpec } from './source.js';
 
 export interface CopyOptions extends RegistryOptions {
   /** Also copy cosign signatures, attestations and SBOMs (default true). */
@@ -33,9 +34,8 @@ export interface CopyResult {
   stats: PushStats;
 }
 
-const ATTACHMENT = /^sha256-([0-9a-f]{64})\.(sig|att|sbom)$/;
-
 export async function copyImage(src: string, dst: string, opts: CopyOptions = {}): Promise<CopyResult> {
+  if (parseSourceSpec(src).transport !== 'docker') return copyFromLocal(src, dst, opts);
   const from = parseReference(src);
   const to = parseReference(dst);
   if (to.digest !== undefined) {
@@ -67,7 +67,7 @@ export async function copyImage(src: string, dst: string, opts: CopyOptions = {}
     const found = opts.attachments === false
       ? Promise.resolve([])
       : (async () => {
-          const tags = (await source.listTags(from.repository)).filter((t) => hexes.has(ATTACHMENT.exec(t)?.[1] ?? '')).sort();
+          const tags = (await source.listTags(from.repository)).filter((t) => hexes.has(ATTACHMENT_TAG.exec(t)?.[1] ?? '')).sort();
           return Promise.all(tags.map(async (t) => ({ tag: t, artifact: (await readRegistryArtifact(source, from.repository, t)).artifact })));
         })();
     found.catch(() => {}); // awaited below; not an unhandled rejection meanwhile
@@ -93,6 +93,32 @@ export async function copyImage(src: string, dst: string, opts: CopyOptions = {}
       copied.push(...attachments.map((a) => a.tag));
     }
     return { source: src, destination: `${to.registry}/${to.repository}:${tag}`, digest: main.digest, attachments: copied, referrers, stats };
+  } finally {
+    await Promise.all([source.close(), sink.close()]);
+  }
+}
+
+/**
+ * A local source (an OCI layout, an oci-archive or docker-archive file) into a registry: the same
+ * registry sink, each layer streamed from the file and verified as it goes. Cosign attachments live
+ * in registries, so none come along from a file.
+ */
+async function copyFromLocal(src: string, dst: string, opts: CopyOptions): Promise<CopyResult> {
+  const to = parseReference(dst);
+  if (to.digest !== undefined || to.tag === undefined) {
+    throw new DistillError('USAGE', `copy ${src} → ${dst}: give the destination a tag`, { hint: 'e.g. registry/prod/app:1.2' });
+  }
+  const source = await openSource(src);
+  const sink = new RegistryClient(to.registry, { ...opts, access: 'push' });
+  const stats = emptyStats();
+  try {
+    await pushArtifact(sink, to.repository, source.artifact, {
+      stats,
+      tag: to.tag,
+      ...(opts.onProgress !== undefined ? { onProgress: opts.onProgress } : {}),
+      ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}),
+    });
+    return { source: source.name, destination: `${to.registry}/${to.repository}:${to.tag}`, digest: source.digest, attachments: [], referrers: [], stats };
   } finally {
     await Promise.all([source.close(), sink.close()]);
   }

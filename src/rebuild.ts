@@ -1,15 +1,16 @@
 // `distill rebuild`: anyone can check a published image. Take its SLSA provenance (from a signed
-// attestation in a registry — verified against the given key — or from an OCI layout), rebuild every
+// attestation in a registry — verified against the given key — from an OCI layout, or from a file
+// given beside an archive), read the published image in place from its source, rebuild every
 // recorded variant and platform from the definitions and locks it carries inline (no checkout), and
 // compare digests with the published ones. On a mismatch, name the first differing layer and every
 // differing file in it, and every differing config field.
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { existsSync, statSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { KeyObject } from 'node:crypto';
 import { verifyAttestation } from './attest/attest.js';
 import { ATTESTATIONS_DIR, buildImage, PROVENANCE_FILE } from './build.js';
+import { isVariant } from './definition/variants.js';
 import type { MirrorInputs } from './debian/mirrors.js';
 import type { Variant } from './definition/types.js';
 import { sha256Hex } from './digest.js';
@@ -19,17 +20,23 @@ import type { ProvenanceExternalParameters } from './provenance/provenance.js';
 import { DISTILL_BUILD_TYPE } from './provenance/provenance.js';
 import { SLSA_PROVENANCE_V1 } from './provenance/statement.js';
 import { compareImages, formatComparison, type ImageComparison } from './rebuild/compare.js';
+import { type Image, imagesOf, isImageIndex, type Artifact } from './oci/model.js';
 import type { RegistryOptions } from './registry/client.js';
-import { pullImage } from './registry/pull.js';
 import { parseReference } from './registry/reference.js';
+import { openSource, parseSourceSpec, type SourceSpec } from './source.js';
+import { archiveRefs, readArchiveArtifact } from './sources/archive.js';
+import { layoutRefs, readLayoutArtifact } from './sources/oci-layout.js';
 
 export interface RebuildOptions extends RegistryOptions {
   cacheDir: string;
   mirrors?: MirrorInputs;
   /** Verifies the provenance attestation of a registry image (required for a reference). */
   publicKey?: KeyObject;
+  /** Where the rebuild's private directory goes (default: the system temp directory); it is removed. */
   workDir?: string;
   onProgress?: OnProgress;
+  /** A provenance statement file, for a local image that does not carry one (an archive). */
+  provenance?: string;
 }
 
 export interface RebuiltManifest {
@@ -60,7 +67,6 @@ function invalid(message: string, hint?: string): DistillError {
 }
 
 const NAME = /^[a-z0-9][a-z0-9._-]*$/;
-const VARIANTS = new Set(['latest', 'nonroot', 'debug', 'debug-nonroot']);
 
 /** Checks a provenance statement before anything from it is used (it came from the publisher). */
 export function checkProvenance(s: unknown): ProvenanceStatement {
@@ -78,7 +84,7 @@ export function checkProvenance(s: unknown): ProvenanceStatement {
   if (typeof ext.image !== 'string' || !NAME.test(ext.image) || ext.definitions[ext.definitions.length - 1]?.image !== ext.image) {
     throw invalid(`its image ${JSON.stringify(ext.image)} is not the last of its definitions`);
   }
-  if (!Array.isArray(ext.variants) || ext.variants.length === 0 || !ext.variants.every((v) => VARIANTS.has(v))) throw invalid('its variants are not distill variants');
+  if (!Array.isArray(ext.variants) || ext.variants.length === 0 || !ext.variants.every((v) => isVariant(v))) throw invalid('its variants are not distill variants');
   if (!Array.isArray(ext.platforms) || ext.platforms.length === 0 || !ext.platforms.every((p) => typeof p === 'string' && /^[a-z0-9-]+$/.test(p))) throw invalid('its platforms are not Debian architectures');
   ext.definitions.forEach((d, i) => {
     const l = ext.locks[i]!;
@@ -92,55 +98,100 @@ export function checkProvenance(s: unknown): ProvenanceStatement {
   return st;
 }
 
-/** What a layout holds: ref name → digest, for the refs distill writes (<variant>, <variant>-<arch>). */
-async function layoutRefs(dir: string): Promise<Map<string, string>> {
-  let index: { manifests?: { digest?: string; annotations?: Record<string, string> }[] };
-  try {
-    index = JSON.parse(await readFile(join(dir, 'index.json'), 'utf8'));
-  } catch (e) {
-    throw new DistillError('OCI_INVALID', `${dir} has no readable index.json`, { cause: e, hint: 'rebuild a layout written by distill build --out' });
-  }
-  const refs = new Map<string, string>();
-  for (const m of index.manifests ?? []) {
-    const name = m.annotations?.['org.opencontainers.image.ref.name'];
-    if (name && m.digest && /^sha256:[0-9a-f]{64}$/.test(m.digest)) refs.set(name, m.digest);
-  }
-  if (refs.size === 0) throw new DistillError('OCI_INVALID', `${dir} names no images`, { hint: 'rebuild a layout written by distill build --out' });
-  return refs;
+/** Attachment refs a pulled layout carries (cosign tags, referrers): not images the build makes. */
+const ATTACHMENT_REF = /^sha256-[0-9a-f]{64}(\.(sig|att|sbom))?$/;
+
+/** A published image held locally (a layout's ref, an archive's image), read through its source. */
+interface LocalImage {
+  ref: string;
+  digest: string;
+  artifact: Artifact;
 }
 
+/** Every image a local target holds (or just the one it names), skipping attachments. */
+async function localImages(spec: Exclude<SourceSpec, { transport: 'docker' }>): Promise<{ images: LocalImage[]; name: string }> {
+  const images: LocalImage[] = [];
+  if (spec.transport === 'oci') {
+    const refs = spec.ref !== undefined ? [spec.ref] : (await layoutRefs(spec.dir)).filter((r) => !ATTACHMENT_REF.test(r));
+    for (const ref of refs) {
+      const a = await readLayoutArtifact(spec.dir, ref);
+      images.push({ ref, digest: a.digest, artifact: a.artifact });
+    }
+    if (images.length === 0) throw new DistillError('OCI_INVALID', `${spec.dir} names no images`, { hint: 'rebuild a layout written by distill build --out' });
+    return { images, name: spec.dir };
+  }
+  const asLayout = spec.transport === 'oci-archive' || (spec.transport === 'archive' && (await archiveRefs(spec.file)).length > 0);
+  if (asLayout) {
+    const refs = spec.selection !== undefined ? [spec.selection] : (await archiveRefs(spec.file)).filter((r) => !ATTACHMENT_REF.test(r));
+    for (const ref of refs) {
+      const a = await readArchiveArtifact(spec.file, { kind: 'oci-archive', selection: ref });
+      images.push({ ref, digest: a.digest, artifact: a.artifact });
+    }
+  } else {
+    const a = await readArchiveArtifact(spec.file, { kind: 'docker-archive', ...(spec.selection !== undefined ? { selection: spec.selection } : {}) });
+    // distill/<image>:<variant>-<arch> → <variant>-<arch>, the name the provenance gives it.
+    const tag = a.selected.startsWith('@') ? 'latest' : a.selected.slice(a.selected.lastIndexOf(':') + 1);
+    images.push({ ref: tag, digest: a.digest, artifact: a.artifact });
+  }
+  if (images.length === 0) throw new DistillError('OCI_INVALID', `${spec.file} names no images`, { hint: 'rebuild an archive written by distill build --tar' });
+  return { images, name: spec.file };
+}
+
+async function readProvenanceFile(path: string, what: string): Promise<ProvenanceStatement> {
+  let raw: unknown;
+  try {
+    const st = await stat(path);
+    if (st.size > PROVENANCE_CAP) throw new Error(`${st.size} bytes, more than ${PROVENANCE_CAP}`);
+    raw = JSON.parse(await readFile(path, 'utf8'));
+  } catch (e) {
+    throw new DistillError('PROVENANCE_INVALID', `${what} has no readable ${path}`, { cause: e, hint: 'rebuild a layout written by distill build --out, or pass --provenance FILE' });
+  }
+  return checkProvenance(raw);
+}
+
+const PROVENANCE_CAP = 64 * 1024 * 1024;
+
+/**
+ * `target`: a registry reference (`docker://` forces one), an OCI layout (`DIR`, `DIR:REF`,
+ * `oci:DIR[:REF]`) or an image archive (`FILE`, `oci-archive:FILE[:REF]`, `docker-archive:FILE[:NAME:TAG]`).
+ * The published image is read in place from its source — never copied into a temporary layout.
+ */
 export async function rebuild(target: string, opts: RebuildOptions): Promise<RebuildResult> {
+  const spec = parseSourceSpec(target);
+  let statement: ProvenanceStatement;
+  let registryTarget: { registry: string; repository: string; tag?: string; digest: string; covered: boolean } | undefined;
+  let local: { images: LocalImage[]; name: string } | undefined;
+  if (spec.transport !== 'docker') {
+    if (opts.publicKey !== undefined) {
+      throw new DistillError('USAGE', `${target} is local: a layout's or archive's provenance is not signed, so --key would check nothing`, {
+        hint: 'rebuild it without --key, or write a registry image as docker://REFERENCE',
+      });
+    }
+    // What is there to compare comes first: a damaged or hostile layout or archive is refused before anything else.
+    local = await localImages(spec);
+    if (opts.provenance !== undefined) statement = await readProvenanceFile(opts.provenance, target);
+    else if (spec.transport === 'oci') statement = await readProvenanceFile(join(spec.dir, ATTESTATIONS_DIR, PROVENANCE_FILE), spec.dir);
+    else {
+      throw new DistillError('USAGE', `${target} is an image archive, which carries no provenance`, {
+        hint: `pass --provenance FILE (the ${ATTESTATIONS_DIR}/${PROVENANCE_FILE} written beside it by distill build --out, or the statement distill verify-attestation prints)`,
+      });
+    }
+  } else {
+    if (opts.publicKey === undefined) throw new DistillError('USAGE', "rebuilding a registry image needs the publisher's public key", { hint: 'pass --key cosign.pub' });
+    const ref = parseReference(spec.reference);
+    // Only a provenance signed by the publisher's key, about exactly this digest, is used.
+    const verified = await verifyAttestation(spec.reference, { ...opts, publicKey: opts.publicKey, predicateType: SLSA_PROVENANCE_V1, anySubject: true });
+    const covers = (st: unknown): boolean => (st as ProvenanceStatement).subject?.some((x) => `sha256:${x.digest?.sha256}` === verified.digest) ?? false;
+    const covering = verified.statements.filter(covers);
+    statement = checkProvenance(covering[covering.length - 1] ?? verified.statements[verified.statements.length - 1]);
+    registryTarget = { registry: ref.registry, repository: ref.repository, ...(ref.tag ? { tag: ref.tag } : {}), digest: verified.digest, covered: covering.length > 0 };
+  }
+
+  // The rebuild itself: the definitions and locks materialised as images/<name>/ exactly as they
+  // were, built into a private directory that is removed whatever happens.
   const work = await mkdtemp(join(opts.workDir ?? tmpdir(), 'distill-rebuild-'));
   try {
-    let statement: ProvenanceStatement;
-    let registryTarget: { registry: string; repository: string; tag?: string; digest: string; covered: boolean } | undefined;
-    const forced = target.startsWith('docker://');
-    if (forced) target = target.slice('docker://'.length);
-    if (!forced && existsSync(target) && statSync(target).isDirectory()) {
-      if (opts.publicKey !== undefined) {
-        throw new DistillError('USAGE', `${target} is a local directory: a layout's provenance is not signed, so --key would check nothing`, {
-          hint: 'rebuild the layout without --key, or write a registry image as docker://REFERENCE',
-        });
-      }
-      let raw: unknown;
-      try {
-        raw = JSON.parse(await readFile(join(target, ATTESTATIONS_DIR, PROVENANCE_FILE), 'utf8'));
-      } catch (e) {
-        throw new DistillError('PROVENANCE_INVALID', `${target} has no readable ${ATTESTATIONS_DIR}/${PROVENANCE_FILE}`, { cause: e, hint: 'rebuild a layout written by distill build --out' });
-      }
-      statement = checkProvenance(raw);
-    } else {
-      if (opts.publicKey === undefined) throw new DistillError('USAGE', "rebuilding a registry image needs the publisher's public key", { hint: 'pass --key cosign.pub' });
-      const ref = parseReference(target);
-      // Only a provenance signed by the publisher's key, about exactly this digest, is used.
-      const verified = await verifyAttestation(target, { ...opts, publicKey: opts.publicKey, predicateType: SLSA_PROVENANCE_V1, anySubject: true });
-      const covers = (st: unknown): boolean => (st as ProvenanceStatement).subject?.some((x) => `sha256:${x.digest?.sha256}` === verified.digest) ?? false;
-      const covering = verified.statements.filter(covers);
-      statement = checkProvenance(covering[covering.length - 1] ?? verified.statements[verified.statements.length - 1]);
-      registryTarget = { registry: ref.registry, repository: ref.repository, ...(ref.tag ? { tag: ref.tag } : {}), digest: verified.digest, covered: covering.length > 0 };
-    }
     const ext = statement.predicate.buildDefinition.externalParameters;
-    // The definitions and locks, materialised as images/<name>/ exactly as they were.
     const images = join(work, 'images');
     for (let i = 0; i < ext.definitions.length; i++) {
       const d = ext.definitions[i]!;
@@ -170,20 +221,26 @@ export async function rebuild(target: string, opts: RebuildOptions): Promise<Reb
       rebuilt.set(`${ext.image}:${v.variant}`, v.index);
       for (const m of v.manifests) rebuilt.set(`${ext.image}:${v.variant}-${m.arch}`, m.digest);
     }
+    /** The rebuilt image of a platform ref (<variant>-<arch>), from the rebuilt layout. */
+    const rebuiltImage = async (ref: string): Promise<Image> => {
+      const a = await readLayoutArtifact(out, ref);
+      if (isImageIndex(a.artifact)) throw new DistillError('OCI_INVALID', `the rebuilt ${ref} is an index`);
+      return a.artifact;
+    };
     const subjects: RebuiltManifest[] = [];
     const lines: string[] = [];
     const platformNames = new Set(result.variants.flatMap((v) => v.manifests.map((m) => `${ext.image}:${v.variant}-${m.arch}`)));
-    if (registryTarget === undefined) {
-      // What the layout really holds is what is compared — never only what its (unsigned) provenance claims.
-      const refs = await layoutRefs(target);
+    if (local !== undefined) {
+      // What the layout or archive really holds is what is compared — never only what its (unsigned) provenance claims.
       const claimed = new Map(statement.subject.map((x) => [x.name, `sha256:${x.digest.sha256}`]));
-      for (const [name, published] of [...refs].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
-        const key = `${ext.image}:${name}`;
+      for (const p of [...local.images].sort((a, b) => (a.ref < b.ref ? -1 : 1))) {
+        const key = `${ext.image}:${p.ref}`;
+        const published = p.digest;
         const mine = rebuilt.get(key) ?? '(not rebuilt: the provenance does not record it)';
         const entry: RebuiltManifest = { name: key, published, rebuilt: mine, identical: mine === published };
-        if (claimed.get(key) !== published) lines.push(`${key}: the layout holds ${published} but its provenance names ${claimed.get(key) ?? 'nothing'}`);
-        if (!entry.identical && platformNames.has(key)) {
-          entry.comparison = await compareImages({ dir: target, manifestDigest: published }, { dir: out, manifestDigest: mine });
+        if (claimed.get(key) !== published) lines.push(`${key}: ${local.name} holds ${published} but its provenance names ${claimed.get(key) ?? 'nothing'}`);
+        if (!entry.identical && platformNames.has(key) && !isImageIndex(p.artifact)) {
+          entry.comparison = await compareImages({ image: p.artifact, name: local.name }, { image: await rebuiltImage(p.ref), name: 'the rebuilt image' });
           lines.push(`${key}: published ${published}, rebuilt ${mine}\n${formatComparison(entry.comparison, { expected: 'published', actual: 'rebuilt' })}`);
         } else if (!entry.identical) lines.push(`${key}: published ${published}, rebuilt ${mine}`);
         if (claimed.get(key) !== published) entry.identical = false;
@@ -192,7 +249,7 @@ export async function rebuild(target: string, opts: RebuildOptions): Promise<Reb
     } else {
       // A registry image: its digest must be one this build produced. When it is not, compare it
       // platform by platform with the variant its tag names (latest when the tag is not a variant).
-      const t = registryTarget;
+      const t = registryTarget!;
       const match = [...rebuilt].find(([, d]) => d === t.digest);
       if (!t.covered) {
         // A signed provenance, but about another digest: this image is not what it describes (it was
@@ -208,18 +265,24 @@ export async function rebuild(target: string, opts: RebuildOptions): Promise<Reb
         const mine = rebuilt.get(`${ext.image}:${variant}`) ?? '(not rebuilt)';
         subjects.push({ name: `${ext.image}:${variant}`, published: t.digest, rebuilt: mine, identical: false });
         lines.push(`${ext.image}:${variant}: published ${t.digest}, rebuilt ${mine}`);
-        const dir = join(work, 'published');
-        const pulled = await pullImage(`${t.registry}/${t.repository}@${t.digest}`, dir, { ...opts, refName: 'published' });
-        for (const m of pulled.manifests) {
-          const arch = m.platform?.architecture;
-          const mineM = arch === undefined ? undefined : rebuilt.get(`${ext.image}:${variant}-${arch}`);
-          if (mineM === undefined) continue;
-          const entry: RebuiltManifest = { name: `${ext.image}:${variant}-${arch}`, published: m.digest, rebuilt: mineM, identical: m.digest === mineM };
-          if (!entry.identical) {
-            entry.comparison = await compareImages({ dir, manifestDigest: m.digest }, { dir: out, manifestDigest: mineM });
-            lines.push(`${entry.name}: published ${m.digest}, rebuilt ${mineM}\n${formatComparison(entry.comparison, { expected: 'published', actual: 'rebuilt' })}`);
+        // The published image read in place: manifests and configs fetched, a layer streamed only
+        // when its digest differs from the rebuilt one's, verified as it flows.
+        const published = await openSource({ transport: 'docker', reference: `${t.registry}/${t.repository}@${t.digest}` }, opts);
+        try {
+          for (const img of imagesOf(published.artifact)) {
+            const arch = img.platform?.architecture;
+            const mineM = arch === undefined ? undefined : rebuilt.get(`${ext.image}:${variant}-${arch}`);
+            if (mineM === undefined) continue;
+            const digest = img.manifest.descriptor.digest;
+            const entry: RebuiltManifest = { name: `${ext.image}:${variant}-${arch}`, published: digest, rebuilt: mineM, identical: digest === mineM };
+            if (!entry.identical) {
+              entry.comparison = await compareImages({ image: img, name: published.name }, { image: await rebuiltImage(`${variant}-${arch}`), name: 'the rebuilt image' });
+              lines.push(`${entry.name}: published ${digest}, rebuilt ${mineM}\n${formatComparison(entry.comparison, { expected: 'published', actual: 'rebuilt' })}`);
+            }
+            subjects.push(entry);
           }
-          subjects.push(entry);
+        } finally {
+          await published.close();
         }
       }
     }

@@ -1,8 +1,9 @@
 // What one side of a diff names, read into lock chains: a lockfile, an image directory (its lock and
 // its bases' locks, followed through each lock's recorded base path), a directory of image
 // directories (images/), an OCI layout written by `distill build --out` (its provenance carries the
-// locks inline), a provenance statement file, or a registry image (its provenance attestation,
-// verified against the publisher's key, as `distill rebuild` reads it).
+// locks inline, checked against what the layout holds through the layout source; `oci:DIR[:REF]` and
+// `DIR:REF` name one ref), a provenance statement file, or a registry image (its provenance
+// attestation, verified against the publisher's key, as `distill rebuild` reads it).
 //
 // ATTACKER-CONTROLLED INPUT: a layout's provenance is unsigned and a registry's is only as good as
 // the key; both are checked by checkProvenance (inline locks against their digests) and every lock
@@ -19,6 +20,8 @@ import { LOCK_NAME, parseLock, type Lockfile } from '../lock/lockfile.js';
 import { SLSA_PROVENANCE_V1 } from '../provenance/statement.js';
 import { checkProvenance } from '../rebuild.js';
 import type { RegistryOptions } from '../registry/client.js';
+import { hasTransport, openSource, parseSourceSpec } from '../source.js';
+import { layoutRefs } from '../sources/oci-layout.js';
 
 export interface SideImage {
   image: string;
@@ -96,8 +99,44 @@ function parseJson(bytes: Buffer, what: string): unknown {
   }
 }
 
-/** Reads one side. `spec` is a path, or a registry reference (`docker://` forces one). */
+/**
+ * A layout named through its source (`oci:DIR[:REF]`, `DIR:REF`): its provenance, checked against
+ * what the layout really holds — a ref whose digest the (unsigned) provenance does not name is
+ * reported, since then the locks may not be what the image was built from.
+ */
+async function layoutSide(spec: string, dir: string, ref: string | undefined): Promise<DiffSide> {
+  const warnings: string[] = [];
+  const prov = join(dir, ATTESTATIONS_DIR, PROVENANCE_FILE);
+  if (!existsSync(prov)) {
+    throw new DistillError('PROVENANCE_INVALID', `${dir} is an OCI layout without ${ATTESTATIONS_DIR}/${PROVENANCE_FILE}`, {
+      hint: 'diff a layout written by distill build --out, or the image through its registry with --key',
+    });
+  }
+  const statement = parseJson(await readCapped(prov, 'provenance'), prov);
+  const side = fromProvenance(statement, prov);
+  const named = new Set(checkProvenance(statement).subject.map((x) => `sha256:${x.digest.sha256}`));
+  const refs = ref !== undefined ? [ref] : (await layoutRefs(dir)).filter((r) => !/^sha256-[0-9a-f]{64}/.test(r));
+  for (const r of refs) {
+    const s = await openSource({ transport: 'oci', dir, ref: r });
+    if (!named.has(s.digest)) warnings.push(`${s.name} is ${s.digest}, which its provenance does not name: the locks may not be what it was built from`);
+  }
+  return { label: spec, kind: 'layout', images: [side], warnings };
+}
+
+/**
+ * Reads one side. `spec` is a path, a registry reference (`docker://` forces one), or an image
+ * named through its source (`oci:DIR[:REF]`, `DIR:REF`); an image archive carries no provenance.
+ */
 export async function readSide(spec: string, opts: ReadSideOptions = {}): Promise<DiffSide> {
+  if (!existsSync(spec) && (hasTransport(spec) || /:[^/]+$/.test(spec)) && !spec.startsWith('docker://')) {
+    const src = parseSourceSpec(spec);
+    if (src.transport === 'oci' && existsSync(join(src.dir, 'index.json'))) return layoutSide(spec, src.dir, src.ref);
+    if (src.transport !== 'docker' && src.transport !== 'oci') {
+      throw new DistillError('USAGE', `${spec} is an image archive, which carries no provenance to read locks from`, {
+        hint: 'diff the layout built beside it (distill build --out), its provenance.intoto.json, or the image in its registry with --key',
+      });
+    }
+  }
   const warnings: string[] = [];
   const forced = spec.startsWith('docker://');
   const ref = forced ? spec.slice('docker://'.length) : spec;
@@ -111,15 +150,7 @@ export async function readSide(spec: string, opts: ReadSideOptions = {}): Promis
       return { label: spec, kind: 'lockfile', images: [await imageAt(p, warnings)], warnings };
     }
     if (existsSync(join(p, LOCK_NAME))) return { label: spec, kind: 'image', images: [await imageAt(join(p, LOCK_NAME), warnings)], warnings };
-    if (existsSync(join(p, 'oci-layout')) || existsSync(join(p, 'index.json'))) {
-      const prov = join(p, ATTESTATIONS_DIR, PROVENANCE_FILE);
-      if (!existsSync(prov)) {
-        throw new DistillError('PROVENANCE_INVALID', `${spec} is an OCI layout without ${ATTESTATIONS_DIR}/${PROVENANCE_FILE}`, {
-          hint: 'diff a layout written by distill build --out, or the image through its registry with --key',
-        });
-      }
-      return { label: spec, kind: 'layout', images: [fromProvenance(parseJson(await readCapped(prov, 'provenance'), prov), prov)], warnings };
-    }
+    if (existsSync(join(p, 'oci-layout')) || existsSync(join(p, 'index.json'))) return layoutSide(spec, p, undefined);
     const dirs = (await readdir(p, { withFileTypes: true })).filter((d) => d.isDirectory() && existsSync(join(p, d.name, LOCK_NAME))).map((d) => d.name).sort();
     if (dirs.length === 0) {
       throw new DistillError('LOCK_NOT_FOUND', `${spec} holds no ${LOCK_NAME}, no OCI layout and no image directories with locks`, {

@@ -1,5 +1,6 @@
-// The comparison half of `distill rebuild`: two images, each an image manifest in an OCI layout on disk
-// (the published one pulled into a layout first), and whether they are the same image — and when they
+// The comparison half of `distill rebuild`: two images, each an image of the model (oci/model.ts) from
+// any source — a registry read in place, an OCI layout, an archive — or an image manifest in an OCI
+// layout on disk named by its digest, and whether they are the same image — and when they
 // are not, exactly where they part: the manifest fields, the config fields (a deep JSON diff: object
 // keys sorted, arrays by index), which layers, and every differing file of the first differing layer.
 //
@@ -7,24 +8,37 @@
 // hashed (the tar's sha256, measured rather than taken from the config) and read entry by entry, and
 // only each entry's metadata is kept — type, size, mode, owner, mtime, link target and the sha256 of its
 // content, hashed as it streams past. Layer content is untrusted: the number of entries, the length of
-// every name kept and the total kept are bounded (tar-stream itself caps a pax or long-name header at
-// 4 MiB), and anything past a bound is OCI_INVALID rather than a partial answer.
+// every name kept and the total kept are bounded (the hardened tar reader, tar/reader.ts, caps a pax or
+// long-name header at 4 MiB and refuses what it refuses for .debs), and anything past a bound is
+// OCI_INVALID rather than a partial answer.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type Readable, pipeline } from 'node:stream';
-import * as tar from 'tar-stream';
-import { decompressor, type Compression } from '../compress/decompress.js';
-import { HashingStream, VerifyingStream, sha256Hex, toDigest } from '../digest.js';
+import type { Readable } from 'node:stream';
+import type { Compression } from '../compress/decompress.js';
+import { type Digest, sha256Hex, toDigest } from '../digest.js';
 import { DistillError, isDistillError, messageOf } from '../errors.js';
 import { hexOf } from '../oci/descriptor.js';
+import type { Image, Layer } from '../oci/model.js';
+import { readLayer } from '../oci/read-layer.js';
+import type { TarEntry, TarEntryType } from '../tar/reader.js';
+
+/** Either kind of side: a layout's manifest, or an image of the model. */
+export type AnySide = ImageSide | ModelImageSide;
 
 export interface ImageSide {
   /** An OCI image layout. */
   dir: string;
   /** An image manifest in it (not an index: pick a platform's manifest first). */
   manifestDigest: string;
+}
+
+export interface ModelImageSide {
+  /** An image from any source; its layers stream from there (verified by the source as they flow). */
+  image: Image;
+  /** Names the side in messages (e.g. the registry reference, or oci:DIR:REF). */
+  name: string;
 }
 
 export type FileField =
@@ -133,7 +147,11 @@ interface Descriptorish {
 }
 
 interface SideImage {
-  side: ImageSide;
+  side: AnySide;
+  /** The side's name in messages: its layout directory, or the model image's name. */
+  name: string;
+  /** A layer's compressed bytes, for a model side; a layout side's are read from its blob path. */
+  openLayer?: (index: number) => Readable;
   manifestDigest: string;
   manifest: Record<string, unknown>;
   configDigest: string;
@@ -179,7 +197,8 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
-async function readSide(side: ImageSide, label: string): Promise<SideImage> {
+async function readSide(side: AnySide, label: string): Promise<SideImage> {
+  if ('image' in side) return modelSide(side, label);
   const manifest = await readJsonBlob(side.dir, side.manifestDigest, `${label} manifest`);
   if (!isObject(manifest)) throw invalid(`${side.dir}: ${label} manifest ${side.manifestDigest} is not a JSON object`);
   if (Array.isArray(manifest['manifests'])) {
@@ -204,7 +223,35 @@ async function readSide(side: ImageSide, label: string): Promise<SideImage> {
   const config = await readJsonBlob(side.dir, cfg.digest, `${label} config`);
   const rootfs = isObject(config) ? config['rootfs'] : undefined;
   const diffIds = isObject(rootfs) && Array.isArray(rootfs['diff_ids']) ? (rootfs['diff_ids'] as unknown[]) : [];
-  return { side, manifestDigest: side.manifestDigest, manifest, configDigest: cfg.digest, config, layers, diffIds };
+  return { side, name: side.dir, manifestDigest: side.manifestDigest, manifest, configDigest: cfg.digest, config, layers, diffIds };
+}
+
+/** A side from the model: its documents are already read and checked by the source that gave them. */
+function modelSide(side: ModelImageSide, label: string): SideImage {
+  const img = side.image;
+  const parse = (bytes: Buffer, what: string): unknown => {
+    try {
+      return JSON.parse(bytes.toString('utf8')) as unknown;
+    } catch (e) {
+      throw invalid(`${side.name}: ${label} ${what} is not JSON`, undefined, e);
+    }
+  };
+  const manifest = parse(img.manifest.bytes, 'manifest');
+  if (!isObject(manifest)) throw invalid(`${side.name}: ${label} manifest ${img.manifest.descriptor.digest} is not a JSON object`);
+  const config = parse(img.config.bytes, 'config');
+  const rootfs = isObject(config) ? config['rootfs'] : undefined;
+  const diffIds = isObject(rootfs) && Array.isArray(rootfs['diff_ids']) ? (rootfs['diff_ids'] as unknown[]) : [];
+  return {
+    side,
+    name: side.name,
+    openLayer: (i) => img.layers[i]!.open(),
+    manifestDigest: img.manifest.descriptor.digest,
+    manifest,
+    configDigest: img.config.descriptor.digest,
+    config,
+    layers: img.layers.map((l) => ({ digest: l.descriptor.digest, size: l.descriptor.size, mediaType: l.descriptor.mediaType })),
+    diffIds,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -299,43 +346,40 @@ function normalisePath(name: string): string {
   return p === '' || p === '.' ? '.' : p;
 }
 
-function num(pax: Record<string, string> | null | undefined, key: string, fallback: number): number {
-  const v = pax?.[key];
-  if (v === undefined || !/^\d+$/.test(v)) return fallback;
-  const n = Number(v);
-  return Number.isSafeInteger(n) ? n : fallback;
-}
-
 /** A pax time without trailing fractional zeros, so 5.10 and 5.1 (and 5.0 and 5) compare equal. */
 function decimalSeconds(s: string): string {
   if (!s.includes('.')) return s;
   return s.replace(/0+$/, '').replace(/\.$/, '');
 }
 
-/** tar-stream's header as it is at run time: its types omit the nulls it gives for absent fields. */
-type RawHeader = { [K in keyof tar.Header]?: tar.Header[K] | null };
+/** The tar reader's type as tar-stream names it (what compare has always reported), devices with their numbers. */
+const TAR_TYPE_NAMES: Record<TarEntryType, string> = {
+  file: 'file',
+  dir: 'directory',
+  symlink: 'symlink',
+  hardlink: 'link',
+  'char-device': 'character-device',
+  'block-device': 'block-device',
+  fifo: 'fifo',
+  socket: 'socket',
+  contiguous: 'contiguous-file',
+  unknown: 'unknown',
+};
 
-function typeOf(h: RawHeader): string {
-  const t = h.type ?? 'unknown';
-  return t === 'character-device' || t === 'block-device' ? `${t} ${h.devmajor ?? 0},${h.devminor ?? 0}` : t;
+function typeOf(e: TarEntry): string {
+  const t = TAR_TYPE_NAMES[e.type];
+  return e.type === 'char-device' || e.type === 'block-device' ? `${t} ${e.devmajor ?? 0},${e.devminor ?? 0}` : t;
 }
 
-async function scanLayer(dir: string, layer: { digest: string; size: number; mediaType: string }, what: string, maxEntries: number): Promise<LayerScan> {
-  const path = blobPath(dir, layer.digest, what);
-  const kind = compressionOf(layer.mediaType, what);
-  const tarHash = new HashingStream();
-  // Old (v7) headers have no magic; they are still tar, and comparing them is harmless.
-  const extract = tar.extract({ allowUnknownFormat: true } as Parameters<typeof tar.extract>[0]);
-  const source: Readable = pipeline(
-    createReadStream(path),
-    new VerifyingStream({ size: layer.size, sha256: hexOf(layer.digest, what), what: `${what} ${layer.digest}` }),
-    decompressor(kind, `${what} ${layer.digest}`),
-    tarHash,
-    () => {},
-  );
-  source.on('error', (e) => extract.destroy(e));
-  source.pipe(extract as unknown as NodeJS.WritableStream);
-
+/**
+ * One layer's entries, read through oci/read-layer.ts: its blob checked against its digest, the tar
+ * hashed (its diffId, measured and returned rather than checked: a config naming another tar is a
+ * finding to report), the tar read by the hardened reader. `open` reads the blob from any source;
+ * without it, from the layout `dir`.
+ */
+async function scanLayer(dir: string, layer: { digest: string; size: number; mediaType: string }, what: string, maxEntries: number, open?: () => Readable): Promise<LayerScan> {
+  const path = open === undefined ? blobPath(dir, layer.digest, what) : undefined;
+  compressionOf(layer.mediaType, what);
   const entries = new Map<string, Entry>();
   const order: string[] = [];
   let duplicates = 0;
@@ -345,50 +389,52 @@ async function scanLayer(dir: string, layer: { digest: string; size: number; med
     kept += s.length;
     return s;
   };
-  let count = 0;
+  const model: Layer = { descriptor: { mediaType: layer.mediaType, digest: layer.digest as Digest, size: layer.size }, open: open ?? (() => createReadStream(path!)) };
+  let read;
   try {
-    for await (const stream of extract) {
-      const h = stream.header as RawHeader & { name: string };
-      if (++count > maxEntries) {
-        throw invalid(`${what} ${layer.digest}: more than ${maxEntries} entries`, 'the layer is malformed or hostile, or larger than any image layer should be');
-      }
-      const name = keep(h.name, 'name', h.name);
-      const p = normalisePath(name);
-      const type = typeOf(h);
-      const pax = h.pax as Record<string, string> | null | undefined;
-      const isFile = h.type === 'file' || h.type === 'contiguous-file';
-      const hash = isFile ? createHash('sha256') : undefined;
-      for await (const chunk of stream) hash?.update(chunk as Buffer);
-      const secs = h.mtime instanceof Date ? Math.floor(h.mtime.getTime() / 1000) : 0;
-      const paxMtime = pax?.['mtime'];
-      const extras = pax ? Object.keys(pax).filter((k) => !PAX_FIELDS.has(k)).sort() : [];
-      const canonicalName = h.type === 'directory' ? `${p}/` : p;
-      const encodingParts: string[] = [];
-      if (name !== canonicalName) encodingParts.push(`name ${JSON.stringify(name)}`);
-      for (const k of extras) encodingParts.push(`${k}=${pax![k]}`);
-      let encoding = encodingParts.length === 0 ? undefined : encodingParts.join('; ');
-      if (encoding !== undefined && encoding.length > 512) encoding = `sha256:${sha256Hex(encoding)}`;
-      const e: Entry = {
-        type,
-        size: h.size ?? 0,
-        mode: h.mode ?? 0,
-        uid: num(pax, 'uid', h.uid ?? 0),
-        gid: num(pax, 'gid', h.gid ?? 0),
-        uname: keep(pax?.['uname'] ?? h.uname ?? '', 'uname', name),
-        gname: keep(pax?.['gname'] ?? h.gname ?? '', 'gname', name),
-        mtime: paxMtime !== undefined && /^-?\d+(\.\d+)?$/.test(paxMtime) ? decimalSeconds(paxMtime) : String(secs),
-        linkTarget: keep(h.linkname ?? '', 'link target', name),
-        content: hash ? `sha256:${hash.digest('hex')}` : '',
-        ...(encoding === undefined ? {} : { encoding: keep(encoding, 'pax records', name) }),
-      };
-      if (kept > METADATA_CAP) throw invalid(`${what} ${layer.digest}: more than ${METADATA_CAP} characters of names and headers`, 'the layer is malformed or hostile');
-      if (entries.has(p)) duplicates++;
-      else order.push(p);
-      entries.set(p, e); // a later entry replaces an earlier one, as extraction does
-    }
+    read = await readLayer(
+      model,
+      async (t, body) => {
+        const name = keep(t.name, 'name', t.name);
+        const p = normalisePath(name);
+        const pax = t.pax;
+        const isFile = t.type === 'file' || t.type === 'contiguous';
+        let content = '';
+        if (isFile) {
+          const hash = createHash('sha256');
+          for await (const chunk of body()) hash.update(chunk as Buffer);
+          content = `sha256:${hash.digest('hex')}`;
+        }
+        const paxMtime = pax?.['mtime'];
+        const extras = pax ? Object.keys(pax).filter((k) => !PAX_FIELDS.has(k)).sort() : [];
+        const canonicalName = t.type === 'dir' ? `${p}/` : p;
+        const encodingParts: string[] = [];
+        if (name !== canonicalName) encodingParts.push(`name ${JSON.stringify(name)}`);
+        for (const k of extras) encodingParts.push(`${k}=${pax![k]}`);
+        let encoding = encodingParts.length === 0 ? undefined : encodingParts.join('; ');
+        if (encoding !== undefined && encoding.length > 512) encoding = `sha256:${sha256Hex(encoding)}`;
+        const e: Entry = {
+          type: typeOf(t),
+          size: t.size,
+          mode: t.mode,
+          uid: t.uid,
+          gid: t.gid,
+          uname: keep(t.uname, 'uname', name),
+          gname: keep(t.gname, 'gname', name),
+          mtime: paxMtime !== undefined && /^-?\d+(\.\d+)?$/.test(paxMtime) ? decimalSeconds(paxMtime) : String(t.mtime),
+          linkTarget: keep(t.linkname ?? '', 'link target', name),
+          content,
+          ...(encoding === undefined ? {} : { encoding: keep(encoding, 'pax records', name) }),
+        };
+        if (kept > METADATA_CAP) throw invalid(`${what} ${layer.digest}: more than ${METADATA_CAP} characters of names and headers`, 'the layer is malformed or hostile');
+        if (entries.has(p)) duplicates++;
+        else order.push(p);
+        entries.set(p, e); // a later entry replaces an earlier one, as extraction does
+      },
+      // Old (v7) headers have no magic; they are still tar, and comparing them is harmless.
+      { what: `${what} ${layer.digest}`, verifyDiffId: false, allowUnknownFormat: true, maxEntries },
+    );
   } catch (e) {
-    source.destroy();
-    extract.destroy();
     if (isDistillError(e, 'BLOB_SIZE_MISMATCH') || isDistillError(e, 'BLOB_DIGEST_MISMATCH')) {
       throw invalid(`${dir}: layer blob ${layer.digest} is damaged: ${e.message}`, 'pull or build the image into the layout again', e);
     }
@@ -396,7 +442,7 @@ async function scanLayer(dir: string, layer: { digest: string; size: number; med
     const missing = (e as NodeJS.ErrnoException).code === 'ENOENT';
     // A corrupt stream usually fails in gunzip or the tar reader before the blob's digest is checked
     // at its end: say whether the blob is damaged or was a bad layer all along.
-    if (!missing && !(await blobIntact(path, layer.digest))) {
+    if (!missing && !(await blobIntact(path, layer.digest, open))) {
       throw invalid(`${dir}: layer blob ${layer.digest} is damaged: its bytes do not match its digest`, 'pull or build the image into the layout again', e);
     }
     throw invalid(
@@ -405,14 +451,13 @@ async function scanLayer(dir: string, layer: { digest: string; size: number; med
       e,
     );
   }
-  // The tar ended; the stages before it have flushed (so the blob's digest was checked and the tar hashed).
-  return { entries, order, duplicates, tarDigest: toDigest(tarHash.sha256) };
+  return { entries, order, duplicates, tarDigest: read.diffId };
 }
 
-async function blobIntact(path: string, digest: string): Promise<boolean> {
+async function blobIntact(path: string | undefined, digest: string, open?: () => Readable): Promise<boolean> {
   try {
     const h = createHash('sha256');
-    for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
+    for await (const chunk of open?.() ?? createReadStream(path!)) h.update(chunk as Buffer);
     return `sha256:${h.digest('hex')}` === digest;
   } catch {
     return false;
@@ -494,7 +539,7 @@ function byBytes(a: string, b: string): number {
 // ---------------------------------------------------------------------------------------------------
 // The comparison
 
-export async function compareImages(expected: ImageSide, actual: ImageSide, opts: CompareOptions = {}): Promise<ImageComparison> {
+export async function compareImages(expected: AnySide, actual: AnySide, opts: CompareOptions = {}): Promise<ImageComparison> {
   const maxFileDiffs = opts.maxFileDiffs ?? DEFAULT_MAX_FILE_DIFFS;
   const maxEntries = opts.maxEntries ?? DEFAULT_MAX_ENTRIES;
   const [a, b] = await Promise.all([readSide(expected, 'expected'), readSide(actual, 'actual')]);
@@ -526,8 +571,8 @@ export async function compareImages(expected: ImageSide, actual: ImageSide, opts
     const la = a.layers[i];
     const lb = b.layers[i];
     const [sa, sb] = await Promise.all([
-      la ? scanLayer(expected.dir, la, `expected layer ${i}`, maxEntries) : EMPTY_SCAN,
-      lb ? scanLayer(actual.dir, lb, `actual layer ${i}`, maxEntries) : EMPTY_SCAN,
+      la ? scanLayer(a.name, la, `expected layer ${i}`, maxEntries, a.openLayer && (() => a.openLayer!(i))) : EMPTY_SCAN,
+      lb ? scanLayer(b.name, lb, `actual layer ${i}`, maxEntries, b.openLayer && (() => b.openLayer!(i))) : EMPTY_SCAN,
     ]);
     const compressionOnly = la !== undefined && lb !== undefined && sa.tarDigest === sb.tarDigest;
     const isLast = first === layers.filter((l) => !l.same).at(-1);

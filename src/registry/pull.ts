@@ -1,33 +1,30 @@
-// Pulling an image from a registry (OCI distribution spec 1.1 pull API) into an OCI image layout
-// (image-spec image-layout.md), readable by skopeo (`oci:DIR:REF`), umoci and distill itself. OCI and
-// Docker schema 2 manifests and indexes are accepted and written as they are (their bytes are what
-// their digests name). With `platforms`, an index is narrowed to the matching entries: the layout
-// then holds a new index (same fields, fewer manifests) whose digest differs from the registry's —
-// both are reported.
+// `distill pull`: the registry source into the OCI layout sink (image-spec image-layout.md), readable
+// by skopeo (`oci:DIR:REF`), umoci and distill itself. The registry source (registry/source.ts)
+// resolves the reference to the model — manifests and configs read whole, capped and checked against
+// their digests; the layout sink (sinks/oci-layout.ts) writes it — every layer streamed from the
+// registry into a temp file, verified while it flows, fsynced and renamed; blobs already present
+// re-hashed and kept; index.json last, keeping other refs' entries. Nothing is written before every
+// manifest and config has been read and checked, so a refused pull leaves no layout that looks complete.
 //
-// Writing follows the layout sink's rules (sinks/oci-layout.ts): every blob verified while it
-// streams into a temp file beside its final path, fsynced, renamed; blobs already present are
-// re-hashed and kept when they match; index.json last, keeping other refs' entries.
-import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { sha256Hex, toDigest } from '../digest.js';
-import { DistillError, messageOf } from '../errors.js';
+// OCI and Docker schema 2 manifests and indexes are kept byte for byte. With `platforms`, an index is
+// narrowed to the matching entries: the layout then holds a new index (same fields, fewer manifests)
+// whose digest differs from the registry's — both are reported.
+//
+// Attachments come along (as `distill copy` brings them): cosign's `sha256-<hex>.sig/.att/.sbom`
+// tags of the image and of each platform manifest become refs of the same names, and the OCI
+// referrers of each (Sigstore bundles, SBOMs) a `sha256-<hex>` ref in the referrers tag schema's form
+// — so `distill push` of the layout gives them back to a registry, and `oci:DIR:sha256-<hex>.sig`
+// finds them.
+import { DistillError } from '../errors.js';
 import { noProgress } from '../events.js';
-import { type Descriptor, goJson, validateDescriptor } from '../oci/descriptor.js';
-import { ANNOTATION_REF_NAME } from '../oci/media-types.js';
-import { type Platform, cmp, debianArchToPlatform, platformString } from '../oci/platform.js';
-import { OCI_LAYOUT_FILE, OCI_LAYOUT_VERSION, checkRefName } from '../sinks/oci-layout.js';
-import {
-  MEDIA_TYPE_DOCKER_MANIFEST,
-  MEDIA_TYPE_DOCKER_MANIFEST_LIST,
-  MEDIA_TYPE_OCI_INDEX,
-  MEDIA_TYPE_OCI_MANIFEST,
-  RegistryClient,
-  type RegistryOptions,
-} from './client.js';
-import { forEachLimit } from './sink.js';
-import { fileMatches, writeAtomic } from '../util/atomic-write.js';
+import { type Descriptor } from '../oci/descriptor.js';
+import { imagesOf, isImageIndex, topDescriptor } from '../oci/model.js';
+import { type Platform, debianArchToPlatform, platformString } from '../oci/platform.js';
+import { checkRefName, writeLayoutArtifacts, type LayoutArtifactRef } from '../sinks/oci-layout.js';
+import { isTransient } from '../http/retry.js';
+import { RegistryClient, type RegistryOptions } from './client.js';
 import { parseReference } from './reference.js';
+import { readAttachments, readRegistryArtifact } from './source.js';
 
 export interface PullOptions extends RegistryOptions {
   /** Only these platforms of an index: 'linux/amd64', 'linux/arm64/v8', a Debian architecture ('arm64'), or a Platform. */
@@ -36,6 +33,8 @@ export interface PullOptions extends RegistryOptions {
   refName?: string;
   /** Blobs downloaded at once (default 4). */
   concurrency?: number;
+  /** Also pull cosign signatures, attestations, SBOMs and OCI referrers (default true). */
+  attachments?: boolean;
 }
 
 export interface PullResult {
@@ -49,17 +48,15 @@ export interface PullResult {
   mediaType: string;
   /** The image manifests written. */
   manifests: { digest: string; platform?: Platform }[];
+  /** cosign attachment tags pulled, each now a ref of the same name (sha256-<hex>.sig, …). */
+  attachments: string[];
+  /** OCI referrers pulled (their manifest digests), under the refs sha256-<hex> of their subjects. */
+  referrers: string[];
   bytesDownloaded: number;
   blobsDownloaded: number;
   /** Blobs already in the layout (verified). */
   blobsCached: number;
 }
-
-const INDEX_TYPES = new Set([MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_DOCKER_MANIFEST_LIST]);
-const MANIFEST_TYPES = new Set([MEDIA_TYPE_OCI_MANIFEST, MEDIA_TYPE_DOCKER_MANIFEST]);
-const INDEX_JSON_CAP = 16 * 1024 * 1024;
-const CONFIG_CAP = 8 * 1024 * 1024;
-const DEPTH_MAX = 4;
 
 export async function pullImage(ref: string, outDir: string, opts: PullOptions = {}): Promise<PullResult> {
   const parsed = parseReference(ref);
@@ -67,125 +64,87 @@ export async function pullImage(ref: string, outDir: string, opts: PullOptions =
   const refName = opts.refName ?? parsed.tag ?? parsed.digest ?? 'latest';
   checkRefName(refName);
   const wanted = opts.platforms?.map(toPlatform);
+  const wantedWhat = wanted?.map(platformString).join(', ');
   const emit = opts.onProgress ?? noProgress;
   const repo = parsed.repository;
   const client = new RegistryClient(parsed.registry, { ...opts, access: 'pull' });
-
-  const manifests = new Map<string, { bytes: Buffer; mediaType: string }>();
-  const blobs = new Map<string, Descriptor>();
-  const images: { digest: string; platform?: Platform; config: Descriptor }[] = [];
-  const result: PullResult = {
-    reference: '',
-    refName,
-    digest: '',
-    sourceDigest: '',
-    mediaType: '',
-    manifests: [],
-    bytesDownloaded: 0,
-    blobsDownloaded: 0,
-    blobsCached: 0,
-  };
   try {
-    const root = await client.getManifest(repo, reference);
-    result.sourceDigest = root.digest;
-    result.mediaType = root.mediaType;
-    result.reference = `${parsed.registry}/${repo}${parsed.tag !== undefined ? `:${parsed.tag}` : ''}@${root.digest}`;
-    let rootBytes = root.bytes;
-
-    const visitImage = (digest: string, bytes: Buffer, platform: Platform | undefined): void => {
-      const m = jsonObject(bytes, `manifest ${digest}`);
-      const config = m['config'] as Descriptor | undefined;
-      const layers = m['layers'];
-      if (config === undefined || !Array.isArray(layers)) throw protocol(`manifest ${digest} lacks a config or layers`);
-      validateDescriptor(config, `manifest ${digest} config`);
-      blobs.set(config.digest, config);
-      for (const [i, l] of (layers as Descriptor[]).entries()) {
-        validateDescriptor(l, `manifest ${digest} layers[${i}]`);
-        if (Array.isArray((l as { urls?: unknown }).urls)) continue; // foreign layer: not served by this registry
-        blobs.set(l.digest, l);
-      }
-      images.push({ digest, config, ...(platform !== undefined ? { platform } : {}) });
-    };
-
-    const visitIndex = async (digest: string, bytes: Buffer, depth: number, filter: boolean): Promise<Buffer> => {
-      if (depth > DEPTH_MAX) throw protocol(`indexes nested deeper than ${DEPTH_MAX}`);
-      const idx = jsonObject(bytes, `index ${digest}`);
-      const list = idx['manifests'];
-      if (!Array.isArray(list)) throw protocol(`index ${digest} has no manifests list`);
-      const entries = list as Descriptor[];
-      entries.forEach((e, i) => validateDescriptor(e, `index ${digest} manifests[${i}]`));
-      const kept = filter && wanted !== undefined ? entries.filter((e) => e.platform !== undefined && wanted.some((w) => matches(w, e.platform!))) : entries;
-      if (kept.length === 0) {
-        const have = entries.map((e) => (e.platform ? platformString(e.platform) : '(no platform)')).join(', ');
-        throw new DistillError('REGISTRY_NOT_FOUND', `${parsed.toString()} has no manifest for ${wanted!.map(platformString).join(', ')}`, {
-          hint: `it has: ${have || 'nothing'}`,
-        });
-      }
-      for (const e of kept) {
-        if (manifests.has(e.digest)) continue;
-        const child = await client.getManifest(repo, e.digest);
-        if (child.bytes.length !== e.size) throw protocol(`manifest ${e.digest} is ${child.bytes.length} bytes, the index says ${e.size}`);
-        manifests.set(e.digest, { bytes: child.bytes, mediaType: child.mediaType });
-        if (INDEX_TYPES.has(child.mediaType)) await visitIndex(e.digest, child.bytes, depth + 1, false);
-        else visitImage(e.digest, child.bytes, e.platform);
-      }
-      if (kept.length === entries.length) return bytes;
-      // Narrowed: the same document with fewer entries, in Go's byte form like every other OCI document we write.
-      return Buffer.from(goJson({ ...idx, manifests: kept }), 'utf8');
-    };
-
-    if (INDEX_TYPES.has(root.mediaType)) {
-      rootBytes = await visitIndex(root.digest, root.bytes, 0, true);
-    } else if (MANIFEST_TYPES.has(root.mediaType)) {
-      visitImage(root.digest, root.bytes, undefined);
-    } else {
-      throw protocol(`${parsed.toString()} is a ${root.mediaType}, not an image or index`);
-    }
-    const rootDigest = rootBytes === root.bytes ? root.digest : toDigest(sha256Hex(rootBytes));
-    result.digest = rootDigest;
-    manifests.set(rootDigest, { bytes: rootBytes, mediaType: root.mediaType });
-
-    // The layout: blobs (configs, layers), then manifests, then index.json.
-    const blobsDir = join(outDir, 'blobs', 'sha256');
-    await io(`create ${blobsDir}`, () => mkdir(blobsDir, { recursive: true }));
-    await ensureLayoutFile(outDir);
-    await forEachLimit([...blobs.values()], opts.concurrency ?? 4, async (d) => {
-      const final = join(blobsDir, d.digest.slice('sha256:'.length));
-      if (await blobMatches(final, d)) {
-        result.blobsCached++;
-        emit({ type: 'download-done', what: d.digest, bytes: d.size, cached: true });
-        return;
-      }
-      emit({ type: 'download-start', what: d.digest, bytes: d.size });
-      let last = 0;
-      await intoPlace(final, async (tmp) => {
-        await client.downloadBlob(repo, d, tmp, (n) => {
-          if (n - last >= 1024 * 1024 || n === d.size) {
-            last = n;
-            emit({ type: 'download-progress', what: d.digest, bytes: n, total: d.size });
-          }
-        });
-      });
-      result.blobsDownloaded++;
-      result.bytesDownloaded += d.size;
-      emit({ type: 'download-done', what: d.digest, bytes: d.size, cached: false });
+    // 1. Read: everything small, checked, before anything is written.
+    const main = await readRegistryArtifact(client, repo, reference, {
+      ...(wanted !== undefined ? { select: (e: Descriptor) => e.platform !== undefined && wanted.some((w) => matches(w, e.platform!)), selectWhat: wantedWhat! } : {}),
     });
-    for (const [digest, m] of manifests) {
-      await intoPlace(join(blobsDir, digest.slice('sha256:'.length)), (tmp) => writeFile(tmp, m.bytes));
-    }
-
-    // A single image's entry carries its platform, as the layout sink writes it.
-    let platform: Platform | undefined;
-    if (MANIFEST_TYPES.has(root.mediaType)) {
-      platform = await configPlatform(join(blobsDir, images[0]!.config.digest.slice('sha256:'.length)));
-      if (wanted !== undefined && (platform === undefined || !wanted.some((w) => matches(w, platform!)))) {
-        throw new DistillError('REGISTRY_NOT_FOUND', `${parsed.toString()} is a single image for ${platform ? platformString(platform) : 'no platform'}, not ${wanted.map(platformString).join(', ')}`);
+    const artifact = main.artifact;
+    if (!isImageIndex(artifact) && wanted !== undefined) {
+      const p = artifact.platform;
+      if (p === undefined || !wanted.some((w) => matches(w, p))) {
+        throw new DistillError('REGISTRY_NOT_FOUND', `${parsed.toString()} is a single image for ${p ? platformString(p) : 'no platform'}, not ${wantedWhat}`);
       }
     }
-    const entry: Record<string, unknown> = { mediaType: root.mediaType, digest: rootDigest, size: rootBytes.length, annotations: { [ANNOTATION_REF_NAME]: refName } };
-    if (platform !== undefined) entry['platform'] = platform.variant ? { architecture: platform.architecture, os: platform.os, variant: platform.variant } : { architecture: platform.architecture, os: platform.os };
-    await writeIndexJson(outDir, refName, entry);
-    result.manifests = images.map((i) => ({ digest: i.digest, ...(i.platform ?? platform ? { platform: (i.platform ?? platform)! } : {}) }));
+    const images = imagesOf(artifact);
+    const refs: LayoutArtifactRef[] = [{ name: refName, artifact }];
+    const attachments: string[] = [];
+    const referrers: string[] = [];
+    if (opts.attachments !== false) {
+      // Attachments name the digest they belong to: the image's, and each platform manifest's.
+      const subjects = [...new Set([main.digest, topDescriptor(artifact).digest, ...images.map((i) => i.manifest.descriptor.digest)])];
+      const found = await readAttachments(client, repo, subjects);
+      for (const t of found.tags) {
+        if (t.tag === refName) continue;
+        refs.push({ name: t.tag, artifact: t.artifact });
+        attachments.push(t.tag);
+      }
+      for (const r of found.referrers) {
+        if (r.tag === refName) continue;
+        refs.push({ name: r.tag, artifact: r.index });
+        referrers.push(...r.index.images.map((i) => i.manifest.descriptor.digest));
+      }
+    }
+
+    // 2. Write: the layout sink, layers streaming from the registry. A body cut mid-way is a fresh
+    // GET (the temp file is discarded); a wrong byte is REGISTRY_DIGEST_MISMATCH and never retried.
+    const documents = new Set<string>();
+    for (const r of refs) {
+      documents.add(topDescriptor(r.artifact).digest);
+      for (const i of imagesOf(r.artifact)) documents.add(i.manifest.descriptor.digest);
+    }
+    const result: PullResult = {
+      reference: `${parsed.registry}/${repo}${parsed.tag !== undefined ? `:${parsed.tag}` : ''}@${main.digest}`,
+      refName,
+      digest: topDescriptor(artifact).digest,
+      sourceDigest: main.digest,
+      mediaType: topDescriptor(artifact).mediaType,
+      manifests: images.map((i) => ({ digest: i.manifest.descriptor.digest, ...(i.platform !== undefined ? { platform: i.platform } : {}) })),
+      attachments,
+      referrers,
+      bytesDownloaded: 0,
+      blobsDownloaded: 0,
+      blobsCached: 0,
+    };
+    const last = new Map<string, number>();
+    await writeLayoutArtifacts(outDir, refs, {
+      concurrency: opts.concurrency ?? 4,
+      retryable: isTransient,
+      onBlob: (e) => {
+        const d = e.descriptor;
+        if (documents.has(d.digest)) return;
+        if (e.type === 'start') {
+          last.set(d.digest, 0);
+          emit({ type: 'download-start', what: d.digest, bytes: d.size });
+        } else if (e.type === 'bytes') {
+          if (e.bytes - (last.get(d.digest) ?? 0) >= 1024 * 1024 || e.bytes === d.size) {
+            last.set(d.digest, e.bytes);
+            emit({ type: 'download-progress', what: d.digest, bytes: e.bytes, total: d.size });
+          }
+        } else {
+          if (e.present) result.blobsCached++;
+          else {
+            result.blobsDownloaded++;
+            result.bytesDownloaded += d.size;
+          }
+          emit({ type: 'download-done', what: d.digest, bytes: d.size, cached: e.present });
+        }
+      },
+    });
     return result;
   } finally {
     await client.close();
@@ -194,7 +153,7 @@ export async function pullImage(ref: string, outDir: string, opts: PullOptions =
 
 // ---- platforms ----
 
-function toPlatform(p: string | Platform): Platform {
+export function toPlatform(p: string | Platform): Platform {
   if (typeof p !== 'string') return p;
   const parts = p.split('/');
   if (parts.length === 1) {
@@ -211,105 +170,9 @@ function toPlatform(p: string | Platform): Platform {
 }
 
 /** containerd's rule, simplified: os and architecture equal; a wanted variant must match (arm64's missing variant is v8). */
-function matches(wanted: Platform, have: Platform): boolean {
+export function matches(wanted: Platform, have: Platform): boolean {
   if (wanted.os !== have.os || wanted.architecture !== have.architecture) return false;
   if (wanted.variant === undefined) return true;
   const v = have.variant ?? (have.architecture === 'arm64' ? 'v8' : undefined);
   return v === wanted.variant;
-}
-
-async function configPlatform(path: string): Promise<Platform | undefined> {
-  try {
-    const st = await stat(path);
-    if (st.size > CONFIG_CAP) return undefined;
-    const c = JSON.parse(await readFile(path, 'utf8')) as { os?: unknown; architecture?: unknown; variant?: unknown };
-    if (typeof c.os !== 'string' || typeof c.architecture !== 'string') return undefined;
-    return typeof c.variant === 'string' && c.variant !== '' ? { os: c.os, architecture: c.architecture, variant: c.variant } : { os: c.os, architecture: c.architecture };
-  } catch {
-    return undefined;
-  }
-}
-
-// ---- writing the layout ----
-
-/** Write via a temp file beside `final`, fsync, rename: `final` only ever holds complete bytes. */
-const intoPlace = writeAtomic;
-
-function blobMatches(path: string, d: Descriptor): Promise<boolean> {
-  return fileMatches(path, { size: d.size, sha256: d.digest.slice('sha256:'.length) });
-}
-
-async function ensureLayoutFile(dir: string): Promise<void> {
-  const path = join(dir, OCI_LAYOUT_FILE);
-  let text: string | undefined;
-  try {
-    const st = await stat(path);
-    if (st.size > 4096) throw new DistillError('OCI_INVALID', `${path} is not an OCI layout file`);
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    if (e instanceof DistillError) throw e;
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new DistillError('LAYER_IO', `cannot read ${path}: ${messageOf(e)}`, { cause: e });
-  }
-  if (text === undefined) {
-    await intoPlace(path, (tmp) => writeFile(tmp, goJson({ imageLayoutVersion: OCI_LAYOUT_VERSION })));
-    return;
-  }
-  let v: unknown;
-  try {
-    v = (JSON.parse(text) as { imageLayoutVersion?: unknown } | null)?.imageLayoutVersion;
-  } catch {
-    v = undefined;
-  }
-  if (v !== OCI_LAYOUT_VERSION) {
-    throw new DistillError('OCI_INVALID', `${path}: not an OCI layout of version ${OCI_LAYOUT_VERSION}`, { hint: 'pull into an empty directory' });
-  }
-}
-
-/** index.json with our entry replacing any of the same ref name; others kept; sorted by ref name, then digest. */
-async function writeIndexJson(dir: string, refName: string, entry: Record<string, unknown>): Promise<void> {
-  const path = join(dir, 'index.json');
-  let existing: Record<string, unknown> = {};
-  try {
-    const st = await stat(path);
-    if (st.size > INDEX_JSON_CAP) throw new DistillError('OCI_INVALID', `${path} is larger than ${INDEX_JSON_CAP} bytes`);
-    existing = jsonObject(await readFile(path), path, 'OCI_INVALID');
-  } catch (e) {
-    if (e instanceof DistillError) throw e;
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new DistillError('LAYER_IO', `cannot read ${path}: ${messageOf(e)}`, { cause: e });
-  }
-  const old = existing['manifests'];
-  if (old !== undefined && !Array.isArray(old)) throw new DistillError('OCI_INVALID', `${path}: not an OCI image index`, { hint: 'pull into an empty directory' });
-  const nameOf = (m: unknown): string => {
-    const a = (m as { annotations?: Record<string, unknown> } | null)?.annotations;
-    const n = a?.[ANNOTATION_REF_NAME];
-    return typeof n === 'string' ? n : '';
-  };
-  const kept = ((old ?? []) as unknown[]).filter((m) => nameOf(m) !== refName);
-  const entries = [...kept, entry].sort((a, b) => cmp(nameOf(a), nameOf(b)) || cmp(String((a as { digest?: unknown }).digest), String((b as { digest?: unknown }).digest)));
-  const { schemaVersion: _v, mediaType: _t, manifests: _m, ...rest } = existing;
-  const index = { schemaVersion: 2, mediaType: MEDIA_TYPE_OCI_INDEX, manifests: entries, ...rest };
-  await intoPlace(path, (tmp) => writeFile(tmp, goJson(index)));
-}
-
-function jsonObject(bytes: Buffer, what: string, code: 'REGISTRY_PROTOCOL' | 'OCI_INVALID' = 'REGISTRY_PROTOCOL'): Record<string, unknown> {
-  let v: unknown;
-  try {
-    v = JSON.parse(bytes.toString('utf8'));
-  } catch (e) {
-    throw new DistillError(code, `${what}: not JSON`, { cause: e });
-  }
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new DistillError(code, `${what}: not a JSON object`);
-  return v as Record<string, unknown>;
-}
-
-function protocol(message: string): DistillError {
-  return new DistillError('REGISTRY_PROTOCOL', message, { hint: 'the registry serves something that is not a well-formed image' });
-}
-
-async function io<T>(what: string, f: () => Promise<T>): Promise<T> {
-  try {
-    return await f();
-  } catch (e) {
-    throw new DistillError('LAYER_IO', `cannot ${what}: ${messageOf(e)}`, { cause: e });
-  }
 }

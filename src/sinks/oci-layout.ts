@@ -2,25 +2,25 @@
 // `blobs/sha256/<hex>` in a directory, readable by skopeo (`oci:DIR:REF`), umoci, crane, buildah and
 // containerd. Creates the layout or updates one in place.
 //
-// Each blob is written once: one already present is re-hashed and kept when it matches, replaced when
-// it does not. New bytes go to a temp file beside their final path, are checked against their
-// descriptor while they stream (a layer is never read into memory), fsynced and renamed into place, so
-// a blob path only ever holds the bytes its name promises. Children are written before their parents
+// Each blob is written once, through the one content store (cas/store.ts, in its layout form): one
+// already present is re-hashed and kept when it matches, replaced when it does not. New bytes go to a
+// temp file beside their final path, are checked against their descriptor while they stream (a layer
+// is never read into memory), fsynced and renamed into place, so a blob path only ever holds the bytes
+// its name promises. Children are written before their parents
 // (layers, configs, manifests, indexes) and index.json last, so a crash at any point leaves a layout
 // whose index.json references only complete blobs.
-import { createWriteStream } from 'node:fs';
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { VerifyingStream } from '../digest.js';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { ContentStore } from '../cas/store.js';
 import { DistillError, isDistillError, messageOf } from '../errors.js';
 import { type Blob, type Descriptor, descriptorJson, goJson, hexOf, invalid } from '../oci/descriptor.js';
-import { type BuiltImage, type LayerSource, checkBuiltImage, parseJson } from '../oci/image.js';
+import { type BuiltImage, checkBuiltImage, parseJson } from '../oci/image.js';
 import { type BuiltIndex, checkBuiltIndex } from '../oci/index.js';
 import { ANNOTATION_REF_NAME, MEDIA_TYPE_INDEX } from '../oci/media-types.js';
+import { type Artifact, type Layer, imagesOf, isImageIndex, topDescriptor } from '../oci/model.js';
 import { cmp } from '../oci/platform.js';
-import { fileMatches, writeAtomic, writeFileAtomic } from '../util/atomic-write.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
 
 export type { BuiltImage, LayerSource } from '../oci/image.js';
 export type { BuiltIndex } from '../oci/index.js';
@@ -42,36 +42,88 @@ export async function writeOciLayout(dir: string, refs: LayoutRef[]): Promise<vo
     checkRefName(r.name);
     if (names.has(r.name)) throw invalid(`OCI layout: the ref ${JSON.stringify(r.name)} is given twice`);
     names.add(r.name);
-    if (isIndex(r.target)) checkBuiltIndex(r.target, `ref ${r.name}`);
+    if ('index' in r.target) checkBuiltIndex(r.target, `ref ${r.name}`);
     else checkBuiltImage(r.target, `ref ${r.name}`);
   }
 
+  await writeLayoutArtifacts(dir, refs.map((r) => ({ name: r.name, artifact: r.target })));
+}
+
+/** One ref of index.json naming an image or index of the model (from any source). */
+export interface LayoutArtifactRef {
+  name: string;
+  artifact: Artifact;
+}
+
+export interface LayoutSinkOptions {
+  /** Blobs written at once (default 1: the build's layers are local files). */
+  concurrency?: number;
+  /**
+   * Whether a failed blob write may be tried again from a fresh `open()` (a source whose stream can
+   * break mid-way, as a registry's can); at most `attempts` times in all (default 3).
+   */
+  retryable?: (e: unknown) => boolean;
+  attempts?: number;
+  /** Called for each blob: before its bytes flow, as they flow, and when it is in place. */
+  onBlob?: (event: LayoutBlobEvent) => void;
+}
+
+export type LayoutBlobEvent =
+  | { type: 'start'; descriptor: Descriptor }
+  | { type: 'bytes'; descriptor: Descriptor; bytes: number }
+  | { type: 'done'; descriptor: Descriptor; present: boolean };
+
+/**
+ * Write images and indexes of the model, from any source, under the given ref names: every blob
+ * once (layers, configs, manifests, indexes — children before parents), index.json last. OCI and
+ * Docker schema 2 documents alike are written byte for byte, so every digest is the source's.
+ * Foreign layers (descriptors with `urls`) are not the layout's to hold and are left out, as
+ * skopeo and containerd leave them.
+ */
+export async function writeLayoutArtifacts(dir: string, refs: LayoutArtifactRef[], opts: LayoutSinkOptions = {}): Promise<void> {
+  const names = new Set<string>();
+  for (const r of refs) {
+    checkRefName(r.name);
+    if (names.has(r.name)) throw invalid(`OCI layout: the ref ${JSON.stringify(r.name)} is given twice`);
+    names.add(r.name);
+  }
   const blobsDir = join(dir, 'blobs', 'sha256');
   await io(`create ${blobsDir}`, () => mkdir(blobsDir, { recursive: true }));
   await ensureLayoutFile(dir);
   const existing = await readIndexJson(dir);
 
   // Every blob once, children before parents.
-  const layers = new Map<string, LayerSource>();
+  const layers = new Map<string, Layer>();
   const configs = new Map<string, Blob>();
   const manifests = new Map<string, Blob>();
   const indexes = new Map<string, Blob>();
-  const addImage = (img: BuiltImage): void => {
-    for (const l of img.layers) layers.set(l.descriptor.digest, l);
-    configs.set(img.config.descriptor.digest, img.config);
-    manifests.set(img.manifest.descriptor.digest, img.manifest);
-  };
   for (const r of refs) {
-    if (isIndex(r.target)) {
-      indexes.set(r.target.index.descriptor.digest, r.target.index);
-      r.target.images.forEach(addImage);
-    } else {
-      addImage(r.target);
+    if (isImageIndex(r.artifact)) indexes.set(r.artifact.index.descriptor.digest, r.artifact.index);
+    for (const img of imagesOf(r.artifact)) {
+      for (const l of img.layers) {
+        if (!Array.isArray((l.descriptor as { urls?: unknown }).urls)) layers.set(l.descriptor.digest, l);
+      }
+      configs.set(img.config.descriptor.digest, img.config);
+      manifests.set(img.manifest.descriptor.digest, img.manifest);
     }
   }
-  for (const l of layers.values()) await putBlob(blobsDir, l.descriptor, () => l.open());
+  const store = new ContentStore(dir, { layout: true });
+  await store.sweep(); // temporaries a killed run left beside their blobs
+  const attempts = Math.max(1, opts.attempts ?? 3);
+  const put = async (d: Descriptor, open: () => Readable): Promise<void> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const present = await putBlob(store, d, open, opts.onBlob);
+        opts.onBlob?.({ type: 'done', descriptor: d, present });
+        return;
+      } catch (e) {
+        if (attempt >= attempts || opts.retryable?.(e) !== true) throw e;
+      }
+    }
+  };
+  await eachLimit([...layers.values()], opts.concurrency ?? 1, (l) => put(l.descriptor, () => l.open()));
   for (const b of [...configs.values(), ...manifests.values(), ...indexes.values()]) {
-    await putBlob(blobsDir, b.descriptor, () => Readable.from([b.bytes]));
+    await put(b.descriptor, () => Readable.from([b.bytes]));
   }
 
   // index.json: entries for other ref names (and unnamed ones) are kept as they were; ours replace
@@ -87,18 +139,32 @@ export async function writeOciLayout(dir: string, refs: LayoutRef[]): Promise<vo
   await putFile(join(dir, 'index.json'), Buffer.from(goJson(indexJson), 'utf8'));
 }
 
-function isIndex(t: BuiltIndex | BuiltImage): t is BuiltIndex {
-  return (t as BuiltIndex).index !== undefined;
+/** Run `fn` over `items`, at most `limit` at once; the first failure stops new work and is thrown once the rest settle. */
+async function eachLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failed: { e: unknown } | undefined;
+  const worker = async (): Promise<void> => {
+    while (failed === undefined && next < items.length) {
+      const item = items[next++]!;
+      try {
+        await fn(item);
+      } catch (e) {
+        failed ??= { e };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+  if (failed !== undefined) throw failed.e;
 }
 
-function refDescriptor(r: LayoutRef): Record<string, unknown> {
-  const target = isIndex(r.target) ? r.target.index.descriptor : r.target.manifest.descriptor;
+function refDescriptor(r: LayoutArtifactRef): Record<string, unknown> {
+  const target = topDescriptor(r.artifact);
   const d: Descriptor = {
     ...target,
     annotations: { ...target.annotations, [ANNOTATION_REF_NAME]: r.name },
   };
   // A single-platform entry carries its platform, as docker save's index.json does.
-  if (!isIndex(r.target)) d.platform = r.target.platform;
+  if (!isImageIndex(r.artifact) && r.artifact.platform !== undefined) d.platform = r.artifact.platform;
   return descriptorJson(d);
 }
 
@@ -167,20 +233,38 @@ async function readCapped(path: string, cap: number): Promise<string> {
   return readFile(path, 'utf8');
 }
 
-/** Write one blob unless an identical one is there; `open` is only called when bytes are needed. */
-async function putBlob(blobsDir: string, d: Descriptor, open: () => Readable): Promise<void> {
+/**
+ * Write one blob unless an identical one is there (re-hashed, never trusted; then true); `open` is only
+ * called when bytes are needed. The layout's blobs go through the one content store (cas/store.ts).
+ */
+async function putBlob(store: ContentStore, d: Descriptor, open: () => Readable, onBlob?: LayoutSinkOptions['onBlob']): Promise<boolean> {
   const hex = hexOf(d.digest, 'blob');
-  const final = join(blobsDir, hex);
-  if (await fileMatches(final, { size: d.size, sha256: hex })) return;
+  const counted = (): Readable => {
+    onBlob?.({ type: 'start', descriptor: d });
+    if (onBlob === undefined) return open();
+    let seen = 0;
+    const count = new Transform({
+      transform(chunk: Buffer, _enc, cb: TransformCallback) {
+        seen += chunk.length;
+        onBlob({ type: 'bytes', descriptor: d, bytes: seen });
+        cb(null, chunk);
+      },
+    });
+    const src = open();
+    src.on('error', (e) => count.destroy(e));
+    return src.pipe(count);
+  };
+  let stored;
   try {
-    await writeAtomic(final, (tmp) => pipeline(open(), new VerifyingStream({ size: d.size, sha256: hex, what: d.digest }), createWriteStream(tmp, { mode: 0o644 })));
+    stored = await store.putStream(counted, { sha256: hex, size: d.size, what: d.digest });
   } catch (e) {
     if (isDistillError(e, 'BLOB_SIZE_MISMATCH') || isDistillError(e, 'BLOB_DIGEST_MISMATCH')) {
       throw invalid(`blob ${d.digest}: the bytes do not match the descriptor: ${e.message}`, 'the layer file changed after it was built, or its descriptor is wrong; rebuild', e);
     }
     if (e instanceof DistillError) throw e;
-    throw new DistillError('LAYER_IO', `cannot write blob ${d.digest} to ${blobsDir}: ${messageOf(e)}`, { cause: e });
+    throw new DistillError('LAYER_IO', `cannot write blob ${d.digest} to ${store.dir}: ${messageOf(e)}`, { cause: e });
   }
+  return !stored.written;
 }
 
 /** A small file (oci-layout, index.json) via temp + fsync + rename. */

@@ -19,6 +19,29 @@ const MANIFEST_TYPES = new Set(['application/vnd.oci.image.manifest.v1+json', 'a
 const INDEX_JSON_CAP = 16 * 1024 * 1024;
 const DOCUMENT_CAP = 8 * 1024 * 1024;
 
+/**
+ * Where a layout's files are: a directory, or the members of a tar (an oci-archive, or a docker
+ * archive that is also a layout, as Docker ≥ 25 and distill write them). Paths are relative to the
+ * layout's root (`index.json`, `blobs/sha256/<hex>`).
+ */
+export interface LayoutFiles {
+  /** Names the layout in messages. */
+  readonly name: string;
+  /** A small file, whole; more than `cap` bytes is refused. */
+  read(path: string, cap: number): Promise<Buffer>;
+  /** A blob's bytes, streamed (unverified: openBlob checks them). */
+  open(path: string): Readable;
+}
+
+/** The layout in directory `dir`. */
+export function directoryFiles(dir: string): LayoutFiles {
+  return {
+    name: dir,
+    read: (path, cap) => readCapped(join(dir, path), cap),
+    open: (path) => createReadStream(join(dir, path)),
+  };
+}
+
 export interface LayoutArtifact {
   artifact: Artifact;
   /** The digest index.json names for the ref. */
@@ -27,13 +50,19 @@ export interface LayoutArtifact {
 }
 
 /** The ref names of a layout's index.json, sorted. */
-export async function layoutRefs(dir: string): Promise<string[]> {
-  return [...(await namedEntries(dir)).keys()].sort();
+export async function layoutRefs(dir: string | LayoutFiles): Promise<string[]> {
+  return [...(await namedEntries(filesOf(dir))).keys()].sort();
+}
+
+function filesOf(dir: string | LayoutFiles): LayoutFiles {
+  return typeof dir === 'string' ? directoryFiles(dir) : dir;
 }
 
 /** Resolve `ref` (default: the layout's only ref) to the model. */
-export async function readLayoutArtifact(dir: string, ref?: string): Promise<LayoutArtifact> {
-  const named = await namedEntries(dir);
+export async function readLayoutArtifact(layout: string | LayoutFiles, ref?: string): Promise<LayoutArtifact> {
+  const files = filesOf(layout);
+  const dir = files.name;
+  const named = await namedEntries(files);
   const names = [...named.keys()].sort();
   const chosen = ref ?? (names.length === 1 ? names[0]! : undefined);
   if (chosen === undefined) {
@@ -41,7 +70,13 @@ export async function readLayoutArtifact(dir: string, ref?: string): Promise<Lay
   }
   const d = named.get(chosen);
   if (d === undefined) throw new DistillError('OCI_INVALID', `${dir} has no ref ${JSON.stringify(chosen)}`, { hint: `its refs are ${names.join(', ') || '(none)'}` });
-  const top = await readDocument(dir, d);
+  return { artifact: await readLayoutDescriptor(files, d, `the ref ${chosen}`), digest: d.digest, ref: chosen };
+}
+
+/** The image or index a descriptor of the layout names (an index.json entry, or an index's child). */
+export async function readLayoutDescriptor(files: LayoutFiles, d: Descriptor, what: string = d.digest): Promise<Artifact> {
+  const dir = files.name;
+  const top = await readDocument(files, d);
   if (INDEX_TYPES.has(d.mediaType)) {
     const list = parseObject(top.bytes, `index ${d.digest}`)['manifests'];
     if (!Array.isArray(list)) throw invalid(`${dir}: the index ${d.digest} has no manifests list`);
@@ -49,22 +84,35 @@ export async function readLayoutArtifact(dir: string, ref?: string): Promise<Lay
     for (const [i, e] of (list as Descriptor[]).entries()) {
       validateDescriptor(e, `index ${d.digest} manifests[${i}]`);
       if (!MANIFEST_TYPES.has(e.mediaType)) throw invalid(`${dir}: the index ${d.digest} lists ${e.digest} of type ${e.mediaType}; nested indexes are not supported`);
-      images.push(await readImage(dir, await readDocument(dir, e), e.platform));
+      images.push(await readImage(files, await readDocument(files, e), e.platform));
     }
-    return { artifact: { index: top, images }, digest: d.digest, ref: chosen };
+    return { index: top, images };
   }
-  if (!MANIFEST_TYPES.has(d.mediaType)) throw invalid(`${dir}: the ref ${chosen} is a ${d.mediaType}, not an image or index`);
-  return { artifact: await readImage(dir, top, d.platform), digest: d.digest, ref: chosen };
+  if (!MANIFEST_TYPES.has(d.mediaType)) throw invalid(`${dir}: ${what} is a ${d.mediaType}, not an image or index`);
+  return readImage(files, top, d.platform);
 }
 
-async function readImage(dir: string, manifest: Blob, platform: Platform | undefined): Promise<Image> {
+/** Every entry of index.json (named or not), validated. */
+export async function layoutEntries(files: LayoutFiles): Promise<Descriptor[]> {
+  const path = join(files.name, 'index.json');
+  const index = parseObject(await files.read('index.json', INDEX_JSON_CAP), path);
+  if (index['schemaVersion'] !== 2 || !Array.isArray(index['manifests'])) throw invalid(`${path} is not an OCI image index`);
+  return (index['manifests'] as unknown[]).map((e, i) => {
+    if (e === null || typeof e !== 'object') throw invalid(`${path}: manifests[${i}] is not an object`);
+    validateDescriptor(e as Descriptor, `${path} manifests[${i}]`);
+    return e as Descriptor;
+  });
+}
+
+async function readImage(files: LayoutFiles, manifest: Blob, platform: Platform | undefined): Promise<Image> {
+  const dir = files.name;
   const what = `manifest ${manifest.descriptor.digest}`;
   const m = parseObject(manifest.bytes, what);
   const config = m['config'] as Descriptor | undefined;
   const layers = m['layers'];
   if (config === undefined || !Array.isArray(layers)) throw invalid(`${dir}: ${what} lacks a config or layers`);
   validateDescriptor(config, `${what} config`);
-  const configBlob = await readDocument(dir, config);
+  const configBlob = await readDocument(files, config);
   let diffIds: unknown[] = [];
   let fromConfig: Platform | undefined;
   try {
@@ -82,7 +130,7 @@ async function readImage(dir: string, manifest: Blob, platform: Platform | undef
     return {
       descriptor: l,
       ...(typeof id === 'string' && /^sha256:[0-9a-f]{64}$/.test(id) ? { diffId: id as Digest } : {}),
-      open: () => openBlob(dir, l),
+      open: () => openBlob(files, l),
     };
   });
   const p = platform ?? fromConfig;
@@ -90,25 +138,28 @@ async function readImage(dir: string, manifest: Blob, platform: Platform | undef
 }
 
 /** A blob's bytes, verified as they stream. */
-export function openBlob(dir: string, d: Descriptor): Readable {
+export function openBlob(layout: string | LayoutFiles, d: Descriptor): Readable {
+  const files = filesOf(layout);
+  const dir = files.name;
   const hex = hexOf(d.digest, 'blob');
   const v = new VerifyingStream({ size: d.size, sha256: hex, what: `${dir}: blob ${d.digest}` });
-  const src = createReadStream(join(dir, 'blobs', 'sha256', hex));
+  const src = files.open(`blobs/sha256/${hex}`);
   src.on('error', (e) => v.destroy(new DistillError('OCI_INVALID', `${dir}: cannot read the blob ${d.digest}: ${messageOf(e)}`, { cause: e, hint: 'the layout is incomplete' })));
   v.on('close', () => src.destroy());
   return src.pipe(v);
 }
 
-async function readDocument(dir: string, d: Descriptor): Promise<Blob> {
+async function readDocument(files: LayoutFiles, d: Descriptor): Promise<Blob> {
+  const dir = files.name;
   if (d.size > DOCUMENT_CAP) throw invalid(`${dir}: ${d.digest} is ${d.size} bytes, more than a manifest or config may be`);
-  const bytes = await readCapped(join(dir, 'blobs', 'sha256', hexOf(d.digest, 'blob')), DOCUMENT_CAP);
+  const bytes = await files.read(`blobs/sha256/${hexOf(d.digest, 'blob')}`, DOCUMENT_CAP);
   if (bytes.length !== d.size || toDigest(sha256Hex(bytes)) !== d.digest) throw invalid(`${dir}: the blob ${d.digest} does not match its descriptor (damaged layout?)`);
   return { descriptor: d, bytes };
 }
 
-async function namedEntries(dir: string): Promise<Map<string, Descriptor>> {
-  const path = join(dir, 'index.json');
-  const index = parseObject(await readCapped(path, INDEX_JSON_CAP), path);
+async function namedEntries(files: LayoutFiles): Promise<Map<string, Descriptor>> {
+  const path = join(files.name, 'index.json');
+  const index = parseObject(await files.read('index.json', INDEX_JSON_CAP), path);
   if (index['schemaVersion'] !== 2 || !Array.isArray(index['manifests'])) throw invalid(`${path} is not an OCI image index`);
   const named = new Map<string, Descriptor>();
   for (const [i, e] of (index['manifests'] as unknown[]).entries()) {

@@ -6,7 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, watch, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { main } from '../../src/cli/main.js';
 import { validateProvenance } from '../../src/provenance/provenance.js';
@@ -140,7 +140,9 @@ test('build, push, sign and attest; rebuild elsewhere with an empty cache → id
   const iBytes = JSON.stringify(index);
   const newIndex = put(iBytes);
   const layoutIndex = JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8'));
-  layoutIndex.manifests = [{ ...layoutIndex.manifests[0], digest: newIndex, size: Buffer.byteLength(iBytes) }];
+  // (The pull brought the attestations along as refs of their own; only the image's ref is rewritten.)
+  const entry = layoutIndex.manifests.find((m: { annotations?: Record<string, string> }) => m.annotations?.['org.opencontainers.image.ref.name'] === 'tampered');
+  layoutIndex.manifests = [{ ...entry, digest: newIndex, size: Buffer.byteLength(iBytes) }];
   writeFileSync(join(dir, 'index.json'), JSON.stringify(layoutIndex));
   await pushLayout(dir, `${repo}:tampered`, { refs: ['tampered'], tags: { tampered: 'tampered' } });
   // … with the original attestations copied beside it.
@@ -151,7 +153,25 @@ test('build, push, sign and attest; rebuild elsewhere with an empty cache → id
   } finally {
     await client.close();
   }
-  const bad = await cli(['rebuild', `${repo}:tampered`, '--key', join(work, 'cosign.pub'), '--cache', join(work, 'cache-c'), ...mirrorArgs()], elsewhere);
+  // The published image is read in place, not pulled into a temporary layout: watch the temp directory.
+  const scratch = tempDir('distill-rebuild-tmp-');
+  const made = new Set<string>();
+  const watcher = watch(scratch, { recursive: true }, (_e, name) => void (name && made.add(name.toString().split('/').slice(0, 2).join('/'))));
+  const prevTmp = process.env.TMPDIR;
+  process.env.TMPDIR = scratch;
+  let bad;
+  try {
+    bad = await cli(['rebuild', `${repo}:tampered`, '--key', join(work, 'cosign.pub'), '--cache', join(work, 'cache-c'), ...mirrorArgs()], elsewhere);
+  } finally {
+    if (prevTmp === undefined) delete process.env.TMPDIR;
+    else process.env.TMPDIR = prevTmp;
+    watcher.close();
+  }
+  assert.deepEqual(readdirSync(scratch), [], 'nothing is left in the temp directory');
+  // Only the rebuild's definitions and rebuilt images (and the attestation's one small blob, read by verify) were written.
+  const rebuildDirs = [...made].filter((p) => /^distill-rebuild-/.test(p) && p.includes('/'));
+  assert.ok(rebuildDirs.length >= 2, [...made].join(', '));
+  assert.deepEqual([...made].filter((p) => p.includes('/') && !/^distill-rebuild-[^/]+\/(images|rebuilt|\.rebuilt\.distill-[0-9a-f]+)$/.test(p) && !/^distill-attachment-[^/]+\/blob$/.test(p)), [], 'no layout of the published image');
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /\[REBUILD_DIFFERS\]/);
   assert.match(bad.stdout, /names sha256:[0-9a-f]{64}.*not this image/);

@@ -27,7 +27,7 @@ export function appendCommand(io: CliIo) {
     describe: 'Add layers (directories, files, tars) and settings to an image or index, deterministically: FROM + COPY without a daemon',
     builder: (y: Argv) =>
       registryFlags(y)
-        .positional('source', { type: 'string', describe: 'an OCI layout (DIR or DIR:REF) or registry/repository[:tag|@digest]' })
+        .positional('source', { type: 'string', describe: 'an OCI layout (DIR or DIR:REF), an image archive (FILE, oci-archive:FILE[:REF], docker-archive:FILE[:NAME:TAG]) or registry/repository[:tag|@digest]' })
         .option('layer', { type: 'string', array: true, demandOption: true, describe: 'PATH[:/DEST]: a directory (contents under DEST, default /), a file (at DEST, default /NAME) or a .tar/.tar.gz; one layer each' })
         .option('entrypoint', { type: 'string', describe: 'a JSON list, e.g. ["/usr/bin/python3","/app/main.py"] (resets the base Cmd)' })
         .option('cmd', { type: 'string', describe: 'a JSON list' })

@@ -11,11 +11,13 @@ export function rebuildCommand(io: CliIo) {
     describe: 'Rebuild a published image from its signed provenance and compare digests (exit 1, naming the layer and files, when they differ)',
     builder: (y: Argv) =>
       commonOptions(y)
-        .positional('target', { type: 'string', describe: 'registry/repository:tag, or an OCI layout directory from distill build --out' })
+        .positional('target', { type: 'string', describe: 'registry/repository:tag (docker://…), an OCI layout (DIR, DIR:REF, oci:DIR[:REF]) or an image archive (FILE, oci-archive:FILE[:REF], docker-archive:FILE[:NAME:TAG])' })
         .option('key', { type: 'string', describe: "the publisher's cosign.pub (required for a registry image)" })
+        .option('provenance', { type: 'string', describe: 'the provenance statement of a local image that carries none (an archive): attestations/provenance.intoto.json' })
         .option('insecure', { type: 'boolean', default: false, describe: 'allow plain http to a registry that is not on loopback' })
-        .example('$0 rebuild 127.0.0.1:5000/distill/python3:latest --key cosign.pub --mirror debian=… --mirror debian-security=…', ''),
-    handler: async (argv: CommonArgs & { target: string; key?: string; insecure: boolean }) => {
+        .example('$0 rebuild 127.0.0.1:5000/distill/python3:latest --key cosign.pub --mirror debian=… --mirror debian-security=…', '')
+        .example('$0 rebuild python3.tar --provenance out/python3/attestations/provenance.intoto.json', 'a distill build --tar archive'),
+    handler: async (argv: CommonArgs & { target: string; key?: string; insecure: boolean; provenance?: string }) => {
       const publicKey = argv.key === undefined ? undefined : loadPublicKey(await readFile(argv.key, 'utf8').catch((e: unknown) => {
         throw new DistillError('KEY_INVALID', `cannot read ${argv.key}: ${(e as Error).message}`, { cause: e });
       }), argv.key);
@@ -28,6 +30,7 @@ export function rebuildCommand(io: CliIo) {
           insecure: argv.insecure,
           credentials: { env: io.env },
           ...(publicKey ? { publicKey } : {}),
+          ...(argv.provenance !== undefined ? { provenance: argv.provenance } : {}),
           ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
         });
       } finally {

@@ -1,7 +1,6 @@
 // `distill push`, `pull`, `copy`, `inspect`: flags → one library call each.
-import { existsSync, statSync } from 'node:fs';
 import type { Argv } from 'yargs';
-import { copyImage, DistillError, inspectImage, inspectLayout, pullImage, pushLayout } from '../../index.js';
+import { copyImage, DistillError, inspectSource, parseSourceSpec, pullImage, pushLayout } from '../../index.js';
 import type { CliIo } from '../io.js';
 import { registryFlags, registryOptionsFrom, type RegistryArgs } from './registry-options.js';
 
@@ -49,17 +48,21 @@ export function pullCommand(io: CliIo) {
         .positional('reference', { type: 'string', describe: 'registry/repository:tag or @sha256:…' })
         .option('out', { type: 'string', demandOption: true, describe: 'the OCI layout directory to write' })
         .option('platform', { type: 'string', array: true, describe: 'only these platforms (amd64, linux/arm64/v8, …)' })
-        .example('$0 pull 127.0.0.1:5000/distill/python3:latest --out python3', 'all platforms'),
-    handler: async (argv: RegistryArgs & { reference: string; out: string; platform?: string[] }) => {
+        .option('attachments', { type: 'boolean', default: true, describe: 'bring the cosign .sig/.att/.sbom tags and OCI referrers along as refs (--no-attachments to skip)' })
+        .example('$0 pull 127.0.0.1:5000/distill/python3:latest --out python3', 'all platforms, with signatures and attestations'),
+    handler: async (argv: RegistryArgs & { reference: string; out: string; platform?: string[]; attachments: boolean }) => {
       const { opts, done } = await registryOptionsFrom(argv, io);
       let r;
       try {
-        r = await pullImage(argv.reference, argv.out, { ...opts, ...(argv.platform ? { platforms: argv.platform.flatMap((p) => p.split(',')) } : {}) });
+        r = await pullImage(argv.reference, argv.out, { ...opts, attachments: argv.attachments, ...(argv.platform ? { platforms: argv.platform.flatMap((p) => p.split(',')) } : {}) });
       } finally {
         done();
       }
       if (argv.json) io.stdout.write(JSON.stringify(r, null, 2) + '\n');
-      else io.stdout.write(`${r.reference} → ${argv.out}:${r.refName} ${r.digest} (${r.manifests.length} manifests, ${mb(r.bytesDownloaded)} downloaded)\n`);
+      else {
+        const extra = [...(r.attachments.length ? [r.attachments.join(', ')] : []), ...(r.referrers.length ? [`${r.referrers.length} referrer${r.referrers.length > 1 ? 's' : ''}`] : [])];
+        io.stdout.write(`${r.reference} → ${argv.out}:${r.refName} ${r.digest} (${r.manifests.length} manifests, ${mb(r.bytesDownloaded)} downloaded)${extra.length ? ` (+ ${extra.join(', ')})` : ''}\n`);
+      }
     },
   };
 }
@@ -67,13 +70,14 @@ export function pullCommand(io: CliIo) {
 export function copyCommand(io: CliIo) {
   return {
     command: 'copy <source> <destination>',
-    describe: 'Copy an image or index between repositories or registries, with its signatures, attestations and SBOMs, keeping every digest',
+    describe: 'Copy an image or index between repositories or registries, with its signatures, attestations and SBOMs, keeping every digest; or from an OCI layout or image archive into a registry',
     builder: (y: Argv) =>
       registryFlags(y)
-        .positional('source', { type: 'string' })
+        .positional('source', { type: 'string', describe: 'registry/repository:tag, or oci:DIR[:REF], oci-archive:FILE[:REF], docker-archive:FILE[:NAME:TAG]' })
         .positional('destination', { type: 'string' })
         .option('attachments', { type: 'boolean', default: true, describe: 'copy the sha256-<hex>.sig/.att/.sbom tags too (--no-attachments to skip)' })
-        .example('$0 copy reg.example/dev/app:1.2 reg.example/prod/app:1.2', 'promote with signatures'),
+        .example('$0 copy reg.example/dev/app:1.2 reg.example/prod/app:1.2', 'promote with signatures')
+        .example('$0 copy docker-archive:app.tar reg.example/dev/app:1.2', 'a docker save archive, streamed'),
     handler: async (argv: RegistryArgs & { source: string; destination: string; attachments: boolean }) => {
       const { opts, done } = await registryOptionsFrom(argv, io);
       let r;
@@ -91,23 +95,24 @@ export function copyCommand(io: CliIo) {
 export function inspectCommand(io: CliIo) {
   return {
     command: 'inspect <target>',
-    describe: 'Show platforms, digests, sizes, layers and the Debian packages (largest first) of an OCI layout or a registry image',
+    describe: 'Show platforms, digests, sizes, layers and the Debian packages (largest first) of an image from any source: an OCI layout, an image archive or a registry',
     builder: (y: Argv) =>
       registryFlags(y)
-        .positional('target', { type: 'string', describe: 'an OCI layout directory, or registry/repository:tag' })
-        .option('ref', { type: 'string', describe: 'only this ref of a layout (e.g. latest)' })
+        .positional('target', { type: 'string', describe: 'an OCI layout (DIR, DIR:REF, oci:DIR[:REF]), an archive (FILE, oci-archive:FILE[:REF], docker-archive:FILE[:NAME:TAG]) or registry/repository:tag (docker://…)' })
+        .option('ref', { type: 'string', describe: 'only this ref of a layout or archive (e.g. latest)' })
         .example('$0 inspect out/python3 --ref latest', 'a local build')
+        .example('$0 inspect docker-archive:python3.tar', 'a docker save / distill build --tar archive')
         .example('$0 inspect 127.0.0.1:5000/distill/python3:latest --json', 'a pushed image'),
     handler: async (argv: RegistryArgs & { target: string; ref?: string }) => {
-      const local = existsSync(argv.target) && statSync(argv.target).isDirectory();
+      const spec = parseSourceSpec(argv.target);
       let refs;
-      if (local) {
-        refs = await inspectLayout(argv.target, { ...(argv.ref !== undefined ? { ref: argv.ref } : {}) });
+      if (spec.transport !== 'docker') {
+        refs = await inspectSource(spec, { ...(argv.ref !== undefined ? { ref: argv.ref } : {}) });
       } else {
         // Read in place: manifests and configs fetched, each layer streamed once; nothing on disk.
         const { opts, done } = await registryOptionsFrom(argv, io);
         try {
-          refs = [await inspectImage(argv.target, opts)];
+          refs = await inspectSource(spec, opts);
         } finally {
           done();
         }

@@ -107,6 +107,9 @@ export async function openBlob(t: Transport, repository: string, blob: BlobRef, 
 export function blobStream(t: Transport, repository: string, blob: BlobRef): Readable {
   const what = `blob ${blob.digest} from ${t.registry}/${repository}`;
   const verify = new RegistryVerify(blob, what, undefined);
+  // The GET may fail before the consumer (an upload's request) listens: the error must wait for it,
+  // not crash the process. Consumers still see it (they read the stream, which is destroyed with it).
+  verify.on('error', () => {});
   t.retrying(`GET ${what}`, () => getBlob(t, repository, blob, what)).then(
     (res) => {
       if (verify.destroyed) discardBody(res);

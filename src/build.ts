@@ -17,6 +17,7 @@ import { needsDebugLayer, variantSpec } from './definition/variants.js';
 import type { Digest } from './digest.js';
 import { DistillError } from './errors.js';
 import { DEFLATE_IMPLEMENTATION } from './layer/deflate.js';
+import { DEFAULT_BLOCK_SIZE, DEFAULT_LEVEL } from './layer/gzip.js';
 import { LAYER_COMPRESSIONS, type LayerCompression } from './layer/compression.js';
 import { ZSTD_IMPLEMENTATION, ZSTD_LEVEL } from './layer/zstd.js';
 import type { OnProgress } from './events.js';
@@ -141,7 +142,7 @@ export function buildOutputs(m: BuildModel): BuildOutputs {
 
 export const ATTESTATIONS_DIR = 'attestations';
 /** Every setting that can change bytes, as the provenance records them (the join records the same). */
-export const BUILD_SETTINGS = { gzip: { level: 6, blockSize: 1024 * 1024, implementation: DEFLATE_IMPLEMENTATION }, mergedUsr: true, tarFormat: 'ustar+pax, no record padding' };
+export const BUILD_SETTINGS = { gzip: { level: DEFAULT_LEVEL, blockSize: DEFAULT_BLOCK_SIZE, implementation: DEFLATE_IMPLEMENTATION }, mergedUsr: true, tarFormat: 'ustar+pax, no record padding' };
 /** The settings of a build with this compression: gzip's are BUILD_SETTINGS, unchanged; zstd's name zstd instead. */
 export function buildSettings(compression: LayerCompression = 'gzip'): Record<string, unknown> {
   if (compression === 'gzip') return BUILD_SETTINGS;

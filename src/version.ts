@@ -3,4 +3,5 @@
 // cached layer from an older distill is ever reused.
 export const DISTILL_VERSION = '0.1.0';
 // 3: md5sums list only shipped files; /usr/share/doc/<pkg> links kept. 4: layers deflated by libdeflate.
-export const LAYER_FORMAT = 4;
+// 5: libdeflate level 5 (was 6).
+export const LAYER_FORMAT = 5;

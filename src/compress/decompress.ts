@@ -1,12 +1,13 @@
 // Streaming decompression by file suffix. gzip is node:zlib (decompression output is fixed by the
-// format, so zlib's version cannot change it). Node has no xz decoder: `xz -dc` from xz-utils is the
-// fastest measured here (shared/docs/perf.md: 74 MB/s, above every npm decoder) and is on every Debian
-// and Ubuntu system. zstd uses node:zlib where this Node has it (>= 22.15), else `zstd -dc`.
+// format, so zlib's version cannot change it). Node has no xz decoder: small streams go to liblzma
+// compiled to wasm, in process; larger ones to `xz -dc` from xz-utils, the fastest measured here
+// (shared/docs/perf.md: 74 MB/s) and on every Debian and Ubuntu system (xz.ts says why both). zstd uses node:zlib where this Node has it (>= 22.15), else `zstd -dc`.
 import { spawn } from 'node:child_process';
-import { availableParallelism } from 'node:os';
 import { Duplex, PassThrough, type Readable } from 'node:stream';
 import * as zlib from 'node:zlib';
 import { DistillError } from '../errors.js';
+import { createXzDecoder } from './xz.js';
+import { availableParallelism } from 'node:os';
 
 export type Compression = 'none' | 'gzip' | 'xz' | 'zstd';
 
@@ -34,10 +35,10 @@ export function decompressor(kind: Compression, what: string): Duplex {
       return toolDecompressor('zstd', ['-dc', '-q'], what, 'zstd');
     }
     case 'xz':
-      // -T: xz ≥ 5.4 decodes the blocks of a multi-block stream in parallel (openjdk's data.tar.xz has 8:
-      // ~2x faster here, the same CPU); a single-block stream, and older xz, decode on one thread. The
-      // output is fixed by the format either way.
-      return toolDecompressor('xz', ['-dc', '-q', `-T${XZ_THREADS}`], what, 'xz-utils');
+      // Small streams in process (liblzma in wasm), larger ones by `xz -dc` (see xz.ts). -T: xz ≥ 5.4
+      // decodes the blocks of a multi-block stream in parallel (openjdk's data.tar.xz has 8: ~2x faster
+      // here, the same CPU); a single-block stream, and older xz, decode on one thread.
+      return createXzDecoder(what, () => toolDecompressor('xz', ['-dc', '-q', `-T${XZ_THREADS}`], what, 'xz-utils'));
   }
 }
 

@@ -12,7 +12,7 @@
 // block, byte-aligned: zlib's Z_SYNC_FLUSH), so independently compressed blocks concatenate into one
 // deflate stream and one gzip member. libdeflate has no preset dictionary, so each block starts with an
 // empty window (pigz --independent); at 1 MiB blocks that costs well under 1 % of size.
-import { instantiate, type WasmMemory } from './wasm.js';
+import { instantiate, type WasmMemory } from '../util/wasm.js';
 
 /** The compressor's identity, as recorded in provenance and in the layer cache key. */
 export const DEFLATE_IMPLEMENTATION = 'libdeflate 1.14 (wasm, distill sync-flush patch)';

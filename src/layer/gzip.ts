@@ -44,7 +44,9 @@ export interface GzipOptions {
   workers?: number;
 }
 
-export const DEFAULT_LEVEL = 6;
+// 5, not zlib's 6: on the layers of python3 and java it writes fewer bytes than GNU `gzip -n -6` (the native
+// pipeline's; -0.8 % on both) for 7–18 % less CPU than libdeflate's 6 (README, "Compression level").
+export const DEFAULT_LEVEL = 5;
 export const DEFAULT_BLOCK_SIZE = 1024 * 1024;
 const MIN_BLOCK_SIZE = WINDOW;
 const MAX_BLOCK_SIZE = 64 * 1024 * 1024;

@@ -14,7 +14,7 @@
 //
 // The decompressor (createUnzstd) checks cached layers; its window is capped at 128 MiB (input may be
 // hostile).
-import { instantiate, type WasmMemory } from './wasm.js';
+import { instantiate, type WasmMemory } from '../util/wasm.js';
 import { Transform, type TransformCallback } from 'node:stream';
 import { DistillError } from '../errors.js';
 

@@ -13,6 +13,7 @@ import { buildImage, type BuildResult } from '../../src/build.js';
 import { rebuild } from '../../src/rebuild.js';
 import { scanLayers } from '../../src/provenance/sbom.js';
 import { MEDIA_TYPE_LAYER_GZIP, MEDIA_TYPE_LAYER_ZSTD } from '../../src/oci/media-types.js';
+import { DEFAULT_LEVEL } from '../../src/layer/gzip.js';
 import { NO_SNAPSHOT, repoRoot, snapshotDir, snapshotMirrors } from '../helpers/paths.js';
 import { imageConfigOf, removeUnpacked, runAsConfigured, runIn, unpack, whyCannotRun } from '../helpers/image-run.js';
 
@@ -78,7 +79,7 @@ test('the provenance records the compression', { skip }, () => {
   assert.equal(internal.gzip, undefined);
   const gp = JSON.parse(readFileSync(join(glayout, 'attestations', 'provenance.intoto.json'), 'utf8')).predicate.buildDefinition.internalParameters;
   assert.equal(gp.compression, undefined);
-  assert.equal(gp.gzip.level, 6);
+  assert.equal(gp.gzip.level, DEFAULT_LEVEL);
 });
 
 test('the digests do not depend on the layer cache or the worker count', { skip }, async () => {

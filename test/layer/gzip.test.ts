@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { gunzipSync } from 'node:zlib';
-import { createGzip, gzipHeader, shutdownGzipWorkers, type GzipOptions } from '../../src/layer/gzip.js';
+import { createGzip, DEFAULT_LEVEL, gzipHeader, shutdownGzipWorkers, type GzipOptions } from '../../src/layer/gzip.js';
 import { compressBlock, crc32, crc32Combine } from '../../src/layer/gzip-worker.js';
 
 after(() => shutdownGzipWorkers());
@@ -116,14 +116,14 @@ test('input of exactly one block, and one byte over', async () => {
   const data = generate(blockSize + 1, 5);
   const one = await gz(data.subarray(0, blockSize), { blockSize, workers: 1 }, [1000]);
   // one block, finished: header, the block's raw deflate, trailer — nothing else
-  const block = compressBlock(data.subarray(0, blockSize), 6, true);
+  const block = compressBlock(data.subarray(0, blockSize), DEFAULT_LEVEL, true);
   assert.ok(one.subarray(10, one.length - 8).equals(Buffer.from(block.data)));
   assert.ok(gunzipSync(one).equals(data.subarray(0, blockSize)));
   const over = await gz(data, { blockSize, workers: 1 });
-  const first = compressBlock(data.subarray(0, blockSize), 6, false);
+  const first = compressBlock(data.subarray(0, blockSize), DEFAULT_LEVEL, false);
   // a sync flush: the stream stays open and ends byte-aligned with an empty stored block
   assert.equal(Buffer.from(first.data.subarray(-4)).toString('hex'), '0000ffff');
-  const second = compressBlock(data.subarray(blockSize), 6, true);
+  const second = compressBlock(data.subarray(blockSize), DEFAULT_LEVEL, true);
   assert.ok(over.subarray(10, over.length - 8).equals(Buffer.concat([first.data, second.data])));
   assert.ok(gunzipSync(over).equals(data));
   if (hasGzip) assert.ok(gunzipWithGnu(over).equals(data));
@@ -141,13 +141,19 @@ test('deterministic across runs', async () => {
 // If this fails, wasm/libdeflate.wasm (or the block scheme) changed: every layer digest distill produces
 // changes with it. Update the constants only on purpose (bump LAYER_FORMAT, re-record
 // reproducibility/digests.json) and say so in the commit.
-test('golden: libdeflate 1.14 wasm level 6, 1 MiB blocks — sha256 of the gzip of the fixed 3 MiB input', async () => {
+test('golden: libdeflate 1.14 wasm, 1 MiB blocks — sha256 of the gzip of the fixed 3 MiB input, at the default level (5) and at 6', async () => {
   const data = generate(3 * 1024 * 1024, 42);
   assert.equal(sha(data), '0ccdd0de9b88f50ad69f1981c6079319e943309c5171b7c030aea225317a9cc7', 'the input generator changed, not the deflate');
+  assert.equal(DEFAULT_LEVEL, 5, 'the default level is part of every layer digest');
   const out = await gz(data, {});
   assert.ok(gunzipSync(out).equals(data));
   assert.deepEqual(
     { size: out.length, sha256: sha(out) },
+    { size: 673_872, sha256: 'de6b6aea8920fe971fddbf4d6b37ecccfa9418bc5a760cf12d1fbe3ad810aa85' },
+  );
+  const six = await gz(data, { level: 6 });
+  assert.deepEqual(
+    { size: six.length, sha256: sha(six) },
     { size: 645_647, sha256: '6b0eea3c64836de4d6ad0e268a74a63b4cfcde7ad1ff2be14a3ffd61d109ae80' },
   );
 });

@@ -1,4 +1,4 @@
-// The WebAssembly modules distill commits (wasm/libdeflate.wasm, wasm/zstd.wasm): compiled once per
+// The WebAssembly modules distill commits (wasm/libdeflate.wasm, wasm/zstd.wasm, wasm/xz.wasm): compiled once per
 // thread, instantiated with no imports (they need none: no clock, no file system, no randomness — so
 // their output depends only on their bytes and their input).
 import { readFileSync } from 'node:fs';

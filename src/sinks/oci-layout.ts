@@ -247,7 +247,16 @@ async function putBlob(blobsDir: string, d: Descriptor, open: () => Readable, on
     },
   });
   try {
-    await writeAtomic(final, (tmp) => pipeline(open(), new VerifyingStream({ size: d.size, sha256: hex, what: d.digest }), count, createWriteStream(tmp, { mode: 0o644 })));
+    await writeAtomic(final, async (tmp) => {
+      const file = createWriteStream(tmp, { mode: 0o644 });
+      try {
+        await pipeline(open(), new VerifyingStream({ size: d.size, sha256: hex, what: d.digest }), count, file);
+      } finally {
+        // A failure can reject the pipeline before the file is even open; wait until it is closed,
+        // or the temp file would appear after writeAtomic has removed it.
+        if (!file.closed) await new Promise<void>((resolve) => file.once('close', () => resolve()));
+      }
+    });
   } catch (e) {
     if (isDistillError(e, 'BLOB_SIZE_MISMATCH') || isDistillError(e, 'BLOB_DIGEST_MISMATCH')) {
       throw invalid(`blob ${d.digest}: the bytes do not match the descriptor: ${e.message}`, 'the layer file changed after it was built, or its descriptor is wrong; rebuild', e);

@@ -14,8 +14,6 @@ import { lstat, mkdtemp, readdir, readlink, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
-import tar from 'tar-stream';
 import { toDigest, type Digest } from './digest.js';
 import { DistillError, messageOf } from './errors.js';
 import { goJson, jsonBlob, type Blob, type Descriptor } from './oci/descriptor.js';
@@ -33,6 +31,7 @@ import { parseReference } from './registry/reference.js';
 import { emptyStats, pushArtifact, type PushStats } from './registry/sink.js';
 import { readRegistryArtifact } from './registry/source.js';
 import { writeFileAtomic } from './util/atomic-write.js';
+import { readTar as readHardenedTar } from './tar/reader.js';
 import { signImage } from './sign/sign.js';
 import { attestImage } from './attest/attest.js';
 import type { KeyObject } from 'node:crypto';
@@ -170,10 +169,10 @@ export async function appendImage(source: string, opts: AppendOptions): Promise<
       out.stats = stats;
       if (opts.signKey !== undefined) {
         const ref = `${to.registry}/${to.repository}@${top.digest}`;
-        const signed = await signImage(ref, { ...opts, privateKey: opts.signKey, recursive: true });
+        const signed = await signImage(ref, { ...opts, client: client(to.registry, 'push'), privateKey: opts.signKey, recursive: true });
         out.signatures = signed.map((x) => x.tag);
         const subjects = out.manifests.map((m) => ({ name: `${to.registry}/${to.repository}`, digest: m.digest }));
-        out.attestation = (await attestImage(ref, { ...opts, privateKey: opts.signKey, predicateType: 'slsaprovenance1', predicate: provenance, replace: true, extraSubjects: subjects })).tag;
+        out.attestation = (await attestImage(ref, { ...opts, client: client(to.registry, 'push'), privateKey: opts.signKey, predicateType: 'slsaprovenance1', predicate: provenance, replace: true, extraSubjects: subjects })).tag;
       }
     }
     return out;
@@ -332,39 +331,34 @@ async function walk(root: string, rel: string, add: (rel: string, p: Omit<FsEntr
   }
 }
 
-/** A tar's entries, bodies spooled to `scratch` (the input is hostile: paths normalised, types limited). */
+/**
+ * A tar's entries, bodies spooled to `scratch`. The input is hostile: it is read by the one hardened
+ * tar reader (tar/reader.ts: structure, sizes, pax records checked), paths are normalised and may not
+ * leave the root, and only files, directories and symlinks are taken.
+ */
 async function readTar(path: string, scratch: string, add: (rel: string, p: Omit<FsEntry, 'path' | 'uid' | 'gid' | 'uname' | 'gname' | 'mtime'>, file?: string) => void, spec: string): Promise<void> {
-  const extract = tar.extract();
   let n = 0;
-  const done = (async () => {
-    for await (const e of extract) {
-      const h = e.header;
-      const rel = normalisePath(h.name);
-      if (rel === undefined) {
-        e.resume();
-        if (h.name.replace(/\/+$/, '') === '.' || h.name === './') continue;
-        throw new DistillError('USAGE', `--layer ${spec}: the tar entry ${JSON.stringify(h.name.slice(0, 200))} leaves the image root`);
-      }
-      const mode = (h.mode ?? 0o644) & 0o7777;
-      if (h.type === 'file' || h.type === 'contiguous-file') {
-        const f = join(scratch, String(n++));
-        await pipeline(e, createWriteStream(f));
-        add(rel, { type: 'file', mode, size: h.size ?? 0 }, f);
-      } else if (h.type === 'directory') {
-        e.resume();
-        add(rel, { type: 'dir', mode, size: 0 });
-      } else if (h.type === 'symlink' && typeof h.linkname === 'string' && h.linkname !== '') {
-        e.resume();
-        add(rel, { type: 'symlink', mode: 0o777, size: 0, linkTarget: h.linkname });
-      } else {
-        e.resume();
-        throw new DistillError('USAGE', `--layer ${spec}: the tar entry ${JSON.stringify(rel)} is a ${h.type}; only files, directories and symlinks are appended`);
-      }
+  const malformed = (message: string, cause?: unknown) => new DistillError('USAGE', `--layer ${spec}: ${message}`, { cause, hint: 'give a well-formed tar or tar.gz' });
+  const compression = /\.(tar\.gz|tgz)$/.test(path) ? 'gzip' : 'none';
+  await readHardenedTar(createReadStream(path), { what: path, compression, malformed }, async (e, body) => {
+    const rel = normalisePath(e.name);
+    if (rel === undefined) {
+      if (e.name.replace(/\/+$/, '') === '.' || e.name === './') return;
+      throw new DistillError('USAGE', `--layer ${spec}: the tar entry ${JSON.stringify(e.name.slice(0, 200))} leaves the image root`);
     }
-  })();
-  const input = createReadStream(path);
-  const gz = /\.(tar\.gz|tgz)$/.test(path);
-  await Promise.all([gz ? pipeline(input, createGunzip(), extract) : pipeline(input, extract), done]);
+    const mode = e.mode & 0o7777;
+    if (e.type === 'file' || e.type === 'contiguous') {
+      const f = join(scratch, String(n++));
+      await pipeline(body(), createWriteStream(f));
+      add(rel, { type: 'file', mode, size: e.size }, f);
+    } else if (e.type === 'dir') {
+      add(rel, { type: 'dir', mode, size: 0 });
+    } else if (e.type === 'symlink' && typeof e.linkname === 'string' && e.linkname !== '') {
+      add(rel, { type: 'symlink', mode: 0o777, size: 0, linkTarget: e.linkname });
+    } else {
+      throw new DistillError('USAGE', `--layer ${spec}: the tar entry ${JSON.stringify(rel)} is a ${e.type}; only files, directories and symlinks are appended`);
+    }
+  });
 }
 
 async function fileDigest(path: string): Promise<Digest> {

@@ -1,15 +1,19 @@
 // `distill build`: from a fresh lock (and its bases'), the .debs in the cache, and nothing else, to
-// OCI images — every variant, every architecture — written to an OCI layout and/or a docker archive.
-// The one module that knows every stage: definition → lock → cache → rootfs → layers → images → sinks.
+// OCI images — every variant, every architecture — as the image model (an ImageIndex per variant, its
+// Images, their SBOMs and the build's SLSA provenance), every blob in the content store. Writing them
+// anywhere is publish's (src/publish.ts: layout, archive, registry, signatures); `outDir`/`tarFile`
+// here are a shorthand for its local sinks (sinks/build-outputs.ts), kept for library callers.
+// The one module that knows every build stage: definition → lock → cache → rootfs → layers → images.
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fetchDebs } from './fetch/debs.js';
 import { ContentStore, cacheIo } from './cas/store.js';
 import { DerivedCache } from './cas/derived.js';
-import { checkOutputTarget, stageDirectory, stageFile, writeStagedFile, type StagedOutput } from './sinks/staged-output.js';
+import { checkOutputTargets, writeBuildOutputs, type BuildOutputs } from './sinks/build-outputs.js';
 import type { MirrorInputs } from './debian/mirrors.js';
 import { ALL_VARIANTS, type Variant } from './definition/types.js';
+import { needsDebugLayer, variantSpec } from './definition/variants.js';
 import type { Digest } from './digest.js';
 import { DistillError } from './errors.js';
 import { DEFLATE_IMPLEMENTATION } from './layer/deflate.js';
@@ -18,8 +22,8 @@ import { ZSTD_IMPLEMENTATION, ZSTD_LEVEL } from './layer/zstd.js';
 import type { OnProgress } from './events.js';
 import { loadLockChain } from './lock/load.js';
 import { debianArchToPlatform, platformString } from './oci/platform.js';
-import { writeDockerArchive } from './sinks/docker-archive.js';
-import { writeOciLayout, type LayoutRef } from './sinks/oci-layout.js';
+import type { BuiltImage } from './oci/image.js';
+import type { BuiltIndex } from './oci/index.js';
 import { makeVariants, QUALIFIED_REPOSITORY, type ImageAnnotations } from './build/images.js';
 import { buildProvenance } from './provenance/provenance.js';
 import { cyclonedxFromSpdx } from './provenance/cyclonedx.js';
@@ -28,17 +32,22 @@ import { sha256Hex } from './digest.js';
 import { canonicalJson } from './json.js';
 import { rfc3339 } from './lock/lock.js';
 import { DISTILL_VERSION } from './version.js';
-import { buildChainLayers, layerTimestamp, type ChainLayers } from './build/layers.js';
+import { buildChainLayers, layerTimestamp, type BuiltLayer, type ChainLayers } from './build/layers.js';
 import type { RemoteLayerCache } from './build/layer-cache.js';
 
 export interface BuildOptions {
   cacheDir: string;
   /** Where to fetch .debs missing from the cache. */
   mirrors?: MirrorInputs;
-  /** Write an OCI layout here. */
+  /** Also write an OCI layout here (publish()'s `layout`, checked before any work). */
   outDir?: string;
-  /** Write a docker archive (docker/podman load) here. */
+  /** Also write a docker archive (docker/podman load) here (publish()'s `archive`). */
   tarFile?: string;
+  /**
+   * Called once the definition and locks are read and the options checked, before any fetch or
+   * build work: a caller's own checks of where the result will go (publish's targets).
+   */
+  beforeWork?: () => Promise<void>;
   /** Narrow the definition's variants. */
   variants?: readonly Variant[];
   /** Narrow the architectures: Debian names (amd64) or OCI platforms (linux/arm64/v8). */
@@ -73,13 +82,61 @@ export interface BuiltManifest {
   layers: { digest: Digest; diffId: Digest; size: number; image: string }[];
 }
 
+/** What a build made, as JSON: digests, SBOM coverage, the provenance. */
 export interface BuildResult {
   image: string;
   variants: { variant: Variant; index: Digest; manifests: BuiltManifest[] }[];
-  /** The SLSA provenance statement of this build (also written to <out>/attestations/provenance.intoto.json). */
+  /** The SLSA provenance statement of this build (published as <layout>/attestations/provenance.intoto.json and attested with a key). */
   provenance?: object;
-  /** The SBOMs written to <out>/attestations, with their licence coverage. */
+  /** The SBOMs (published in <layout>/attestations), with their licence coverage. */
   sboms?: { variant: Variant; arch: string; files: string[]; licenses: { packages: number; declared: number; undetermined: string[] } }[];
+  /**
+   * The images themselves (the model; blobs in the content store), for publish(). Not enumerable:
+   * the result stays a JSON summary.
+   */
+  readonly model: BuildModel;
+}
+
+/** One variant of a build: its multi-platform index and each platform's image. */
+export interface BuiltVariant {
+  variant: Variant;
+  index: BuiltIndex;
+  /** arch → the platform image (the index's images, by Debian architecture). */
+  images: ReadonlyMap<string, BuiltImage>;
+}
+
+export interface BuiltSbom {
+  variant: Variant;
+  arch: string;
+  format: SbomFormat;
+  /** Its name under attestations/ in a layout. */
+  file: string;
+  json: string;
+}
+
+/** The build's images as the image model, with what is attested about them. */
+export interface BuildModel {
+  image: string;
+  variants: readonly BuiltVariant[];
+  /** Every SBOM, per variant, platform and format. */
+  sboms: readonly BuiltSbom[];
+  /** The SLSA provenance statement ({_type, subject, predicateType, predicate}). */
+  provenance: { subject: { name: string; digest: { sha256: string } }[]; predicate: object };
+  /** The images' timestamp, in seconds (the docker archive's mtimes). */
+  created: number;
+}
+
+/** A build's local outputs: the images and, beside them in a layout, attestations/ (provenance, SBOMs). */
+export function buildOutputs(m: BuildModel): BuildOutputs {
+  return {
+    image: m.image,
+    variants: m.variants,
+    created: m.created,
+    files: [
+      ...m.sboms.map((s) => ({ path: join(ATTESTATIONS_DIR, s.file), data: s.json })),
+      { path: join(ATTESTATIONS_DIR, PROVENANCE_FILE), data: JSON.stringify(m.provenance, null, 2) + '\n' },
+    ],
+  };
 }
 
 export const ATTESTATIONS_DIR = 'attestations';
@@ -101,10 +158,21 @@ export const sbomFile = (variant: string, arch: string): string => `sbom-${varia
 export const cyclonedxFile = (variant: string, arch: string): string => `sbom-${variant}-${arch}.cdx.json`;
 
 export async function buildImage(definitionFile: string, opts: BuildOptions): Promise<BuildResult> {
+  const targets = { ...(opts.outDir !== undefined ? { layout: opts.outDir } : {}), ...(opts.tarFile !== undefined ? { archive: opts.tarFile } : {}) };
+  const result = await build(definitionFile, {
+    ...opts,
+    // Outputs that exist as the wrong kind of thing are refused before any work is done.
+    beforeWork: async () => {
+      await checkOutputTargets(targets);
+      await opts.beforeWork?.();
+    },
+  });
+  if (targets.layout !== undefined || targets.archive !== undefined) await writeBuildOutputs(buildOutputs(result.model), targets);
+  return result;
+}
+
+async function build(definitionFile: string, opts: BuildOptions): Promise<BuildResult> {
   const startedOn = new Date();
-  if (opts.outDir === undefined && opts.tarFile === undefined) {
-    throw new DistillError('USAGE', 'nowhere to write the image', { hint: 'pass --out DIR (an OCI layout) and/or --tar FILE (a docker archive)' });
-  }
   if (opts.annotations?.baseRepository !== undefined && !QUALIFIED_REPOSITORY.test(opts.annotations.baseRepository.replace(/\/+$/, ''))) {
     throw new DistillError('USAGE', `--base-repository ${JSON.stringify(opts.annotations.baseRepository)} is not a fully qualified repository`, {
       hint: 'name the registry and the path the base images are pushed under, e.g. registry.example/distill (no tag)',
@@ -129,15 +197,12 @@ export async function buildImage(definitionFile: string, opts: BuildOptions): Pr
   if (variants.length === 0) {
     throw new DistillError('USAGE', `${def.name} builds none of the variants asked for (it has ${def.variants.join(', ')})`, { hint: 'check --variant' });
   }
-  const needsDebug = variants.some((v) => v.startsWith('debug'));
-  if (needsDebug && !chain.some((li) => arches.every((a) => li.lock.architectures[a]?.debug))) {
+  if (needsDebugLayer(variants) && !chain.some((li) => arches.every((a) => li.lock.architectures[a]?.debug))) {
     throw new DistillError('BUILD_FAILED', `${def.name}: the debug variants need debug packages, but no image in its chain locks any`, {
       hint: 'add `debug: {packages: [busybox-static]}` to the root image definition and relock, or build --variant latest,nonroot',
     });
   }
-  // Outputs that exist as the wrong kind of thing are refused before any work is done.
-  if (opts.outDir !== undefined) await checkOutputTarget(opts.outDir, 'dir');
-  if (opts.tarFile !== undefined) await checkOutputTarget(opts.tarFile, 'file');
+  await opts.beforeWork?.();
   const store = new ContentStore(opts.cacheDir);
   await store.prepare();
   await fetchDebs(store, chain.map((li) => li.lock), {
@@ -151,9 +216,6 @@ export async function buildImage(definitionFile: string, opts: BuildOptions): Pr
   const layerDir = join(work, 'layers');
   await mkdir(stageDir, { recursive: true }).catch((e: unknown) => { throw cacheIo(opts.cacheDir, e); });
   await mkdir(layerDir, { recursive: true }).catch((e: unknown) => { throw cacheIo(opts.cacheDir, e); });
-  // Written beside their targets, renamed into place only when everything below succeeded.
-  let outStage: StagedOutput | undefined;
-  let tarStage: StagedOutput | undefined;
   try {
     const perArch: ChainLayers[] = [];
     for (const arch of arches) {
@@ -175,29 +237,16 @@ export async function buildImage(definitionFile: string, opts: BuildOptions): Pr
       await rm(stageDir, { recursive: true, force: true }).catch(() => {});
       await mkdir(stageDir, { recursive: true });
     }
+    // Layers written outside the layer cache (--no-layer-cache) go into the store too: the model's
+    // blobs must outlive this build's work directory.
+    for (const p of perArch) {
+      const adopt = async (l: BuiltLayer): Promise<BuiltLayer> =>
+        l.path.startsWith(layerDir) ? { ...l, path: await store.adopt({ sha256: l.digest.slice('sha256:'.length), size: l.size, what: `layer ${l.digest}` }, l.path) } : l;
+      p.layers = await Promise.all(p.layers.map(adopt));
+      if (p.debug) p.debug = await adopt(p.debug);
+    }
     const built = makeVariants(chain, perArch, variants, opts.sourceDateEpoch, opts.annotations ?? {});
-    if (opts.outDir !== undefined) {
-      outStage = await stageDirectory(opts.outDir);
-      const refs: LayoutRef[] = [];
-      for (const v of built) {
-        refs.push({ name: v.variant, target: v.index });
-        for (const [arch, img] of v.images) refs.push({ name: `${v.variant}-${arch}`, target: img });
-      }
-      await writeOciLayout(outStage.path, refs);
-    }
-    if (opts.tarFile !== undefined) {
-      tarStage = stageFile(opts.tarFile);
-      await writeDockerArchive(
-        tarStage.path,
-        built.flatMap((v) => [...v.images].map(([arch, image]) => ({ image, repoTags: [`distill/${def.name}:${v.variant}-${arch}`] }))),
-        {
-          mtime: layerTimestamp(top, opts.sourceDateEpoch),
-          // Each variant's multi-arch index too, as `distill/<name>:<variant>` (ref name `<variant>`).
-          indexes: built.map((v) => ({ index: v.index, repoTags: [`distill/${def.name}:${v.variant}`] })),
-        },
-      );
-    }
-    const result: BuildResult = {
+    const result: Omit<BuildResult, 'model'> = {
       image: def.name,
       variants: built.map((v) => ({
         variant: v.variant,
@@ -221,9 +270,8 @@ export async function buildImage(definitionFile: string, opts: BuildOptions): Pr
     for (const v of result.variants) for (const m of v.manifests) opts.onProgress?.({ type: 'image-written', image: def.name, variant: v.variant, arch: m.arch, digest: m.digest });
     // The distribution the images hold (os-release, as the SBOMs read it): the provenance's purls name it.
     let distro: string | undefined;
-    const outDir = outStage?.path;
-    if (outDir !== undefined) {
-      await mkdir(join(outDir, ATTESTATIONS_DIR), { recursive: true });
+    const sboms: BuiltSbom[] = [];
+    {
       // An SPDX SBOM per variant and platform, read from the layers themselves (what is really there).
       // It depends only on the manifest (and so its layers) and the inputs in its key: a rebuild with
       // nothing changed takes it from the cache; variants with the same layers share one scan.
@@ -234,18 +282,18 @@ export async function buildImage(definitionFile: string, opts: BuildOptions): Pr
       for (const v of result.variants) {
         for (const m of v.manifests) {
           const layers = perArch.find((p) => p.arch === m.arch)!;
-          const paths = [...layers.layers.map((l) => l.path), ...(v.variant.startsWith('debug') && layers.debug ? [layers.debug.path] : [])];
+          const paths = [...layers.layers.map((l) => l.path), ...(variantSpec(v.variant).debug && layers.debug ? [layers.debug.path] : [])];
           const packages = chain.flatMap((li) => [...(li.lock.architectures[m.arch]?.packages ?? []), ...(li.lock.architectures[m.arch]?.borrow ?? []), ...(li.lock.architectures[m.arch]?.debug ?? [])]);
           const key = sha256Hex(canonicalJson({ distill: DISTILL_VERSION, sbom: SBOM_GENERATION, image: def.name, variant: v.variant, manifest: m.digest, packages: packages.map((p) => [p.name, p.sha256]), organization: opts.organization ?? null }));
           const formats = opts.sbomFormats ?? ['spdx', 'cyclonedx'];
-          const target = join(outDir, ATTESTATIONS_DIR, sbomFile(v.variant, m.arch));
+          const target = join(ATTESTATIONS_DIR, sbomFile(v.variant, m.arch));
           // The CycloneDX BOM is a function of the SPDX document: derived, never cached separately.
           const write = async (json: string): Promise<void> => {
             const doc = JSON.parse(json) as SpdxDocument;
             const os = doc.packages.find((p) => p.primaryPackagePurpose === 'OPERATING-SYSTEM');
             if (os?.versionInfo) distro ??= `${os.name}-${os.versionInfo}`;
-            if (formats.includes('spdx')) await writeStagedFile(target, json);
-            if (formats.includes('cyclonedx')) await writeStagedFile(join(outDir, ATTESTATIONS_DIR, cyclonedxFile(v.variant, m.arch)), cyclonedxFromSpdx(doc).json);
+            if (formats.includes('spdx')) sboms.push({ variant: v.variant, arch: m.arch, format: 'spdx', file: sbomFile(v.variant, m.arch), json });
+            if (formats.includes('cyclonedx')) sboms.push({ variant: v.variant, arch: m.arch, format: 'cyclonedx', file: cyclonedxFile(v.variant, m.arch), json: cyclonedxFromSpdx(doc).json });
             const c = licenseCoverageOf(doc);
             (result.sboms ??= []).push({
               variant: v.variant,
@@ -293,16 +341,16 @@ export async function buildImage(definitionFile: string, opts: BuildOptions): Pr
       startedOn,
       finishedOn: new Date(),
     });
-    if (outDir !== undefined) await writeStagedFile(join(outDir, ATTESTATIONS_DIR, PROVENANCE_FILE), JSON.stringify(result.provenance, null, 2) + '\n');
-    // Everything succeeded: the outputs appear now, the archive first (the layout is the larger swap).
-    await tarStage?.commit();
-    tarStage = undefined;
-    await outStage?.commit();
-    outStage = undefined;
-    return result;
+    const model: BuildModel = {
+      image: def.name,
+      variants: built,
+      sboms,
+      provenance: result.provenance as BuildModel['provenance'],
+      created: layerTimestamp(top, opts.sourceDateEpoch),
+    };
+    Object.defineProperty(result, 'model', { value: model, enumerable: false });
+    return result as BuildResult;
   } finally {
-    await tarStage?.discard();
-    await outStage?.discard();
     // Cleanup never replaces the build's own error.
     await rm(work, { recursive: true, force: true }).catch(() => {});
   }

@@ -8,17 +8,17 @@
 import { DistillError } from './errors.js';
 import { RegistryClient, type RegistryOptions } from './registry/client.js';
 import { parseReference } from './registry/reference.js';
-import { registerReferrer } from './registry/referrers.js';
+import { copyReferrers } from './registry/referrers.js';
 import { MEDIA_TYPE_SIGSTORE_BUNDLE_V03 } from './oci/media-types.js';
-import { emptyStats, pushArtifact, type PushStats } from './registry/sink.js';
-import { readAttachments, readRegistryArtifact } from './registry/source.js';
+import { emptyStats, forEachLimit, pushArtifact, type PushStats } from './registry/sink.js';
+import { ATTACHMENT_TAG, readRegistryArtifact } from './registry/source.js';
 import { imagesOf } from './oci/model.js';
 import { openSource, parseSourceSpec } from './source.js';
 
 export interface CopyOptions extends RegistryOptions {
   /** Also copy cosign signatures, attestations and SBOMs (default true). */
   attachments?: boolean;
-  /** Blobs in flight at once (default 4). */
+  /** Blobs in flight at once (default 8: every platform's blobs share one pool, largest first). */
   concurrency?: number;
 }
 
@@ -55,32 +55,42 @@ export async function copyImage(src: string, dst: string, opts: CopyOptions = {}
   const push = {
     stats,
     ...(opts.onProgress !== undefined ? { onProgress: opts.onProgress } : {}),
-    ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}),
+    concurrency: opts.concurrency ?? 8,
     ...(sameRegistry ? { mountFrom: [from.repository] } : {}),
   };
   try {
     const main = await readRegistryArtifact(source, from.repository, from.digest ?? from.tag ?? 'latest');
+    // Attachments name the digest they belong to: the image's, and each platform manifest's.
+    const subjects = [main.digest, ...imagesOf(main.artifact).map((i) => i.manifest.descriptor.digest)];
+    const hexes = new Set(subjects.map((d) => d.slice('sha256:'.length)));
+    // Which attachment tags exist (and their small documents) is read while the image's blobs stream.
+    const found = opts.attachments === false
+      ? Promise.resolve([])
+      : (async () => {
+          const tags = (await source.listTags(from.repository)).filter((t) => hexes.has(ATTACHMENT_TAG.exec(t)?.[1] ?? '')).sort();
+          return Promise.all(tags.map(async (t) => ({ tag: t, artifact: (await readRegistryArtifact(source, from.repository, t)).artifact })));
+        })();
+    found.catch(() => {}); // awaited below; not an unhandled rejection meanwhile
     await pushArtifact(sink, to.repository, main.artifact, { ...push, tag });
     const copied: string[] = [];
     const referrers: string[] = [];
     if (opts.attachments !== false) {
-      // Attachments name the digest they belong to: the image's, and each platform manifest's.
-      const subjects = [...new Set([main.digest, ...imagesOf(main.artifact).map((i) => i.manifest.descriptor.digest)])];
-      // cosign's tags, and cosign v3's Sigstore bundles (OCI referrers of the same digests): read as
-      // the model, pushed through the same sink — referrer manifests by digest, then registered at
-      // the destination as it keeps referrers (its API, or the fallback tag; registry/referrers.ts).
-      const found = await readAttachments(source, from.repository, subjects, { artifactType: MEDIA_TYPE_SIGSTORE_BUNDLE_V03 });
-      for (const t of found.tags) {
-        await pushArtifact(sink, to.repository, t.artifact, { ...push, tag: t.tag });
-        copied.push(t.tag);
-      }
-      for (const r of found.referrers) {
-        for (const [i, img] of r.index.images.entries()) {
-          await pushArtifact(sink, to.repository, img, push);
-          await registerReferrer(sink, to.repository, r.subject, r.descriptors[i]!);
-          referrers.push(img.manifest.descriptor.digest);
-        }
-      }
+      const attachments = await found;
+      await Promise.all([
+        forEachLimit(attachments, 4, async (a) => {
+          await pushArtifact(sink, to.repository, a.artifact, { ...push, tag: a.tag });
+        }),
+        // cosign v3's Sigstore bundles: OCI referrers of the same digests (registry/referrers.ts),
+        // streamed blob by blob (mounted on the same registry) like everything else.
+        copyReferrers(
+          { client: source, repository: from.repository },
+          { client: sink, repository: to.repository },
+          subjects,
+          MEDIA_TYPE_SIGSTORE_BUNDLE_V03,
+          { stats, ...(sameRegistry ? { mountFrom: [from.repository] } : {}) },
+        ).then((r) => referrers.push(...r)),
+      ]);
+      copied.push(...attachments.map((a) => a.tag));
     }
     return { source: src, destination: `${to.registry}/${to.repository}:${tag}`, digest: main.digest, attachments: copied, referrers, stats };
   } finally {

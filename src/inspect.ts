@@ -1,13 +1,14 @@
 // `distill inspect`: what an image holds, from any source (an OCI layout's refs, an image archive's,
 // or a registry reference read in place — no temporary layout) — platforms, digests, sizes and layers, and the
 // Debian packages in each image with their installed sizes, largest first, read from
-// /var/lib/dpkg/status.d as scanners read it. Layer bytes are verified against their digests while
-// they stream (the sources do it); contents are untrusted: status.d files are read under a size cap
+// /var/lib/dpkg/status.d as scanners read it. Layer bytes are verified against their digests and their
+// tars against the config's diffIds while they stream (oci/read-layer.ts); contents are untrusted: status.d files are read under a size cap
 // and parsed with the deb822 parser, nothing else is kept.
-import * as tar from 'tar-stream';
 import { parseDeb822 } from './debian/deb822.js';
 import { DistillError, messageOf } from './errors.js';
-import { type Artifact, type Layer, imagesOf, openUncompressed, topDescriptor } from './oci/model.js';
+import { type Artifact, type Layer, imagesOf, topDescriptor } from './oci/model.js';
+import { readLayer } from './oci/read-layer.js';
+import { readBody } from './tar/reader.js';
 import { platformString } from './oci/platform.js';
 import { RegistryClient, type RegistryOptions } from './registry/client.js';
 import { parseReference } from './registry/reference.js';
@@ -44,31 +45,27 @@ export interface InspectedRef {
 const STATUS_CAP = 1024 * 1024;
 const TAR_LAYER = /(^application\/vnd\.oci\.image\.layer\.v1\.tar|^application\/vnd\.docker\.image\.rootfs\.diff\.tar)/;
 
-/** Packages recorded in a layer's status.d (later layers override earlier ones by name). */
+/**
+ * Packages recorded in a layer's status.d (later layers override earlier ones by name). The layer is
+ * read through oci/read-layer.ts: its bytes checked against its digest, its tar against the config's
+ * diffId, the tar itself by the hardened reader.
+ */
 async function layerPackages(layer: Layer, into: Map<string, InspectedPackage>): Promise<void> {
-  const extract = tar.extract();
-  const src = openUncompressed(layer);
-  src.on('error', (e) => extract.destroy(e));
-  src.pipe(extract as unknown as NodeJS.WritableStream);
-  for await (const entry of extract) {
-    const name = entry.header.name.replace(/^\.?\//, '');
+  await readLayer(layer, async (entry, body) => {
+    const name = entry.name.replace(/^\.?\//, '');
     const m = /^var\/lib\/dpkg\/status\.d\/([^/]+)$/.exec(name);
-    if (m && !m[1]!.endsWith('.md5sums') && entry.header.type === 'file' && (entry.header.size ?? 0) <= STATUS_CAP) {
-      const chunks: Buffer[] = [];
-      for await (const c of entry) chunks.push(c as Buffer);
-      try {
-        const p = parseDeb822(Buffer.concat(chunks).toString('utf8'), name)[0];
-        const pkg = p?.get('Package');
-        if (p && pkg) {
-          into.set(pkg, { name: pkg, version: p.get('Version') ?? '', architecture: p.get('Architecture') ?? '', installedSize: Number(p.get('Installed-Size') ?? 0) || 0 });
-        }
-      } catch {
-        // a status.d file that does not parse is not a package record
+    if (!m || m[1]!.endsWith('.md5sums') || entry.type !== 'file' || entry.size > STATUS_CAP) return;
+    const bytes = await readBody(body(), STATUS_CAP, () => new Error('over the cap'));
+    try {
+      const p = parseDeb822(bytes.toString('utf8'), name)[0];
+      const pkg = p?.get('Package');
+      if (p && pkg) {
+        into.set(pkg, { name: pkg, version: p.get('Version') ?? '', architecture: p.get('Architecture') ?? '', installedSize: Number(p.get('Installed-Size') ?? 0) || 0 });
       }
-    } else {
-      entry.resume();
+    } catch {
+      // a status.d file that does not parse is not a package record
     }
-  }
+  });
 }
 
 /** What one image or index holds, from whichever source produced it. */

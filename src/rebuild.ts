@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import type { KeyObject } from 'node:crypto';
 import { verifyAttestation } from './attest/attest.js';
 import { ATTESTATIONS_DIR, buildImage, PROVENANCE_FILE } from './build.js';
+import { isVariant } from './definition/variants.js';
 import type { MirrorInputs } from './debian/mirrors.js';
 import type { Variant } from './definition/types.js';
 import { sha256Hex } from './digest.js';
@@ -66,7 +67,6 @@ function invalid(message: string, hint?: string): DistillError {
 }
 
 const NAME = /^[a-z0-9][a-z0-9._-]*$/;
-const VARIANTS = new Set(['latest', 'nonroot', 'debug', 'debug-nonroot']);
 
 /** Checks a provenance statement before anything from it is used (it came from the publisher). */
 export function checkProvenance(s: unknown): ProvenanceStatement {
@@ -84,7 +84,7 @@ export function checkProvenance(s: unknown): ProvenanceStatement {
   if (typeof ext.image !== 'string' || !NAME.test(ext.image) || ext.definitions[ext.definitions.length - 1]?.image !== ext.image) {
     throw invalid(`its image ${JSON.stringify(ext.image)} is not the last of its definitions`);
   }
-  if (!Array.isArray(ext.variants) || ext.variants.length === 0 || !ext.variants.every((v) => VARIANTS.has(v))) throw invalid('its variants are not distill variants');
+  if (!Array.isArray(ext.variants) || ext.variants.length === 0 || !ext.variants.every((v) => isVariant(v))) throw invalid('its variants are not distill variants');
   if (!Array.isArray(ext.platforms) || ext.platforms.length === 0 || !ext.platforms.every((p) => typeof p === 'string' && /^[a-z0-9-]+$/.test(p))) throw invalid('its platforms are not Debian architectures');
   ext.definitions.forEach((d, i) => {
     const l = ext.locks[i]!;

@@ -44,6 +44,8 @@ export interface AttestOptions extends RegistryOptions {
   format?: SignatureFormat;
   /** When the bundle says it was made; default now. */
   now?: Date;
+  /** A client for the reference's registry (push access) to use and leave open (see SignOptions.client). */
+  client?: RegistryClient;
 }
 
 export interface AttestResult {
@@ -68,6 +70,8 @@ export interface VerifyAttestationOptions extends RegistryOptions {
    * reports such a provenance as being about another image rather than stopping short). Default false.
    */
   anySubject?: boolean;
+  /** A client for the reference's registry to use and leave open (see SignOptions.client). */
+  client?: RegistryClient;
 }
 
 export interface VerifyAttestationResult {
@@ -80,7 +84,7 @@ export interface VerifyAttestationResult {
 export async function attestImage(reference: string, opts: AttestOptions): Promise<AttestResult> {
   const ref = parseReference(reference);
   const uri = predicateTypeUri(opts.predicateType);
-  const client = new RegistryClient(ref.registry, { ...opts, access: 'push' });
+  const client = opts.client ?? new RegistryClient(ref.registry, { ...opts, access: 'push' });
   try {
     const image = await resolveImage(client, ref);
     const statement = makeStatement(cosignRepositoryName(ref), image.digest, uri, uri === SLSA_PROVENANCE_V1 ? slsaV1Spelling(opts.predicate) : opts.predicate, opts.extraSubjects ?? []);
@@ -105,14 +109,14 @@ export async function attestImage(reference: string, opts: AttestOptions): Promi
     await writeAttachment(client, ref.repository, tag, [...kept.map((descriptor) => ({ descriptor })), layer]);
     return { digest: image.digest, tag, reference, predicateType: uri, replaced: existing.length - kept.length, ...(bundle ? { bundle } : {}) };
   } finally {
-    await client.close();
+    if (opts.client === undefined) await client.close();
   }
 }
 
 export async function verifyAttestation(reference: string, opts: VerifyAttestationOptions): Promise<VerifyAttestationResult> {
   const ref = parseReference(reference);
   const uri = predicateTypeUri(opts.predicateType);
-  const client = new RegistryClient(ref.registry, { ...opts, access: 'pull' });
+  const client = opts.client ?? new RegistryClient(ref.registry, { ...opts, access: 'pull' });
   try {
     const image = await resolveImage(client, ref);
     const tag = attachmentTag(image.digest, 'att');
@@ -167,7 +171,7 @@ export async function verifyAttestation(reference: string, opts: VerifyAttestati
     }
     throw new DistillError('ATTESTATION_NONE', `${where} holds no ${uri} attestation`, { hint: `attest it with that predicate type` });
   } finally {
-    await client.close();
+    if (opts.client === undefined) await client.close();
   }
 }
 

@@ -1,12 +1,10 @@
 // OCI images from built layers: one config and manifest per image of the chain, variant and
 // architecture (the bases' manifests are made too, for the base.digest annotation), and one index per
-// variant across architectures. Variants differ only in their config and the debug layer:
-//   latest         user 0,      workdir / (or the definition's), the definition's entrypoint
-//   nonroot        user 65532,  workdir /home/nonroot
-//   debug          latest  + BusyBox layer, PATH + /busybox; the image's entrypoint, else ["/busybox/sh"]
-//   debug-nonroot  nonroot + BusyBox layer, PATH + /busybox; the image's entrypoint, else ["/busybox/sh"]
+// variant across architectures. Variants differ only in their config and the debug layer, as the
+// variant table (definition/variants.ts) says.
 import { createReadStream } from 'node:fs';
 import { substituteArch, substituteVersions, type Variant } from '../definition/types.js';
+import { DEBUG_PATH, DEBUG_SHELL, variantSpec } from '../definition/variants.js';
 import { DistillError } from '../errors.js';
 import type { Digest } from '../digest.js';
 import type { LockedImage } from '../lock/load.js';
@@ -28,7 +26,6 @@ import { layerTimestamp } from './layers.js';
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 export const SSL_CERT_FILE = '/etc/ssl/certs/ca-certificates.crt';
-export const NONROOT_UID = 65532;
 
 export interface ImageAnnotations {
   source?: string;
@@ -75,8 +72,8 @@ export function makeImage(
   const li = chain[upto]!;
   const def = li.definition;
   const arch = layers.arch;
-  const debug = variant === 'debug' || variant === 'debug-nonroot';
-  const nonroot = variant === 'nonroot' || variant === 'debug-nonroot';
+  const spec = variantSpec(variant);
+  const debug = spec.debug;
   const own = layers.layers.slice(0, upto + 1);
   const all = debug && layers.debug ? [...own, layers.debug] : own;
   const created = rfc3339(new Date(layerTimestamp(li, sourceDateEpoch) * 1000));
@@ -89,7 +86,7 @@ export function makeImage(
   // PATH and SSL_CERT_FILE come first; a definition may set its own (debug variants still add /busybox).
   const path = def.config.env['PATH'] !== undefined ? sub(def.config.env['PATH']) : DEFAULT_PATH;
   const env = [
-    `PATH=${path}${debug ? ':/busybox' : ''}`,
+    `PATH=${path}${debug ? `:${DEBUG_PATH}` : ''}`,
     `SSL_CERT_FILE=${def.config.env['SSL_CERT_FILE'] !== undefined ? sub(def.config.env['SSL_CERT_FILE']) : SSL_CERT_FILE}`,
     ...Object.entries(def.config.env)
       .filter(([k]) => k !== 'PATH' && k !== 'SSL_CERT_FILE')
@@ -99,13 +96,13 @@ export function makeImage(
   // As distroless's: a debug variant keeps the image's own entrypoint (python3, nodejs, java) and cmd;
   // an image without one (static, base, cc) gets the shell. `--entrypoint /busybox/sh` always works.
   const keepsEntrypoint = def.config.entrypoint !== undefined;
-  const entrypoint = debug && !keepsEntrypoint ? ['/busybox/sh'] : def.config.entrypoint?.map(sub);
+  const entrypoint = debug && !keepsEntrypoint ? [...DEBUG_SHELL] : def.config.entrypoint?.map(sub);
   const config = imageConfig({
     platform,
     created,
     env,
-    user: nonroot ? String(NONROOT_UID) : '0',
-    workingDir: nonroot ? '/home/nonroot' : sub(def.config.workdir ?? '/'),
+    user: spec.user,
+    workingDir: spec.workdir ?? sub(def.config.workdir ?? '/'),
     ...(entrypoint ? { entrypoint } : {}),
     ...((!debug || keepsEntrypoint) && def.config.cmd ? { cmd: def.config.cmd.map(sub) } : {}),
     ...(Object.keys(def.config.labels).length ? { labels: Object.fromEntries(Object.entries(def.config.labels).map(([k, v]) => [k, sub(v)])) } : {}),

@@ -4,11 +4,12 @@
 // for one image is reused by every image built on it. The blob lives in the content-addressed store
 // (re-hashed on every cache hit; a corrupt blob is dropped and the layer rebuilt); beside it, a small JSON record holds its digests and its path index,
 // which the layers above need for dpkg's conflict rules.
-import { lstat, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
-import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { cacheIo, type ContentStore } from '../cas/store.js';
+import { CACHE_HINT, cacheIo, type ContentStore } from '../cas/store.js';
+import { isDistillError } from '../errors.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
 import { HashingStream, digestHex, sha256Hex, type Digest } from '../digest.js';
 import { canonicalJson } from '../json.js';
 import type { TreeEntry } from '../rootfs/tree.js';
@@ -114,14 +115,14 @@ export class LayerCache {
   }
 
   private async writeRecord(key: string, record: LayerRecord): Promise<void> {
+    const path = this.recordPath(key);
     try {
       await mkdir(join(this.store.dir, 'layers'), { recursive: true });
-      const tmp = `${this.recordPath(key)}.tmp-${randomBytes(4).toString('hex')}`;
-      await writeFile(tmp, JSON.stringify(record));
-      await rm(this.recordPath(key), { recursive: true, force: true }); // a wrong-type entry is replaced
-      await rename(tmp, this.recordPath(key));
+      // A wrong-type entry (a directory) is removed first; a file is replaced by the rename.
+      if (!(await lstat(path).then((st) => st.isFile(), () => true))) await rm(path, { recursive: true, force: true });
+      await writeFileAtomic(path, JSON.stringify(record), { code: 'CACHE_IO', hint: CACHE_HINT });
     } catch (e) {
-      throw cacheIo(this.store.dir, e);
+      throw isDistillError(e) ? e : cacheIo(this.store.dir, e);
     }
   }
 

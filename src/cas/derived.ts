@@ -2,13 +2,14 @@
 // as a blob; the record `<kind>/<key>.json` holds only their digest and size. A read verifies the blob
 // against the record (the store rehashes it), so a truncated, altered or wrong-type entry is a miss —
 // dropped and rebuilt by the caller — never bytes copied into an output.
-import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { isSha256Hex, sha256Hex } from '../digest.js';
 import { parseJsonObject } from '../json.js';
-import { type ContentStore, cacheIo } from './store.js';
+import { isDistillError } from '../errors.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
+import { CACHE_HINT, type ContentStore, cacheIo } from './store.js';
 
 /** Records are tiny; anything larger is not one. */
 const RECORD_CAP = 4096;
@@ -59,12 +60,11 @@ export class DerivedCache {
     const path = this.recordPath(key);
     try {
       await mkdir(join(this.store.dir, this.kind), { recursive: true });
-      const tmp = `${path}.tmp-${randomBytes(4).toString('hex')}`;
-      await writeFile(tmp, JSON.stringify({ sha256, size: data.length }));
-      await rm(path, { recursive: true, force: true }); // a wrong-type entry (a directory) is replaced
-      await rename(tmp, path);
+      // A wrong-type entry (a directory) where the record belongs is replaced; a file is replaced by rename.
+      if (!(await lstat(path).then((st) => st.isFile(), () => true))) await rm(path, { recursive: true, force: true });
+      await writeFileAtomic(path, JSON.stringify({ sha256, size: data.length }), { code: 'CACHE_IO', hint: CACHE_HINT });
     } catch (e) {
-      throw cacheIo(this.store.dir, e);
+      throw isDistillError(e) ? e : cacheIo(this.store.dir, e);
     }
   }
 }

@@ -1,25 +1,68 @@
-// A content-addressed store of blobs named by sha256 (.debs, Packages indexes; later layers), laid out
-// as an OCI layout's blobs/sha256/<hex>. Ingest is containerd's: stream into a temp file in the same
-// filesystem while counting and hashing, fsync, then rename into place and mark read-only — a blob
-// path only ever holds verified bytes. A present blob is a hit; one whose bytes no longer match (disk
-// corruption, tampering) is detected by `ensure`, removed and fetched again, never used.
+// The one local content store: every blob distill writes under its digest — .debs and Packages
+// indexes, layers, derived entries (SBOMs) in the cache, and the blobs of an OCI layout it writes — goes
+// through put(). Laid out as an OCI layout's blobs/sha256/<hex>. Ingest is containerd's: stream into a
+// temp file in the same filesystem while counting and hashing (size and digest checked against what
+// the caller expects, or learnt when it expects nothing), fsync, then rename into place — a blob path
+// only ever holds verified bytes, a failed put leaves nothing, and a put of a blob already present and
+// intact writes nothing (concurrent puts of one digest are safe: each renames identical bytes).
+// A present blob is a hit; one whose bytes no longer match (disk corruption, tampering) is detected by
+// `verify`, removed and fetched again, never used. Reads (`open`) are verifying: the directory is the
+// user's, other processes write it, and every reader (a layout sink, a push, a layer read) streams
+// what it reads on to somewhere that trusts it — one sha256 pass beside the read is the price.
+//
+// Two layouts of the temporaries: the cache keeps them in ingest/ (swept wholesale); an OCI layout
+// (`{ layout: true }`) keeps them beside their blob as `.<hex>.<random>.tmp`, so that the directory
+// stays a plain image layout (no extra directories) and blobs stay 0644 like every other tool's.
+//
+// Digests are ATTACKER-CONTROLLED (a descriptor, a lock, a registry's answer): only `sha256:` followed
+// by 64 lowercase hex characters (or the bare hex) names a blob — no other algorithm, no uppercase, no
+// path separators — so a digest can never name a path outside blobs/sha256.
 import { createReadStream, createWriteStream } from 'node:fs';
-import { access, chmod, lstat, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { access, chmod, lstat, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { VerifyingStream, type Expected, isSha256Hex } from '../digest.js';
+import { HashingStream, UNKNOWN_SIZE_CAP, VerifyingStream, type Expected, type Sha256Hex, isSha256Hex } from '../digest.js';
+import { fsyncDir, fsyncFile } from '../util/atomic-write.js';
 import { DistillError, messageOf } from '../errors.js';
 import { TransientError, isTransient } from '../http/retry.js';
 
-export class ContentStore {
-  constructor(readonly dir: string) {}
+export interface ContentStoreOptions {
+  /** The directory is an OCI image layout: temporaries beside their blob, blobs 0644, errors LAYER_IO. */
+  layout?: boolean;
+}
 
-  blobPath(sha256: string): string {
-    if (!isSha256Hex(sha256)) throw new DistillError('CACHE_IO', `not a sha256: ${JSON.stringify(sha256)}`);
-    return join(this.dir, 'blobs', 'sha256', sha256);
+/** What put() stored: the blob's digest (checked, or learnt), its size and its path. */
+export interface StoredBlob {
+  sha256: Sha256Hex;
+  size: number;
+  path: string;
+  /** false when an intact blob of that digest was already there (the source was not read). */
+  written: boolean;
+}
+
+/** What a put() may expect: both size and digest, a digest only (size -1), or nothing (learnt). */
+export interface PutExpectation {
+  what: string;
+  sha256?: Sha256Hex;
+  size?: number;
+}
+
+export class ContentStore {
+  private readonly layout: boolean;
+
+  constructor(
+    readonly dir: string,
+    opts: ContentStoreOptions = {},
+  ) {
+    this.layout = opts.layout === true;
+  }
+
+  /** The path of a blob; `digest` is `sha256:<hex>` or the bare hex, anything else is refused. */
+  blobPath(digest: string): string {
+    return join(this.dir, 'blobs', 'sha256', blobHex(digest));
   }
 
   /**
@@ -38,11 +81,16 @@ export class ContentStore {
     await this.sweep();
   }
 
-  /** Present with the expected size (cheap; does not rehash). */
-  async has(e: Pick<Expected, 'sha256' | 'size'>): Promise<boolean> {
+  /**
+   * Present (a regular file) with the expected size — cheap: it does not rehash. `e` is a digest
+   * string (any size), or a digest with a size (-1: any).
+   */
+  async has(e: string | Pick<Expected, 'sha256' | 'size'>): Promise<boolean> {
+    const { sha256, size } = typeof e === 'string' ? { sha256: e, size: -1 } : e;
+    const path = this.blobPath(sha256); // a hostile digest is refused, not reported absent
     try {
-      const st = await stat(this.blobPath(e.sha256));
-      return st.isFile() && (e.size < 0 || st.size === e.size);
+      const st = await lstat(path);
+      return st.isFile() && (size < 0 || st.size === size);
     } catch {
       return false;
     }
@@ -91,12 +139,13 @@ export class ContentStore {
   }
 
   /**
-   * Remove what killed runs left behind: ingest temp files (and other `*.tmp-*` files under the store)
-   * not touched for `olderThanMs` — long enough that no live writer still owns them.
+   * Remove what killed runs left behind: ingest temp files, temporaries beside blobs, and other
+   * temp-named files under the store not touched for `olderThanMs` — long enough that no live writer
+   * still owns them.
    */
   async sweep(olderThanMs = SWEEP_AGE_MS, now = Date.now()): Promise<number> {
     let removed = 0;
-    for (const sub of ['ingest', 'build', 'layers', 'sboms']) {
+    for (const sub of ['ingest', 'build', 'layers', 'sboms', join('blobs', 'sha256')]) {
       let names: string[];
       try {
         names = await readdir(join(this.dir, sub));
@@ -104,8 +153,8 @@ export class ContentStore {
         continue;
       }
       for (const n of names) {
-        // ingest/ and build/ hold only temporaries; records beside their temp files only those.
-        if ((sub === 'layers' || sub === 'sboms') && !TEMP_NAME.test(n)) continue;
+        // ingest/ and build/ hold only temporaries; elsewhere only temp-named files are ours to sweep.
+        if (sub !== 'ingest' && sub !== 'build' && !TEMP_NAME.test(n)) continue;
         const p = join(this.dir, sub, n);
         try {
           const st = await lstat(p);
@@ -120,8 +169,13 @@ export class ContentStore {
     return removed;
   }
 
-  /** Stream a blob out, verified as it is read: a blob corrupted on disk fails the read. */
-  open(e: Expected): Readable {
+  /**
+   * Stream a blob out, verified as it is read: a blob corrupted on disk fails the read (at its end, as
+   * every streamed check does — a consumer must not act on the bytes before the stream has ended).
+   */
+  open(expected: Expected | string): Readable {
+    // A bare digest: the digest is checked, the size is whatever the file has (capped as any unsized blob).
+    const e = typeof expected === 'string' ? { sha256: blobHex(expected), size: -1, what: `blob ${expected}` } : expected;
     const v = new VerifyingStream(e);
     const src = createReadStream(this.blobPath(e.sha256));
     src.on('error', (err) => v.destroy(err));
@@ -130,46 +184,75 @@ export class ContentStore {
     return src.pipe(v);
   }
 
-  /** Ingest a stream whose size and digest are known in advance: temp → verify → fsync → rename. */
-  async put(e: Expected, source: Readable): Promise<string> {
-    // The source may fail while the directories are being made, before pipeline() listens: keep that
-    // error from crashing the process; pipeline() then reports it from the stream's errored state.
+  /** Ingest a stream whose size and digest are known in advance: temp → verify → fsync → rename. Returns the path. */
+  async put(e: Expected, source: Readable | (() => Readable | Promise<Readable>)): Promise<string> {
+    return (await this.putStream(source, e)).path;
+  }
+
+  /**
+   * The one way a blob enters the store. `expected` gives the digest and size the bytes must have
+   * (checked while they stream; a mismatch stores nothing), a digest only (size -1), or neither — then
+   * the blob is named by the digest learnt from its bytes. When an intact blob of the expected digest
+   * is already there, nothing is written and `source` is not read (a function is then not even called).
+   */
+  async putStream(source: Readable | (() => Readable | Promise<Readable>), expected: PutExpectation = { what: 'a blob' }): Promise<StoredBlob> {
+    const known = expected.sha256 !== undefined ? { sha256: blobHex(expected.sha256), size: expected.size ?? -1, what: expected.what } : undefined;
+    let stream: Readable | undefined = typeof source === 'function' ? undefined : source;
+    // The source may fail before pipeline() listens: keep that error from crashing the process;
+    // pipeline() then reports it from the stream's errored state.
     const early = (): void => {};
-    source.on('error', early);
-    const final = this.blobPath(e.sha256);
-    const tmpDir = join(this.dir, 'ingest');
+    stream?.on('error', early);
+    const done = (): void => {
+      stream?.destroy();
+      stream?.off('error', early);
+    };
     try {
-      await mkdir(tmpDir, { recursive: true });
-      await mkdir(join(this.dir, 'blobs', 'sha256'), { recursive: true });
-    } catch (err) {
-      source.destroy();
-      source.off('error', early);
-      throw cacheIo(this.dir, err);
-    }
-    const tmp = join(tmpDir, `${e.sha256.slice(0, 16)}-${randomBytes(6).toString('hex')}`);
-    try {
-      await pipeline(source, new VerifyingStream(e), createWriteStream(tmp, { mode: 0o600 }));
-      const fh = await open(tmp, 'r');
-      try {
-        await fh.sync();
-      } finally {
-        await fh.close();
+      if (known !== undefined && (await this.has(known)) && (await this.verify(known))) {
+        const path = this.blobPath(known.sha256);
+        const size = known.size >= 0 ? known.size : (await stat(path)).size;
+        return { sha256: known.sha256, size, path, written: false };
       }
-      await chmod(tmp, 0o444);
-      // A directory (or link) where the blob belongs would make the rename fail: it is not a blob.
-      const there = await lstat(final).catch(() => undefined);
-      if (there !== undefined && !there.isFile()) await rm(final, { recursive: true, force: true });
-      await rename(tmp, final);
-      return final;
+      const tmpDir = this.layout ? join(this.dir, 'blobs', 'sha256') : join(this.dir, 'ingest');
+      try {
+        await mkdir(tmpDir, { recursive: true });
+        await mkdir(join(this.dir, 'blobs', 'sha256'), { recursive: true });
+      } catch (err) {
+        throw this.ioError(expected.what, err);
+      }
+      const label = known?.sha256 ?? 'new';
+      const tmp = this.layout
+        ? join(tmpDir, `.${label.slice(0, 16)}.${randomBytes(6).toString('hex')}.tmp`)
+        : join(tmpDir, `${label.slice(0, 16)}-${randomBytes(6).toString('hex')}`);
+      if (stream === undefined) {
+        stream = await (source as () => Readable | Promise<Readable>)();
+        stream.on('error', early);
+      }
+      const check = known !== undefined ? new VerifyingStream(known) : new HashingStream();
+      try {
+        await pipeline(stream, check, createWriteStream(tmp, { mode: 0o600 }));
+        const sha256 = known?.sha256 ?? (check as HashingStream).sha256;
+        const size = known !== undefined && known.size >= 0 ? known.size : (await stat(tmp)).size;
+        if (known === undefined && size > UNKNOWN_SIZE_CAP) throw new DistillError('BLOB_SIZE_MISMATCH', `${expected.what}: more than ${UNKNOWN_SIZE_CAP} bytes`);
+        await fsyncFile(tmp);
+        await chmod(tmp, this.layout ? 0o644 : 0o444);
+        const final = this.blobPath(sha256);
+        // A directory (or link) where the blob belongs would make the rename fail: it is not a blob.
+        const there = await lstat(final).catch(() => undefined);
+        if (there !== undefined && !there.isFile()) await rm(final, { recursive: true, force: true });
+        await rename(tmp, final);
+        await fsyncDir(dirname(final));
+        return { sha256, size, path: final, written: true };
+      } catch (err) {
+        await rm(tmp, { force: true }).catch(() => {});
+        throw err;
+      }
     } catch (err) {
-      await rm(tmp, { force: true });
       if (err instanceof DistillError) throw err;
       // A connection that broke mid-body is worth another attempt; a full disk is not.
-      if (isTransient(err)) throw new TransientError(`${e.what}: download interrupted: ${messageOf(err)}`, undefined, err);
-      throw new DistillError('CACHE_IO', `cannot store ${e.what} in ${this.dir}: ${messageOf(err)}`, { cause: err, hint: CACHE_HINT });
+      if (isTransient(err)) throw new TransientError(`${expected.what}: download interrupted: ${messageOf(err)}`, undefined, err);
+      throw this.ioError(expected.what, err);
     } finally {
-      source.destroy();
-      source.off('error', early);
+      done();
     }
   }
 
@@ -184,7 +267,7 @@ export class ContentStore {
     try {
       const st = await stat(file);
       if (!st.isFile() || st.size !== e.size) throw new DistillError('CACHE_IO', `${e.what}: ${file} is ${st.size} bytes, expected ${e.size}`);
-      await chmod(file, 0o444);
+      await chmod(file, this.layout ? 0o644 : 0o444);
       // A directory (or link) where the blob belongs would make the rename fail: it is not a blob.
       const there = await lstat(final).catch(() => undefined);
       if (there !== undefined && !there.isFile()) await rm(final, { recursive: true, force: true });
@@ -193,17 +276,39 @@ export class ContentStore {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EXDEV') return this.put(e, createReadStream(file));
       if (err instanceof DistillError) throw err;
-      throw new DistillError('CACHE_IO', `cannot store ${e.what} in ${this.dir}: ${messageOf(err)}`, { cause: err, hint: CACHE_HINT });
+      throw this.ioError(e.what, err);
     }
   }
 
-  async remove(sha256: string): Promise<void> {
-    await rm(this.blobPath(sha256), { force: true, recursive: true });
+  async remove(digest: string): Promise<void> {
+    await rm(this.blobPath(digest), { force: true, recursive: true });
+  }
+
+  private ioError(what: string, err: unknown): DistillError {
+    if (this.layout) return new DistillError('LAYER_IO', `cannot write ${what} to ${this.dir}: ${messageOf(err)}`, { cause: err, hint: 'check that the directory is writable and has free space' });
+    return new DistillError('CACHE_IO', `cannot store ${what} in ${this.dir}: ${messageOf(err)}`, { cause: err, hint: CACHE_HINT });
   }
 }
 
-/** Temp files the store's writers name `<final>.tmp-<random>`; the sweeper removes stale ones. */
-export const TEMP_NAME = /\.tmp-[0-9a-f]+$/;
+/**
+ * The hex of a blob digest: `sha256:<64 lowercase hex>` or the bare hex. ATTACKER-CONTROLLED: anything
+ * else — another algorithm, uppercase, a path — is refused, so no digest names a path outside the store.
+ */
+export function blobHex(digest: string): Sha256Hex {
+  const hex = typeof digest === 'string' && digest.startsWith('sha256:') ? digest.slice('sha256:'.length) : digest;
+  if (typeof hex !== 'string' || !isSha256Hex(hex)) {
+    throw new DistillError('OCI_INVALID', `not a sha256 digest: ${JSON.stringify(String(digest).slice(0, 100))}`, {
+      hint: 'blobs are named sha256:<64 lowercase hex characters>; the descriptor or record is malformed',
+    });
+  }
+  return hex;
+}
+
+/**
+ * Temp files: the atomic-write helper's `.<name>.<random>.tmp` (util/atomic-write.ts), and the older
+ * `<final>.tmp-<random>` some runs may have left; the sweeper removes stale ones.
+ */
+export const TEMP_NAME = /(\.tmp-[0-9a-f]+|^\..+\.[0-9a-f]{12}\.tmp)$/;
 /** A temp file untouched this long belongs to no live writer. */
 export const SWEEP_AGE_MS = 60 * 60 * 1000;
 export const CACHE_HINT = 'the cache directory must be a writable directory; pass another with --cache or fix its permissions';

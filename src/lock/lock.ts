@@ -1,9 +1,8 @@
 // definition → lockfile: verify each archive's InRelease, read its Packages indexes, resolve the
 // closure per architecture and write image.lock.json beside the definition. One LockSession shares
 // verified Releases and parsed indexes across every image locked in a run.
-import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { dirname, relative } from 'node:path';
 import { ContentStore } from '../cas/store.js';
 import { loadDefinition } from '../definition/load.js';
@@ -18,6 +17,7 @@ import type { OnProgress } from '../events.js';
 import { fetchSmall } from '../http/open.js';
 import { defaultRetryPolicy, withRetry } from '../http/retry.js';
 import { sha256Hex } from '../digest.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
 import { assertFresh, LOCKFILE_VERSION, lockPathFor, readLock, serializeLock, type LockedPackage, type Lockfile } from './lockfile.js';
 
 export const DEFAULT_KEYRINGS = ['/usr/share/keyrings/debian-archive-keyring.gpg', '/usr/share/keyrings/debian-archive-keyring.pgp'];
@@ -295,9 +295,7 @@ export async function lockImages(files: readonly string[], opts: LockOptions): P
     const old = await readFile(c.path, 'utf8').catch(() => undefined);
     const changed = old !== c.text;
     if (changed && !opts.dryRun) {
-      const tmp = `${c.path}.tmp-${randomBytes(4).toString('hex')}`;
-      await writeFile(tmp, c.text);
-      await rename(tmp, c.path);
+      await writeFileAtomic(c.path, c.text, { code: 'OUTPUT_IO', hint: 'the lockfile could not be written; check that its directory is writable and has free space' });
     }
     if (!opts.dryRun) opts.onProgress?.({ type: 'lock-written', path: c.path, changed });
     results.push({ definition: c.def, path: c.path, lock: c.lock, changed });

@@ -69,7 +69,11 @@ export function layerCompression(mediaType: string): Compression {
   throw invalid(`layer media type ${mediaType} is not a tar layer`);
 }
 
-/** The layer's uncompressed tar (its diffId's bytes), streamed. */
+/**
+ * The layer's uncompressed tar (its diffId's bytes), streamed — checked only as far as the source
+ * checks its compressed bytes, and not against the diffId: to read a layer's entries use readLayer
+ * (oci/read-layer.ts), which checks both.
+ */
 export function openUncompressed(layer: Layer): Readable {
   return decompress(layer.open(), layerCompression(layer.descriptor.mediaType), `layer ${layer.descriptor.digest}`);
 }

@@ -40,9 +40,10 @@
 //  - A package in status.d but in none of the locks given is still listed (it is in the image), with
 //    no checksum and a comment saying so; a lock entry for a package absent from the image is
 //    ignored; a status.d version or architecture that contradicts the lock entry is GENERATE_FAILED.
-//  - Layer contents are untrusted: entries are only read from the tar stream (nothing touches the
-//    host filesystem), symlinks and hardlinks are never followed (a linked copyright file counts as
-//    absent: NOASSERTION; a linked os-release as absent: no OS package, no distro qualifier),
+//  - Layer contents are untrusted: entries are only read from the tar stream, by the hardened tar
+//    reader (tar/reader.ts; nothing touches the host filesystem), symlinks and hardlinks are never
+//    followed (a linked copyright file counts as absent: NOASSERTION; a linked os-release as absent:
+//    no OS package, no distro qualifier),
 //    status.d, copyright and os-release files over 1 MiB are skipped, paths with '..' are ignored,
 //    os-release ID/VERSION_ID must match os-release(5)'s character set, and whiteouts (.wh.<name>,
 //    .wh..wh..opq) apply as in the OCI image spec.
@@ -53,12 +54,12 @@ import { open } from 'node:fs/promises';
 import { createGunzip } from 'node:zlib';
 import { createUnzstd } from '../layer/zstd.js';
 import type { Readable } from 'node:stream';
-import * as tar from 'tar-stream';
 import { parseDeb822, type Paragraph } from '../debian/deb822.js';
+import { type TarEntryType, readTar } from '../tar/reader.js';
 import { isSha256Hex, sha256Hex } from '../digest.js';
 import { DistillError, messageOf } from '../errors.js';
 import { canonicalJson, prettyStableJson } from '../json.js';
-import { parseOsRelease } from '../rootfs/generate/os-release.js';
+import { parseOsRelease } from '../rootfs/os-release.js';
 import { declaredLicense, unifyExtracted, type DeclaredLicense } from './licenses.js';
 
 export interface SbomInput {
@@ -217,46 +218,52 @@ async function openLayer(path: string): Promise<Readable> {
   return raw; // an uncompressed tar
 }
 
+/** tar-stream's names for the types (what the SBOM's comments have always said). */
+const TAR_TYPE_NAMES: Partial<Record<TarEntryType, string>> = { dir: 'directory', hardlink: 'link', 'char-device': 'character-device', contiguous: 'contiguous-file' };
+
+/**
+ * The tracked files and whiteouts of one layer file, read by the one hardened tar reader. The paths
+ * are the build's own blobs in the content store, whose digests and diffIds the layer cache checks on
+ * every hit; the reader still treats the tar as hostile (structure, sizes, caps).
+ */
 async function readLayer(path: string): Promise<LayerChanges> {
   const changes: LayerChanges = { set: new Map(), removed: [], opaque: [] };
-  const extract = tar.extract();
-  const src = await openLayer(path);
-  src.on('error', (e) => extract.destroy(e));
-  src.pipe(extract as unknown as NodeJS.WritableStream);
-  for await (const entry of extract) {
-    const p = imagePath(entry.header.name);
-    const base = p?.slice(p.lastIndexOf('/') + 1);
-    if (p === undefined || p === '' || base === undefined) {
-      entry.resume();
-      continue;
+  const malformed = (message: string, cause?: unknown): DistillError => {
+    try {
+      fail(message, cause);
+    } catch (e) {
+      return e as DistillError;
     }
+  };
+  await readTar(await openLayer(path), { what: `layer ${path}`, malformed }, async (entry, body) => {
+    const p = imagePath(entry.name);
+    const base = p?.slice(p.lastIndexOf('/') + 1);
+    if (p === undefined || p === '' || base === undefined) return;
     const dir = p.includes('/') ? p.slice(0, p.lastIndexOf('/')) : '';
     if (base === '.wh..wh..opq') {
       changes.opaque.push(dir);
     } else if (base.startsWith('.wh.')) {
       changes.removed.push(dir === '' ? base.slice(4) : `${dir}/${base.slice(4)}`);
     } else {
-      if (entry.header.type !== 'directory' && ANCESTOR_RE.test(p)) changes.removed.push(p);
+      if (entry.type !== 'dir' && ANCESTOR_RE.test(p)) changes.removed.push(p);
       if (tracked(p)) {
-        const size = entry.header.size ?? 0;
-        if (entry.header.type !== 'file') {
-          changes.set.set(p, { kind: 'unreadable', why: `a ${entry.header.type ?? 'non-file'} entry (links are not followed)` });
+        const size = entry.size;
+        if (entry.type !== 'file') {
+          changes.set.set(p, { kind: 'unreadable', why: `a ${TAR_TYPE_NAMES[entry.type] ?? entry.type} entry (links are not followed)` });
         } else if (size > SBOM_FILE_CAP) {
           changes.set.set(p, { kind: 'unreadable', why: `${size} bytes, over the ${SBOM_FILE_CAP}-byte cap` });
         } else {
           const chunks: Buffer[] = [];
           let n = 0;
-          for await (const c of entry) {
+          for await (const c of body()) {
             n += (c as Buffer).length;
             if (n <= SBOM_FILE_CAP) chunks.push(c as Buffer);
           }
           changes.set.set(p, n <= SBOM_FILE_CAP ? { kind: 'file', data: Buffer.concat(chunks) } : { kind: 'unreadable', why: 'over the size cap' });
-          continue;
         }
       }
     }
-    entry.resume();
-  }
+  });
   return changes;
 }
 

@@ -8,19 +8,21 @@
 // hashed (the tar's sha256, measured rather than taken from the config) and read entry by entry, and
 // only each entry's metadata is kept — type, size, mode, owner, mtime, link target and the sha256 of its
 // content, hashed as it streams past. Layer content is untrusted: the number of entries, the length of
-// every name kept and the total kept are bounded (tar-stream itself caps a pax or long-name header at
-// 4 MiB), and anything past a bound is OCI_INVALID rather than a partial answer.
+// every name kept and the total kept are bounded (the hardened tar reader, tar/reader.ts, caps a pax or
+// long-name header at 4 MiB and refuses what it refuses for .debs), and anything past a bound is
+// OCI_INVALID rather than a partial answer.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type Readable, pipeline } from 'node:stream';
-import * as tar from 'tar-stream';
-import { decompressor, type Compression } from '../compress/decompress.js';
-import { HashingStream, VerifyingStream, sha256Hex, toDigest } from '../digest.js';
+import type { Readable } from 'node:stream';
+import type { Compression } from '../compress/decompress.js';
+import { type Digest, sha256Hex, toDigest } from '../digest.js';
 import { DistillError, isDistillError, messageOf } from '../errors.js';
 import { hexOf } from '../oci/descriptor.js';
-import type { Image } from '../oci/model.js';
+import type { Image, Layer } from '../oci/model.js';
+import { readLayer } from '../oci/read-layer.js';
+import type { TarEntry, TarEntryType } from '../tar/reader.js';
 
 /** Either kind of side: a layout's manifest, or an image of the model. */
 export type AnySide = ImageSide | ModelImageSide;
@@ -344,43 +346,40 @@ function normalisePath(name: string): string {
   return p === '' || p === '.' ? '.' : p;
 }
 
-function num(pax: Record<string, string> | null | undefined, key: string, fallback: number): number {
-  const v = pax?.[key];
-  if (v === undefined || !/^\d+$/.test(v)) return fallback;
-  const n = Number(v);
-  return Number.isSafeInteger(n) ? n : fallback;
-}
-
 /** A pax time without trailing fractional zeros, so 5.10 and 5.1 (and 5.0 and 5) compare equal. */
 function decimalSeconds(s: string): string {
   if (!s.includes('.')) return s;
   return s.replace(/0+$/, '').replace(/\.$/, '');
 }
 
-/** tar-stream's header as it is at run time: its types omit the nulls it gives for absent fields. */
-type RawHeader = { [K in keyof tar.Header]?: tar.Header[K] | null };
+/** The tar reader's type as tar-stream names it (what compare has always reported), devices with their numbers. */
+const TAR_TYPE_NAMES: Record<TarEntryType, string> = {
+  file: 'file',
+  dir: 'directory',
+  symlink: 'symlink',
+  hardlink: 'link',
+  'char-device': 'character-device',
+  'block-device': 'block-device',
+  fifo: 'fifo',
+  socket: 'socket',
+  contiguous: 'contiguous-file',
+  unknown: 'unknown',
+};
 
-function typeOf(h: RawHeader): string {
-  const t = h.type ?? 'unknown';
-  return t === 'character-device' || t === 'block-device' ? `${t} ${h.devmajor ?? 0},${h.devminor ?? 0}` : t;
+function typeOf(e: TarEntry): string {
+  const t = TAR_TYPE_NAMES[e.type];
+  return e.type === 'char-device' || e.type === 'block-device' ? `${t} ${e.devmajor ?? 0},${e.devminor ?? 0}` : t;
 }
 
+/**
+ * One layer's entries, read through oci/read-layer.ts: its blob checked against its digest, the tar
+ * hashed (its diffId, measured and returned rather than checked: a config naming another tar is a
+ * finding to report), the tar read by the hardened reader. `open` reads the blob from any source;
+ * without it, from the layout `dir`.
+ */
 async function scanLayer(dir: string, layer: { digest: string; size: number; mediaType: string }, what: string, maxEntries: number, open?: () => Readable): Promise<LayerScan> {
   const path = open === undefined ? blobPath(dir, layer.digest, what) : undefined;
-  const kind = compressionOf(layer.mediaType, what);
-  const tarHash = new HashingStream();
-  // Old (v7) headers have no magic; they are still tar, and comparing them is harmless.
-  const extract = tar.extract({ allowUnknownFormat: true } as Parameters<typeof tar.extract>[0]);
-  const source: Readable = pipeline(
-    open?.() ?? createReadStream(path!),
-    new VerifyingStream({ size: layer.size, sha256: hexOf(layer.digest, what), what: `${what} ${layer.digest}` }),
-    decompressor(kind, `${what} ${layer.digest}`),
-    tarHash,
-    () => {},
-  );
-  source.on('error', (e) => extract.destroy(e));
-  source.pipe(extract as unknown as NodeJS.WritableStream);
-
+  compressionOf(layer.mediaType, what);
   const entries = new Map<string, Entry>();
   const order: string[] = [];
   let duplicates = 0;
@@ -390,50 +389,52 @@ async function scanLayer(dir: string, layer: { digest: string; size: number; med
     kept += s.length;
     return s;
   };
-  let count = 0;
+  const model: Layer = { descriptor: { mediaType: layer.mediaType, digest: layer.digest as Digest, size: layer.size }, open: open ?? (() => createReadStream(path!)) };
+  let read;
   try {
-    for await (const stream of extract) {
-      const h = stream.header as RawHeader & { name: string };
-      if (++count > maxEntries) {
-        throw invalid(`${what} ${layer.digest}: more than ${maxEntries} entries`, 'the layer is malformed or hostile, or larger than any image layer should be');
-      }
-      const name = keep(h.name, 'name', h.name);
-      const p = normalisePath(name);
-      const type = typeOf(h);
-      const pax = h.pax as Record<string, string> | null | undefined;
-      const isFile = h.type === 'file' || h.type === 'contiguous-file';
-      const hash = isFile ? createHash('sha256') : undefined;
-      for await (const chunk of stream) hash?.update(chunk as Buffer);
-      const secs = h.mtime instanceof Date ? Math.floor(h.mtime.getTime() / 1000) : 0;
-      const paxMtime = pax?.['mtime'];
-      const extras = pax ? Object.keys(pax).filter((k) => !PAX_FIELDS.has(k)).sort() : [];
-      const canonicalName = h.type === 'directory' ? `${p}/` : p;
-      const encodingParts: string[] = [];
-      if (name !== canonicalName) encodingParts.push(`name ${JSON.stringify(name)}`);
-      for (const k of extras) encodingParts.push(`${k}=${pax![k]}`);
-      let encoding = encodingParts.length === 0 ? undefined : encodingParts.join('; ');
-      if (encoding !== undefined && encoding.length > 512) encoding = `sha256:${sha256Hex(encoding)}`;
-      const e: Entry = {
-        type,
-        size: h.size ?? 0,
-        mode: h.mode ?? 0,
-        uid: num(pax, 'uid', h.uid ?? 0),
-        gid: num(pax, 'gid', h.gid ?? 0),
-        uname: keep(pax?.['uname'] ?? h.uname ?? '', 'uname', name),
-        gname: keep(pax?.['gname'] ?? h.gname ?? '', 'gname', name),
-        mtime: paxMtime !== undefined && /^-?\d+(\.\d+)?$/.test(paxMtime) ? decimalSeconds(paxMtime) : String(secs),
-        linkTarget: keep(h.linkname ?? '', 'link target', name),
-        content: hash ? `sha256:${hash.digest('hex')}` : '',
-        ...(encoding === undefined ? {} : { encoding: keep(encoding, 'pax records', name) }),
-      };
-      if (kept > METADATA_CAP) throw invalid(`${what} ${layer.digest}: more than ${METADATA_CAP} characters of names and headers`, 'the layer is malformed or hostile');
-      if (entries.has(p)) duplicates++;
-      else order.push(p);
-      entries.set(p, e); // a later entry replaces an earlier one, as extraction does
-    }
+    read = await readLayer(
+      model,
+      async (t, body) => {
+        const name = keep(t.name, 'name', t.name);
+        const p = normalisePath(name);
+        const pax = t.pax;
+        const isFile = t.type === 'file' || t.type === 'contiguous';
+        let content = '';
+        if (isFile) {
+          const hash = createHash('sha256');
+          for await (const chunk of body()) hash.update(chunk as Buffer);
+          content = `sha256:${hash.digest('hex')}`;
+        }
+        const paxMtime = pax?.['mtime'];
+        const extras = pax ? Object.keys(pax).filter((k) => !PAX_FIELDS.has(k)).sort() : [];
+        const canonicalName = t.type === 'dir' ? `${p}/` : p;
+        const encodingParts: string[] = [];
+        if (name !== canonicalName) encodingParts.push(`name ${JSON.stringify(name)}`);
+        for (const k of extras) encodingParts.push(`${k}=${pax![k]}`);
+        let encoding = encodingParts.length === 0 ? undefined : encodingParts.join('; ');
+        if (encoding !== undefined && encoding.length > 512) encoding = `sha256:${sha256Hex(encoding)}`;
+        const e: Entry = {
+          type: typeOf(t),
+          size: t.size,
+          mode: t.mode,
+          uid: t.uid,
+          gid: t.gid,
+          uname: keep(t.uname, 'uname', name),
+          gname: keep(t.gname, 'gname', name),
+          mtime: paxMtime !== undefined && /^-?\d+(\.\d+)?$/.test(paxMtime) ? decimalSeconds(paxMtime) : String(t.mtime),
+          linkTarget: keep(t.linkname ?? '', 'link target', name),
+          content,
+          ...(encoding === undefined ? {} : { encoding: keep(encoding, 'pax records', name) }),
+        };
+        if (kept > METADATA_CAP) throw invalid(`${what} ${layer.digest}: more than ${METADATA_CAP} characters of names and headers`, 'the layer is malformed or hostile');
+        if (entries.has(p)) duplicates++;
+        else order.push(p);
+        entries.set(p, e); // a later entry replaces an earlier one, as extraction does
+      },
+      // Old (v7) headers have no magic; they are still tar, and comparing them is harmless.
+      { what: `${what} ${layer.digest}`, verifyDiffId: false, allowUnknownFormat: true, maxEntries },
+    );
   } catch (e) {
-    source.destroy();
-    extract.destroy();
     if (isDistillError(e, 'BLOB_SIZE_MISMATCH') || isDistillError(e, 'BLOB_DIGEST_MISMATCH')) {
       throw invalid(`${dir}: layer blob ${layer.digest} is damaged: ${e.message}`, 'pull or build the image into the layout again', e);
     }
@@ -450,8 +451,7 @@ async function scanLayer(dir: string, layer: { digest: string; size: number; med
       e,
     );
   }
-  // The tar ended; the stages before it have flushed (so the blob's digest was checked and the tar hashed).
-  return { entries, order, duplicates, tarDigest: toDigest(tarHash.sha256) };
+  return { entries, order, duplicates, tarDigest: read.diffId };
 }
 
 async function blobIntact(path: string | undefined, digest: string, open?: () => Readable): Promise<boolean> {

@@ -3,8 +3,8 @@
 // `WWW-Authenticate: Bearer realm="…",service="…",scope="…"` challenge (RFC 7235 syntax); the client
 // asks the realm for a token covering `repository:<name>:pull,push` (plus `repository:<source>:pull`
 // for a cross-repository mount) — with Basic credentials, or by POSTing an identity (refresh) token —
-// and sends it as `Authorization: Bearer`. Tokens are cached per set of scopes until shortly before
-// they expire.
+// and sends it as `Authorization: Bearer`. Tokens are cached by realm, service and set of scopes until
+// shortly before they expire.
 //
 // Every challenge header and token response is attacker-controlled (any registry, or anything between
 // us and it, writes them): the parser is strict and bounded, realms must be http(s) URLs without
@@ -182,6 +182,8 @@ export class Authenticator {
   private credentialLoaded = false;
   private readonly tokens = new Map<string, CachedToken>();
   private readonly pending = new Map<string, Promise<CachedToken>>();
+  /** Token requests made to a realm so far (a command should make one per scope set). */
+  tokenRequests = 0;
   /** The `error` parameter of the last bearer challenge (e.g. insufficient_scope). */
   lastChallengeError: string | undefined;
 
@@ -206,10 +208,8 @@ export class Authenticator {
     if (bearer !== undefined) {
       const realm = this.checkRealm(bearer.params['realm']);
       this.lastChallengeError = bearer.params['error'];
-      const prev = this.scheme;
-      if (prev.kind !== 'bearer' || prev.realm.href !== realm.href || prev.service !== bearer.params['service']) {
-        this.tokens.clear();
-      }
+      // Tokens stay cached under their realm and service: a challenge naming another realm (or
+      // service) gets tokens of its own, and one naming the same again reuses what we have.
       this.scheme = { kind: 'bearer', realm, service: bearer.params['service'] };
       return true;
     }
@@ -263,7 +263,8 @@ export class Authenticator {
 
   private async token(scheme: Extract<Scheme, { kind: 'bearer' }>, scopes: string[], refresh: boolean): Promise<string> {
     const sorted = [...new Set(scopes)].sort();
-    const key = sorted.join(' ');
+    // One cache for every operation of a command: keyed by who issues the token and for what.
+    const key = `${scheme.realm.href}\n${scheme.service ?? ''}\n${sorted.join(' ')}`;
     const cached = this.tokens.get(key);
     if (!refresh && cached !== undefined && cached.expiresAt > Date.now()) return cached.token;
     let p = this.pending.get(key);
@@ -278,6 +279,7 @@ export class Authenticator {
 
   /** GET realm?service=…&scope=… (Basic-authenticated when we have a password), or the OAuth2 POST for an identity token. */
   private async fetchToken(scheme: Extract<Scheme, { kind: 'bearer' }>, scopes: string[]): Promise<CachedToken> {
+    this.tokenRequests++;
     const cred = await this.credential();
     const url = new URL(scheme.realm.href);
     const headers: Record<string, string> = { 'user-agent': this.opts.userAgent, accept: 'application/json' };
@@ -374,10 +376,19 @@ export async function readSmall(res: Dispatcher.ResponseData, cap: number, what:
   return (await readCappedBody(res, cap, what)).toString('utf8');
 }
 
+/**
+ * Stop reading a response and drop its connection. undici's body then errors with an AbortError that
+ * nobody else listens for; it is expected here, so it is swallowed rather than left uncaught.
+ */
+export function discardBody(res: Dispatcher.ResponseData): void {
+  res.body.on('error', () => {});
+  res.body.destroy();
+}
+
 export async function readCappedBody(res: Dispatcher.ResponseData, cap: number, what: string): Promise<Buffer> {
   const len = res.headers['content-length'];
   if (typeof len === 'string' && Number(len) > cap) {
-    res.body.destroy();
+    discardBody(res);
     throw tooLarge(what, cap);
   }
   const chunks: Buffer[] = [];
@@ -387,7 +398,7 @@ export async function readCappedBody(res: Dispatcher.ResponseData, cap: number, 
       const b = c as Buffer;
       n += b.length;
       if (n > cap) {
-        res.body.destroy();
+        discardBody(res);
         throw tooLarge(what, cap);
       }
       chunks.push(b);

@@ -11,7 +11,8 @@
 // objects, and their descriptors validated before use.
 import { goJson, validateDescriptor, type Descriptor } from '../oci/descriptor.js';
 import { DistillError, isDistillError } from '../errors.js';
-import { MEDIA_TYPE_OCI_INDEX, type RegistryClient } from './client.js';
+import { MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_OCI_MANIFEST, type RegistryClient } from './client.js';
+import { emptyStats, type PushStats } from './sink.js';
 
 /** The referrers tag schema's tag for a subject digest: `sha256-<hex>`. */
 export function referrersTag(digest: string): string {
@@ -103,4 +104,73 @@ export async function registerReferrer(
   const index = Buffer.from(goJson({ schemaVersion: 2, mediaType: MEDIA_TYPE_OCI_INDEX, manifests: [...kept, entry] }), 'utf8');
   await client.putManifest(repository, tag, index, MEDIA_TYPE_OCI_INDEX);
   return 'tag';
+}
+
+
+/** A referrer manifest is small; its blobs (a bundle: one statement) are capped like attestations. */
+const REFERRER_BLOB_CAP = 64 * 1024 * 1024;
+
+export interface CopyReferrersOptions {
+  /** Repositories on the destination's registry to mount blobs from (a same-registry copy: the source). */
+  mountFrom?: string[];
+  /** Counters to add to (blobs uploaded, mounted, skipped; manifests pushed). */
+  stats?: PushStats;
+}
+
+/**
+ * Copy the referrers of each `subjects` digest (of `artifactType`) from one repository to another,
+ * byte for byte: every blob (HEAD-skipped, mounted when the registry is the same, else streamed from
+ * the source verified as it flows and capped), the manifest under its digest, then its registration
+ * at the destination (API or fallback tag, whatever the destination has). Subjects are copied at
+ * once; one subject's referrers one after another (the fallback tag is read, changed and written).
+ * Returns the referrer digests copied.
+ */
+export async function copyReferrers(
+  source: { client: RegistryClient; repository: string },
+  destination: { client: RegistryClient; repository: string },
+  subjects: readonly string[],
+  artifactType: string,
+  opts: CopyReferrersOptions = {},
+): Promise<string[]> {
+  const stats = opts.stats ?? emptyStats();
+  const perSubject = await Promise.all(subjects.map(async (subject) => {
+    const copied: string[] = [];
+    const { descriptors } = await listReferrers(source.client, source.repository, subject, artifactType);
+    for (const d of descriptors) {
+      const m = await source.client.getManifest(source.repository, d.digest, [MEDIA_TYPE_OCI_MANIFEST]);
+      let doc: { config?: Descriptor; layers?: Descriptor[]; subject?: { digest?: string } };
+      try {
+        doc = JSON.parse(m.bytes.toString('utf8')) as typeof doc;
+      } catch (e) {
+        throw new DistillError('REGISTRY_PROTOCOL', `referrer ${d.digest}: not JSON`, { cause: e });
+      }
+      if (doc.subject?.digest !== subject) throw new DistillError('REGISTRY_PROTOCOL', `referrer ${d.digest} names another subject`);
+      const blobs = [doc.config, ...(Array.isArray(doc.layers) ? doc.layers : [])].filter((b): b is Descriptor => b !== undefined);
+      for (const [i, b] of blobs.entries()) {
+        validateDescriptor(b, `referrer ${d.digest} blob ${i}`);
+        if (b.size > REFERRER_BLOB_CAP) throw new DistillError('RESPONSE_TOO_LARGE', `referrer ${d.digest}: a ${b.size}-byte blob, more than ${REFERRER_BLOB_CAP}`);
+      }
+      for (const b of blobs) {
+        const ref = { digest: b.digest, size: b.size };
+        if ((await destination.client.headBlob(destination.repository, b.digest)) !== undefined) {
+          stats.blobsSkipped++;
+          continue;
+        }
+        const r = await destination.client.uploadBlob(destination.repository, ref, () => source.client.blobStream(source.repository, ref), {
+          ...(opts.mountFrom !== undefined ? { mountFrom: opts.mountFrom } : {}),
+        });
+        if (r.outcome === 'mounted') stats.blobsMounted++;
+        else {
+          stats.blobsUploaded++;
+          stats.bytesUploaded += b.size;
+        }
+      }
+      await destination.client.putManifest(destination.repository, d.digest, m.bytes, MEDIA_TYPE_OCI_MANIFEST);
+      stats.manifestsPushed++;
+      await registerReferrer(destination.client, destination.repository, subject, d);
+      copied.push(d.digest);
+    }
+    return copied;
+  }));
+  return perSubject.flat();
 }

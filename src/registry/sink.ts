@@ -6,7 +6,7 @@
 import { Readable } from 'node:stream';
 import { noProgress, type OnProgress } from '../events.js';
 import type { Descriptor } from '../oci/descriptor.js';
-import { type Artifact, imagesOf, isImageIndex, topDescriptor } from '../oci/model.js';
+import { type Artifact, type Image, type ImageIndex, imagesOf, isImageIndex, topDescriptor } from '../oci/model.js';
 import type { RegistryClient } from './client.js';
 
 export interface RegistrySinkOptions {
@@ -36,23 +36,49 @@ export function emptyStats(): PushStats {
 
 /** Push an image or index with everything it references; returns the digest of its top document. */
 export async function pushArtifact(client: RegistryClient, repository: string, artifact: Artifact, opts: RegistrySinkOptions = {}): Promise<Descriptor> {
+  const { tag, ...rest } = opts;
+  await pushArtifacts(client, repository, [{ artifact, ...(tag !== undefined ? { tag } : {}) }], rest);
+  return topDescriptor(artifact);
+}
+
+/** One artifact of a push and the tag it gets (none: by digest only). */
+export interface TaggedArtifact {
+  artifact: Artifact;
+  tag?: string;
+}
+
+/**
+ * Push several artifacts as one: every blob once (shared layers are HEADed and sent once), then every
+ * image manifest, then every index, then the tags in the order given — so no tag is written before
+ * everything every tag names is in, and a push stopped at any request leaves no tag naming something
+ * missing.
+ */
+export async function pushArtifacts(client: RegistryClient, repository: string, items: readonly TaggedArtifact[], opts: Omit<RegistrySinkOptions, 'tag'> = {}): Promise<void> {
   const emit = opts.onProgress ?? noProgress;
   const stats = opts.stats ?? emptyStats();
   const repo = repository;
-  const images = imagesOf(artifact);
+  const images = new Map<string, Image>();
+  const indexes = new Map<string, ImageIndex>();
+  for (const { artifact } of items) {
+    if (isImageIndex(artifact)) indexes.set(artifact.index.descriptor.digest, artifact);
+    for (const img of imagesOf(artifact)) images.set(img.manifest.descriptor.digest, img);
+  }
 
   // 1. Blobs, each once: configs, then layers. Foreign layers (urls set) are not the registry's to hold.
   const blobs = new Map<string, { descriptor: Descriptor; open: () => Readable }>();
-  for (const img of images) {
+  for (const img of images.values()) {
     blobs.set(img.config.descriptor.digest, { descriptor: img.config.descriptor, open: () => Readable.from([img.config.bytes]) });
   }
-  for (const img of images) {
+  for (const img of images.values()) {
     for (const l of img.layers) {
       if (Array.isArray((l.descriptor as { urls?: unknown }).urls)) continue;
       if (!blobs.has(l.descriptor.digest)) blobs.set(l.descriptor.digest, { descriptor: l.descriptor, open: () => l.open() });
     }
   }
-  await forEachLimit([...blobs.values()], opts.concurrency ?? 4, async ({ descriptor: d, open }) => {
+  // Largest first: the longest transfers start at once and the small ones fill the gaps, so the
+  // push ends soon after its biggest blob (longest-processing-time scheduling).
+  const order = [...blobs.values()].sort((x, y) => y.descriptor.size - x.descriptor.size);
+  await forEachLimit(order, opts.concurrency ?? 4, async ({ descriptor: d, open }) => {
     const present = await client.headBlob(repo, d.digest);
     if (present !== undefined && (present.size === d.size || present.size < 0)) {
       stats.blobsSkipped++;
@@ -80,7 +106,7 @@ export async function pushArtifact(client: RegistryClient, repository: string, a
     }
   });
 
-  // 2. Manifests by digest, children before the index that lists them.
+  // 2. Manifests by digest, children before the indexes that list them.
   const putByDigest = async (b: { descriptor: Descriptor; bytes: Buffer }): Promise<void> => {
     const have = await client.headManifest(repo, b.descriptor.digest);
     if (have !== undefined) {
@@ -92,17 +118,16 @@ export async function pushArtifact(client: RegistryClient, repository: string, a
     stats.manifestsPushed++;
     emit({ type: 'manifest-pushed', repository: repo, digest: b.descriptor.digest, reference: b.descriptor.digest, existed: false });
   };
-  await forEachLimit([...images], opts.concurrency ?? 4, (img) => putByDigest(img.manifest));
-  if (isImageIndex(artifact)) await putByDigest(artifact.index);
+  await forEachLimit([...images.values()], opts.concurrency ?? 4, (img) => putByDigest(img.manifest));
+  await forEachLimit([...indexes.values()], opts.concurrency ?? 4, (idx) => putByDigest(idx.index));
 
-  // 3. The tag, last.
-  const top = topDescriptor(artifact);
-  if (opts.tag !== undefined) {
+  // 3. The tags, last.
+  for (const { artifact, tag } of items) {
+    if (tag === undefined) continue;
     const doc = isImageIndex(artifact) ? artifact.index : artifact.manifest;
-    await client.putManifest(repo, opts.tag, doc.bytes, doc.descriptor.mediaType);
-    emit({ type: 'manifest-pushed', repository: repo, digest: top.digest, reference: opts.tag, existed: false });
+    await client.putManifest(repo, tag, doc.bytes, doc.descriptor.mediaType);
+    emit({ type: 'manifest-pushed', repository: repo, digest: doc.descriptor.digest, reference: tag, existed: false });
   }
-  return top;
 }
 
 /** Run `fn` over `items`, at most `limit` at once; the first failure stops new work and is thrown once the rest settle. */

@@ -3,7 +3,7 @@
 // against the digests that name them); layers are not read at all until a sink opens them, and then
 // they stream from the registry verified as they flow. Docker schema 2 and OCI documents are kept
 // byte for byte, so digests (and signatures over them) survive any copy.
-import { PassThrough, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { sha256Hex, toDigest, type Digest } from '../digest.js';
 import { DistillError, isDistillError } from '../errors.js';
 import { type Blob, type Descriptor, descriptorJson, goJson, validateDescriptor } from '../oci/descriptor.js';
@@ -16,6 +16,8 @@ export const INDEX_MEDIA_TYPES: ReadonlySet<string> = new Set([MEDIA_TYPE_OCI_IN
 export const MANIFEST_MEDIA_TYPES: ReadonlySet<string> = new Set([MEDIA_TYPE_OCI_MANIFEST, MEDIA_TYPE_DOCKER_MANIFEST]);
 /** A config is a few KiB; distribution caps manifests at 4 MiB and configs are of the same kind. */
 const CONFIG_CAP = 8 * 1024 * 1024;
+/** Platform manifests read at once. */
+const READ_CONCURRENCY = 8;
 
 export interface RegistryArtifact {
   artifact: Artifact;
@@ -56,15 +58,33 @@ export async function readRegistryArtifact(client: RegistryClient, repository: s
         entries = kept;
       }
     }
-    const images: Image[] = [];
     for (const e of entries) {
       if (!MANIFEST_MEDIA_TYPES.has(e.mediaType)) {
         throw protocol(`index ${root.digest} lists ${e.digest} of type ${e.mediaType}; nested indexes are not supported`);
       }
-      const child = await client.getManifest(repository, e.digest);
-      if (child.bytes.length !== e.size) throw protocol(`manifest ${e.digest} is ${child.bytes.length} bytes, the index says ${e.size}`);
-      images.push(await readImage(client, repository, blobOf(child.bytes, e.mediaType), e.platform));
     }
+    // Every platform's manifest and config at once (a few at a time: the list is the registry's).
+    const images: Image[] = new Array<Image>(entries.length);
+    let next = 0;
+    let failed = false;
+    const worker = async (): Promise<void> => {
+      while (!failed && next < entries.length) {
+        const k = next++;
+        const e = entries[k]!;
+        const child = await client.getManifest(repository, e.digest);
+        if (child.bytes.length !== e.size) throw protocol(`manifest ${e.digest} is ${child.bytes.length} bytes, the index says ${e.size}`);
+        images[k] = await readImage(client, repository, blobOf(child.bytes, e.mediaType), e.platform);
+      }
+    };
+    const guarded = async (): Promise<void> => {
+      try {
+        await worker();
+      } catch (e) {
+        failed = true;
+        throw e;
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(READ_CONCURRENCY, entries.length) }, guarded));
     const index: ImageIndex = { index: rootBlob, images };
     return { artifact: index, digest: root.digest };
   }
@@ -145,25 +165,12 @@ async function readImage(client: RegistryClient, repository: string, manifest: B
     out.push({
       descriptor: l,
       ...(diffId !== undefined ? { diffId } : {}),
-      open: () => lazy(() => client.openBlob(repository, l)),
+      // Verified as it flows, and marked so: a sink uploading it does not hash the bytes a second time.
+      open: () => client.blobStream(repository, l),
     });
   }
   const p = platform ?? platformOf(configBytes);
   return { manifest, config: { descriptor: config, bytes: configBytes }, layers: out, ...(p !== undefined ? { platform: p } : {}) };
-}
-
-/** A Readable now for a stream that can only be had asynchronously (the GET happens on first use). */
-export function lazy(get: () => Promise<Readable>): Readable {
-  const out = new PassThrough({ highWaterMark: 1024 * 1024 });
-  get().then(
-    (src) => {
-      src.on('error', (e) => out.destroy(e));
-      out.on('close', () => src.destroy());
-      src.pipe(out);
-    },
-    (e: unknown) => out.destroy(e as Error),
-  );
-  return out;
 }
 
 async function readAll(r: Readable): Promise<Buffer> {

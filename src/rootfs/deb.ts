@@ -2,8 +2,9 @@
 // Formats: deb(5) — an ar(5) archive whose members are, in this order, `debian-binary` ("2.x\n"),
 // `control.tar[.gz|.xz|.zst]`, `data.tar[.gz|.xz|.zst]`, with `_`-prefixed members (optional,
 // non-critical) skipped wherever they appear, as dpkg-deb does; the two tar members are POSIX ustar
-// with GNU long names ('L'/'K') and pax extended headers ('x'), read with tar-stream. Every data.tar
-// entry goes through the sanitising policy in rootfs/sanitize.ts before a handler sees it.
+// with GNU long names ('L'/'K') and pax extended headers ('x'), read by the one hardened tar reader
+// (tar/reader.ts). Every data.tar entry goes through the sanitising policy in rootfs/sanitize.ts before
+// a handler sees it.
 //
 // ATTACKER-CONTROLLED INPUT: every byte of a .deb is untrusted until its sha256 has been checked against
 // the signed chain — and the caller may be checking it while this reads — so headers, sizes, names and
@@ -11,15 +12,13 @@
 // sanitize.ts). Entries handed to the `entry` handler before an error are not a package: a caller must
 // treat a rejected readDeb as "nothing was read".
 //
-// Where tar readers disagree, this one refuses rather than picks: the archive ends at the first zero
-// block (as in dpkg and GNU tar) and any entry after it is an error, not ignored; pax global headers
-// ('g', which dpkg refuses and tar-stream applies only sometimes) and GNU sparse files are refused.
-import { Readable, Transform, type TransformCallback } from 'node:stream';
-import * as tar from 'tar-stream';
-import { decompressor, type Compression } from '../compress/decompress.js';
+// Where tar readers disagree, the tar reader refuses rather than picks (tar/reader.ts says how).
+import { Readable } from 'node:stream';
+import type { Compression } from '../compress/decompress.js';
 import { DistillError, isDistillError, messageOf } from '../errors.js';
 import type { FsEntry } from './entry.js';
-import { EntrySanitizer, type RawEntry, type RawEntryType, type SanitizeOptions } from './sanitize.js';
+import { EntrySanitizer, type SanitizeOptions } from './sanitize.js';
+import { type OnTarEntry, type ReadTarOptions, readBody, readTar } from '../tar/reader.js';
 import { parseDeb822, type Paragraph } from '../debian/deb822.js';
 
 export interface DebControl {
@@ -55,9 +54,6 @@ const AR_HEADER = 60;
 const DEBIAN_BINARY_MAX = 1024;
 /** control, md5sums and conffiles are held in memory; md5sums of the largest Debian packages is a few MB. */
 const CONTROL_FILE_MAX = 64 * 1024 * 1024;
-const BLOCK = 512;
-/** tar-stream's own limit on one long-name or pax header. */
-const LONG_HEADER_MAX = 4 * 1024 * 1024;
 
 interface ArMember {
   name: string;
@@ -219,20 +215,14 @@ const CONTROL_FILES = new Set(['control', 'md5sums', 'conffiles']);
 
 async function readControlMember(src: ByteSource, m: ArMember, kind: Compression, what: string): Promise<DebControl> {
   const files = new Map<string, string>();
-  await readTarMember(src, m, kind, what, async (header, entry, tap) => {
-    tap.entered(entry.offset, dataLength(header));
-    const name = header.name.replace(/^\.\//, '').replace(/\/+$/, '');
-    if (!CONTROL_FILES.has(name)) {
-      await drainEntry(entry);
-      return;
-    }
-    if (header.type !== 'file') throw malformed(what, `${m.name}: ${name} is a ${header.type ?? 'unknown entry'}, not a regular file`);
+  await readTarMember(src, m, kind, what, {}, undefined, async (entry, body) => {
+    const name = entry.name.replace(/^\.\//, '').replace(/\/+$/, '');
+    if (!CONTROL_FILES.has(name)) return; // drained unread
+    if (entry.type !== 'file') throw malformed(what, `${m.name}: ${name} is a ${entry.type}, not a regular file`);
     if (files.has(name)) throw malformed(what, `${m.name}: ${name} appears twice`);
-    const size = header.size ?? 0;
-    if (size > CONTROL_FILE_MAX) throw malformed(what, `${m.name}: ${name} is ${size} bytes (the limit is ${CONTROL_FILE_MAX})`);
-    const chunks: Buffer[] = [];
-    for await (const c of entry) chunks.push(c as Buffer);
-    const bytes = Buffer.concat(chunks);
+    const tooBig = () => malformed(what, `${m.name}: ${name} is ${entry.size} bytes (the limit is ${CONTROL_FILE_MAX})`);
+    if (entry.size > CONTROL_FILE_MAX) throw tooBig();
+    const bytes = await readBody(body(), CONTROL_FILE_MAX, tooBig);
     let text: string;
     try {
       text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes);
@@ -265,7 +255,7 @@ async function readControlMember(src: ByteSource, m: ArMember, kind: Compression
 }
 
 // ---------------------------------------------------------------------------------------------------
-// data.tar: each entry is decoded (tar-stream plus the pax fields it leaves alone), sanitised, handed on.
+// data.tar: each entry is decoded by the tar reader (tar/reader.ts), sanitised, handed on.
 
 async function readDataMember(
   src: ByteSource,
@@ -276,37 +266,22 @@ async function readDataMember(
   opts: SanitizeOptions,
   passThrough: WeakSet<object>,
 ): Promise<void> {
-  await readTarMember(src, m, kind, what, sanitisedEntries(what, handlers, opts, passThrough));
+  await readTarMember(src, m, kind, what, opts, passThrough, sanitisedEntries(what, handlers, opts));
 }
 
-/** Each tar entry decoded, sanitised and handed to `handlers.entry` with its body. */
-function sanitisedEntries(what: string, handlers: ReadDebHandlers, opts: SanitizeOptions, passThrough: WeakSet<object>): OnTarEntry {
+/** Each tar entry sanitised and handed to `handlers.entry` with its body. */
+function sanitisedEntries(what: string, handlers: ReadDebHandlers, opts: SanitizeOptions): OnTarEntry {
   const sanitizer = new EntrySanitizer(what, opts);
-  return async (header, entry, tap) => {
-    const typeflag = tap.typeflag;
-    tap.entered(entry.offset, dataLength(header));
-    const raw = rawEntry(header, typeflag, `${what}: ${JSON.stringify(header.name)}`, opts);
+  return async (raw, body) => {
     const fsEntry = sanitizer.sanitize(raw);
-    if (fsEntry === undefined || handlers.entry === undefined) {
-      await drainEntry(entry);
-      return;
-    }
-    const body = fsEntry.type === 'file' ? new EntryBody(entry) : undefined;
-    try {
-      await handlers.entry(fsEntry, body?.readable);
-    } catch (e) {
-      // The handler's own error propagates unchanged; the archive's error, rethrown through the body, does not.
-      if (typeof e === 'object' && e !== null && e !== body?.error) passThrough.add(e);
-      throw e;
-    }
-    if (body !== undefined) await body.drain();
-    else await drainEntry(entry);
+    if (fsEntry === undefined || handlers.entry === undefined) return; // drained unread
+    await handlers.entry(fsEntry, fsEntry.type === 'file' ? body() : undefined);
   };
 }
 
 /**
- * A plain (optionally compressed) tarball — a definition's own files — read with the same decoder and
- * the same sanitiser as a .deb's data.tar: it is attacker-controlled input just the same.
+ * A plain (optionally compressed) tarball — a definition's own files — read with the same tar reader
+ * and the same sanitiser as a .deb's data.tar: it is attacker-controlled input just the same.
  */
 export async function readTarball(
   input: Readable,
@@ -317,7 +292,7 @@ export async function readTarball(
 ): Promise<void> {
   const passThrough = new WeakSet<object>();
   try {
-    await readTarFrom(input, kind, what, 'tarball', sanitisedEntries(what, { entry }, opts, passThrough));
+    await readTar(input, tarOptions(what, 'tarball', kind, opts, passThrough), sanitisedEntries(what, { entry }, opts));
   } catch (e) {
     input.destroy();
     if (isDistillError(e) || passThrough.has(e as object)) throw e;
@@ -325,337 +300,24 @@ export async function readTarball(
   }
 }
 
-const TYPES: Record<string, RawEntryType> = {
-  file: 'file',
-  link: 'hardlink',
-  symlink: 'symlink',
-  directory: 'dir',
-  'character-device': 'char-device',
-  'block-device': 'block-device',
-  fifo: 'fifo',
-  'contiguous-file': 'contiguous',
-};
-
-/** A tar-stream header as a RawEntry: numbers checked, pax uid/gid/uname/gname/mtime applied. */
-function rawEntry(header: tar.Header, typeflag: number | undefined, where: string, opts: SanitizeOptions): RawEntry {
-  const bad = (field: string, v: unknown) => malformedEntry(`${where}: bad ${field} ${JSON.stringify(String(v))}`);
-  let uid = header.uid ?? 0;
-  let gid = header.gid ?? 0;
-  let uname = header.uname ?? '';
-  let gname = header.gname ?? '';
-  const ms = header.mtime?.getTime() ?? 0;
-  let mtime = Math.floor(ms / 1000);
-  const pax = (header as { pax?: Record<string, string> | null }).pax;
-  if (pax) {
-    for (const [k, v] of Object.entries(pax)) {
-      switch (k) {
-        case 'path':
-        case 'linkpath':
-          break; // applied by tar-stream
-        case 'size':
-          if (!/^[0-9]+$/.test(v) || Number(v) !== header.size) throw bad('pax size', v);
-          break;
-        case 'uid':
-          if (!/^[0-9]+$/.test(v)) throw bad('pax uid', v);
-          uid = Number(v);
-          break;
-        case 'gid':
-          if (!/^[0-9]+$/.test(v)) throw bad('pax gid', v);
-          gid = Number(v);
-          break;
-        case 'uname':
-          uname = v;
-          break;
-        case 'gname':
-          gname = v;
-          break;
-        case 'mtime':
-          if (!/^-?[0-9]+(\.[0-9]*)?$/.test(v)) throw bad('pax mtime', v);
-          mtime = Math.floor(Number(v));
-          break;
-        default:
-          if (k.startsWith('GNU.sparse.')) throw malformedEntry(`${where}: a GNU sparse file (pax ${k}), which distill does not read`);
-          if (k.startsWith('SCHILY.xattr.') || k.startsWith('LIBARCHIVE.xattr.')) {
-            opts.onWarning?.(`${where}: extended attribute ${k.slice(k.indexOf('xattr.') + 6)} dropped`);
-          }
-        // atime, ctime, comment, charset, hdrcharset and vendor keywords: nothing an image keeps.
-      }
-    }
-  }
-  const size = header.size ?? 0;
-  const mode = header.mode ?? 0;
-  if (!Number.isSafeInteger(size) || size < 0) throw bad('size', size);
-  if (!Number.isSafeInteger(mode) || mode < 0) throw bad('mode', mode);
-  if (!Number.isSafeInteger(uid) || uid < 0 || uid > 0xffffffff) throw bad('uid', uid);
-  if (!Number.isSafeInteger(gid) || gid < 0 || gid > 0xffffffff) throw bad('gid', gid);
-  if (!Number.isSafeInteger(mtime)) throw bad('mtime', mtime);
-  const raw: RawEntry = {
-    name: header.name,
-    type: (header.type && TYPES[header.type]) || 'unknown',
-    mode,
-    uid,
-    gid,
-    uname,
-    gname,
-    size,
-    mtime,
-    linkname: header.linkname ?? undefined,
+function tarOptions(what: string, member: string, kind: Compression, opts: SanitizeOptions, ownErrors: WeakSet<object> | undefined): ReadTarOptions {
+  return {
+    what,
+    member,
+    compression: kind,
+    malformed: (message, cause) => malformedEntry(message, cause),
+    ...(opts.onWarning !== undefined ? { onWarning: opts.onWarning } : {}),
+    ...(ownErrors !== undefined ? { ownErrors } : {}),
   };
-  if (typeflag !== undefined) raw.typeflag = typeflag === 0 ? '\\0' : String.fromCharCode(typeflag);
-  return raw;
 }
 
 // ---------------------------------------------------------------------------------------------------
-// One tar member of the ar archive, streamed: member bytes → decompressor → TarBoundary → tar-stream.
+// One tar member of the ar archive, streamed: member bytes → tar/reader.ts (decompressor, boundary check, tar-stream).
 
-/** tar-stream's entry stream (a streamx Readable with the header and the header's offset). */
-type TarEntry = tar.Extract extends AsyncIterable<infer S> ? S : never;
-
-type OnTarEntry = (header: tar.Header, entry: TarEntry, tap: TarBoundary) => Promise<void>;
-
-async function readTarMember(src: ByteSource, m: ArMember, kind: Compression, what: string, onEntry: OnTarEntry): Promise<void> {
-  await readTarFrom(Readable.from(src.take(m.size, (got) => truncated(what, m, got)), { objectMode: false }), kind, what, m.name, onEntry);
+async function readTarMember(src: ByteSource, m: ArMember, kind: Compression, what: string, opts: SanitizeOptions, ownErrors: WeakSet<object> | undefined, onEntry: OnTarEntry): Promise<void> {
+  const member = Readable.from(src.take(m.size, (got) => truncated(what, m, got)), { objectMode: false });
+  await readTar(member, tarOptions(what, m.name, kind, opts, ownErrors), onEntry);
   await readPadding(src, m, what);
-}
-
-async function readTarFrom(source: Readable, kind: Compression, what: string, member: string, onEntry: OnTarEntry): Promise<void> {
-  const label = `${what} (${member})`;
-  const decoder = decompressor(kind, label);
-  const tap = new TarBoundary(what, member);
-  const extract = tar.extract();
-  let failure: { error: unknown } | undefined;
-  const fail = (e: unknown): void => {
-    failure ??= { error: e };
-    source.destroy();
-    decoder.destroy();
-    tap.destroy();
-    extract.destroy(e instanceof Error ? e : new Error(String(e)));
-  };
-  source.on('error', fail);
-  decoder.on('error', fail);
-  tap.on('error', fail);
-  extract.on('error', fail);
-  source.pipe(decoder).pipe(tap).pipe(extract as unknown as NodeJS.WritableStream);
-  try {
-    for await (const entry of extract) {
-      await onEntry(entry.header, entry, tap);
-    }
-    tap.ended();
-    // The decompressed stream can only have ended after the whole input went in; anything else means
-    // the compressed stream stopped short of its end.
-    if (!source.readableEnded) throw malformed(what, `${member}: data after the end of the compressed stream`);
-  } catch (e) {
-    fail(e);
-  }
-  if (failure !== undefined) throw failure.error;
-}
-
-/**
- * Follows the tar block structure beside tar-stream, which skips zero blocks silently: the archive ends
- * at the first zero block where a header belongs (dpkg and GNU tar stop there), so an entry after it
- * would be invisible to `dpkg -c` yet read here — refused. A missing end marker means a truncated tar.
- * It walks long-name/pax headers itself (their sizes are in their own headers) and learns each real
- * entry's data length from tar-stream via entered(); any disagreement on where a header starts is an error.
- */
-class TarBoundary extends Transform {
-  private readonly held: Buffer[] = [];
-  /** Offset of held[0][0]; held covers [heldStart, total). */
-  private heldStart = 0;
-  private total = 0;
-  /** Where the next header starts. */
-  private next = 0;
-  /** A real entry header sits at `next`; its extent comes with tar-stream's entry. */
-  private waiting = false;
-  /** Offset of the end-of-archive zero block, once seen. */
-  private endAt: number | undefined;
-  /** The typeflag byte of the header at `next` while waiting. */
-  typeflag: number | undefined;
-
-  constructor(
-    private readonly what: string,
-    private readonly member: string,
-  ) {
-    super();
-  }
-
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    const start = this.total;
-    this.total += chunk.length;
-    if (this.endAt === undefined && this.total > this.next) {
-      const from = Math.max(0, this.next - start);
-      if (this.held.length === 0) this.heldStart = start + from;
-      this.held.push(from === 0 ? chunk : chunk.subarray(from));
-    }
-    try {
-      this.walk();
-    } catch (e) {
-      cb(e as Error);
-      return;
-    }
-    cb(null, chunk);
-  }
-
-  /** tar-stream produced an entry whose header starts at `offset` and whose data is `length` bytes. */
-  entered(offset: number, length: number): void {
-    if (this.endAt !== undefined && offset > this.endAt) {
-      throw this.error(`an entry follows the end-of-archive marker at offset ${this.endAt} (dpkg would not see it)`);
-    }
-    if (!this.waiting || offset !== this.next) throw this.error(`tar structure mismatch at offset ${offset}`);
-    this.waiting = false;
-    this.typeflag = undefined;
-    this.next = offset + BLOCK + padded(length);
-    this.forget();
-    this.walk();
-  }
-
-  /** The tar stream ended: it must have had its end-of-archive marker. */
-  ended(): void {
-    if (this.endAt === undefined) throw this.error('the tar archive is truncated (no end-of-archive marker)');
-  }
-
-  private walk(): void {
-    while (!this.waiting && this.endAt === undefined) {
-      const block = this.bytes(this.next, BLOCK);
-      if (block === undefined) return;
-      if (block.every((b) => b === 0)) {
-        this.endAt = this.next;
-        this.held.length = 0;
-        return;
-      }
-      const flag = block[156]!;
-      if (flag === 0x67 /* g */) throw this.error('a pax global header (typeflag g), which dpkg refuses and distill does not apply');
-      if (flag === 0x78 /* x */ || flag === 0x4c /* L */ || flag === 0x4b /* K */ || flag === 0x4e /* N */) {
-        const size = tarNumber(block, 124, 12);
-        if (!(size >= 0 && size <= LONG_HEADER_MAX)) throw this.error(`an extended header of ${size} bytes at offset ${this.next}`);
-        this.next += BLOCK + padded(size);
-        this.forget();
-        continue;
-      }
-      this.waiting = true;
-      this.typeflag = flag;
-      return;
-    }
-  }
-
-  /** `len` bytes at absolute offset `at`, if they have arrived. */
-  private bytes(at: number, len: number): Buffer | undefined {
-    if (at < this.heldStart || at + len > this.total) return undefined;
-    let skip = at - this.heldStart;
-    const parts: Buffer[] = [];
-    let need = len;
-    for (const b of this.held) {
-      if (skip >= b.length) {
-        skip -= b.length;
-        continue;
-      }
-      const piece = b.subarray(skip, skip + need);
-      skip = 0;
-      parts.push(piece);
-      need -= piece.length;
-      if (need === 0) break;
-    }
-    return parts.length === 1 ? parts[0] : Buffer.concat(parts);
-  }
-
-  /** Forget what lies before `next`. */
-  private forget(): void {
-    while (this.held.length > 0) {
-      const first = this.held[0]!;
-      const end = this.heldStart + first.length;
-      if (end <= this.next) {
-        this.held.shift();
-        this.heldStart = end;
-      } else {
-        if (this.heldStart < this.next) {
-          this.held[0] = first.subarray(this.next - this.heldStart);
-          this.heldStart = this.next;
-        }
-        return;
-      }
-    }
-    this.heldStart = Math.max(this.heldStart, Math.min(this.next, this.total));
-  }
-
-  private error(message: string): DistillError {
-    return malformed(this.what, `${this.member}: ${message}`);
-  }
-}
-
-/** A numeric tar header field as tar-stream reads it: octal text, or base-256 when the top bit is set. */
-function tarNumber(block: Buffer, offset: number, length: number): number {
-  const f = block.subarray(offset, offset + length);
-  if ((f[0]! & 0x80) !== 0) {
-    if (f[0] !== 0x80) return NaN; // negative or malformed
-    let n = 0;
-    for (let i = 1; i < f.length; i++) n = n * 256 + f[i]!;
-    return n;
-  }
-  const text = f.toString('latin1').replace(/\0.*$/s, '').trim();
-  if (text === '') return 0;
-  return /^[0-7]+$/.test(text) ? parseInt(text, 8) : NaN;
-}
-
-function padded(n: number): number {
-  return Math.ceil(n / BLOCK) * BLOCK;
-}
-
-/** How many data bytes tar-stream consumes after this header (none for directories, whatever the size says). */
-function dataLength(header: tar.Header): number {
-  return header.type === 'directory' ? 0 : (header.size ?? 0);
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Entry bodies.
-
-/** Read and discard an entry's data (tar-stream waits for it before the next header). */
-function drainEntry(entry: TarEntry): Promise<void> {
-  return new Promise((resolve, reject) => {
-    entry.on('error', reject);
-    entry.on('end', () => resolve());
-    entry.resume();
-  });
-}
-
-/**
- * A node Readable over a tar-stream entry, with backpressure; drain() discards what the handler left.
- * (tar-stream's entries are streamx streams; destroying one destroys the whole archive, so handlers get
- * this wrapper instead.)
- */
-class EntryBody {
-  readonly readable: Readable;
-  private abandoned = false;
-  private readonly done: Promise<void>;
-  /** The archive's error, if it failed while this entry was being read. */
-  error: unknown;
-
-  constructor(private readonly entry: TarEntry) {
-    this.readable = new Readable({ read: () => void entry.resume() });
-    this.done = new Promise((resolve, reject) => {
-      entry.on('end', () => {
-        if (!this.abandoned) this.readable.push(null);
-        resolve();
-      });
-      entry.on('error', (e: Error) => {
-        this.error = e;
-        this.readable.destroy(e);
-        reject(e);
-      });
-    });
-    this.done.catch(() => {}); // observed by drain(); the archive's iterator reports the error too
-    entry.on('data', (c: unknown) => {
-      if (this.abandoned) return;
-      if (!this.readable.push(c)) entry.pause();
-    });
-  }
-
-  async drain(): Promise<void> {
-    if (!this.readable.readableEnded) {
-      this.abandoned = true;
-      this.readable.destroy();
-      this.entry.resume();
-    }
-    await this.done;
-  }
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -730,8 +392,9 @@ function malformed(what: string, message: string, cause?: unknown): DistillError
   });
 }
 
-function malformedEntry(message: string): DistillError {
+function malformedEntry(message: string, cause?: unknown): DistillError {
   return new DistillError('DEB_MALFORMED', message, {
+    cause,
     hint: 'the .deb is corrupt, truncated or not a Debian package; fetch it again and check its sha256 against the lock',
   });
 }

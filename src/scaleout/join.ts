@@ -33,7 +33,7 @@ import { parseReference } from '../registry/reference.js';
 import { signImage, type SignedManifest } from '../sign/sign.js';
 import { publicKeyOf } from '../sign/signer.js';
 import { readPayload } from '../sign/signature-store.js';
-import { platformTag } from './worker.js';
+import { platformTag, variantSpec, variantTag } from '../definition/variants.js';
 
 export interface JoinOptions extends RegistryOptions {
   privateKey?: KeyObject;
@@ -158,48 +158,50 @@ export async function joinPlatforms(definitionFile: string, repository: string, 
     // 3. Indexes by digest, then the tags, last (a tag never names something incomplete).
     for (const i of indexes) await client.putManifest(repo, i.digest, i.bytes, MEDIA_TYPE_INDEX);
     for (const i of indexes) {
-      await client.putManifest(repo, i.variant, i.bytes, MEDIA_TYPE_INDEX);
-      emit({ type: 'manifest-pushed', repository: repo, digest: i.digest, reference: i.variant, existed: false });
+      await client.putManifest(repo, variantTag(i.variant), i.bytes, MEDIA_TYPE_INDEX);
+      emit({ type: 'manifest-pushed', repository: repo, digest: i.digest, reference: variantTag(i.variant), existed: false });
       pushed.push({ tag: i.variant, digest: i.digest, reference: `${where}:${i.variant}@${i.digest}` });
     }
+
+    // The same client reads the workers' records and writes every signature and attestation below:
+    // one ping and one token for the whole join.
+    // 4. The provenance: the one-machine build's, with the workers' runs as byproducts.
+    const subjects = joined.flatMap((v) => [{ name: `${def.name}:${v.variant}`, digest: v.index }, ...v.manifests.map((m) => ({ name: `${def.name}:${v.variant}-${m.arch}`, digest: m.digest }))]);
+    const workers = opts.privateKey ? await workerRecords(where, chain, texts, joined, { ...opts, client }, def.name) : [];
+    const earliest = workers.map((w) => w.startedOn).filter((s): s is string => typeof s === 'string').sort()[0];
+    const provenance = buildProvenance({
+      chain,
+      texts,
+      subjects,
+      variants,
+      platforms: arches,
+      ...(opts.sourceDateEpoch !== undefined ? { sourceDateEpoch: opts.sourceDateEpoch } : {}),
+      ...(annotations.source || annotations.revision ? { source: { ...(annotations.source ? { repository: annotations.source } : {}), ...(annotations.revision ? { revision: annotations.revision } : {}) } } : {}),
+      settings: BUILD_SETTINGS,
+      invocationId: randomUUID(),
+      startedOn: earliest !== undefined ? new Date(earliest) : startedOn,
+      finishedOn: new Date(),
+    }) as { predicate: { runDetails: Record<string, unknown> }; subject: { name: string; digest: { sha256: string } }[] };
+    if (workers.length > 0) {
+      provenance.predicate.runDetails['byproducts'] = workers.map((w) => ({
+        name: `worker ${w.platforms.join(',')}`,
+        digest: { sha256: w.statementSha256 },
+        annotations: { invocationId: w.invocationId ?? '', startedOn: w.startedOn ?? '', finishedOn: w.finishedOn ?? '', platforms: w.platforms.join(',') },
+      }));
+    }
+
+    // 5. Signatures (each index and the platform images it lists) and the provenance on every index.
+    if (opts.privateKey) {
+      const extraSubjects = provenance.subject.map((x) => ({ name: x.name, digest: `sha256:${x.digest.sha256}` }));
+      for (const i of indexes) {
+        signed.push(...(await signImage(`${where}@${i.digest}`, { ...opts, client, privateKey: opts.privateKey, recursive: true })));
+        attested.push(await attestImage(`${where}@${i.digest}`, { ...opts, client, privateKey: opts.privateKey, predicateType: 'slsaprovenance1', predicate: provenance.predicate, replace: true, extraSubjects }));
+      }
+    }
+    return { image: def.name, variants: joined, pushed, signed, attested, provenance };
   } finally {
     await client.close();
   }
-
-  // 4. The provenance: the one-machine build's, with the workers' runs as byproducts.
-  const subjects = joined.flatMap((v) => [{ name: `${def.name}:${v.variant}`, digest: v.index }, ...v.manifests.map((m) => ({ name: `${def.name}:${v.variant}-${m.arch}`, digest: m.digest }))]);
-  const workers = opts.privateKey ? await workerRecords(where, chain, texts, joined, opts, def.name) : [];
-  const earliest = workers.map((w) => w.startedOn).filter((s): s is string => typeof s === 'string').sort()[0];
-  const provenance = buildProvenance({
-    chain,
-    texts,
-    subjects,
-    variants,
-    platforms: arches,
-    ...(opts.sourceDateEpoch !== undefined ? { sourceDateEpoch: opts.sourceDateEpoch } : {}),
-    ...(annotations.source || annotations.revision ? { source: { ...(annotations.source ? { repository: annotations.source } : {}), ...(annotations.revision ? { revision: annotations.revision } : {}) } } : {}),
-    settings: BUILD_SETTINGS,
-    invocationId: randomUUID(),
-    startedOn: earliest !== undefined ? new Date(earliest) : startedOn,
-    finishedOn: new Date(),
-  }) as { predicate: { runDetails: Record<string, unknown> }; subject: { name: string; digest: { sha256: string } }[] };
-  if (workers.length > 0) {
-    provenance.predicate.runDetails['byproducts'] = workers.map((w) => ({
-      name: `worker ${w.platforms.join(',')}`,
-      digest: { sha256: w.statementSha256 },
-      annotations: { invocationId: w.invocationId ?? '', startedOn: w.startedOn ?? '', finishedOn: w.finishedOn ?? '', platforms: w.platforms.join(',') },
-    }));
-  }
-
-  // 5. Signatures (each index and the platform images it lists) and the provenance on every index.
-  if (opts.privateKey) {
-    const extraSubjects = provenance.subject.map((x) => ({ name: x.name, digest: `sha256:${x.digest.sha256}` }));
-    for (const i of indexes) {
-      signed.push(...(await signImage(`${where}@${i.digest}`, { ...opts, privateKey: opts.privateKey, recursive: true })));
-      attested.push(await attestImage(`${where}@${i.digest}`, { ...opts, privateKey: opts.privateKey, predicateType: 'slsaprovenance1', predicate: provenance.predicate, replace: true, extraSubjects }));
-    }
-  }
-  return { image: def.name, variants: joined, pushed, signed, attested, provenance };
 }
 
 // The source/revision annotations the workers set, the same on every platform image (else the
@@ -217,7 +219,7 @@ function annotationsOf(fetched: readonly Fetched[], where: string): { source?: s
 
 /** The model's layers for one worker's image: digests from its manifest, history from the locks. */
 function chainLayers(chain: readonly LockedImage[], f: Fetched, sourceDateEpoch: number | undefined, where: string): ChainLayers {
-  const debug = f.variant === 'debug' || f.variant === 'debug-nonroot';
+  const debug = variantSpec(f.variant).debug;
   const want = chain.length + (debug ? 1 : 0);
   if (f.manifest.layers.length !== want) {
     throw mismatch(`${where}:${f.tag} has ${f.manifest.layers.length} layers; its locks make ${want} (${chain.map((li) => li.definition.name).join(', ')}${debug ? ', debug' : ''})`, chain[chain.length - 1]!.definition.name, f.arch);
@@ -276,7 +278,7 @@ async function workerRecords(
   chain: readonly LockedImage[],
   texts: { definition: string; lock: string }[],
   joined: readonly JoinedVariant[],
-  opts: JoinOptions,
+  opts: JoinOptions & { client?: RegistryClient },
   image: string,
 ): Promise<WorkerRecord[]> {
   const publicKey = publicKeyOf(opts.privateKey!);

@@ -15,9 +15,7 @@
 // locally), with a warning; an entry refused on fetch is replaced by the layer built instead.
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
-import { mkdir, rm } from 'node:fs/promises';
-import { createHash, randomBytes } from 'node:crypto';
-import { join } from 'node:path';
+import { createHash } from 'node:crypto';
 import { layerDecompressorFor } from '../layer/compression.js';
 import type { RemoteLayerCache, LayerRecord } from '../build/layer-cache.js';
 import type { ContentStore } from '../cas/store.js';
@@ -45,7 +43,10 @@ export class RegistryLayerCache implements RemoteLayerCache {
   /** Keys whose entry was refused on fetch: the freshly built layer replaces it. */
   private readonly refused = new Set<string>();
 
-  constructor(repository: string, opts: RegistryOptions = {}) {
+  private readonly ownsClient: boolean;
+
+  /** `opts.client`: a client for the repository's registry (push access) to share, left open by close(). */
+  constructor(repository: string, opts: RegistryOptions & { client?: RegistryClient } = {}) {
     const ref = parseReference(repository);
     if (ref.tag !== undefined || ref.digest !== undefined) {
       throw new DistillError('REFERENCE_INVALID', `--cache-repo ${repository}: name a repository, without a tag or digest`, { hint: 'e.g. --cache-repo registry.example.com/distill/cache' });
@@ -53,11 +54,12 @@ export class RegistryLayerCache implements RemoteLayerCache {
     this.repo = ref.repository;
     this.where = `${ref.registry}/${ref.repository}`;
     this.emit = opts.onProgress ?? noProgress;
-    this.client = new RegistryClient(ref.registry, { ...opts, access: 'push' });
+    this.ownsClient = opts.client === undefined;
+    this.client = opts.client ?? new RegistryClient(ref.registry, { ...opts, access: 'push' });
   }
 
   async close(): Promise<void> {
-    await this.client.close();
+    if (this.ownsClient) await this.client.close();
   }
 
   async get(key: string, store: ContentStore): Promise<LayerRecord | undefined> {
@@ -77,14 +79,18 @@ export class RegistryLayerCache implements RemoteLayerCache {
       if (record.digest !== layer.digest || record.size !== layer.size) throw invalid(`${this.where}:${cacheTag(key)}: its record names another blob than its layer`);
       const hex = record.digest.slice('sha256:'.length);
       if (!(await store.has({ sha256: hex, size: record.size }))) {
-        await mkdir(join(store.dir, 'ingest'), { recursive: true });
-        const tmp = join(store.dir, 'ingest', `cache-${hex.slice(0, 16)}-${randomBytes(6).toString('hex')}`);
+        // Streamed straight into the content store, verified against the record's digest and size on
+        // the way; a blob whose tar is not the record's is dropped again (LayerCache checks it once more).
+        const put = await store.putStream(() => this.client.openBlob(this.repo, { digest: record.digest, size: record.size }), {
+          sha256: hex,
+          size: record.size,
+          what: `cached layer ${hex.slice(0, 12)} from ${this.where}`,
+        });
         try {
-          await this.client.downloadBlob(this.repo, { digest: record.digest, size: record.size }, tmp);
-          await checkUncompressed(tmp, record, `${this.where}:${cacheTag(key)}`);
-          await store.put({ sha256: hex, size: record.size, what: `cached layer ${hex.slice(0, 12)} from ${this.where}` }, createReadStream(tmp));
-        } finally {
-          await rm(tmp, { force: true });
+          await checkUncompressed(put.path, record, `${this.where}:${cacheTag(key)}`);
+        } catch (e) {
+          if (put.written) await store.remove(hex);
+          throw e;
         }
       }
       return record;

@@ -13,10 +13,11 @@
 // arbitrary N would be a memory/CPU bomb), fixed nonce size. Private key bytes never leave this module
 // except into the key file, encrypted; buffers that held them in plaintext are zeroed when done.
 import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, scryptSync, type KeyObject } from 'node:crypto';
-import { lstat, open, rename, rm } from 'node:fs/promises';
+import { lstat, open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DistillError, messageOf } from '../errors.js';
 import { NONCE_BYTES, secretboxOpen, secretboxSeal } from './secretbox.js';
+import { writeAtomic } from '../util/atomic-write.js';
 
 export type KeyAlgorithm = 'ecdsa-p256' | 'ecdsa-p384' | 'ecdsa-p521' | 'rsa' | 'ed25519';
 
@@ -411,16 +412,13 @@ async function createFile(path: string, text: string, mode: number): Promise<voi
   await fh.close();
 }
 
-/** Replace a file atomically: a new temp file beside it with the final mode, then rename over it. */
+/**
+ * Replace a file atomically with the one atomic-write helper: a new temp file beside it (O_EXCL, the
+ * final mode from the start — a private key is never readable by others, even as a temp file), fsync,
+ * rename over it.
+ */
 async function replaceFile(path: string, text: string, mode: number): Promise<void> {
-  const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
-  try {
-    await createFile(tmp, text, mode);
-    await rename(tmp, path);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw e;
-  }
+  await writeAtomic(path, (tmp: string) => createFile(tmp, text, mode), { code: 'KEY_IO', hint: 'check that the directory exists and is writable' });
 }
 
 async function exists(path: string): Promise<boolean> {

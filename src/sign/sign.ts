@@ -41,6 +41,11 @@ export interface SignOptions extends RegistryOptions {
   format?: SignatureFormat;
   /** When the bundle says it was made (org.opencontainers.image.created); default now. */
   now?: Date;
+  /**
+   * A client for the reference's registry (push access) to use and leave open: a command that signs
+   * and attests several digests pings and authenticates once, not once per operation.
+   */
+  client?: RegistryClient;
 }
 
 export type SignatureFormat = 'classic' | 'bundle' | 'both';
@@ -73,7 +78,7 @@ export async function signImage(reference: string, opts: SignOptions): Promise<S
   const ref = parseReference(reference);
   const publicKey = publicKeyOf(opts.privateKey);
   const identity = opts.identity ?? cosignRepositoryName(ref);
-  const client = new RegistryClient(ref.registry, { ...opts, access: 'push' });
+  const client = opts.client ?? new RegistryClient(ref.registry, { ...opts, access: 'push' });
   try {
     const root = await resolveImage(client, ref);
     const format = checkFormat(opts.format);
@@ -131,6 +136,6 @@ export async function signImage(reference: string, opts: SignOptions): Promise<S
     }
     return out;
   } finally {
-    await client.close();
+    if (opts.client === undefined) await client.close();
   }
 }

@@ -25,13 +25,12 @@
 // mtime (an argument, default 0). It is a small ustar writer of its own, every header field explicit;
 // layers are streamed from disk, checked against their descriptor as they pass, and the archive is
 // written to a temp file renamed into place only when complete.
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { open, rename, rm } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { DistillError, messageOf } from '../errors.js';
+import { DistillError, isDistillError, messageOf } from '../errors.js';
+import { writeAtomic } from '../util/atomic-write.js';
 import { type Descriptor, descriptorJson, goJson, hexOf, invalid } from '../oci/descriptor.js';
 import { type BuiltImage, checkBuiltImage } from '../oci/image.js';
 import { type BuiltIndex, checkBuiltIndex } from '../oci/index.js';
@@ -137,20 +136,12 @@ export async function writeDockerArchive(
   addBytes('manifest.json', Buffer.from(goJson(manifestJson)));
   addBytes('oci-layout', Buffer.from(goJson({ imageLayoutVersion: '1.0.0' })));
 
-  const tmp = join(dirname(file), `.${basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
   try {
-    await pipeline(tarStream(files, mtime), createWriteStream(tmp, { mode: 0o644 }));
-    const fh = await open(tmp, 'r');
-    try {
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, file);
+    await writeAtomic(file, (tmp: string) => pipeline(tarStream(files, mtime), createWriteStream(tmp, { mode: 0o644, flags: 'wx' })));
   } catch (e) {
-    await rm(tmp, { force: true });
-    if (e instanceof DistillError) throw e;
-    throw new DistillError('LAYER_IO', `cannot write the docker archive ${file}: ${messageOf(e)}`, { cause: e });
+    if (e instanceof DistillError && !isDistillError(e, 'LAYER_IO')) throw e;
+    const cause = e instanceof DistillError ? (e.cause ?? e) : e;
+    throw new DistillError('LAYER_IO', `cannot write the docker archive ${file}: ${messageOf(cause)}`, { cause });
   }
 }
 

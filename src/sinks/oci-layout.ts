@@ -2,18 +2,17 @@
 // `blobs/sha256/<hex>` in a directory, readable by skopeo (`oci:DIR:REF`), umoci, crane, buildah and
 // containerd. Creates the layout or updates one in place.
 //
-// Each blob is written once: one already present is re-hashed and kept when it matches, replaced when
-// it does not. New bytes go to a temp file beside their final path, are checked against their
-// descriptor while they stream (a layer is never read into memory), fsynced and renamed into place, so
-// a blob path only ever holds the bytes its name promises. Children are written before their parents
+// Each blob is written once, through the one content store (cas/store.ts, in its layout form): one
+// already present is re-hashed and kept when it matches, replaced when it does not. New bytes go to a
+// temp file beside their final path, are checked against their descriptor while they stream (a layer
+// is never read into memory), fsynced and renamed into place, so a blob path only ever holds the bytes
+// its name promises. Children are written before their parents
 // (layers, configs, manifests, indexes) and index.json last, so a crash at any point leaves a layout
 // whose index.json references only complete blobs.
-import { createWriteStream } from 'node:fs';
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { VerifyingStream } from '../digest.js';
+import { ContentStore } from '../cas/store.js';
 import { DistillError, isDistillError, messageOf } from '../errors.js';
 import { type Blob, type Descriptor, descriptorJson, goJson, hexOf, invalid } from '../oci/descriptor.js';
 import { type BuiltImage, checkBuiltImage, parseJson } from '../oci/image.js';
@@ -21,7 +20,7 @@ import { type BuiltIndex, checkBuiltIndex } from '../oci/index.js';
 import { ANNOTATION_REF_NAME, MEDIA_TYPE_INDEX } from '../oci/media-types.js';
 import { type Artifact, type Layer, imagesOf, isImageIndex, topDescriptor } from '../oci/model.js';
 import { cmp } from '../oci/platform.js';
-import { fileMatches, writeAtomic, writeFileAtomic } from '../util/atomic-write.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
 
 export type { BuiltImage, LayerSource } from '../oci/image.js';
 export type { BuiltIndex } from '../oci/index.js';
@@ -108,11 +107,13 @@ export async function writeLayoutArtifacts(dir: string, refs: LayoutArtifactRef[
       manifests.set(img.manifest.descriptor.digest, img.manifest);
     }
   }
+  const store = new ContentStore(dir, { layout: true });
+  await store.sweep(); // temporaries a killed run left beside their blobs
   const attempts = Math.max(1, opts.attempts ?? 3);
   const put = async (d: Descriptor, open: () => Readable): Promise<void> => {
     for (let attempt = 1; ; attempt++) {
       try {
-        const present = await putBlob(blobsDir, d, open, opts.onBlob);
+        const present = await putBlob(store, d, open, opts.onBlob);
         opts.onBlob?.({ type: 'done', descriptor: d, present });
         return;
       } catch (e) {
@@ -232,39 +233,38 @@ async function readCapped(path: string, cap: number): Promise<string> {
   return readFile(path, 'utf8');
 }
 
-/** Write one blob unless an identical one is there (then true); `open` is only called when bytes are needed. */
-async function putBlob(blobsDir: string, d: Descriptor, open: () => Readable, onBlob?: LayoutSinkOptions['onBlob']): Promise<boolean> {
+/**
+ * Write one blob unless an identical one is there (re-hashed, never trusted; then true); `open` is only
+ * called when bytes are needed. The layout's blobs go through the one content store (cas/store.ts).
+ */
+async function putBlob(store: ContentStore, d: Descriptor, open: () => Readable, onBlob?: LayoutSinkOptions['onBlob']): Promise<boolean> {
   const hex = hexOf(d.digest, 'blob');
-  const final = join(blobsDir, hex);
-  if (await fileMatches(final, { size: d.size, sha256: hex })) return true;
-  onBlob?.({ type: 'start', descriptor: d });
-  let seen = 0;
-  const count = new Transform({
-    transform(chunk: Buffer, _enc, cb: TransformCallback) {
-      seen += chunk.length;
-      onBlob?.({ type: 'bytes', descriptor: d, bytes: seen });
-      cb(null, chunk);
-    },
-  });
-  try {
-    await writeAtomic(final, async (tmp) => {
-      const file = createWriteStream(tmp, { mode: 0o644 });
-      try {
-        await pipeline(open(), new VerifyingStream({ size: d.size, sha256: hex, what: d.digest }), count, file);
-      } finally {
-        // A failure can reject the pipeline before the file is even open; wait until it is closed,
-        // or the temp file would appear after writeAtomic has removed it.
-        if (!file.closed) await new Promise<void>((resolve) => file.once('close', () => resolve()));
-      }
+  const counted = (): Readable => {
+    onBlob?.({ type: 'start', descriptor: d });
+    if (onBlob === undefined) return open();
+    let seen = 0;
+    const count = new Transform({
+      transform(chunk: Buffer, _enc, cb: TransformCallback) {
+        seen += chunk.length;
+        onBlob({ type: 'bytes', descriptor: d, bytes: seen });
+        cb(null, chunk);
+      },
     });
+    const src = open();
+    src.on('error', (e) => count.destroy(e));
+    return src.pipe(count);
+  };
+  let stored;
+  try {
+    stored = await store.putStream(counted, { sha256: hex, size: d.size, what: d.digest });
   } catch (e) {
     if (isDistillError(e, 'BLOB_SIZE_MISMATCH') || isDistillError(e, 'BLOB_DIGEST_MISMATCH')) {
       throw invalid(`blob ${d.digest}: the bytes do not match the descriptor: ${e.message}`, 'the layer file changed after it was built, or its descriptor is wrong; rebuild', e);
     }
     if (e instanceof DistillError) throw e;
-    throw new DistillError('LAYER_IO', `cannot write blob ${d.digest} to ${blobsDir}: ${messageOf(e)}`, { cause: e });
+    throw new DistillError('LAYER_IO', `cannot write blob ${d.digest} to ${store.dir}: ${messageOf(e)}`, { cause: e });
   }
-  return false;
+  return !stored.written;
 }
 
 /** A small file (oci-layout, index.json) via temp + fsync + rename. */

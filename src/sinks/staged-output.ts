@@ -9,6 +9,7 @@ import { constants } from 'node:fs';
 import { access, copyFile, link, lstat, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { DistillError, messageOf } from '../errors.js';
+import { fsyncFile } from '../util/atomic-write.js';
 
 /** Temp names: `.<target>.distill-<hex>`, hidden, and recognisably ours for a later sweep. */
 export function stagingName(target: string): string {
@@ -143,7 +144,9 @@ export async function writeStagedFile(path: string, data: string | Buffer): Prom
   try {
     await mkdir(dirname(path), { recursive: true });
     await rm(path, { force: true });
-    await writeFile(path, data);
+    // The staging directory is renamed into place whole; its files are fsynced first, as every write is.
+    await writeFile(path, data, { flag: 'wx' });
+    await fsyncFile(path);
   } catch (e) {
     throw outputError('write', path, e);
   }

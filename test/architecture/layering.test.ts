@@ -47,7 +47,7 @@ test('the library never touches process or the console', () => {
 });
 
 // The data flow, earliest first; a module may import from its own stage or earlier ones.
-const STAGES = ['errors.ts', 'digest.ts', 'json.ts', 'events.ts', 'version.ts', 'util', 'http', 'compress', 'cas', 'definition', 'debian', 'lock', 'fetch', 'rootfs', 'layer', 'oci', 'sources', 'sinks', 'provenance', 'build', 'build.ts', 'registry', 'source.ts', 'copy.ts', 'inspect.ts', 'sign', 'attest', 'append.ts', 'rebuild', 'rebuild.ts', 'scaleout', 'pipeline', 'diff', 'index.ts', 'cli'];
+const STAGES = ['errors.ts', 'digest.ts', 'json.ts', 'events.ts', 'version.ts', 'util', 'http', 'compress', 'tar', 'cas', 'definition', 'debian', 'lock', 'fetch', 'rootfs', 'layer', 'oci', 'sources', 'sinks', 'provenance', 'build', 'build.ts', 'registry', 'source.ts', 'copy.ts', 'inspect.ts', 'sign', 'attest', 'append.ts', 'rebuild', 'rebuild.ts', 'scaleout', 'publish.ts', 'pipeline', 'diff', 'index.ts', 'cli'];
 
 function stageOf(path: string): number {
   const top = relative(src, path).split('/')[0]!;

@@ -1,19 +1,95 @@
-// Copy and append figures, in one run against two docker-registry instances on 127.0.0.1:
-// - `distill copy` of python3 and java (every platform) from registry A to registry B vs
-//   `skopeo copy --all` of the same tag between the same registries (target ≤ 0.6×);
-// - a copy within registry A to another repository: every blob mounted (target 0 blob bytes uploaded);
+// Copy and append figures, against docker-registry instances on 127.0.0.1:
+// - `distill copy` of python3 and java (every platform) from registry A vs `skopeo copy --all` of the
+//   same tag from the same registry (target ≤ 0.6×). Like with like: the same source, a fresh target
+//   registry for every single copy (nothing to HEAD-skip, no blob cache to mount from), the order of
+//   the tools alternating between repetitions, and medians over DISTILL_BENCH_REPS (default 5) runs.
+//   `distill copy` is timed both as the CLI process (as skopeo is: process start included) and as the
+//   library call (copyImage);
+// - a copy within registry A to another repository, of the image signed (cosign .sig tags and
+//   Sigstore bundle referrers for the index and every platform): every blob mounted, attachments
+//   included (target 0 blob bytes uploaded);
 // - `distill append` of a 1 MB app onto python3 from registry A, pushed to A (target < 1 s).
 import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { appendImage } from '../../src/append.js';
 import { buildImage } from '../../src/build.js';
 import { copyImage } from '../../src/copy.js';
 import { pushLayout } from '../../src/registry/push.js';
-import { needsRegistry, startRegistry } from '../helpers/registry.js';
+import { signImage } from '../../src/sign/sign.js';
+import { needsRegistry, startRegistry, type RunningRegistry } from '../helpers/registry.js';
 import { repoRoot, snapshotDir, snapshotMirrors } from '../helpers/paths.js';
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+const secs = (xs: number[]): string => xs.map((x) => x.toFixed(2)).join(' ');
+
+/** CPU seconds (user + system) a process has used, from /proc (its waited-for children not included). */
+function cpuOf(pid: number | 'self', children = false): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    const tick = 100; // USER_HZ on Linux
+    return (Number(f[11]) + Number(f[12]) + (children ? Number(f[13]) + Number(f[14]) : 0)) / tick;
+  } catch {
+    return NaN;
+  }
+}
+
+/** The pid of the docker-registry serving `r` (its command line names its config beside its storage). */
+function registryPid(r: RunningRegistry): number | undefined {
+  const config = join(dirname(r.storage), 'config.yml');
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      if (readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0').includes(config)) return Number(d);
+    } catch {
+      // gone
+    }
+  }
+  return undefined;
+}
+
+interface Run {
+  wall: number;
+  /** CPU seconds: the copying client (this process for the library, else the child), the target registry, the source registry. */
+  client: number;
+  target: number;
+  source: number;
+}
+
+/** Time `fn` against a registry started for it alone (its start and stop are not timed), with the CPU each party spent. */
+async function onFreshRegistry(a: RunningRegistry, fn: (r: RunningRegistry) => Promise<void>, inProcess: boolean): Promise<Run> {
+  const r = await startRegistry();
+  try {
+    const aPid = registryPid(a);
+    const bPid = registryPid(r);
+    const before = { self: inProcess ? cpuOf('self') : cpuOf('self', true) - cpuOf('self'), a: aPid ? cpuOf(aPid) : NaN, b: bPid ? cpuOf(bPid) : NaN };
+    const t = performance.now();
+    await fn(r);
+    const wall = (performance.now() - t) / 1000;
+    const self = inProcess ? cpuOf('self') : cpuOf('self', true) - cpuOf('self');
+    return { wall, client: self - before.self, target: (bPid ? cpuOf(bPid) : NaN) - before.b, source: (aPid ? cpuOf(aPid) : NaN) - before.a };
+  } finally {
+    await r.stop();
+  }
+}
+
+const cpuLine = (name: string, runs: Run[]): string => {
+  const c = median(runs.map((x) => x.client));
+  const t = median(runs.map((x) => x.target));
+  const s = median(runs.map((x) => x.source));
+  return `${name}: client ${c.toFixed(2)} + target registry ${t.toFixed(2)} + source registry ${s.toFixed(2)} = ${(c + t + s).toFixed(2)} s CPU`;
+};
+
+function run(cmd: string, args: string[]): void {
+  const s = spawnSync(cmd, args, { encoding: 'utf8' });
+  if (s.status !== 0) throw new Error(`${cmd} ${args.slice(0, 2).join(' ')} failed: ${s.stderr}`);
+}
 
 export async function benchCopy(): Promise<string[]> {
   const snap = snapshotDir();
@@ -21,28 +97,56 @@ export async function benchCopy(): Promise<string[]> {
   const { skip } = needsRegistry();
   if (skip) return [`copy: skipped — ${skip}`];
   if (spawnSync('sh', ['-c', 'command -v skopeo']).status !== 0) return ['copy: skipped — skopeo is not installed'];
+  const reps = Math.max(1, Number(process.env['DISTILL_BENCH_REPS'] ?? 5));
+  const cli = join(repoRoot, 'dist', 'src', 'cli', 'bin.js');
   const lines: string[] = [];
   const work = mkdtempSync(join(tmpdir(), 'distill-bench-copy-'));
   const a = await startRegistry();
-  const b = await startRegistry();
   try {
     for (const image of ['python3', 'java']) {
       const out = join(work, image);
       await buildImage(join(repoRoot, 'images', image, 'image.yaml'), { cacheDir: join(work, 'cache'), mirrors: { flags: snapshotMirrors(snap), aptSources: [] }, outDir: out, variants: ['latest'] });
       await pushLayout(out, `${a.host}/src/${image}`, { refs: ['latest'] });
-      let t = performance.now();
-      const r = await copyImage(`${a.host}/src/${image}:latest`, `${b.host}/distill/${image}:latest`);
-      const ours = (performance.now() - t) / 1000;
-      t = performance.now();
-      const s = spawnSync('skopeo', ['copy', '--all', '--src-tls-verify=false', '--dest-tls-verify=false', `docker://${a.host}/src/${image}:latest`, `docker://${b.host}/skopeo/${image}:latest`], { encoding: 'utf8' });
-      if (s.status !== 0) throw new Error(`skopeo copy failed: ${s.stderr}`);
-      const theirs = (performance.now() - t) / 1000;
-      t = performance.now();
-      const same = await copyImage(`${a.host}/src/${image}:latest`, `${a.host}/promoted/${image}:latest`);
-      const mounted = (performance.now() - t) / 1000;
+      const src = `${a.host}/src/${image}:latest`;
+      const lib: Run[] = [];
+      const proc: Run[] = [];
+      const skopeo: Run[] = [];
+      let mb = 0;
+      const tools: [Run[], boolean, (r: RunningRegistry) => Promise<void>][] = [
+        [lib, true, async (r) => {
+          const c = await copyImage(src, `${r.host}/distill/${image}:latest`);
+          mb = c.stats.bytesUploaded / 1e6;
+        }],
+        [proc, false, async (r) => run('node', [cli, 'copy', src, `${r.host}/distill/${image}:latest`])],
+        [skopeo, false, async (r) => run('skopeo', ['copy', '--all', '-q', '--src-tls-verify=false', '--dest-tls-verify=false', `docker://${src}`, `docker://${r.host}/skopeo/${image}:latest`])],
+      ];
+      for (let i = 0; i < reps; i++) {
+        // Alternate the order, so neither tool always runs on a machine the other just warmed up.
+        const order = i % 2 === 0 ? tools : [...tools].reverse();
+        for (const [runs, inProcess, fn] of order) runs.push(await onFreshRegistry(a, fn, inProcess));
+      }
+      const wall = (runs: Run[]): number => median(runs.map((x) => x.wall));
+      const total = (runs: Run[]): number => median(runs.map((x) => x.client + x.target + x.source));
+      const s = wall(skopeo);
       lines.push(
-        `copy ${image} (all platforms, ${(r.stats.bytesUploaded / 1e6).toFixed(1)} MB of blobs): distill ${ours.toFixed(2)} s; skopeo copy --all ${theirs.toFixed(2)} s; ratio ${(ours / theirs).toFixed(2)}x (target ≤ 0.6x)`,
-        `  same-registry copy: ${mounted.toFixed(2)} s, ${same.stats.blobsMounted} blobs mounted, ${same.stats.bytesUploaded} blob bytes uploaded (target 0)`,
+        `copy ${image} (all platforms, ${mb.toFixed(1)} MB of blobs, fresh target each run, median of ${reps}): ` +
+          `distill copy ${wall(proc).toFixed(2)} s (CLI process), ${wall(lib).toFixed(2)} s (library); skopeo copy --all ${s.toFixed(2)} s; ` +
+          `ratio ${(wall(proc) / s).toFixed(2)}x CLI, ${(wall(lib) / s).toFixed(2)}x library (target ≤ 0.6x)`,
+        `  wall runs: CLI ${secs(proc.map((x) => x.wall))}; library ${secs(lib.map((x) => x.wall))}; skopeo ${secs(skopeo.map((x) => x.wall))}`,
+        `  CPU (medians): ${cpuLine('library', lib)}; ${cpuLine('CLI', proc)}; ${cpuLine('skopeo', skopeo)}; ` +
+          `total CPU ratio ${(total(lib) / total(skopeo)).toFixed(2)}x library, ${(total(proc) / total(skopeo)).toFixed(2)}x CLI`,
+      );
+    }
+    // The same-registry copy, with attachments: sign both images (classic .sig tags and bundles).
+    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+    for (const image of ['python3', 'java']) {
+      await signImage(`${a.host}/src/${image}:latest`, { privateKey, recursive: true, format: 'both' });
+      const t = performance.now();
+      const same = await copyImage(`${a.host}/src/${image}:latest`, `${a.host}/promoted/${image}:latest`);
+      const took = (performance.now() - t) / 1000;
+      lines.push(
+        `same-registry copy of ${image}, signed: ${took.toFixed(2)} s; ${same.stats.blobsMounted} blobs mounted, ${same.stats.blobsUploaded} uploaded, ` +
+          `${same.stats.bytesUploaded} blob bytes uploaded (target 0); ${same.attachments.length} attachment tags, ${same.referrers.length} referrers`,
       );
     }
     const appDir = join(work, 'app');
@@ -51,11 +155,10 @@ export async function benchCopy(): Promise<string[]> {
     writeFileSync(join(appDir, 'data.bin'), randomBytes(1024 * 1024));
     const t = performance.now();
     const r = await appendImage(`${a.host}/src/python3:latest`, { layers: [`${appDir}:/app`], entrypoint: ['/usr/bin/python3', '/app/main.py'], push: `${a.host}/app/python3-app:1` });
-    const secs = (performance.now() - t) / 1000;
-    lines.push(`append 1 MB app onto python3 from a registry, pushed: ${secs.toFixed(2)} s (target < 1 s), ${r.stats?.blobsMounted ?? 0} base blobs mounted, ${((r.stats?.bytesUploaded ?? 0) / 1e6).toFixed(2)} MB uploaded`);
+    const took = (performance.now() - t) / 1000;
+    lines.push(`append 1 MB app onto python3 from a registry, pushed: ${took.toFixed(2)} s (target < 1 s), ${r.stats?.blobsMounted ?? 0} base blobs mounted, ${((r.stats?.bytesUploaded ?? 0) / 1e6).toFixed(2)} MB uploaded`);
   } finally {
     await a.stop();
-    await b.stop();
     rmSync(work, { recursive: true, force: true });
   }
   return lines;

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -65,6 +65,12 @@ test('reading a blob that was corrupted on disk fails instead of returning bad b
       // drain
     }
   }, (e: any) => e.code === 'BLOB_DIGEST_MISMATCH');
+  // By digest alone, too.
+  await assert.rejects(async () => {
+    for await (const _ of store.open(`sha256:${expected.sha256}`)) {
+      // drain
+    }
+  }, (e: any) => e.code === 'BLOB_DIGEST_MISMATCH');
 });
 
 test('a missing file in a file:// mirror is NOT_FOUND_IN_MIRROR', async () => {
@@ -91,4 +97,119 @@ test('adopt renames a file distill wrote into place read-only; a wrong size is r
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+// ---- the one store API: putStream, has, hostile digests, concurrency, crash leftovers ----
+
+test('concurrent puts of the same digest all succeed and leave one intact blob, no temporaries', async () => {
+  const dir = tempDir('distill-cas-');
+  const store = new ContentStore(dir);
+  const big = Buffer.alloc(3 * 1024 * 1024, 7);
+  const e = { size: big.length, sha256: sha256Hex(big), what: 'big' };
+  const many = (n: number) => Readable.from((function* () {
+    for (let i = 0; i < big.length; i += n) yield big.subarray(i, i + n);
+  })());
+  const results = await Promise.all(Array.from({ length: 8 }, (_, i) => store.putStream(many(4096 + i * 1000), e)));
+  assert.ok(results.every((r) => r.path === store.blobPath(e.sha256) && r.sha256 === e.sha256 && r.size === big.length));
+  assert.deepEqual(readFileSync(store.blobPath(e.sha256)), big);
+  assert.equal(await store.verify(e), true);
+  assert.deepEqual(readdirSync(join(dir, 'ingest')), []);
+  // The same in an OCI layout: temporaries beside the blob, none left.
+  const layout = new ContentStore(tempDir('distill-layout-'), { layout: true });
+  await Promise.all(Array.from({ length: 4 }, () => layout.putStream(() => many(65536), e)));
+  assert.deepEqual(readdirSync(join(layout.dir, 'blobs', 'sha256')), [e.sha256]);
+});
+
+test('a put of a blob already there and intact reads nothing; a corrupt one is replaced', async () => {
+  const store = new ContentStore(tempDir('distill-cas-'));
+  await store.put(expected, chunks(data));
+  let opened = false;
+  const again = await store.putStream(() => {
+    opened = true;
+    return chunks(data);
+  }, expected);
+  assert.equal(again.written, false);
+  assert.equal(opened, false, 'the source of a present blob is never opened');
+  chmodSync(store.blobPath(expected.sha256), 0o644);
+  writeFileSync(store.blobPath(expected.sha256), Buffer.concat([Buffer.from('X'), data.subarray(1)]));
+  const fixed = await store.putStream(chunks(data), expected);
+  assert.equal(fixed.written, true);
+  assert.deepEqual(readFileSync(fixed.path), data);
+});
+
+test('a put with no expectation learns the digest and names the blob by it', async () => {
+  const store = new ContentStore(tempDir('distill-cas-'));
+  const r = await store.putStream(chunks(data), { what: 'learnt' });
+  assert.deepEqual([r.sha256, r.size, r.written], [expected.sha256, data.length, true]);
+  assert.equal(await store.has(`sha256:${expected.sha256}`), true);
+  assert.equal(await store.has(expected.sha256), true);
+  assert.equal(await store.has(`sha256:${sha256Hex('absent')}`), false);
+  // A digest without a size: the digest is checked, the size learnt.
+  const d = await new ContentStore(tempDir('distill-cas-')).putStream(chunks(data), { what: 'digest only', sha256: expected.sha256 });
+  assert.equal(d.size, data.length);
+});
+
+test('a source failing midway leaves nothing: no blob, no temporary', async () => {
+  const dir = tempDir('distill-cas-');
+  const store = new ContentStore(dir);
+  const failing = new Readable({
+    read() {
+      this.push(data.subarray(0, 100));
+      this.destroy(new Error('connection reset'));
+    },
+  });
+  await assert.rejects(store.putStream(failing, expected));
+  assert.equal(await store.has(expected), false);
+  assert.deepEqual(readdirSync(join(dir, 'ingest')), []);
+  const layoutDir = tempDir('distill-layout-');
+  const layout = new ContentStore(layoutDir, { layout: true });
+  const bad = Buffer.from(data);
+  bad[0] = 0;
+  await assert.rejects(layout.putStream(chunks(bad), expected), (e: any) => e.code === 'BLOB_DIGEST_MISMATCH');
+  assert.deepEqual(readdirSync(join(layoutDir, 'blobs', 'sha256')), []);
+});
+
+test('hostile digests are refused, never turned into a path: traversal, uppercase, another algorithm, short', async () => {
+  const dir = tempDir('distill-cas-');
+  const store = new ContentStore(dir);
+  const hex = expected.sha256;
+  const hostile = [
+    '../../../etc/passwd',
+    `sha256:../${hex.slice(3)}`,
+    `sha256:${hex.toUpperCase()}`,
+    hex.toUpperCase(),
+    `sha512:${hex}${hex}`,
+    `md5:${hex.slice(0, 32)}`,
+    `sha256:${hex.slice(1)}`,
+    `sha256:${hex}/`,
+    `sha256:${hex}\0`,
+    `SHA256:${hex}`,
+    '',
+  ];
+  for (const d of hostile) {
+    assert.throws(() => store.blobPath(d), (e: any) => e.code === 'OCI_INVALID', d);
+    await assert.rejects(store.has(d), (e: any) => e.code === 'OCI_INVALID', d);
+    await assert.rejects(store.putStream(chunks(data), { what: 'x', sha256: d, size: data.length }), (e: any) => e.code === 'OCI_INVALID', d);
+  }
+  assert.equal(existsSync(join(dir, 'blobs')), false, 'nothing was written anywhere');
+});
+
+test('crash leftovers are swept once stale, live ones kept: ingest/, temporaries beside blobs, old temp names', async () => {
+  const dir = tempDir('distill-cas-');
+  const store = new ContentStore(dir);
+  await store.put(expected, chunks(data));
+  const blobs = join(dir, 'blobs', 'sha256');
+  const stale = [join(dir, 'ingest', 'abcdef-0123456789ab'), join(blobs, `.${expected.sha256.slice(0, 16)}.0123456789ab.tmp`), join(dir, 'layers', `${'b'.repeat(64)}.json.tmp-00ff`), join(dir, 'layers', `.${'c'.repeat(64)}.json.0123456789ab.tmp`)];
+  for (const p of stale) {
+    mkdirSync(join(p, '..'), { recursive: true });
+    writeFileSync(p, 'partial');
+  }
+  const record = join(dir, 'layers', `${'d'.repeat(64)}.json`);
+  writeFileSync(record, '{}');
+  const old = Date.now() + 2 * 60 * 60 * 1000; // "now" two hours on: everything above is stale
+  assert.equal(await store.sweep(undefined, Date.now()), 0, 'fresh temporaries belong to live writers');
+  assert.equal(await store.sweep(undefined, old), stale.length);
+  for (const p of stale) assert.equal(existsSync(p), false, p);
+  assert.equal(existsSync(record), true, 'records are not temporaries');
+  assert.equal(await store.verify(expected), true, 'blobs are never swept');
 });

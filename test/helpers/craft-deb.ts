@@ -5,6 +5,7 @@
 // '\n'), written by hand; tar members are POSIX ustar/pax written with tar-stream's pack, plus hand-made
 // 512-byte header blocks for what pack refuses to write. gzip is node:zlib; xz and zstd are the binaries.
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import * as tar from 'tar-stream';
 
@@ -198,3 +199,66 @@ export const file = (name: string, body: string | Buffer, mode = 0o644, extra: P
 });
 export const symlink = (name: string, linkname: string): TarItem => ({ header: { name, type: 'symlink', linkname, mode: 0o777 } });
 export const hardlink = (name: string, linkname: string, mode = 0o644): TarItem => ({ header: { name, type: 'link', linkname, mode } });
+
+/** An honest package, as dpkg-deb would build it: the shape the build's generators read. */
+export interface CraftPackage {
+  name: string;
+  version?: string;
+  architecture?: string;
+  /** Paths in data.tar, e.g. 'usr/bin/hello'; default mode 0755 under …/bin/, else 0644. */
+  files?: Record<string, string | Buffer | { content: string | Buffer; mode?: number }>;
+  /** path → target */
+  symlinks?: Record<string, string>;
+  /** path → target (a path in the same package) */
+  hardlinks?: Record<string, string>;
+  /** Directories with a mode of their own (parents of other paths are made 0755 anyway). */
+  directories?: Record<string, number>;
+  /** More control fields in order (Replaces, Depends, Multi-Arch, …). */
+  fields?: Record<string, string>;
+  /** Write DEBIAN/md5sums for the files (default true), as dpkg-deb's callers do. */
+  md5sums?: boolean;
+  dataCompression?: Compression;
+}
+
+/** The control file craftPackage writes for a package. */
+export function packageControl(p: CraftPackage): string {
+  const extra = Object.entries(p.fields ?? {}).map(([k, v]) => `${k}: ${v}\n`).join('');
+  return `Package: ${p.name}\nVersion: ${p.version ?? '1.0-1'}\nArchitecture: ${p.architecture ?? 'amd64'}\nMaintainer: Test <test@example.invalid>\n${extra}Description: ${p.name} (crafted)\n`;
+}
+
+/**
+ * A .deb of an honest package: './', then every directory (parents 0755), file and symlink in path
+ * order, then hardlinks (after their targets), all root-owned, and md5sums for the files — what the
+ * build stages from a real Debian package, made in a few lines.
+ */
+export async function craftPackage(p: CraftPackage): Promise<Buffer> {
+  const files = Object.entries(p.files ?? {}).map(([path, spec]) => {
+    const o = typeof spec === 'string' || Buffer.isBuffer(spec) ? { content: spec } : spec;
+    const body = typeof o.content === 'string' ? Buffer.from(o.content) : o.content;
+    return { path, body, mode: o.mode ?? (/(^|\/)s?bin\//.test(path) ? 0o755 : 0o644) };
+  });
+  const links = [...Object.entries(p.symlinks ?? {}).map(([path, target]) => ({ path, target, kind: 'symlink' as const })), ...Object.entries(p.hardlinks ?? {}).map(([path, target]) => ({ path, target, kind: 'hardlink' as const }))];
+  const dirs = new Map<string, number>();
+  for (const path of [...files.map((f) => f.path), ...links.map((l) => l.path), ...Object.keys(p.directories ?? {})]) {
+    const parts = path.split('/');
+    for (let i = 1; i < parts.length; i++) dirs.set(parts.slice(0, i).join('/'), 0o755);
+  }
+  for (const [path, mode] of Object.entries(p.directories ?? {})) dirs.set(path, mode);
+  const items: { path: string; item: TarItem }[] = [
+    ...[...dirs].map(([d, mode]) => ({ path: d, item: dir(`./${d}/`, mode) })),
+    ...files.map((f) => ({ path: f.path, item: file(`./${f.path}`, f.body, f.mode) })),
+    ...links.filter((l) => l.kind === 'symlink').map((l) => ({ path: l.path, item: symlink(`./${l.path}`, l.target) })),
+  ].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  // Hardlinks last: a tar names a link's target before the link, as dpkg-deb writes them.
+  items.push(...links.filter((l) => l.kind === 'hardlink').map((l) => ({ path: l.path, item: hardlink(`./${l.path}`, `./${l.target}`) })));
+  const md5sums = files
+    .sort((a, b) => (a.path < b.path ? -1 : 1))
+    .map((f) => `${createHash('md5').update(f.body).digest('hex')}  ${f.path}\n`)
+    .join('');
+  return craftDeb({
+    control: packageControl(p),
+    entries: [dir('./'), ...items.map((i) => i.item)],
+    ...(p.md5sums !== false && md5sums !== '' ? { controlFiles: { md5sums } } : {}),
+    ...(p.dataCompression ? { dataCompression: p.dataCompression } : {}),
+  });
+}

@@ -1,13 +1,18 @@
 // Streaming copy between real registries (distribution, `docker-registry`): registry → registry blob
 // by blob with no layout on disk; digests kept; the cosign attachment tags of the index and of each
 // platform manifest come along; on one registry every blob is mounted (0 bytes uploaded); a second
-// copy sends nothing.
+// copy sends nothing; a signed image's .sig tags and Sigstore bundle referrers come along, mounted
+// within a registry (0 bytes) and streamed to another.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { generateKeyPairSync } from 'node:crypto';
 import { copyImage } from '../../src/copy.js';
+import { MEDIA_TYPE_SIGSTORE_BUNDLE_V03 } from '../../src/oci/media-types.js';
+import { listReferrers } from '../../src/registry/referrers.js';
+import { signImage } from '../../src/sign/sign.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { pushLayout } from '../../src/registry/push.js';
 import { makeBigLayout, makeTestLayout, needsRegistry, startRegistry, type RunningRegistry } from '../helpers/registry.js';
@@ -75,3 +80,32 @@ test('copy without attachments copies only the image', { skip }, async () => {
   assert.deepEqual(r.attachments, []);
   assert.equal(await digestOf(b.host, 'other/app', '2'), layout.index);
 });
+
+test('a signed image (.sig tags and Sigstore bundle referrers) copies with its attachments: mounted within a registry, streamed to another', { skip }, async () => {
+  await pushLayout(join(work, 'layout'), `${a.host}/signed/app`, { refs: ['latest'] });
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  const signed = await signImage(`${a.host}/signed/app:latest`, { privateKey, recursive: true, format: 'both' });
+  assert.equal(signed.length, 3); // the index and its two platform manifests
+  const same = await copyImage(`${a.host}/signed/app:latest`, `${a.host}/signed-prod/app:latest`);
+  assert.equal(same.attachments.length, 3);
+  assert.equal(same.referrers.length, 3);
+  assert.equal(same.stats.bytesUploaded, 0, 'a same-registry copy sends no blob bytes');
+  assert.equal(same.stats.blobsUploaded, 0);
+  assert.ok(same.stats.blobsMounted > layout.blobs.length, 'the attachments\' blobs are mounted too');
+  const listed = await listReferrersOf(a.host, 'signed-prod/app', layout.index);
+  assert.equal(listed.length, 1);
+  const other = await copyImage(`${a.host}/signed/app:latest`, `${b.host}/signed/app:latest`);
+  assert.equal(other.referrers.length, 3);
+  assert.equal(other.stats.blobsMounted, 0);
+  assert.ok(other.stats.blobsUploaded > layout.blobs.length);
+  assert.deepEqual(await listReferrersOf(b.host, 'signed/app', layout.index), listed);
+});
+
+async function listReferrersOf(host: string, repo: string, subject: string): Promise<string[]> {
+  const c = new RegistryClient(host);
+  try {
+    return (await listReferrers(c, repo, subject, MEDIA_TYPE_SIGSTORE_BUNDLE_V03)).descriptors.map((d) => d.digest);
+  } finally {
+    await c.close();
+  }
+}

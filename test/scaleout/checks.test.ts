@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildImage } from '../../src/build.js';
-import { publishPlatforms } from '../../src/scaleout/worker.js';
+import { publish } from '../../src/publish.js';
 import { joinPlatforms } from '../../src/scaleout/join.js';
 import { RegistryLayerCache } from '../../src/scaleout/registry-cache.js';
 import { RegistryClient } from '../../src/registry/client.js';
@@ -33,9 +33,8 @@ test('the join refuses a platform image the locks do not make, and a missing one
     const repo = `${registry.host}/distill/static`;
     const mirrors = { flags: snapshotMirrors(snap!), aptSources: [] };
     const work = async (arch: string, sourceDateEpoch?: number): Promise<void> => {
-      const out = temp();
-      const r = await buildImage(def, { cacheDir: temp(), mirrors, outDir: out, platforms: [arch], variants: ['latest'], ...(sourceDateEpoch !== undefined ? { sourceDateEpoch } : {}) });
-      await publishPlatforms(out, r, repo);
+      const r = await buildImage(def, { cacheDir: temp(), mirrors, platforms: [arch], variants: ['latest'], ...(sourceDateEpoch !== undefined ? { sourceDateEpoch } : {}) });
+      await publish(r, { registry: { repository: repo, perPlatform: true } });
     };
     await work('amd64');
     await assert.rejects(joinPlatforms(def, repo, { variants: ['latest'] }), (e: unknown) => isDistillError(e, 'PLATFORM_MISSING') && /static:latest-arm64/.test(e.message));

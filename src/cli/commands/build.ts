@@ -1,9 +1,6 @@
 // `distill build`: flags → buildImage.
 import type { Argv } from 'yargs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { ATTESTATIONS_DIR, attestImage, buildImage, checkFormat, cyclonedxFile, DistillError, findDefinitions, publishPlatforms, pushLayout, RegistryLayerCache, sbomFile, signImage, type ProgressEvent, type SbomFormat, type Variant } from '../../index.js';
+import { buildAndPublish, checkFormat, DistillError, findDefinitions, parseVariants, type ProgressEvent, type SbomFormat } from '../../index.js';
 import { attestedLine, FORMAT_OPTION, signedLine, signingKey } from './sign.js';
 import { registryOptionsFrom } from './registry-options.js';
 import type { CliIo } from '../io.js';
@@ -76,10 +73,7 @@ export function buildCommand(io: CliIo) {
       if (epoch !== undefined && epoch !== '' && !/^\d+$/.test(epoch)) {
         throw new DistillError('USAGE', `SOURCE_DATE_EPOCH=${epoch} is not a whole number of seconds`, { hint: 'unset it or set it to e.g. $(git log -1 --format=%ct)' });
       }
-      const variants = argv.variant?.flatMap((v) => v.split(',')) as Variant[] | undefined;
-      for (const v of variants ?? []) {
-        if (!['latest', 'nonroot', 'debug', 'debug-nonroot'].includes(v)) throw new DistillError('USAGE', `--variant ${v}: unknown variant`, { hint: 'latest, nonroot, debug or debug-nonroot' });
-      }
+      const variants = argv.variant !== undefined ? parseVariants(argv.variant) : undefined;
       if (argv.out === undefined && argv.tar === undefined && argv.push === undefined) {
         throw new DistillError('USAGE', 'nowhere to put the image', { hint: 'pass --out DIR, --tar FILE and/or --push REPOSITORY' });
       }
@@ -100,7 +94,6 @@ export function buildCommand(io: CliIo) {
       }
       const registry = argv.push !== undefined || argv['cache-repo'] !== undefined ? await registryOptionsFrom({ ...argv, json: argv.json }, io) : undefined;
       registry?.done();
-      const outDir = argv.out ?? (argv.push !== undefined ? await mkdtemp(join(tmpdir(), 'distill-build-push-')) : undefined);
       const { opts, done } = lockOptionsFrom(argv, io);
       // Where every layer came from (built, local cache, registry cache), for --json.
       const layers: { image: string; arch: string; digest: string; source: string }[] = [];
@@ -108,17 +101,11 @@ export function buildCommand(io: CliIo) {
         if (e.type === 'layer-written' && !layers.some((l) => l.digest === e.digest && l.arch === e.arch)) layers.push({ image: e.image, arch: e.arch, digest: e.digest, source: e.source ?? 'built' });
         opts.onProgress?.(e);
       };
-      const remote = argv['cache-repo'] !== undefined ? new RegistryLayerCache(argv['cache-repo'], { ...registry!.opts, onProgress }) : undefined;
       let result;
-      let pushed;
-      const signed: Awaited<ReturnType<typeof signImage>> = [];
-      const attested: Awaited<ReturnType<typeof attestImage>>[] = [];
       try {
-        result = await buildImage(file!, {
+        result = await buildAndPublish(file!, {
           cacheDir: opts.cacheDir,
           mirrors: opts.mirrors!,
-          ...(outDir !== undefined ? { outDir } : {}),
-          ...(argv.tar !== undefined ? { tarFile: argv.tar } : {}),
           ...(variants ? { variants } : {}),
           ...(argv.platform ? { platforms: argv.platform.flatMap((p) => p.split(',')) } : {}),
           ...(epoch ? { sourceDateEpoch: Number(epoch) } : {}),
@@ -130,44 +117,22 @@ export function buildCommand(io: CliIo) {
           sbomFormats: sbomFormats(argv['sbom-format']),
           annotations: { ...(argv.source ? { source: argv.source } : {}), ...(argv.revision ? { revision: argv.revision } : {}), ...(argv['base-repository'] ? { baseRepository: argv['base-repository'] } : {}) },
           onProgress,
-          ...(remote ? { remoteLayerCache: remote } : {}),
+          ...(argv['cache-repo'] !== undefined ? { cacheRepository: argv['cache-repo'], cacheRegistry: registry!.opts } : {}),
+          publish: {
+            ...(argv.out !== undefined ? { layout: argv.out } : {}),
+            ...(argv.tar !== undefined ? { archive: argv.tar } : {}),
+            ...(argv.push !== undefined ? { registry: { ...registry!.opts, repository: argv.push, ...(argv['per-platform'] ? { perPlatform: true } : {}) } } : {}),
+            ...(key ? { signer: { privateKey: key.privateKey, format: checkFormat(argv.format) } } : {}),
+          },
         });
-        if (argv.push !== undefined && argv['per-platform']) {
-          const w = await publishPlatforms(outDir!, result, argv.push, { ...registry!.opts, ...(opts.onProgress ? { onProgress: opts.onProgress } : {}), ...(key ? { privateKey: key.privateKey } : {}) });
-          pushed = w.pushed;
-          signed.push(...w.signed);
-          attested.push(...(w.attested as typeof attested));
-        } else if (argv.push !== undefined) {
-          pushed = await pushLayout(outDir!, argv.push, { ...registry!.opts, ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
-          if (key) {
-            const repo = argv.push.replace(/:[^/:@]+$/, '');
-            for (const v of result.variants) {
-              signed.push(...(await signImage(`${repo}@${v.index}`, { ...registry!.opts, privateKey: key.privateKey, recursive: true, format: checkFormat(argv.format) })));
-              // The provenance, attested on each variant's index; its subjects name every index and
-              // platform manifest of the build too, so a verifier can tell which variant a digest is.
-              if (result.provenance) {
-                const { predicate, subject } = result.provenance as { predicate: object; subject: { name: string; digest: { sha256: string } }[] };
-                const extraSubjects = subject.map((x) => ({ name: x.name, digest: `sha256:${x.digest.sha256}` }));
-                attested.push(await attestImage(`${repo}@${v.index}`, { ...registry!.opts, privateKey: key.privateKey, predicateType: 'slsaprovenance1', predicate, replace: true, extraSubjects, format: checkFormat(argv.format) }));
-              }
-              // Each platform image's SBOMs, as distroless attaches them (cosign attest --type spdxjson / cyclonedx).
-              for (const m of v.manifests) {
-                for (const format of sbomFormats(argv['sbom-format'])) {
-                  const file = format === 'spdx' ? sbomFile(v.variant, m.arch) : cyclonedxFile(v.variant, m.arch);
-                  const sbom = JSON.parse(await readFile(join(outDir!, ATTESTATIONS_DIR, file), 'utf8')) as object;
-                  attested.push(await attestImage(`${repo}@${m.digest}`, { ...registry!.opts, privateKey: key.privateKey, predicateType: format === 'spdx' ? 'spdxjson' : 'cyclonedx', predicate: sbom, replace: true, format: checkFormat(argv.format) }));
-                }
-              }
-            }
-          }
-        }
       } finally {
-        await remote?.close();
         done();
-        if (argv.out === undefined && outDir !== undefined) await rm(outDir, { recursive: true, force: true }).catch(() => {});
       }
+      const { published, ...summary } = result;
+      const pushed = published.pushed;
+      const { signed, attested } = published;
       if (argv.json) {
-        io.stdout.write(JSON.stringify({ ...result, layers, ...(pushed ? { pushed, ...(key ? { signed, attested } : {}) } : {}) }, null, 2) + '\n');
+        io.stdout.write(JSON.stringify({ ...summary, layers, ...(pushed ? { pushed, ...(key ? { signed, attested } : {}) } : {}) }, null, 2) + '\n');
         return;
       }
       for (const v of result.variants) {

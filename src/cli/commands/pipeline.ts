@@ -1,8 +1,6 @@
 // `distill pipeline`: flags → imageMatrix + one generator.
 import type { Argv } from 'yargs';
-import { writeFile, rename } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
-import { DistillError, githubWorkflow, imageMatrix, tektonPipeline } from '../../index.js';
+import { githubWorkflow, imageMatrix, tektonPipeline, writeFileAtomic } from '../../index.js';
 import type { CliIo } from '../io.js';
 
 interface PipelineArgs {
@@ -36,13 +34,7 @@ export function pipelineCommand(io: CliIo) {
         io.stdout.write(text);
         return;
       }
-      const tmp = `${argv.out}.${randomBytes(4).toString('hex')}.tmp`;
-      try {
-        await writeFile(tmp, text);
-        await rename(tmp, argv.out);
-      } catch (e) {
-        throw new DistillError('USAGE', `cannot write ${argv.out}: ${(e as Error).message}`, { cause: e, hint: 'check the directory exists and is writable' });
-      }
+      await writeFileAtomic(argv.out, text, { code: 'USAGE', hint: 'check the directory exists and is writable' });
     },
   };
 }

@@ -5,6 +5,9 @@
 // (see passwdFile for the final newline), and a caller's order is kept as written. glibc reads the
 // files line by line and does not care about order; with names and ids unique, no lookup depends on it.
 import { DistillError } from '../../errors.js';
+import type { UserSpec } from '../../definition/types.js';
+import type { TreeEntry } from '../tree.js';
+import { dirEntry, fileEntry } from './entries.js';
 
 export interface Account {
   name: string;
@@ -212,4 +215,30 @@ export function homeDirectories(accounts: readonly Account[], opts: HomeDirector
   return [...dirs.values()]
     .map(({ path, mode, uid, gid }) => ({ path, mode, uid, gid }))
     .sort((x, y) => Buffer.compare(Buffer.from(x.path), Buffer.from(y.path)));
+}
+
+/** A definition's `accounts:` (absent: distroless's defaults). */
+export interface AccountsInput {
+  users?: UserSpec[];
+  groups?: { name: string; gid: number }[];
+}
+
+export const ACCOUNTS_OWNER = 'distill:accounts';
+
+/**
+ * The accounts generator: /etc/passwd, /etc/group and the home directories (absolute paths; `exists`
+ * says which the image already has), as tree entries in that order. distroless's defaults unless the
+ * definition gives users or groups; a user's home defaults to /root for uid 0, else /home/<name>, and
+ * its shell to /sbin/nologin.
+ */
+export function accountEntries(spec: AccountsInput | undefined, mtime: number, exists: (path: string) => boolean): TreeEntry[] {
+  const accounts: Account[] = spec?.users
+    ? spec.users.map((u) => ({ name: u.name, uid: u.uid, gid: u.gid, home: u.home ?? (u.uid === 0 ? '/root' : `/home/${u.name}`), shell: u.shell ?? '/sbin/nologin' }))
+    : DEFAULT_ACCOUNTS.map((a) => ({ ...a }));
+  const groups: Group[] = spec?.groups ? spec.groups.map((g) => ({ ...g })) : DEFAULT_GROUPS.map((g) => ({ ...g }));
+  return [
+    fileEntry('etc/passwd', passwdFile(accounts), ACCOUNTS_OWNER, mtime),
+    fileEntry('etc/group', groupFile(groups), ACCOUNTS_OWNER, mtime),
+    ...homeDirectories(accounts, { exists }).map((d) => dirEntry(d.path, ACCOUNTS_OWNER, mtime, d.mode, d.uid, d.gid)),
+  ];
 }

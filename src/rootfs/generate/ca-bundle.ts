@@ -12,6 +12,8 @@
 // `sort` runs in the locale dpkg was started in: C or C.UTF-8 in debootstrap, container builds and on
 // this project's reference systems (both compare bytes), so the order here is bytewise.
 import { DistillError } from '../../errors.js';
+import type { TreeEntry } from '../tree.js';
+import { fileEntry } from './entries.js';
 
 export interface CaCertificateFile {
   /**
@@ -81,4 +83,11 @@ export function caBundle(certs: readonly CaCertificateFile[]): string {
   return bundledCertificates(certs)
     .map((c) => withFinalNewline(c.pem))
     .join('');
+}
+
+export const CA_BUNDLE_PATH = 'etc/ssl/certs/ca-certificates.crt';
+
+/** The CA bundle generator: /etc/ssl/certs/ca-certificates.crt from the certificate files, as a tree entry. */
+export function caBundleEntries(certs: readonly CaCertificateFile[], mtime: number): TreeEntry[] {
+  return [fileEntry(CA_BUNDLE_PATH, caBundle(certs), 'distill:ca-certificates', mtime)];
 }

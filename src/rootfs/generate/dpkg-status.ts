@@ -22,6 +22,8 @@
 //    architecture, so names cannot collide; if they do, that is GENERATE_FAILED.
 import { DistillError, messageOf } from '../../errors.js';
 import { parseDeb822 } from '../../debian/deb822.js';
+import type { TreeEntry } from '../tree.js';
+import { fileEntry } from './entries.js';
 
 export const STATUS_DIR = '/var/lib/dpkg/status.d';
 
@@ -128,4 +130,12 @@ export function statusDFiles(packages: readonly InstalledPackageRecord[], shippe
     if (pkg.md5sums !== undefined) out.push({ path: `${STATUS_DIR}/${name}.md5sums`, content: shipped ? shippedMd5sums(pkg.md5sums, name, shipped) : checkMd5sums(pkg.md5sums, name) });
   }
   return out.sort((a, b) => Buffer.compare(Buffer.from(a.path), Buffer.from(b.path)));
+}
+
+/**
+ * The status.d generator: statusDFiles() for the packages of one layer, as tree entries; `shipped`
+ * says which md5sums paths the image really has (this layer or below).
+ */
+export function statusEntries(packages: readonly InstalledPackageRecord[], mtime: number, shipped?: (path: string) => boolean): TreeEntry[] {
+  return statusDFiles(packages, shipped).map((f) => fileEntry(f.path, f.content, 'distill:dpkg-status', mtime));
 }

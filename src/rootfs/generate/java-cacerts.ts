@@ -22,7 +22,9 @@
 // all with one creation date — the build's timestamp — so the bytes depend only on the inputs.
 import { createHash, X509Certificate } from 'node:crypto';
 import { DistillError } from '../../errors.js';
+import type { TreeEntry } from '../tree.js';
 import { bundledCertificates, type CaCertificateFile } from './ca-bundle.js';
+import { fileEntry } from './entries.js';
 
 export const JKS_MAGIC = 0xfeedfeed;
 export const JKS_VERSION_2 = 2;
@@ -158,4 +160,15 @@ function derLength(der: Buffer): number {
  */
 export function debianJavaTrustedCertificates(files: readonly CaCertificateFile[]): TrustedCertificate[] {
   return bundledCertificates(files).map((c) => ({ alias: debianJavaAlias(c.path), der: pemCertificateToDer(c.pem, c.path) }));
+}
+
+export const JAVA_CACERTS_PATH = 'etc/ssl/certs/java/cacerts';
+
+/**
+ * The Java trust store generator: /etc/ssl/certs/java/cacerts from the same certificate files as the
+ * CA bundle, every entry created at the layer's timestamp, as a tree entry.
+ */
+export function javaCacertsEntries(certs: readonly CaCertificateFile[], mtime: number): TreeEntry[] {
+  const store = javaCacerts(debianJavaTrustedCertificates(certs), { created: new Date(mtime * 1000) });
+  return [fileEntry(JAVA_CACERTS_PATH, store, 'distill:java-cacerts', mtime)];
 }

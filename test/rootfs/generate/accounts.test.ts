@@ -9,6 +9,8 @@ import {
   validateAccountsAndGroups,
   type Account,
 } from '../../../src/rootfs/generate/accounts.js';
+import { ACCOUNTS_OWNER, accountEntries } from '../../../src/rootfs/generate/accounts.js';
+import { stageCrafted, staging } from '../../helpers/stage-debs.js';
 
 const failed = (e: unknown) => (e as { code?: string }).code === 'GENERATE_FAILED' && Boolean((e as { hint?: string }).hint);
 
@@ -87,4 +89,26 @@ test('homes: existing directories are left alone, / is never created, a created 
   ]);
   assert.deepEqual(homeDirectories([daemon]).map((d) => d.path), ['/usr', '/usr/sbin']); // nothing known to exist
   assert.throws(() => homeDirectories([a, { ...a, name: 'b', uid: 11 }]), failed);
+});
+
+test('generator, against a crafted base-files .deb: passwd, group and only the homes the packages do not ship', async () => {
+  // base-files ships /root (0700) and /home, as Debian's does.
+  const [baseFiles] = await stageCrafted(staging(), [{ name: 'base-files', files: { 'etc/debian_version': '13.8\n' }, directories: { root: 0o700, home: 0o755, srv: 0o755 } }]);
+  const paths = new Set(baseFiles!.entries.map((e) => e.path));
+  const exists = (p: string): boolean => paths.has(p.replace(/^\/+/, ''));
+  const mtime = 1_750_000_000;
+  const defaults = accountEntries(undefined, mtime, exists);
+  assert.deepEqual(defaults.map((e) => `${e.type} ${e.path} ${e.mode.toString(8)} ${e.uid}:${e.gid}`), [
+    'file etc/passwd 644 0:0',
+    'file etc/group 644 0:0',
+    'dir home/nonroot 700 65532:65532',
+  ]);
+  assert.ok(defaults.every((e) => e.owner === ACCOUNTS_OWNER && e.mtime === mtime));
+  const text = (i: number) => (defaults[i]!.body?.kind === 'bytes' ? defaults[i]!.body.data.toString() : '');
+  assert.equal(text(0), passwdFile(DEFAULT_ACCOUNTS));
+  assert.equal(text(1), groupFile(DEFAULT_GROUPS));
+  // A definition's own accounts: a home under /srv (shipped) needs no parent; the defaults for home and shell.
+  const own = accountEntries({ users: [{ name: 'root', uid: 0, gid: 0 }, { name: 'app', uid: 1000, gid: 1000, home: '/srv/app' }], groups: [{ name: 'root', gid: 0 }, { name: 'app', gid: 1000 }] }, mtime, exists);
+  assert.deepEqual(own.map((e) => `${e.type} ${e.path} ${e.mode.toString(8)} ${e.uid}:${e.gid}`), ['file etc/passwd 644 0:0', 'file etc/group 644 0:0', 'dir srv/app 700 1000:1000']);
+  assert.equal(own[0]!.body?.kind === 'bytes' ? own[0]!.body.data.toString() : '', 'root:x:0:0:root:/root:/sbin/nologin\napp:x:1000:1000:app:/srv/app:/sbin/nologin\n');
 });

@@ -6,6 +6,11 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { bundledCertificates, caBundle, type CaCertificateFile } from '../../../src/rootfs/generate/ca-bundle.js';
+import { CA_BUNDLE_PATH, caBundleEntries } from '../../../src/rootfs/generate/ca-bundle.js';
+import { certificatesOf } from '../../../src/build/assemble.js';
+import { shipsEntry } from '../../../src/rootfs/package-roles.js';
+import { TEST_ROOT_A, TEST_ROOT_B } from '../../helpers/certs.js';
+import { CRAFTED_CA_CERTIFICATES, stageCrafted, staging } from '../../helpers/stage-debs.js';
 import { NO_SNAPSHOT } from '../../helpers/paths.js';
 import { extractDeb, hasTool, listFiles, run, snapshotDeb, tempDir } from './helpers.js';
 
@@ -120,4 +125,37 @@ test('rules: final newline added only when missing, bytewise order, other files 
   assert.equal(caBundle([]), '');
   assert.throws(() => caBundle([c('usr/share/ca-certificates/a.crt', 'x'), c('/usr/share/ca-certificates/a.crt', 'y')]), failed);
   assert.throws(() => caBundle([c('usr/share/ca-certificates/../a.crt', 'x')]), failed);
+});
+
+test('generator, on a crafted ca-certificates .deb staged as the build stages it: the bundle, and only docs and directories ship', async () => {
+  const [ca] = await stageCrafted(staging(), [CRAFTED_CA_CERTIFICATES]);
+  // The certificates are kept aside for the generator, whatever the path rules keep.
+  assert.deepEqual([...ca!.wanted.keys()].sort(), ['usr/share/ca-certificates/mozilla/A Root (2).crt', 'usr/share/ca-certificates/mozilla/B_Root.crt']);
+  const certs = await certificatesOf(ca!);
+  const [bundle, ...more] = caBundleEntries(certs, 1_750_000_000);
+  assert.equal(more.length, 0);
+  assert.equal(bundle!.path, CA_BUNDLE_PATH);
+  assert.deepEqual([bundle!.type, bundle!.mode, bundle!.uid, bundle!.gid, bundle!.uname, bundle!.gname, bundle!.mtime, bundle!.owner], ['file', 0o644, 0, 0, 'root', 'root', 1_750_000_000, 'distill:ca-certificates']);
+  // update-ca-certificates' order (bytewise by name: ' ' < '_'), a newline added where the file lacks one.
+  const body = bundle!.body;
+  const text = body?.kind === 'bytes' ? body.data.toString('utf8') : '';
+  assert.equal(text, TEST_ROOT_A + TEST_ROOT_B.trimEnd() + '\n');
+  assert.equal(bundle!.size, Buffer.byteLength(text));
+  // Of the package itself: its copyright and its directories outside the certificate tree; no
+  // certificate, no update script, no README (the path rules drop docs but the copyright).
+  const shipped = ca!.entries.filter((e) => shipsEntry('ca-certificates', e)).map((e) => `${e.type} ${e.path}`).sort();
+  assert.deepEqual(shipped, [
+    'dir etc',
+    'dir etc/ca-certificates',
+    'dir etc/ca-certificates/update.d',
+    'dir usr',
+    'dir usr/local',
+    'dir usr/local/share',
+    'dir usr/share',
+    'dir usr/share/doc',
+    'dir usr/share/doc/ca-certificates',
+    'dir usr/local/share/ca-certificates',
+    'dir usr/sbin',
+    'file usr/share/doc/ca-certificates/copyright',
+  ].sort());
 });

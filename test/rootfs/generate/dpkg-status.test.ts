@@ -6,6 +6,10 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { parseDeb822 } from '../../../src/debian/deb822.js';
 import { STATUS_DIR, shippedMd5sums, statusDFiles, statusParagraph } from '../../../src/rootfs/generate/dpkg-status.js';
+import { statusEntries } from '../../../src/rootfs/generate/dpkg-status.js';
+import { statusInput } from '../../../src/build/assemble.js';
+import { packageControl, type CraftPackage } from '../../helpers/craft-deb.js';
+import { stageCrafted, staging } from '../../helpers/stage-debs.js';
 import { NO_SNAPSHOT } from '../../helpers/paths.js';
 import { hasTool, run, snapshotDebs, tempDir } from './helpers.js';
 
@@ -90,4 +94,23 @@ test('shippedMd5sums keeps, in order and byte for byte, only the lines of files 
   const files = statusDFiles([{ control: 'Package: pp\nVersion: 1\nArchitecture: amd64\n', md5sums: md5 }], (p) => p === 'usr/bin/kept');
   assert.equal(files[1]!.content.toString(), 'd41d8cd98f00b204e9800998ecf8427e  usr/bin/kept\n');
   assert.throws(() => shippedMd5sums('not a line\n', 'p', () => true), (e: any) => e.code === 'GENERATE_FAILED');
+});
+
+test('generator, on crafted .debs staged as the build stages them: control byte for byte, md5sums of shipped files only', async () => {
+  const libfoo: CraftPackage = {
+    name: 'libfoo1',
+    version: '1.2-1',
+    fields: { 'Multi-Arch': 'same', Depends: 'libc6 (>= 2.36)' },
+    files: { 'usr/lib/x86_64-linux-gnu/libfoo.so.1': 'foo\n', 'usr/share/doc/libfoo1/changelog.Debian.gz': 'log', 'usr/share/doc/libfoo1/copyright': 'MIT\n' },
+  };
+  const nosums: CraftPackage = { name: 'no-md5sums', architecture: 'all', md5sums: false, files: { 'etc/x': 'x' } };
+  const staged = await stageCrafted(staging(), [libfoo, nosums]);
+  const kept = new Set(staged.flatMap((s) => s.entries.filter((e) => e.type === 'file').map((e) => e.path)));
+  const entries = statusEntries(staged.map(statusInput), 1_750_000_000, (p) => kept.has(p));
+  assert.deepEqual(entries.map((e) => e.path), ['var/lib/dpkg/status.d/libfoo1', 'var/lib/dpkg/status.d/libfoo1.md5sums', 'var/lib/dpkg/status.d/no-md5sums']);
+  assert.ok(entries.every((e) => e.type === 'file' && e.mode === 0o644 && e.owner === 'distill:dpkg-status' && e.mtime === 1_750_000_000));
+  const text = (i: number) => { const b = entries[i]!.body; return b?.kind === 'bytes' ? b.data.toString() : ''; };
+  assert.equal(text(0), packageControl(libfoo));
+  assert.deepEqual(text(1).split('\n').filter(Boolean).map((l) => l.slice(34)), ['usr/lib/x86_64-linux-gnu/libfoo.so.1', 'usr/share/doc/libfoo1/copyright']);
+  assert.equal(text(2), packageControl(nosums));
 });

@@ -20,6 +20,11 @@ import {
 } from '../../../src/rootfs/generate/java-cacerts.js';
 import { NO_SNAPSHOT } from '../../helpers/paths.js';
 import { extractDeb, hasTool, listFiles, snapshotDeb, tempDir } from './helpers.js';
+import { JAVA_CACERTS_PATH, javaCacertsEntries } from '../../../src/rootfs/generate/java-cacerts.js';
+import { certificatesOf } from '../../../src/build/assemble.js';
+import { generatorsFor, needsSupplyFromElsewhere } from '../../../src/rootfs/package-roles.js';
+import { TEST_ROOT_A, TEST_ROOT_B } from '../../helpers/certs.js';
+import { CRAFTED_CA_CERTIFICATES, stageCrafted, staging } from '../../helpers/stage-debs.js';
 
 const failed = (e: unknown) => (e as { code?: string }).code === 'GENERATE_FAILED';
 const BUILD_TIME = new Date(Date.UTC(2026, 8, 12, 7, 55, 41));
@@ -194,4 +199,24 @@ test('aliases, modified UTF-8, PEM decoding and refusals', () => {
   assert.throws(() => javaCacerts([{ alias: 'A', der: Buffer.from([0x30, 0]) }, { alias: 'a', der: Buffer.from([0x30, 0]) }], { created: BUILD_TIME }), failed);
   assert.throws(() => javaCacerts([{ alias: '', der: Buffer.from([0x30, 0]) }], { created: BUILD_TIME }), failed);
   assert.throws(() => javaCacerts([{ alias: 'a', der: Buffer.from([0x30, 0]) }], { created: new Date(Number.NaN) }), failed);
+});
+
+test('generator, on a crafted ca-certificates .deb: a JKS of its certificates with Debian\'s aliases, dated at the layer\'s timestamp', async () => {
+  // Which layers get it: the JRE's and ca-certificates-java's, reading certificates from elsewhere.
+  assert.deepEqual(generatorsFor(['openjdk-21-jre-headless', 'libc6']), ['java-cacerts']);
+  assert.deepEqual(generatorsFor(['ca-certificates-java']), ['java-cacerts']);
+  assert.equal(needsSupplyFromElsewhere(['openjdk-17-jre-headless'], 'certificates'), true);
+  assert.equal(needsSupplyFromElsewhere(['ca-certificates', 'libc6'], 'certificates'), false);
+  const [ca] = await stageCrafted(staging(), [CRAFTED_CA_CERTIFICATES]);
+  const mtime = 1_750_000_000;
+  const [store, ...more] = javaCacertsEntries(await certificatesOf(ca!), mtime);
+  assert.equal(more.length, 0);
+  assert.equal(store!.path, JAVA_CACERTS_PATH);
+  assert.deepEqual([store!.mode, store!.uid, store!.gid, store!.mtime, store!.owner], [0o644, 0, 0, mtime, 'distill:java-cacerts']);
+  const body = store!.body;
+  const entries = readJks(body?.kind === 'bytes' ? body.data : Buffer.alloc(0));
+  assert.deepEqual(entries.map((e) => e.alias), ['debian:a_root_=2=.pem', 'debian:b_root.pem']);
+  assert.ok(entries.every((e) => e.created.getTime() === mtime * 1000));
+  assert.ok(entries[0]!.der.equals(new X509Certificate(TEST_ROOT_A).raw));
+  assert.ok(entries[1]!.der.equals(new X509Certificate(TEST_ROOT_B).raw));
 });

@@ -1,0 +1,45 @@
+// One content store, one atomic-write helper, one tar reader (issue 10, item 1) — checked on the
+// source, so a new writer or reader cannot quietly grow its own copy: temp + rename lives in
+// cas/store.ts and util/atomic-write.ts, and tar-stream's extractor only in tar/reader.ts.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { repoRoot } from '../helpers/paths.js';
+
+const src = join(repoRoot, 'src');
+
+function files(dir: string): string[] {
+  return readdirSync(dir).flatMap((n) => {
+    const p = join(dir, n);
+    return statSync(p).isDirectory() ? files(p) : p.endsWith('.ts') ? [p] : [];
+  });
+}
+
+function code(path: string): string {
+  return readFileSync(path, 'utf8').replace(/\/\*[\s\S]*?\*\//g, '').replace(/(^|[^:])\/\/.*$/gm, '$1');
+}
+
+/**
+ * Where a rename of a file into place may appear. Besides the two helpers: output staging renames whole
+ * directories (its files are written and fsynced inside them), and the layer writer hashes as it writes
+ * and hands its file to the store's adopt().
+ */
+const RENAMERS = new Set(['cas/store.ts', 'util/atomic-write.ts', 'sinks/staged-output.ts', 'layer/write-layer.ts']);
+
+test('temp + rename is written once: the content store and the atomic-write helper', () => {
+  for (const f of files(src)) {
+    const rel = relative(src, f);
+    if (RENAMERS.has(rel)) continue;
+    const renames = /import\s*\{[^}]*\brename(Sync)?\b[^}]*\}\s*from\s*['"](node:)?fs(\/promises)?['"]/.test(code(f)) || /\bfs\w*\.rename(Sync)?\s*\(/.test(code(f));
+    assert.ok(!renames, `${rel} renames a file itself; use ContentStore.putStream (blobs) or writeAtomic (other files)`);
+  }
+});
+
+test('tar archives are read by the one hardened reader', () => {
+  for (const f of files(src)) {
+    const rel = relative(src, f);
+    if (rel === 'tar/reader.ts') continue;
+    assert.ok(!/\.extract\s*\(/.test(code(f)) || !/tar-stream/.test(code(f)), `${rel} reads a tar with tar-stream itself; use readTar (tar/reader.ts) or readLayer (oci/read-layer.ts)`);
+  }
+});

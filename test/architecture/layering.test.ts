@@ -69,7 +69,7 @@ test('no module imports one that comes later in the data flow', () => {
 // Sources and sinks meet only at the image model (go-containerregistry's pkg/v1 shape): each one
 // imports src/oci/model.ts (or builds its documents with src/oci/), and none reaches into another
 // source's or sink's internals for a shape of "a blob" of its own.
-const SOURCES_AND_SINKS = ['sources/oci-layout.ts', 'registry/source.ts', 'registry/sink.ts', 'copy.ts', 'append.ts'];
+const SOURCES_AND_SINKS = ['sources/oci-layout.ts', 'sources/archive.ts', 'source.ts', 'registry/source.ts', 'registry/sink.ts', 'registry/pull.ts', 'sinks/oci-layout.ts', 'copy.ts', 'append.ts'];
 
 test('sources and sinks depend on the image model, not on each other', () => {
   for (const rel of SOURCES_AND_SINKS) {
@@ -78,8 +78,11 @@ test('sources and sinks depend on the image model, not on each other', () => {
     assert.ok(targets.includes('oci/model.ts'), `${rel} does not use the image model (src/oci/model.ts)`);
     for (const t of targets) {
       if (t.startsWith('sources/') || t === 'registry/source.ts' || t === 'registry/sink.ts' || t.startsWith('sinks/')) {
-        // Only the entry points may combine sources with sinks; a source never imports a sink.
-        assert.ok(rel === 'copy.ts' || rel === 'append.ts' || !(rel.startsWith('sources/') || rel === 'registry/source.ts'), `${rel} (a source) imports ${t}`);
+        // Only the entry points may combine sources with sinks; a source never imports a sink (an
+        // archive source reads the layout in its tar through the layout source's public reader).
+        const isSource = rel.startsWith('sources/') || rel === 'registry/source.ts';
+        const allowed = rel === 'sources/archive.ts' && t === 'sources/oci-layout.ts';
+        assert.ok(rel === 'copy.ts' || rel === 'append.ts' || !isSource || allowed, `${rel} (a source) imports ${t}`);
       }
     }
   }

@@ -17,8 +17,8 @@
 // Digests are ATTACKER-CONTROLLED (a descriptor, a lock, a registry's answer): only `sha256:` followed
 // by 64 lowercase hex characters (or the bare hex) names a blob — no other algorithm, no uppercase, no
 // path separators — so a digest can never name a path outside blobs/sha256.
-import { createReadStream, createWriteStream } from 'node:fs';
-import { access, chmod, lstat, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { access, chmod, lstat, mkdir, open as openFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
@@ -229,7 +229,10 @@ export class ContentStore {
       }
       const check = known !== undefined ? new VerifyingStream(known) : new HashingStream();
       try {
-        await pipeline(stream, check, createWriteStream(tmp, { mode: 0o600 }));
+        // The temp file exists before any byte can fail: a write stream opens its file lazily, so after
+        // an early source error it could appear after the cleanup below had removed it (seen under load).
+        const fh = await openFile(tmp, 'wx', 0o600);
+        await pipeline(stream, check, fh.createWriteStream());
         const sha256 = known?.sha256 ?? (check as HashingStream).sha256;
         const size = known !== undefined && known.size >= 0 ? known.size : (await stat(tmp)).size;
         if (known === undefined && size > UNKNOWN_SIZE_CAP) throw new DistillError('BLOB_SIZE_MISMATCH', `${expected.what}: more than ${UNKNOWN_SIZE_CAP} bytes`);

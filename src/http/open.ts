@@ -4,7 +4,7 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { request } from 'undici';
+import { undici } from './undici.js';
 import { DistillError, messageOf } from '../errors.js';
 import { TransientError, isTransientStatus, parseRetryAfter } from './retry.js';
 
@@ -43,6 +43,7 @@ export async function openUrl(url: string, what: string): Promise<Opened> {
   }
   let res;
   try {
+    const { request } = await undici();
     res = await request(url, {
       method: 'GET',
       headers: { 'user-agent': USER_AGENT },

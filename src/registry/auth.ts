@@ -12,7 +12,7 @@
 // (loopback or --insecure), and tokens must be printable header values. No message ever holds a
 // password or token; they name the credentials by their source (credentials.ts).
 import type { Dispatcher } from 'undici';
-import { request } from 'undici';
+import { undici } from '../http/undici.js';
 import { DistillError, messageOf } from '../errors.js';
 import { TransientError, isTransientStatus, parseRetryAfter } from '../http/retry.js';
 import { type Credential, describeCredential } from './credentials.js';
@@ -156,7 +156,8 @@ export interface AuthenticatorOptions {
   registry: string;
   /** Looked up once, on the first challenge that needs credentials. */
   credential: () => Promise<Credential | undefined>;
-  dispatcher: Dispatcher;
+  /** The registry's connection pool (made on first use). */
+  dispatcher: () => Promise<Dispatcher>;
   timeoutMs: number;
   userAgent: string;
   /** Token realms may be plain http (the registry itself is reached over plain http). */
@@ -302,11 +303,12 @@ export class Authenticator {
     const where = `the token service ${url.origin} of ${this.opts.registry}`;
     let res: Dispatcher.ResponseData;
     try {
+      const { request } = await undici();
       res = await request(url, {
         method,
         headers,
         ...(body === undefined ? {} : { body }),
-        dispatcher: this.opts.dispatcher,
+        dispatcher: await this.opts.dispatcher(),
         headersTimeout: this.opts.timeoutMs,
         bodyTimeout: this.opts.timeoutMs,
       });

@@ -11,7 +11,8 @@
 // to learn from. Plain http only for loopback registries (127.0.0.0/8, ::1, localhost) or when
 // `insecure` is set; https otherwise, and never a redirect from https down to http.
 import type { Readable } from 'node:stream';
-import { Agent, request, type Dispatcher } from 'undici';
+import type { Agent, Dispatcher } from 'undici';
+import { undici } from '../http/undici.js';
 import { DistillError, messageOf } from '../errors.js';
 import { noProgress, type OnProgress } from '../events.js';
 import { USER_AGENT } from '../http/open.js';
@@ -76,7 +77,8 @@ export class Transport {
   /** scheme://host[:port] of its API. */
   readonly base: URL;
   readonly emit: OnProgress;
-  private readonly agent: Agent;
+  private agent: Promise<Agent> | undefined;
+  private readonly agentOptions: Agent.Options;
   private readonly auth: Authenticator;
   private readonly policy: RetryPolicy;
   private readonly userAgent: string;
@@ -96,13 +98,13 @@ export class Transport {
     const plain = opts.insecure === true || isLoopbackHost(hostname);
     this.base = new URL(`${plain ? 'http' : 'https'}://${host}`);
     const timeoutMs = opts.timeoutMs ?? 60_000;
-    this.agent = new Agent({
+    this.agentOptions = {
       headersTimeout: timeoutMs,
       bodyTimeout: timeoutMs,
       connect: { timeout: timeoutMs },
       connections: opts.connections ?? 16,
       keepAliveTimeout: 30_000,
-    });
+    };
     this.policy = opts.retry ?? defaultRetryPolicy;
     this.emit = opts.onProgress ?? noProgress;
     this.userAgent = opts.userAgent ?? USER_AGENT;
@@ -111,7 +113,7 @@ export class Transport {
     this.auth = new Authenticator({
       registry,
       credential: () => resolveCredentials(registry, credOpts),
-      dispatcher: this.agent,
+      dispatcher: () => this.pool(),
       timeoutMs,
       userAgent: this.userAgent,
       allowHttpRealm: plain,
@@ -119,7 +121,14 @@ export class Transport {
   }
 
   async close(): Promise<void> {
-    await this.agent.close();
+    const agent = this.agent;
+    this.agent = undefined;
+    if (agent !== undefined) await (await agent).close();
+  }
+
+  /** The connection pool, made on the first request (undici is loaded then: http/undici.ts). */
+  private pool(): Promise<Agent> {
+    return (this.agent ??= undici().then((u) => new u.Agent(this.agentOptions)));
   }
 
   /** Which credentials are in use, for messages. */
@@ -260,7 +269,8 @@ export class Transport {
 
   private async request(url: URL, method: Method, headers: Record<string, string>, body: SendOptions['body'], what: string): Promise<Response> {
     try {
-      return await request(url, { method, headers, ...(body === undefined ? {} : { body }), dispatcher: this.agent });
+      const { request } = await undici();
+      return await request(url, { method, headers, ...(body === undefined ? {} : { body }), dispatcher: await this.pool() });
     } catch (e) {
       // A body stream that failed (a local blob that does not match its digest) surfaces here as itself.
       if (e instanceof DistillError) throw e;

@@ -7,8 +7,7 @@
 //
 // Reading: the bundle is attacker-controlled. Only v0.3 media types with a DSSE envelope are read;
 // the payload returned is exactly the bytes whose PAE signature verified with the given key.
-import { createPublicKey, type KeyObject } from 'node:crypto';
-import { sha256 } from '@noble/hashes/sha256';
+import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import { parseJsonObject } from '../json.js';
 import { DistillError } from '../errors.js';
 import { goJson } from '../oci/descriptor.js';
@@ -22,7 +21,7 @@ export const COSIGN_SIGN_PREDICATE = 'https://sigstore.dev/cosign/sign/v1';
 
 /** The public-key hint: base64 of the SHA-256 of the key's DER SubjectPublicKeyInfo (a lookup hint only). */
 export function keyHint(publicKey: KeyObject): string {
-  return base64Std(sha256(createPublicKey(publicKey).export({ type: 'spki', format: 'der' })));
+  return base64Std(createHash('sha256').update(createPublicKey(publicKey).export({ type: 'spki', format: 'der' })).digest());
 }
 
 /** A bundle holding `payload` (of `payloadType`) signed by `privateKey` over PAE. */

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { KeyObject } from 'node:crypto';
 import { verifyAttestation } from './attest/attest.js';
 import { ATTESTATIONS_DIR, buildImage, PROVENANCE_FILE } from './build.js';
-import { isVariant } from './definition/variants.js';
+import { isVariant, platformTag } from './definition/variants.js';
 import type { MirrorInputs } from './debian/mirrors.js';
 import type { Variant } from './definition/types.js';
 import { sha256Hex } from './digest.js';
@@ -188,7 +188,8 @@ export async function rebuild(target: string, opts: RebuildOptions): Promise<Reb
   }
 
   // The rebuild itself: the definitions and locks materialised as images/<name>/ exactly as they
-  // were, built into a private directory that is removed whatever happens.
+  // were, in a private directory that is removed whatever happens. The rebuilt images are the
+  // build's model (blobs in the content store of cacheDir): no layout of them is written anywhere.
   const work = await mkdtemp(join(opts.workDir ?? tmpdir(), 'distill-rebuild-'));
   try {
     const ext = statement.predicate.buildDefinition.externalParameters;
@@ -199,11 +200,9 @@ export async function rebuild(target: string, opts: RebuildOptions): Promise<Reb
       await writeFile(join(images, d.image, 'image.yaml'), d.content);
       await writeFile(join(images, d.image, 'image.lock.json'), ext.locks[i]!.content);
     }
-    const out = join(work, 'rebuilt');
     const result = await buildImage(join(images, ext.image, 'image.yaml'), {
       cacheDir: opts.cacheDir,
       ...(opts.mirrors ? { mirrors: opts.mirrors } : {}),
-      outDir: out,
       variants: ext.variants as Variant[],
       platforms: ext.platforms,
       ...(ext.sourceDateEpoch !== undefined ? { sourceDateEpoch: ext.sourceDateEpoch } : {}),
@@ -221,11 +220,13 @@ export async function rebuild(target: string, opts: RebuildOptions): Promise<Reb
       rebuilt.set(`${ext.image}:${v.variant}`, v.index);
       for (const m of v.manifests) rebuilt.set(`${ext.image}:${v.variant}-${m.arch}`, m.digest);
     }
-    /** The rebuilt image of a platform ref (<variant>-<arch>), from the rebuilt layout. */
-    const rebuiltImage = async (ref: string): Promise<Image> => {
-      const a = await readLayoutArtifact(out, ref);
-      if (isImageIndex(a.artifact)) throw new DistillError('OCI_INVALID', `the rebuilt ${ref} is an index`);
-      return a.artifact;
+    // The rebuilt platform images by ref (<variant>-<arch>), straight from the build's model.
+    const rebuiltImages = new Map<string, Image>();
+    for (const v of result.model.variants) for (const [arch, image] of v.images) rebuiltImages.set(platformTag(v.variant, arch), image);
+    const rebuiltImage = (ref: string): Image => {
+      const image = rebuiltImages.get(ref);
+      if (image === undefined) throw new DistillError('BUILD_FAILED', `the rebuild made no image ${ref}`, { hint: 'this is a bug in distill rebuild' });
+      return image;
     };
     const subjects: RebuiltManifest[] = [];
     const lines: string[] = [];
@@ -240,7 +241,7 @@ export async function rebuild(target: string, opts: RebuildOptions): Promise<Reb
         const entry: RebuiltManifest = { name: key, published, rebuilt: mine, identical: mine === published };
         if (claimed.get(key) !== published) lines.push(`${key}: ${local.name} holds ${published} but its provenance names ${claimed.get(key) ?? 'nothing'}`);
         if (!entry.identical && platformNames.has(key) && !isImageIndex(p.artifact)) {
-          entry.comparison = await compareImages({ image: p.artifact, name: local.name }, { image: await rebuiltImage(p.ref), name: 'the rebuilt image' });
+          entry.comparison = await compareImages({ image: p.artifact, name: local.name }, { image: rebuiltImage(p.ref), name: 'the rebuilt image' });
           lines.push(`${key}: published ${published}, rebuilt ${mine}\n${formatComparison(entry.comparison, { expected: 'published', actual: 'rebuilt' })}`);
         } else if (!entry.identical) lines.push(`${key}: published ${published}, rebuilt ${mine}`);
         if (claimed.get(key) !== published) entry.identical = false;
@@ -276,7 +277,7 @@ export async function rebuild(target: string, opts: RebuildOptions): Promise<Reb
             const digest = img.manifest.descriptor.digest;
             const entry: RebuiltManifest = { name: `${ext.image}:${variant}-${arch}`, published: digest, rebuilt: mineM, identical: digest === mineM };
             if (!entry.identical) {
-              entry.comparison = await compareImages({ image: img, name: published.name }, { image: await rebuiltImage(`${variant}-${arch}`), name: 'the rebuilt image' });
+              entry.comparison = await compareImages({ image: img, name: published.name }, { image: rebuiltImage(`${variant}-${arch}`), name: 'the rebuilt image' });
               lines.push(`${entry.name}: published ${digest}, rebuilt ${mineM}\n${formatComparison(entry.comparison, { expected: 'published', actual: 'rebuilt' })}`);
             }
             subjects.push(entry);

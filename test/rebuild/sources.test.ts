@@ -56,9 +56,20 @@ async function watching<T>(dir: string, f: () => Promise<T>): Promise<{ value: T
   }
 }
 
-/** The entries made at the top of the rebuild's private directory (the build stages `rebuilt` as `.rebuilt.distill-*`). */
+/** The entries made at the top of the rebuild's private directory. */
 function topNames(seen: Set<string>): Set<string> {
-  return new Set([...seen].map((p) => p.split('/')[1]).filter((x): x is string => x !== undefined).map((x) => x.replace(/^\.rebuilt\.distill-[0-9a-f]+$/, 'rebuilt')));
+  return new Set([...seen].map((p) => p.split('/')[1]).filter((x): x is string => x !== undefined));
+}
+
+/** Paths that are (part of) an OCI layout — its oci-layout marker or index.json, or a staged one. */
+function layoutFiles(seen: Set<string>): string[] {
+  return [...seen].filter((p) => /(^|\/)(oci-layout|index\.json)$|(^|\/)\.[^/]*\.distill-[0-9a-f]+(\/|$)/.test(p));
+}
+
+/** Watches the rebuild's private directory and the build's cache at once. */
+async function watchingBoth<T>(scratch: string, cache: string, f: () => Promise<T>): Promise<{ value: T; seen: Set<string>; cached: Set<string> }> {
+  const inCache = await watching(cache, () => watching(scratch, f));
+  return { value: inCache.value.value, seen: inCache.value.seen, cached: inCache.seen };
 }
 
 before(async () => {
@@ -70,13 +81,17 @@ before(async () => {
 test('a layout, read in place: identical; the private directory is gone and the layout untouched', { skip }, async () => {
   const scratch = tempDir('distill-rebuild-scratch-');
   const before = listing(out);
-  const { value: r, seen } = await watching(scratch, () => rebuild(out, { cacheDir: join(work, 'cache'), mirrors: mirrors(), workDir: scratch }));
+  const { value: r, seen, cached } = await watchingBoth(scratch, join(work, 'cache'), () => rebuild(out, { cacheDir: join(work, 'cache'), mirrors: mirrors(), workDir: scratch }));
   assert.equal(r.identical, true, r.report);
   assert.equal(r.subjects.length, 4 * 2);
   assert.deepEqual(readdirSync(scratch), [], 'nothing is left in the work directory');
-  // The only things made were the definitions and the rebuilt images — no copy of the published one.
+  // The only things made were the definitions — no copy of the published image, and no layout of
+  // the rebuilt one: it is compared as the build's model, its blobs in the cache's store.
   const tops = topNames(seen);
-  assert.deepEqual([...tops].sort(), ['images', 'rebuilt']);
+  assert.deepEqual([...tops].sort(), ['images']);
+  assert.deepEqual(layoutFiles(seen), [], 'no layout in the work directory');
+  assert.ok([...cached].some((p) => p.startsWith('build/')), 'the build worked in the watched cache');
+  assert.deepEqual(layoutFiles(cached), [], 'no layout in the cache');
   assert.deepEqual(listing(out), before, 'the layout read is not written to');
 
   // One ref of it.
@@ -150,11 +165,13 @@ test('a registry image is read in place: no layout of it is written, nothing is 
     const publicKey = loadPublicKey(readFileSync(join(work, 'cosign.pub'), 'utf8'), 'cosign.pub');
     const scratch = tempDir('distill-rebuild-scratch-');
     const events: ProgressEvent[] = [];
-    const { value: r, seen } = await watching(scratch, () => rebuild(`${repo}:nonroot`, { cacheDir: join(work, 'cache'), mirrors: mirrors(), workDir: scratch, publicKey, onProgress: (e) => events.push(e) }));
+    const { value: r, seen, cached } = await watchingBoth(scratch, join(work, 'cache'), () => rebuild(`${repo}:nonroot`, { cacheDir: join(work, 'cache'), mirrors: mirrors(), workDir: scratch, publicKey, onProgress: (e) => events.push(e) }));
     assert.equal(r.identical, true, r.report);
     assert.deepEqual(readdirSync(scratch), []);
     const tops = topNames(seen);
-    assert.deepEqual([...tops].sort(), ['images', 'rebuilt']);
+    assert.deepEqual([...tops].sort(), ['images']);
+    assert.deepEqual(layoutFiles(seen), [], 'no layout in the work directory');
+    assert.deepEqual(layoutFiles(cached), [], 'no layout in the cache');
     assert.equal(events.filter((e) => e.type === 'download-start' && /^sha256:/.test(e.what)).length, 0, 'no blob of the published image was downloaded to disk');
   } finally {
     await registry.stop();

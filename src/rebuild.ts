@@ -32,7 +32,7 @@ export interface RebuildOptions extends RegistryOptions {
   mirrors?: MirrorInputs;
   /** Verifies the provenance attestation of a registry image (required for a reference). */
   publicKey?: KeyObject;
-  /** Where the rebuild's private directory goes (default: the system temp directory); it is removed. */
+  /** Where the rebuild's private directory (the provenance's definitions and locks) goes (default: the system temp directory); it is removed. */
   workDir?: string;
   onProgress?: OnProgress;
   /** A provenance statement file, for a local image that does not carry one (an archive). */

@@ -12,9 +12,6 @@
 //
 // Everything read from the registry is untrusted: manifests are size-capped and hashed by the client,
 // layer descriptors validated, payload blobs size-capped before download and verified as they stream.
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { sha256Hex, toDigest, type Digest } from '../digest.js';
 import { DistillError, isDistillError } from '../errors.js';
@@ -107,14 +104,14 @@ export async function readPayload(client: RegistryClient, repository: string, la
   if (layer.size > cap) {
     throw new DistillError('RESPONSE_TOO_LARGE', `the attachment layer ${layer.digest} is ${layer.size} bytes, more than the ${cap} read`);
   }
-  const dir = await mkdtemp(join(tmpdir(), 'distill-attachment-'));
-  try {
-    const file = join(dir, 'blob');
-    await client.downloadBlob(repository, { digest: layer.digest, size: layer.size }, file);
-    return await readFile(file);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  // Read straight into memory (no temp file): the stream checks size and digest as it flows and fails
+  // at its end on a mismatch; a body cut mid-way is read again from the start, as a download is.
+  const ref = { digest: layer.digest, size: layer.size };
+  return client.transport.retrying(`read the attachment layer ${layer.digest}`, async () => {
+    const chunks: Buffer[] = [];
+    for await (const chunk of await client.openBlob(repository, ref)) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks);
+  });
 }
 
 /** A payload as an uncompressed attachment layer. */

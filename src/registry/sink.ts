@@ -7,6 +7,7 @@ import { Readable } from 'node:stream';
 import { noProgress, type OnProgress } from '../events.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { type Artifact, type Image, type ImageIndex, imagesOf, isImageIndex, topDescriptor } from '../oci/model.js';
+import { forEachLimit } from '../util/limit.js';
 import type { RegistryClient } from './client.js';
 
 export interface RegistrySinkOptions {
@@ -130,20 +131,3 @@ export async function pushArtifacts(client: RegistryClient, repository: string, 
   }
 }
 
-/** Run `fn` over `items`, at most `limit` at once; the first failure stops new work and is thrown once the rest settle. */
-export async function forEachLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failed: { e: unknown } | undefined;
-  const worker = async (): Promise<void> => {
-    while (failed === undefined && next < items.length) {
-      const item = items[next++]!;
-      try {
-        await fn(item);
-      } catch (e) {
-        failed ??= { e };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
-  if (failed !== undefined) throw failed.e;
-}

@@ -6,10 +6,12 @@
 import type { Readable } from 'node:stream';
 import { sha256Hex, toDigest, type Digest } from '../digest.js';
 import { DistillError, isDistillError } from '../errors.js';
+import { parseJsonObject } from '../json.js';
 import { type Blob, type Descriptor, descriptorJson, goJson, validateDescriptor } from '../oci/descriptor.js';
 import type { Artifact, Image, ImageIndex, Layer } from '../oci/model.js';
 import { type Platform, platformString } from '../oci/platform.js';
 import { MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_DOCKER_MANIFEST_LIST, MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_OCI_MANIFEST, type RegistryClient } from './client.js';
+import { forEachLimit } from '../util/limit.js';
 import { listReferrers, referrersTag } from './referrers.js';
 
 export const INDEX_MEDIA_TYPES: ReadonlySet<string> = new Set([MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_DOCKER_MANIFEST_LIST]);
@@ -65,26 +67,11 @@ export async function readRegistryArtifact(client: RegistryClient, repository: s
     }
     // Every platform's manifest and config at once (a few at a time: the list is the registry's).
     const images: Image[] = new Array<Image>(entries.length);
-    let next = 0;
-    let failed = false;
-    const worker = async (): Promise<void> => {
-      while (!failed && next < entries.length) {
-        const k = next++;
-        const e = entries[k]!;
-        const child = await client.getManifest(repository, e.digest);
-        if (child.bytes.length !== e.size) throw protocol(`manifest ${e.digest} is ${child.bytes.length} bytes, the index says ${e.size}`);
-        images[k] = await readImage(client, repository, blobOf(child.bytes, e.mediaType), e.platform);
-      }
-    };
-    const guarded = async (): Promise<void> => {
-      try {
-        await worker();
-      } catch (e) {
-        failed = true;
-        throw e;
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(READ_CONCURRENCY, entries.length) }, guarded));
+    await forEachLimit(entries, READ_CONCURRENCY, async (e, k) => {
+      const child = await client.getManifest(repository, e.digest);
+      if (child.bytes.length !== e.size) throw protocol(`manifest ${e.digest} is ${child.bytes.length} bytes, the index says ${e.size}`);
+      images[k] = await readImage(client, repository, blobOf(child.bytes, e.mediaType), e.platform);
+    });
     const index: ImageIndex = { index: rootBlob, images };
     return { artifact: index, digest: root.digest };
   }
@@ -205,16 +192,9 @@ export function platformOf(config: Buffer): Platform | undefined {
 }
 
 function jsonObject(bytes: Buffer, what: string): Record<string, unknown> {
-  let v: unknown;
-  try {
-    v = JSON.parse(bytes.toString('utf8'));
-  } catch (e) {
-    throw new DistillError('REGISTRY_PROTOCOL', `${what}: not JSON`, { cause: e });
-  }
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw protocol(`${what}: not a JSON object`);
-  return v as Record<string, unknown>;
+  return parseJsonObject(bytes, (m, cause) => protocol(`${what}: ${m}`, cause));
 }
 
-function protocol(message: string): DistillError {
-  return new DistillError('REGISTRY_PROTOCOL', message, { hint: 'the registry serves something that is not a well-formed image' });
+function protocol(message: string, cause?: unknown): DistillError {
+  return new DistillError('REGISTRY_PROTOCOL', message, { hint: 'the registry serves something that is not a well-formed image', ...(cause === undefined ? {} : { cause }) });
 }

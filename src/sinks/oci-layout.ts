@@ -21,6 +21,7 @@ import { ANNOTATION_REF_NAME, MEDIA_TYPE_INDEX } from '../oci/media-types.js';
 import { type Artifact, type Layer, imagesOf, isImageIndex, topDescriptor } from '../oci/model.js';
 import { cmp } from '../oci/platform.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
+import { forEachLimit } from '../util/limit.js';
 
 export type { BuiltImage, LayerSource } from '../oci/image.js';
 export type { BuiltIndex } from '../oci/index.js';
@@ -121,7 +122,7 @@ export async function writeLayoutArtifacts(dir: string, refs: LayoutArtifactRef[
       }
     }
   };
-  await eachLimit([...layers.values()], opts.concurrency ?? 1, (l) => put(l.descriptor, () => l.open()));
+  await forEachLimit([...layers.values()], opts.concurrency ?? 1, (l) => put(l.descriptor, () => l.open()));
   for (const b of [...configs.values(), ...manifests.values(), ...indexes.values()]) {
     await put(b.descriptor, () => Readable.from([b.bytes]));
   }
@@ -137,24 +138,6 @@ export async function writeLayoutArtifacts(dir: string, refs: LayoutArtifactRef[
   const { schemaVersion: _v, mediaType: _t, ...rest } = existing.rest;
   const indexJson = { schemaVersion: 2, mediaType: MEDIA_TYPE_INDEX, manifests: entries, ...rest };
   await putFile(join(dir, 'index.json'), Buffer.from(goJson(indexJson), 'utf8'));
-}
-
-/** Run `fn` over `items`, at most `limit` at once; the first failure stops new work and is thrown once the rest settle. */
-async function eachLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failed: { e: unknown } | undefined;
-  const worker = async (): Promise<void> => {
-    while (failed === undefined && next < items.length) {
-      const item = items[next++]!;
-      try {
-        await fn(item);
-      } catch (e) {
-        failed ??= { e };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
-  if (failed !== undefined) throw failed.e;
 }
 
 function refDescriptor(r: LayoutArtifactRef): Record<string, unknown> {

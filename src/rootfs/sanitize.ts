@@ -33,6 +33,7 @@
 //   policy (and lintian) already forbid such files, so one appearing is worth a loud message, not a
 //   different filesystem. /tmp-style 1777 directories are normal and silent.
 import { DistillError } from '../errors.js';
+import type { TarEntry, TarEntryType } from '../tar/reader.js';
 import { PERMISSION_BITS, SETGID, SETUID, STICKY, normalisePath, parentOf, type EntryType, type FsEntry } from './entry.js';
 
 export interface SanitizeOptions {
@@ -52,28 +53,12 @@ export const DEFAULT_MAX_TOTAL_SIZE = 8 * 1024 ** 3;
 const PATH_MAX_BYTES = 4095;
 const NAME_MAX_BYTES = 255;
 
-/** Entry kinds an archive can describe; only the first four survive sanitising. */
-export type RawEntryType = EntryType | 'char-device' | 'block-device' | 'fifo' | 'socket' | 'contiguous' | 'unknown';
-
-/** One archive member as the archive states it: decoded, but not yet trusted. */
-export interface RawEntry {
-  /** The member name exactly as stored (after the archive format's long-name / pax rules). */
-  name: string;
-  type: RawEntryType;
-  /** For messages about unknown types: the typeflag character. */
-  typeflag?: string;
-  /** May carry file-type bits; only PERMISSION_BITS are kept. */
-  mode: number;
-  uid: number;
-  gid: number;
-  uname: string;
-  gname: string;
-  size: number;
-  /** Integer seconds. */
-  mtime: number;
-  /** Symlink or hardlink target as stored. */
-  linkname?: string | undefined;
-}
+/**
+ * One archive member as the tar reader states it (decoded, not yet trusted), and its kinds: only
+ * file, dir, symlink and hardlink survive sanitising; only PERMISSION_BITS of its mode are kept.
+ */
+export type RawEntry = TarEntry;
+export type RawEntryType = TarEntryType;
 
 interface Seen {
   type: EntryType;

@@ -15,6 +15,7 @@
 import { Readable } from 'node:stream';
 import { sha256Hex, toDigest, type Digest } from '../digest.js';
 import { DistillError, isDistillError } from '../errors.js';
+import { parseJsonObject } from '../json.js';
 import { goJson, goMap, validateDescriptor, type Descriptor } from '../oci/descriptor.js';
 import { MEDIA_TYPE_CONFIG } from '../oci/media-types.js';
 import {
@@ -170,14 +171,7 @@ export async function writeAttachment(client: RegistryClient, repository: string
 // ---- parsing untrusted registry JSON ----
 
 function parseObject(bytes: Buffer, what: string): Record<string, unknown> {
-  let v: unknown;
-  try {
-    v = JSON.parse(bytes.toString('utf8'));
-  } catch (e) {
-    throw new DistillError('REGISTRY_PROTOCOL', `${what}: not JSON`, { cause: e });
-  }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw protocol(`${what}: not a JSON object`);
-  return v as Record<string, unknown>;
+  return parseJsonObject(bytes, (m, cause) => protocol(`${what}: ${m}`, cause));
 }
 
 function checkedDescriptor(v: unknown, what: string): Descriptor {
@@ -199,6 +193,6 @@ function checkedDescriptor(v: unknown, what: string): Descriptor {
   return out;
 }
 
-function protocol(message: string): DistillError {
-  return new DistillError('REGISTRY_PROTOCOL', message, { hint: 'the registry holds a malformed attachment manifest' });
+function protocol(message: string, cause?: unknown): DistillError {
+  return new DistillError('REGISTRY_PROTOCOL', message, { hint: 'the registry holds a malformed attachment manifest', ...(cause === undefined ? {} : { cause }) });
 }

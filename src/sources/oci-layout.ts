@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { VerifyingStream, sha256Hex, toDigest, type Digest } from '../digest.js';
 import { DistillError, messageOf } from '../errors.js';
+import { parseJsonObject } from '../json.js';
 import { type Blob, type Descriptor, hexOf, validateDescriptor } from '../oci/descriptor.js';
 import { ANNOTATION_REF_NAME } from '../oci/media-types.js';
 import type { Artifact, Image, Layer } from '../oci/model.js';
@@ -187,16 +188,9 @@ async function readCapped(path: string, cap: number): Promise<Buffer> {
 }
 
 function parseObject(bytes: Buffer, what: string): Record<string, unknown> {
-  let v: unknown;
-  try {
-    v = JSON.parse(bytes.toString('utf8'));
-  } catch (e) {
-    throw new DistillError('OCI_INVALID', `${what}: not JSON`, { cause: e });
-  }
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw invalid(`${what}: not a JSON object`);
-  return v as Record<string, unknown>;
+  return parseJsonObject(bytes, (m, cause) => invalid(`${what}: ${m}`, cause));
 }
 
-function invalid(message: string): DistillError {
-  return new DistillError('OCI_INVALID', message, { hint: 'give a complete OCI layout, e.g. one written by distill build --out or distill pull' });
+function invalid(message: string, cause?: unknown): DistillError {
+  return new DistillError('OCI_INVALID', message, { hint: 'give a complete OCI layout, e.g. one written by distill build --out or distill pull', ...(cause === undefined ? {} : { cause }) });
 }

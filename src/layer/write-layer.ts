@@ -7,6 +7,7 @@ import { basename, dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Transform } from 'node:stream';
 import { DistillError, messageOf } from '../errors.js';
+import { fsyncDir } from '../util/atomic-write.js';
 import type { Digest } from '../digest.js';
 import type { LayerCompression } from './compression.js';
 import { createGzip, type GzipOptions } from './gzip.js';
@@ -111,7 +112,7 @@ export async function writeLayer(
     await rename(tmp, outFile).catch((e: unknown) => {
       throw ioError(`cannot rename ${tmp} to ${outFile}`, e);
     });
-    await syncDir(dirname(outFile));
+    await fsyncDir(dirname(outFile));
     return {
       path: outFile,
       digest: `sha256:${digestHash.digest('hex')}`,
@@ -124,19 +125,5 @@ export async function writeLayer(
     await rm(tmp, { force: true }).catch(() => {});
     // Errors from here are DistillErrors already; errors thrown by `fill` reach the caller unchanged.
     throw e;
-  }
-}
-
-/** Makes the rename durable; best effort (some filesystems refuse to fsync a directory). */
-async function syncDir(dir: string): Promise<void> {
-  try {
-    const d = await open(dir, 'r');
-    try {
-      await d.sync();
-    } finally {
-      await d.close();
-    }
-  } catch {
-    // not supported here: the file itself is synced, which is what matters for its content
   }
 }

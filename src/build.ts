@@ -5,7 +5,7 @@
 // here are a shorthand for its local sinks (sinks/build-outputs.ts), kept for library callers.
 // The one module that knows every build stage: definition → lock → cache → rootfs → layers → images.
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fetchDebs } from './fetch/debs.js';
 import { ContentStore, cacheIo } from './cas/store.js';
@@ -21,7 +21,7 @@ import { DEFAULT_BLOCK_SIZE, DEFAULT_LEVEL } from './layer/gzip.js';
 import { LAYER_COMPRESSIONS, type LayerCompression } from './layer/compression.js';
 import { ZSTD_IMPLEMENTATION, ZSTD_LEVEL } from './layer/zstd.js';
 import type { OnProgress } from './events.js';
-import { loadLockChain } from './lock/load.js';
+import { loadLockChain, readChainTexts } from './lock/load.js';
 import { debianArchToPlatform, platformString } from './oci/platform.js';
 import type { BuiltImage } from './oci/image.js';
 import type { BuiltIndex } from './oci/index.js';
@@ -183,14 +183,7 @@ async function build(definitionFile: string, opts: BuildOptions): Promise<BuildR
     throw new DistillError('USAGE', `--compression ${JSON.stringify(opts.compression)} is not a layer compression distill writes`, { hint: `use ${LAYER_COMPRESSIONS.join(' or ')}` });
   }
   const chain = await loadLockChain(definitionFile);
-  // The texts the provenance records, read now — not after minutes of building, when an edit could
-  // have slipped in — and checked against the digests the build used.
-  const texts = await Promise.all(chain.map(async (li) => ({ definition: await readFile(li.definition.file, 'utf8'), lock: await readFile(li.lockPath, 'utf8') })));
-  chain.forEach((li, i) => {
-    if (sha256Hex(texts[i]!.definition) !== li.definition.sha256 || sha256Hex(texts[i]!.lock) !== li.lockSha256) {
-      throw new DistillError('LOCK_STALE', `${li.definition.file} or its lock changed while the build started`, { hint: 'run the build again' });
-    }
-  });
+  const texts = await readChainTexts(chain, 'build');
   const top = chain[chain.length - 1]!;
   const def = top.definition;
   const arches = selectArchitectures(Object.keys(top.lock.architectures).sort(), opts.platforms);

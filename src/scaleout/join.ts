@@ -13,7 +13,6 @@
 // bytes themselves are trusted as the workers pushed them (their digests are pinned by the manifest).
 import { randomUUID } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { attestImage, verifyAttestation, type AttestResult } from '../attest/attest.js';
 import { BUILD_SETTINGS } from '../build.js';
 import { makeVariants } from '../build/images.js';
@@ -23,7 +22,7 @@ import { sha256Hex, type Digest } from '../digest.js';
 import { DistillError, isDistillError } from '../errors.js';
 import { noProgress, type OnProgress } from '../events.js';
 import { canonicalJson } from '../json.js';
-import { loadLockChain, type LockedImage } from '../lock/load.js';
+import { loadLockChain, readChainTexts, type LockedImage } from '../lock/load.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { ANNOTATION_REVISION, ANNOTATION_SOURCE, MEDIA_TYPE_INDEX } from '../oci/media-types.js';
 import { debianArchToPlatform, platformString } from '../oci/platform.js';
@@ -82,12 +81,7 @@ export async function joinPlatforms(definitionFile: string, repository: string, 
   const repo = target.repository;
   const where = `${target.registry}/${repo}`;
   const chain = await loadLockChain(definitionFile);
-  const texts = await Promise.all(chain.map(async (li) => ({ definition: await readFile(li.definition.file, 'utf8'), lock: await readFile(li.lockPath, 'utf8') })));
-  chain.forEach((li, i) => {
-    if (sha256Hex(texts[i]!.definition) !== li.definition.sha256 || sha256Hex(texts[i]!.lock) !== li.lockSha256) {
-      throw new DistillError('LOCK_STALE', `${li.definition.file} or its lock changed while the join started`, { hint: 'run the join again' });
-    }
-  });
+  const texts = await readChainTexts(chain, 'join');
   const top = chain[chain.length - 1]!;
   const def = top.definition;
   const arches = Object.keys(top.lock.architectures).sort();

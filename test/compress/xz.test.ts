@@ -5,14 +5,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { decompressor } from '../../src/compress/decompress.js';
 import { createXzDecoder } from '../../src/compress/xz.js';
 import { XZ_WASM_SHA256, XZ_WASM_URL } from '../../src/compress/xz-wasm.js';
-import { repoRoot } from '../helpers/paths.js';
+import { testWasmRebuild } from '../helpers/wasm-rebuild.js';
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 const haveXz = spawnSync('xz', ['--version']).status === 0;
@@ -72,30 +70,4 @@ test('in process: a small stream that expands enormously is produced only as fas
   d.destroy();
 });
 
-/** Why the wasm cannot be rebuilt here, or undefined when it can. */
-function toolchainMissing(): string | undefined {
-  const clang = spawnSync('clang', ['--version'], { encoding: 'utf8' });
-  if (clang.status !== 0) return 'clang is not installed (apt-get install clang lld wasi-libc)';
-  if (!clang.stdout.startsWith('Debian clang version 14.0.6')) return `the pinned compiler is Debian clang 14.0.6, found: ${clang.stdout.split('\n')[0]}`;
-  if (spawnSync('wasm-ld', ['--version']).status !== 0 && spawnSync('wasm-ld-14', ['--version']).status !== 0) return 'wasm-ld is not installed (apt-get install lld)';
-  if (!existsSync('/usr/lib/wasm32-wasi/libc.a')) return 'wasi-libc is not installed (apt-get install wasi-libc)';
-  if (!haveXz) return 'xz is not installed (the source tarball is .tar.xz)';
-  return undefined;
-}
-
-const missing = toolchainMissing();
-test('wasm/xz/build.sh rebuilds the committed .wasm byte for byte', { skip: missing }, (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'distill-wasm-xz-'));
-  try {
-    const out = join(dir, 'xz.wasm');
-    const r = spawnSync('sh', [join(repoRoot, 'wasm', 'xz', 'build.sh'), out], { encoding: 'utf8', timeout: 300_000 });
-    if (r.status === 3) {
-      t.skip(r.stderr.trim()); // no Debian mirror reachable for the pinned source: nothing was compared
-      return;
-    }
-    assert.equal(r.status, 0, r.stderr);
-    assert.equal(sha(readFileSync(out)), sha(readFileSync(XZ_WASM_URL)), 'the rebuilt .wasm differs from the committed one');
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+testWasmRebuild('xz', XZ_WASM_URL, [{ cmd: 'xz', why: 'xz is not installed (the source tarball is .tar.xz)' }]);

@@ -6,50 +6,20 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DEFLATE_WASM_SHA256, DEFLATE_WASM_URL } from '../../src/layer/deflate.js';
 import { createGzip, shutdownGzipWorkers } from '../../src/layer/gzip.js';
-import { repoRoot } from '../helpers/paths.js';
+import { testWasmRebuild } from '../helpers/wasm-rebuild.js';
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
-const has = (cmd: string, args: string[]): boolean => spawnSync(cmd, args).status === 0;
 
 test('the committed libdeflate.wasm is the one the golden outputs were recorded with', () => {
   assert.equal(sha(readFileSync(DEFLATE_WASM_URL)), DEFLATE_WASM_SHA256);
 });
 
-/** Why the wasm cannot be rebuilt here, or undefined when it can. */
-function toolchainMissing(): string | undefined {
-  const clang = spawnSync('clang', ['--version'], { encoding: 'utf8' });
-  if (clang.status !== 0) return 'clang is not installed (apt-get install clang lld wasi-libc)';
-  if (!clang.stdout.startsWith('Debian clang version 14.0.6')) return `the pinned compiler is Debian clang 14.0.6, found: ${clang.stdout.split('\n')[0]}`;
-  if (!has('wasm-ld', ['--version']) && !has('wasm-ld-14', ['--version'])) return 'wasm-ld is not installed (apt-get install lld)';
-  if (!existsSync('/usr/lib/wasm32-wasi/libc.a')) return 'wasi-libc is not installed (apt-get install wasi-libc)';
-  if (!has('patch', ['--version'])) return 'patch is not installed';
-  return undefined;
-}
-
-const missing = toolchainMissing();
-test('wasm/libdeflate/build.sh rebuilds the committed .wasm byte for byte', { skip: missing }, (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'distill-wasm-'));
-  try {
-    const out = join(dir, 'libdeflate.wasm');
-    const r = spawnSync('sh', [join(repoRoot, 'wasm', 'libdeflate', 'build.sh'), out], { encoding: 'utf8', timeout: 300_000 });
-    if (r.status === 3) {
-      // No Debian mirror reachable for the pinned source: nothing was compared.
-      t.skip(r.stderr.trim());
-      return;
-    }
-    assert.equal(r.status, 0, r.stderr);
-    assert.equal(sha(readFileSync(out)), sha(readFileSync(DEFLATE_WASM_URL)), 'the rebuilt .wasm differs from the committed one');
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+testWasmRebuild('libdeflate', DEFLATE_WASM_URL, [{ cmd: 'patch', why: 'patch is not installed' }]);
 
 /** Text-like runs, incompressible noise and zero runs, so blocks of every deflate type occur. */
 function mixed(size: number): Buffer {

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -13,7 +13,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Transform } from 'node:stream';
 import { createUnzstd, createZstd, ZSTD_MAGIC, ZSTD_WASM_SHA256, ZSTD_WASM_URL } from '../../src/layer/zstd.js';
 import { layerDecompressorFor } from '../../src/layer/compression.js';
-import { repoRoot } from '../helpers/paths.js';
+import { testWasmRebuild } from '../helpers/wasm-rebuild.js';
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 const has = (cmd: string, args: string[]): boolean => spawnSync(cmd, args).status === 0;
@@ -60,31 +60,7 @@ test('the committed zstd.wasm is the one the golden output was recorded with', (
   assert.equal(sha(readFileSync(ZSTD_WASM_URL)), ZSTD_WASM_SHA256);
 });
 
-function toolchainMissing(): string | undefined {
-  const clang = spawnSync('clang', ['--version'], { encoding: 'utf8' });
-  if (clang.status !== 0) return 'clang is not installed (apt-get install clang lld wasi-libc)';
-  if (!clang.stdout.startsWith('Debian clang version 14.0.6')) return `the pinned compiler is Debian clang 14.0.6, found: ${clang.stdout.split('\n')[0]}`;
-  if (!has('wasm-ld', ['--version']) && !has('wasm-ld-14', ['--version'])) return 'wasm-ld is not installed (apt-get install lld)';
-  if (!existsSync('/usr/lib/wasm32-wasi/libc.a')) return 'wasi-libc is not installed (apt-get install wasi-libc)';
-  if (!has('xz', ['--version'])) return 'xz is not installed';
-  return undefined;
-}
-
-test('wasm/zstd/build.sh rebuilds the committed .wasm byte for byte', { skip: toolchainMissing() }, (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'distill-zstd-wasm-'));
-  try {
-    const out = join(dir, 'zstd.wasm');
-    const r = spawnSync('sh', [join(repoRoot, 'wasm', 'zstd', 'build.sh'), out], { encoding: 'utf8', timeout: 600_000 });
-    if (r.status === 3) {
-      t.skip(r.stderr.trim()); // no Debian mirror reachable for the pinned source: nothing was compared
-      return;
-    }
-    assert.equal(r.status, 0, r.stderr);
-    assert.equal(sha(readFileSync(out)), sha(readFileSync(ZSTD_WASM_URL)), 'the rebuilt .wasm differs from the committed one');
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+testWasmRebuild('zstd', ZSTD_WASM_URL, [{ cmd: 'xz', why: 'xz is not installed' }], 600_000);
 
 test('golden: a fixed input compresses to fixed bytes, whatever the chunking', async () => {
   const data = mixed(5 * 1024 * 1024 + 777);

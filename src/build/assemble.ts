@@ -14,17 +14,18 @@ import { writeLayer, type LayerResult } from '../layer/write-layer.js';
 import type { LockedImage } from '../lock/load.js';
 import type { LockedPackage } from '../lock/lockfile.js';
 import { LayerChangesRecorder, type LayerChanges } from '../provenance/sbom.js';
-import { globToRegExp, pathFilter, type PathFilter } from '../rootfs/filter.js';
+import { pathFilter } from '../rootfs/filter.js';
 import { accountEntries } from '../rootfs/generate/accounts.js';
 import { BUSYBOX_OWNER, busyboxEntries } from '../rootfs/generate/busybox.js';
 import { CERTS_DIR, caBundleEntries, type CaCertificateFile } from '../rootfs/generate/ca-bundle.js';
 import { statusEntries, type InstalledPackageRecord } from '../rootfs/generate/dpkg-status.js';
 import { javaCacertsEntries } from '../rootfs/generate/java-cacerts.js';
 import { systemEntries } from '../rootfs/generate/system-files.js';
-import { generatorsFor, isReadByGenerator, roleOf, shipsEntry, supplierOf, type PackageGenerator } from '../rootfs/package-roles.js';
+import { generatorsFor, roleOf, shipsEntry, supplierOf, type PackageGenerator } from '../rootfs/package-roles.js';
 import { LayerTree, mergedUsrPath, type TreeEntry } from '../rootfs/tree.js';
 import { ownFiles } from './own-files.js';
-import { stagePackage, type StagedPackage } from './stage.js';
+import type { StagedPackage, StageRules } from './stage.js';
+import { stageInWorker } from './stage-pool.js';
 
 /** A FIFO limit on packages unpacked at once, shared by every layer of a build. */
 export class Slots {
@@ -59,35 +60,24 @@ export interface AssemblyContext {
   onProgress?: OnProgress;
 }
 
-/**
- * What ships of a borrowed package: the files matching its globs and its copyright (licences travel
- * with the bytes); no directories of its own (their parents are made root 0755), nothing else.
- */
-function borrowFilter(li: LockedImage, name: string): PathFilter {
-  const globs = (li.definition.borrow.find((b) => b.package === name)?.paths ?? []).map(globToRegExp);
-  const copyright = `usr/share/doc/${name}/copyright`;
-  const keep = (p: string): boolean => p === copyright || globs.some((r) => r.test(p));
-  return { keepFile: keep, keepDir: () => false };
-}
-
-/** Stage packages (and borrowed ones) of an image with its path rules, at most `slots` at a time. */
+/** Stage packages (and borrowed ones) of an image with its path rules, at most `slots` at a time, in the staging workers. */
 export function stageAll(pkgs: readonly LockedPackage[], ctx: AssemblyContext, li: LockedImage, borrowed: readonly LockedPackage[] = []): Promise<StagedPackage[]> {
-  const filter = pathFilter(li.definition.paths);
-  const setid = li.definition.paths.setid.map(globToRegExp);
   const warn = (m: string): void => ctx.onProgress?.({ type: 'warning', message: m });
   const isBorrowed = new Set(borrowed);
+  const { setid } = li.definition.paths;
+  const rulesOf = (pkg: LockedPackage): StageRules =>
+    isBorrowed.has(pkg)
+      ? { kind: 'borrow', package: pkg.name, globs: li.definition.borrow.find((b) => b.package === pkg.name)?.paths ?? [], setid }
+      : { kind: 'image', paths: li.definition.paths };
   return Promise.all(
     [...pkgs, ...borrowed].map((pkg) =>
       ctx.slots.run(() =>
-        stagePackage(pkg, {
+        stageInWorker(pkg, {
           store: ctx.store,
           stageDir: ctx.stageDir,
-          filter: isBorrowed.has(pkg) ? borrowFilter(li, pkg.name) : filter,
-          ...(isBorrowed.has(pkg) ? { docLinks: false } : {}),
+          rules: rulesOf(pkg),
           ...(ctx.memory ? { memory: ctx.memory } : {}),
-          want: isReadByGenerator,
           onWarning: warn,
-          ...(setid.length ? { allowSetid: (path: string) => setid.some((r) => r.test(mergedUsrPath(path))) } : {}),
         }),
       ),
     ),

@@ -1,16 +1,20 @@
 // A locked .deb → the entries it contributes to a layer. The .deb is read streaming from the store
 // (its sha256 re-checked as it flows), unsafe entries are refused by the sanitiser, runtime filtering
-// drops docs and translations, and each kept file's bytes are staged to disk (hashed on the way) so
-// that the layer can later be written in sorted order without holding anything in memory.
-import { createWriteStream } from 'node:fs';
+// drops docs and translations, and each kept file's bytes are kept in memory (within a shared budget)
+// or staged to disk, hashed on the way, so that the layer can later be written in sorted order.
+// A build runs this in worker threads (stage-pool.ts, stage-worker.ts): what it is told is then a
+// StageRules description rather than functions, and its in-memory bodies live in a few large arenas
+// that move to the main thread without a copy.
+import { closeSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
+import { threadId } from 'node:worker_threads';
+import { createHash } from 'node:crypto';
 import type { ContentStore } from '../cas/store.js';
-import { HashingStream, sha256Hex } from '../digest.js';
 import { DistillError } from '../errors.js';
 import { readDeb, type DebControl } from '../rootfs/deb.js';
 import type { LockedPackage } from '../lock/lockfile.js';
-import type { PathFilter } from '../rootfs/filter.js';
+import { globToRegExp, pathFilter, type PathFilter, type PathRules } from '../rootfs/filter.js';
+import { isReadByGenerator } from '../rootfs/package-roles.js';
 import { mergedUsrPath, type TreeEntry } from '../rootfs/tree.js';
 
 export interface StagedPackage {
@@ -38,7 +42,19 @@ export interface StageOptions {
    * everything goes to disk. Shared by every package of a build.
    */
   memory?: { budget: number; used: number };
+  /** The budget as a reservation (the worker's shared counter); takes precedence over `memory`. */
+  reserve?: (bytes: number) => boolean;
+  /** Receives every arena the in-memory bodies were placed in (the worker transfers them). */
+  arenas?: ArrayBuffer[];
 }
+
+/**
+ * What a package is staged with, as data (it crosses to a worker thread): an image's path rules, or
+ * the globs of a borrowed package. The generators' wants (package-roles.ts) apply to both.
+ */
+export type StageRules =
+  | { kind: 'image'; paths: PathRules & { setid?: readonly string[] } }
+  | { kind: 'borrow'; package: string; globs: readonly string[]; setid?: readonly string[] };
 
 const DOC_LINK = /^usr\/share\/doc\/[^/]+$/;
 
@@ -52,6 +68,37 @@ export const SMALL_FILE = 256 * 1024;
  */
 export const BUDGETED_FILE = 8 * 1024 * 1024;
 
+/**
+ * In-memory bodies are placed back to back in arenas, the first of a package small and each next one
+ * twice the last, up to ARENA_MAX: a package's unused tail stays under half of what it holds. Bodies
+ * above OWN_BUFFER get a buffer of their own (no tail at all).
+ */
+const ARENA_MIN = 64 * 1024;
+const ARENA_MAX = 1024 * 1024;
+const OWN_BUFFER = 64 * 1024;
+
+/**
+ * What ships of a borrowed package: the files matching its globs and its copyright (licences travel
+ * with the bytes); no directories of its own (their parents are made root 0755), nothing else.
+ */
+export function borrowFilter(name: string, globs: readonly string[]): PathFilter {
+  const res = globs.map(globToRegExp);
+  const copyright = `usr/share/doc/${name}/copyright`;
+  const keep = (p: string): boolean => p === copyright || res.some((r) => r.test(p));
+  return { keepFile: keep, keepDir: () => false };
+}
+
+/** StageOptions from a StageRules description. */
+export function stageOptionsOf(rules: StageRules): Pick<StageOptions, 'filter' | 'want' | 'allowSetid' | 'docLinks'> {
+  const setid = (rules.kind === 'image' ? (rules.paths.setid ?? []) : (rules.setid ?? [])).map(globToRegExp);
+  return {
+    filter: rules.kind === 'image' ? pathFilter(rules.paths) : borrowFilter(rules.package, rules.globs),
+    want: isReadByGenerator,
+    ...(rules.kind === 'borrow' ? { docLinks: false } : {}),
+    ...(setid.length ? { allowSetid: (path: string) => setid.some((r) => r.test(mergedUsrPath(path))) } : {}),
+  };
+}
+
 let counter = 0;
 
 export async function stagePackage(pkg: LockedPackage, opts: StageOptions): Promise<StagedPackage> {
@@ -59,6 +106,17 @@ export async function stagePackage(pkg: LockedPackage, opts: StageOptions): Prom
   let control: DebControl | undefined;
   const entries: TreeEntry[] = [];
   const wanted = new Map<string, string>();
+  const mem = opts.memory;
+  const reserve =
+    opts.reserve ??
+    (mem
+      ? (n: number): boolean => {
+          if (mem.used + n > mem.budget) return false;
+          mem.used += n;
+          return true;
+        }
+      : undefined);
+  const arena = new Arena(opts.arenas);
   // The stored blob must have the lock's size before a byte of it is read (store.open checks the
   // digest as it streams, which only concludes at the end).
   await opts.store.assertSize({ size: pkg.size, sha256: pkg.sha256, what });
@@ -87,24 +145,40 @@ export async function stagePackage(pkg: LockedPackage, opts: StageOptions): Prom
         const keep = e.type === 'dir' || opts.filter.keepFile(imagePath) || (e.type === 'symlink' && DOC_LINK.test(imagePath) && opts.docLinks !== false);
         const want = e.type === 'file' && (opts.want?.(pkg.name, imagePath) ?? false);
         if (!keep && !want) return; // readDeb discards the unread body
-        let staged: { path: string; sha256: string } | undefined;
-        let inMemory: Buffer | undefined;
-        const mem = opts.memory;
-        if (e.type === 'file' && body && !want && mem && e.size <= BUDGETED_FILE && mem.used + e.size <= mem.budget) {
-          const chunks: Buffer[] = [];
-          for await (const c of body) chunks.push(c as Buffer);
-          inMemory = Buffer.concat(chunks);
-          mem.used += inMemory.length;
-        } else if (e.type === 'file' && body) {
-          const path = join(opts.stageDir, `${nextStageName()}`);
-          const hash = new HashingStream();
-          await pipeline(body, hash, createWriteStream(path, { mode: 0o600 }));
-          staged = { path, sha256: hash.sha256 };
-          if (want) wanted.set(imagePath, path);
+        if (e.type !== 'file' || !body) {
+          if (keep) entries.push({ ...e, owner: pkg.name });
+          return;
         }
-        if (keep && inMemory) {
-          entries.push({ ...e, owner: pkg.name, body: { kind: 'bytes', data: inMemory, sha256: sha256Hex(inMemory) } });
-        } else if (keep) entries.push({ ...e, owner: pkg.name, ...(staged ? { body: { kind: 'staged', path: staged.path, sha256: staged.sha256 } } : {}) });
+        if (!want && e.size <= BUDGETED_FILE && reserve?.(e.size)) {
+          // Straight into its place in an arena: one copy out of the tar reader, hashed on the way.
+          const data = arena.take(e.size);
+          const hash = createHash('sha256');
+          let at = 0;
+          for await (const c of body as AsyncIterable<Buffer>) {
+            if (at + c.length > data.length) throw new Error(`internal: ${e.path} has more than its ${e.size} bytes`);
+            data.set(c, at);
+            hash.update(c);
+            at += c.length;
+          }
+          if (at !== data.length) throw new Error(`internal: ${e.path} has ${at} of its ${e.size} bytes`);
+          entries.push({ ...e, owner: pkg.name, body: { kind: 'bytes', data, sha256: hash.digest('hex') } });
+          return;
+        }
+        const path = join(opts.stageDir, nextStageName());
+        const hash = createHash('sha256');
+        // A plain loop: the staging file is this thread's, written through (a worker thread blocks no one).
+        const fd = openSync(path, 'wx', 0o600);
+        try {
+          for await (const c of body as AsyncIterable<Buffer>) {
+            hash.update(c);
+            for (let off = 0; off < c.length; ) off += writeSync(fd, c, off);
+          }
+        } finally {
+          closeSync(fd);
+        }
+        const sha256 = hash.digest('hex');
+        if (want) wanted.set(imagePath, path);
+        if (keep) entries.push({ ...e, owner: pkg.name, body: { kind: 'staged', path, sha256 } });
       },
     },
     { size: pkg.size, ...(opts.allowSetid ? { allowSetid: opts.allowSetid } : {}), ...(opts.onWarning ? { onWarning: opts.onWarning } : {}) },
@@ -113,7 +187,39 @@ export async function stagePackage(pkg: LockedPackage, opts: StageOptions): Prom
   return { pkg, control, entries, wanted };
 }
 
+/**
+ * Bodies placed back to back in large buffers: thousands of small files cost one allocation (and one
+ * transfer to the main thread) per megabyte instead of one each. A view keeps its whole arena alive,
+ * which is no loss: a package's bodies live until its layer is written.
+ */
+class Arena {
+  private current: Buffer | undefined;
+  private used = 0;
+  private next = ARENA_MIN;
+  constructor(private readonly out: ArrayBuffer[] | undefined) {}
+
+  take(n: number): Buffer {
+    if (n > OWN_BUFFER) return this.fresh(n);
+    if (this.current === undefined || this.current.length - this.used < n) {
+      this.current = this.fresh(this.next);
+      this.next = Math.min(ARENA_MAX, this.next * 2);
+      this.used = 0;
+    }
+    const b = this.current.subarray(this.used, this.used + n);
+    this.used += n;
+    return b;
+  }
+
+  private fresh(n: number): Buffer {
+    // Never from Buffer's shared pool: an arena must own its ArrayBuffer to be transferred.
+    const b = Buffer.allocUnsafeSlow(n);
+    this.out?.push(b.buffer as ArrayBuffer);
+    return b;
+  }
+}
+
 function nextStageName(): string {
   counter += 1;
-  return `s${counter.toString(36)}`;
+  // Worker threads stage into one directory: the thread's id keeps their names apart.
+  return `s${threadId.toString(36)}-${counter.toString(36)}`;
 }

@@ -22,7 +22,7 @@ import { statusEntries, type InstalledPackageRecord } from '../rootfs/generate/d
 import { javaCacertsEntries } from '../rootfs/generate/java-cacerts.js';
 import { systemEntries } from '../rootfs/generate/system-files.js';
 import { generatorsFor, roleOf, shipsEntry, supplierOf, type PackageGenerator } from '../rootfs/package-roles.js';
-import { LayerTree, mergedUsrPath, type TreeEntry } from '../rootfs/tree.js';
+import { LayerTree, mergedUsrPath, type Body, type TreeEntry } from '../rootfs/tree.js';
 import { ownFiles } from './own-files.js';
 import type { StagedPackage, StageRules } from './stage.js';
 import { stageInWorker } from './stage-pool.js';
@@ -84,6 +84,11 @@ export function stageAll(pkgs: readonly LockedPackage[], ctx: AssemblyContext, l
   );
 }
 
+/** A staged body's bytes, whole. */
+function bodyBytes(b: Body): Promise<Buffer> {
+  return b.kind === 'bytes' ? Promise.resolve(b.data) : readFile(b.path);
+}
+
 /** Start unpacking now, consume later; a failure is kept for whoever awaits it (never unhandled). */
 export function prefetch(pkgs: readonly LockedPackage[], borrowed: readonly LockedPackage[], ctx: AssemblyContext, li: LockedImage): () => Promise<StagedPackage[]> {
   const p = stageAll(pkgs, ctx, li, borrowed);
@@ -94,8 +99,8 @@ export function prefetch(pkgs: readonly LockedPackage[], borrowed: readonly Lock
 /** The certificate files a staged package supplies (ca-certificates' /usr/share/ca-certificates), sorted by path. */
 export async function certificatesOf(staged: StagedPackage): Promise<CaCertificateFile[]> {
   const certs: CaCertificateFile[] = [];
-  for (const [path, file] of [...staged.wanted].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
-    if (path.startsWith(CERTS_DIR)) certs.push({ path, pem: await readFile(file, 'utf8') });
+  for (const [path, body] of [...staged.wanted].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
+    if (path.startsWith(CERTS_DIR)) certs.push({ path, pem: (await bodyBytes(body)).toString('utf8') });
   }
   return certs;
 }
@@ -270,7 +275,7 @@ export async function assembleDebugLayer(owner: LockedImage, pkgs: readonly Lock
   if (!bb) {
     throw new DistillError('BUILD_FAILED', `${owner.definition.name}: the debug packages (${pkgs.map((p) => p.name).join(', ')}) ship no bin/busybox`, { hint: 'debug.packages should be [busybox-static]' });
   }
-  for (const e of busyboxEntries(await readFile(bb[1]), bb[0], mtime)) tree.add(e);
+  for (const e of busyboxEntries(await bodyBytes(bb[1]), bb[0], mtime)) tree.add(e);
   for (const s of staged) for (const e of s.entries) if (e.path.startsWith('usr/share/doc/')) tree.add(e);
   for (const g of statusEntries(staged.map(statusInput), mtime, shippedIn(tree, new Map()))) tree.add(g);
   tree.addMissingParents(BUSYBOX_OWNER, mtime);

@@ -7,7 +7,7 @@ import { Worker } from 'node:worker_threads';
 import type { ContentStore } from '../cas/store.js';
 import { DistillError, messageOf } from '../errors.js';
 import type { LockedPackage } from '../lock/lockfile.js';
-import type { TreeEntry } from '../rootfs/tree.js';
+import type { Body, TreeEntry } from '../rootfs/tree.js';
 import type { StagedPackage, StageRules } from './stage.js';
 import { fromWireControl, fromWireError, STAGE_WORKER_TAG, type StageJob, type StageReply } from './stage-worker.js';
 
@@ -123,7 +123,7 @@ class StagePool {
       if ('error' in reply) p.reject(fromWireError(reply.error));
       else {
         try {
-          p.resolve({ pkg: p.pkg, control: fromWireControl(reply.control), entries: reply.entries.map(arrived), wanted: new Map(reply.wanted) });
+          p.resolve({ pkg: p.pkg, control: fromWireControl(reply.control), entries: reply.entries.map(arrived), wanted: new Map(reply.wanted.map(([path, body]) => [path, bodyArrived(body)])) });
         } catch (e) {
           p.reject(e);
         }
@@ -150,12 +150,14 @@ class StagePool {
 
 /** A body's bytes arrive as a plain Uint8Array over a transferred arena: a Buffer view of it, no copy. */
 function arrived(e: TreeEntry): TreeEntry {
-  const b = e.body;
-  if (b?.kind === 'bytes' && !Buffer.isBuffer(b.data)) {
-    const u = b.data as Uint8Array;
-    e.body = { kind: 'bytes', data: Buffer.from(u.buffer, u.byteOffset, u.byteLength), sha256: b.sha256 };
-  }
+  if (e.body !== undefined) e.body = bodyArrived(e.body);
   return e;
+}
+
+function bodyArrived(b: Body): Body {
+  if (b.kind !== 'bytes' || Buffer.isBuffer(b.data)) return b;
+  const u = b.data as Uint8Array;
+  return { kind: 'bytes', data: Buffer.from(u.buffer, u.byteOffset, u.byteLength), sha256: b.sha256 };
 }
 
 let pool: StagePool | undefined;

@@ -9,7 +9,7 @@ import { Paragraph } from '../debian/deb822.js';
 import { DistillError, type ErrorCode } from '../errors.js';
 import type { LockedPackage } from '../lock/lockfile.js';
 import type { DebControl } from '../rootfs/deb.js';
-import type { TreeEntry } from '../rootfs/tree.js';
+import type { Body, TreeEntry } from '../rootfs/tree.js';
 import { stageOptionsOf, stagePackage, type StagedPackage, type StageRules } from './stage.js';
 
 /** The workerData that tells this module it was started as a staging worker. */
@@ -45,7 +45,7 @@ export interface WireError {
 
 export type StageReply =
   | { id: number; warning: string }
-  | { id: number; control: WireControl; entries: TreeEntry[]; wanted: [string, string][] }
+  | { id: number; control: WireControl; entries: TreeEntry[]; wanted: [string, Body][] }
   | { id: number; error: WireError };
 
 export function toWireError(e: unknown, depth = 0): WireError {

@@ -15,15 +15,15 @@ import { readDeb, type DebControl } from '../rootfs/deb.js';
 import type { LockedPackage } from '../lock/lockfile.js';
 import { globToRegExp, pathFilter, type PathFilter, type PathRules } from '../rootfs/filter.js';
 import { isReadByGenerator } from '../rootfs/package-roles.js';
-import { mergedUsrPath, type TreeEntry } from '../rootfs/tree.js';
+import { mergedUsrPath, type Body, type TreeEntry } from '../rootfs/tree.js';
 
 export interface StagedPackage {
   pkg: LockedPackage;
   control: DebControl;
   /** Kept entries; files carry a staged body. */
   entries: TreeEntry[];
-  /** Files the generators need even when filtering drops them (e.g. CA certificates), path → staged body. */
-  wanted: Map<string, string>;
+  /** Files the generators need even when filtering drops them (e.g. CA certificates), path → body. */
+  wanted: Map<string, Body>;
 }
 
 export interface StageOptions {
@@ -74,6 +74,8 @@ export const BUDGETED_FILE = 8 * 1024 * 1024;
  * above OWN_BUFFER get a buffer of their own (no tail at all).
  */
 const ARENA_MIN = 64 * 1024;
+/** Bytes per read of a .deb. */
+const DEB_READ = 512 * 1024;
 const ARENA_MAX = 1024 * 1024;
 const OWN_BUFFER = 64 * 1024;
 
@@ -105,7 +107,7 @@ export async function stagePackage(pkg: LockedPackage, opts: StageOptions): Prom
   const what = `${pkg.name} ${pkg.version} (${pkg.filename})`;
   let control: DebControl | undefined;
   const entries: TreeEntry[] = [];
-  const wanted = new Map<string, string>();
+  const wanted = new Map<string, Body>();
   const mem = opts.memory;
   const reserve =
     opts.reserve ??
@@ -121,7 +123,8 @@ export async function stagePackage(pkg: LockedPackage, opts: StageOptions): Prom
   // digest as it streams, which only concludes at the end).
   await opts.store.assertSize({ size: pkg.size, sha256: pkg.sha256, what });
   await readDeb(
-    opts.store.open({ size: pkg.size, sha256: pkg.sha256, what: pkg.filename }),
+    // Large reads: every chunk costs a trip through each stream below (digest, ar, xz, tar).
+    opts.store.open({ size: pkg.size, sha256: pkg.sha256, what: pkg.filename }, { highWaterMark: DEB_READ }),
     what,
     {
       control: (c) => {
@@ -149,7 +152,8 @@ export async function stagePackage(pkg: LockedPackage, opts: StageOptions): Prom
           if (keep) entries.push({ ...e, owner: pkg.name });
           return;
         }
-        if (!want && e.size <= BUDGETED_FILE && reserve?.(e.size)) {
+        let staged: Body;
+        if (e.size <= BUDGETED_FILE && reserve?.(e.size)) {
           // Straight into its place in an arena: one copy out of the tar reader, hashed on the way.
           const data = arena.take(e.size);
           const hash = createHash('sha256');
@@ -161,24 +165,24 @@ export async function stagePackage(pkg: LockedPackage, opts: StageOptions): Prom
             at += c.length;
           }
           if (at !== data.length) throw new Error(`internal: ${e.path} has ${at} of its ${e.size} bytes`);
-          entries.push({ ...e, owner: pkg.name, body: { kind: 'bytes', data, sha256: hash.digest('hex') } });
-          return;
-        }
-        const path = join(opts.stageDir, nextStageName());
-        const hash = createHash('sha256');
-        // A plain loop: the staging file is this thread's, written through (a worker thread blocks no one).
-        const fd = openSync(path, 'wx', 0o600);
-        try {
-          for await (const c of body as AsyncIterable<Buffer>) {
-            hash.update(c);
-            for (let off = 0; off < c.length; ) off += writeSync(fd, c, off);
+          staged = { kind: 'bytes', data, sha256: hash.digest('hex') };
+        } else {
+          const path = join(opts.stageDir, nextStageName());
+          const hash = createHash('sha256');
+          // A plain loop: the staging file is this thread's, written through (a worker thread blocks no one).
+          const fd = openSync(path, 'wx', 0o600);
+          try {
+            for await (const c of body as AsyncIterable<Buffer>) {
+              hash.update(c);
+              for (let off = 0; off < c.length; ) off += writeSync(fd, c, off);
+            }
+          } finally {
+            closeSync(fd);
           }
-        } finally {
-          closeSync(fd);
+          staged = { kind: 'staged', path, sha256: hash.digest('hex') };
         }
-        const sha256 = hash.digest('hex');
-        if (want) wanted.set(imagePath, path);
-        if (keep) entries.push({ ...e, owner: pkg.name, body: { kind: 'staged', path, sha256 } });
+        if (want) wanted.set(imagePath, staged);
+        if (keep) entries.push({ ...e, owner: pkg.name, body: staged });
       },
     },
     { size: pkg.size, ...(opts.allowSetid ? { allowSetid: opts.allowSetid } : {}), ...(opts.onWarning ? { onWarning: opts.onWarning } : {}) },

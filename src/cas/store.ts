@@ -172,12 +172,13 @@ export class ContentStore {
   /**
    * Stream a blob out, verified as it is read: a blob corrupted on disk fails the read (at its end, as
    * every streamed check does — a consumer must not act on the bytes before the stream has ended).
+   * `highWaterMark`: bytes per read (default 64 KiB).
    */
-  open(expected: Expected | string): Readable {
+  open(expected: Expected | string, opts: { highWaterMark?: number } = {}): Readable {
     // A bare digest: the digest is checked, the size is whatever the file has (capped as any unsized blob).
     const e = typeof expected === 'string' ? { sha256: blobHex(expected), size: -1, what: `blob ${expected}` } : expected;
     const v = new VerifyingStream(e);
-    const src = createReadStream(this.blobPath(e.sha256));
+    const src = createReadStream(this.blobPath(e.sha256), opts.highWaterMark !== undefined ? { highWaterMark: opts.highWaterMark } : {});
     src.on('error', (err) => v.destroy(err));
     // A reader that stops early destroys v; the file must close with it.
     v.on('close', () => src.destroy());

@@ -26,23 +26,56 @@ import { LayerTree, mergedUsrPath, type TreeEntry } from '../rootfs/tree.js';
 import { ownFiles } from './own-files.js';
 import { stagePackage, type StagedPackage } from './stage.js';
 
-/** A FIFO limit on packages unpacked at once, shared by every layer of a build. */
+/**
+ * A limit on packages unpacked at once, shared by every layer of a build. Waiting work runs largest
+ * first (`weight`, the .deb's size: a proxy for its decompression time; ties in arrival order), so the
+ * longest unpacking starts early and does not end up alone at the tail while the other core idles —
+ * the classic longest-processing-time-first schedule. `hold()` queues without starting anything until
+ * released, so that a whole chain's packages can be ordered before the first one starts.
+ */
 export class Slots {
   private free: number;
-  private readonly waiting: (() => void)[] = [];
+  private holds = 0;
+  private arrivals = 0;
+  private readonly waiting: { weight: number; seq: number; start: () => void }[] = [];
   constructor(n: number) {
     if (!Number.isInteger(n) || n < 1) throw new DistillError('USAGE', `concurrency ${n} is not a whole number ≥ 1`, { hint: 'e.g. --concurrency 2' });
     this.free = n;
   }
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.free > 0) this.free--;
-    else await new Promise<void>((r) => this.waiting.push(r));
+
+  /** Queue without starting until the returned release is called (idempotent). */
+  hold(): () => void {
+    this.holds++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.holds--;
+      this.dispatch();
+    };
+  }
+
+  async run<T>(fn: () => Promise<T>, weight = 0): Promise<T> {
+    await new Promise<void>((start) => {
+      const seq = this.arrivals++;
+      // Sorted insert: heavier first, then first come first served.
+      let i = this.waiting.length;
+      while (i > 0 && (this.waiting[i - 1]!.weight < weight || (this.waiting[i - 1]!.weight === weight && this.waiting[i - 1]!.seq > seq))) i--;
+      this.waiting.splice(i, 0, { weight, seq, start });
+      this.dispatch();
+    });
     try {
       return await fn();
     } finally {
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.free++;
+      this.free++;
+      this.dispatch();
+    }
+  }
+
+  private dispatch(): void {
+    while (this.holds === 0 && this.free > 0 && this.waiting.length > 0) {
+      this.free--;
+      this.waiting.shift()!.start();
     }
   }
 }
@@ -78,7 +111,8 @@ export function stageAll(pkgs: readonly LockedPackage[], ctx: AssemblyContext, l
   const isBorrowed = new Set(borrowed);
   return Promise.all(
     [...pkgs, ...borrowed].map((pkg) =>
-      ctx.slots.run(() =>
+      ctx.slots.run(
+        () =>
         stagePackage(pkg, {
           store: ctx.store,
           stageDir: ctx.stageDir,
@@ -89,6 +123,7 @@ export function stageAll(pkgs: readonly LockedPackage[], ctx: AssemblyContext, l
           onWarning: warn,
           ...(setid.length ? { allowSetid: (path: string) => setid.some((r) => r.test(mergedUsrPath(path))) } : {}),
         }),
+        pkg.size,
       ),
     ),
   );

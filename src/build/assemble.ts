@@ -27,23 +27,56 @@ import { ownFiles } from './own-files.js';
 import type { StagedPackage, StageRules } from './stage.js';
 import { stageInWorker } from './stage-pool.js';
 
-/** A FIFO limit on packages unpacked at once, shared by every layer of a build. */
+/**
+ * A limit on packages unpacked at once, shared by every layer of a build. Waiting work runs largest
+ * first (`weight`, the .deb's size: a proxy for its decompression time; ties in arrival order), so the
+ * longest unpacking starts early and does not end up alone at the tail while the other core idles —
+ * the classic longest-processing-time-first schedule. `hold()` queues without starting anything until
+ * released, so that a whole chain's packages can be ordered before the first one starts.
+ */
 export class Slots {
   private free: number;
-  private readonly waiting: (() => void)[] = [];
+  private holds = 0;
+  private arrivals = 0;
+  private readonly waiting: { weight: number; seq: number; start: () => void }[] = [];
   constructor(n: number) {
     if (!Number.isInteger(n) || n < 1) throw new DistillError('USAGE', `concurrency ${n} is not a whole number ≥ 1`, { hint: 'e.g. --concurrency 2' });
     this.free = n;
   }
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.free > 0) this.free--;
-    else await new Promise<void>((r) => this.waiting.push(r));
+
+  /** Queue without starting until the returned release is called (idempotent). */
+  hold(): () => void {
+    this.holds++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.holds--;
+      this.dispatch();
+    };
+  }
+
+  async run<T>(fn: () => Promise<T>, weight = 0): Promise<T> {
+    await new Promise<void>((start) => {
+      const seq = this.arrivals++;
+      // Sorted insert: heavier first, then first come first served.
+      let i = this.waiting.length;
+      while (i > 0 && (this.waiting[i - 1]!.weight < weight || (this.waiting[i - 1]!.weight === weight && this.waiting[i - 1]!.seq > seq))) i--;
+      this.waiting.splice(i, 0, { weight, seq, start });
+      this.dispatch();
+    });
     try {
       return await fn();
     } finally {
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.free++;
+      this.free++;
+      this.dispatch();
+    }
+  }
+
+  private dispatch(): void {
+    while (this.holds === 0 && this.free > 0 && this.waiting.length > 0) {
+      this.free--;
+      this.waiting.shift()!.start();
     }
   }
 }
@@ -71,14 +104,16 @@ export function stageAll(pkgs: readonly LockedPackage[], ctx: AssemblyContext, l
       : { kind: 'image', paths: li.definition.paths };
   return Promise.all(
     [...pkgs, ...borrowed].map((pkg) =>
-      ctx.slots.run(() =>
-        stageInWorker(pkg, {
-          store: ctx.store,
-          stageDir: ctx.stageDir,
-          rules: rulesOf(pkg),
-          ...(ctx.memory ? { memory: ctx.memory } : {}),
-          onWarning: warn,
-        }),
+      ctx.slots.run(
+        () =>
+          stageInWorker(pkg, {
+            store: ctx.store,
+            stageDir: ctx.stageDir,
+            rules: rulesOf(pkg),
+            ...(ctx.memory ? { memory: ctx.memory } : {}),
+            onWarning: warn,
+          }),
+        pkg.size,
       ),
     ),
   );
@@ -282,6 +317,9 @@ export async function assembleDebugLayer(owner: LockedImage, pkgs: readonly Lock
   return tree;
 }
 
+/** Staged bodies are the large files (java's 130 MB jimage): read back in 1 MiB chunks, not 64 KiB ones. */
+const STAGED_READ_CHUNK = 1024 * 1024;
+
 /** Write a tree as one layer blob; what the SBOM reads of it is recorded on the way. */
 export async function writeTree(tree: LayerTree, file: string, mtime: number, gzip: GzipOptions | undefined, compression: LayerCompression): Promise<LayerResult & { sbomChanges: LayerChanges }> {
   const entries = orderHardlinks(tree.sorted());
@@ -309,7 +347,7 @@ export async function writeTree(tree: LayerTree, file: string, mtime: number, gz
         } else recorder.add(e.path, e.type, header.size);
         if (e.type !== 'file') await tar.add(header);
         else if (e.body?.kind === 'bytes') await tar.add(header, e.body.data);
-        else if (e.body?.kind === 'staged') await tar.add(header, createReadStream(e.body.path));
+        else if (e.body?.kind === 'staged') await tar.add(header, createReadStream(e.body.path, { highWaterMark: STAGED_READ_CHUNK }));
         else throw new Error(`internal: file ${e.path} has no body`);
       }
     },

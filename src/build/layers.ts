@@ -89,27 +89,40 @@ export async function buildChainLayers(chain: readonly LockedImage[], arch: stri
   const cache = opts.noCache ? undefined : new LayerCache(opts.store, opts.remoteCache);
   const writer = new LayerWriter(opts, cache, arch);
   const planOpts = { ...(opts.sourceDateEpoch !== undefined ? { sourceDateEpoch: opts.sourceDateEpoch } : {}), ...(opts.compression ? { compression: opts.compression } : {}), ...(cache ? { cache } : {}) };
-  // Pass 1: every layer's key and cache lookup; each miss starts unpacking its packages at once, so
-  // that xz runs while earlier layers compress.
+  // Pass 1: every layer's key and cache lookup; each miss queues its packages for unpacking, and they
+  // start once the whole chain is planned, largest first (see Slots), so that xz runs while earlier
+  // layers compress.
   const staging = new Map<number, () => Promise<StagedPackage[]>>();
-  const plans = await planImageLayers(chain, arch, planOpts, (p) => staging.set(p.index, prefetch(p.pkgs, p.borrowed, ctx, p.li)));
-  // Pass 2: assemble and write in order (each layer's conflict checks need the layers below). On a
-  // failure, let the unpacking already under way finish before the caller removes its directory.
+  const release = ctx.slots.hold();
+  let plans: Awaited<ReturnType<typeof planImageLayers>>;
+  try {
+    plans = await planImageLayers(chain, arch, planOpts, (p) => staging.set(p.index, prefetch(p.pkgs, p.borrowed, ctx, p.li)));
+  } finally {
+    release();
+  }
+  // Pass 2: assemble in order (each layer's conflict checks need the layers below); each layer is
+  // written (tar, compression) while the next one is assembled, so layers compress side by side. The
+  // bytes of a layer depend on its tree alone, never on what else is being written. On a failure, let
+  // the unpacking and writing already under way finish before the caller removes its directories.
   const certificates = CertificateSource.forChain(chain, arch, ctx);
   const lower = new Map<string, TreeEntry>();
-  const layers: BuiltLayer[] = [];
-  let debug: BuiltLayer | undefined;
+  const layers: Promise<BuiltLayer>[] = [];
+  let debug: Promise<BuiltLayer> | undefined;
+  const settle = <T>(p: Promise<T>): Promise<T> => {
+    p.catch(() => {}); // awaited below; never unhandled in between
+    return p;
+  };
   try {
     for (const plan of plans) {
       const { li, pkgs, key, mtime } = plan;
       const createdBy = imageLayerCreatedBy(li, pkgs);
       if (plan.hit) {
-        layers.push(await writer.reuse(plan.hit, key, li.definition.name, mtime, createdBy, pkgs));
+        layers.push(settle(writer.reuse(plan.hit, key, li.definition.name, mtime, createdBy, pkgs)));
         for (const e of entriesOf(plan.hit)) lower.set(e.path, e);
       } else {
         const started = performance.now();
         const tree = await assembleImageLayer({ li, arch, staged: await staging.get(plan.index)!(), lower, mtime, isRoot: plan.isRoot, accountsChanged: plan.accountsChanged, certificates }, ctx);
-        layers.push(await writer.write(tree, `layer-${plan.index}-${arch}`, key, li.definition.name, mtime, createdBy, pkgs, started));
+        layers.push(settle(writer.write(tree, `layer-${plan.index}-${arch}`, key, li.definition.name, mtime, createdBy, pkgs, started)));
         for (const e of tree.values()) lower.set(e.path, e);
       }
       // The debug layer sits on the image that locks it, built against that image's tree only: every
@@ -118,18 +131,21 @@ export async function buildChainLayers(chain: readonly LockedImage[], arch: stri
         const d = await planDebugLayer(li, arch, key, planOpts);
         const image = `${li.definition.name} (debug)`;
         const createdByDebug = debugLayerCreatedBy(d.pkgs);
-        if (d.hit) debug = await writer.reuse(d.hit, d.key, image, d.mtime, createdByDebug, d.pkgs);
+        if (d.hit) debug = settle(writer.reuse(d.hit, d.key, image, d.mtime, createdByDebug, d.pkgs));
         else {
           const tree = await assembleDebugLayer(li, d.pkgs, await stageAll(d.pkgs, ctx, li), new Map(lower), d.mtime);
-          debug = await writer.write(tree, `debug-${arch}`, d.key, image, d.mtime, createdByDebug, d.pkgs);
+          debug = settle(writer.write(tree, `debug-${arch}`, d.key, image, d.mtime, createdByDebug, d.pkgs));
         }
       }
     }
+    const written = await Promise.all(layers);
+    const debugLayer = await debug;
+    return { arch, layers: written, ...(debugLayer ? { debug: debugLayer } : {}) };
   } catch (e) {
     await Promise.allSettled([...staging.values()].map((s) => s()));
+    await Promise.allSettled([...layers, ...(debug ? [debug] : [])]);
     throw e;
   }
-  return { arch, layers, ...(debug ? { debug } : {}) };
 }
 
 /** Writes assembled trees as layer blobs and takes cached ones, recording both in the cache and the progress. */

@@ -20,7 +20,7 @@
 import { createReadStream } from 'node:fs';
 import { access, chmod, lstat, mkdir, open as openFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import { constants } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -115,7 +115,7 @@ export class ContentStore {
     }
     if (e.size >= 0 && st.size !== e.size) return false;
     try {
-      await pipeline(createReadStream(this.blobPath(e.sha256)), new VerifyingStream(e), devNull());
+      if (!(await fileHashesTo(this.blobPath(e.sha256), e))) throw new Error('digest mismatch');
       return true;
     } catch {
       await this.remove(e.sha256);
@@ -321,10 +321,27 @@ export function cacheIo(dir: string, err: unknown): DistillError {
   return new DistillError('CACHE_IO', `cannot use the cache directory ${dir}: ${messageOf(err)}`, { cause: err, hint: CACHE_HINT });
 }
 
-function devNull() {
-  return async function (source: AsyncIterable<unknown>): Promise<void> {
-    for await (const _ of source) {
-      // discard
+/**
+ * Whether a file's bytes are exactly `e` (size, when known, and sha256). A plain read loop into one
+ * reused 1 MiB buffer: verifying a 90 MB layer this way costs about half what a 64 KiB read stream
+ * piped through a Transform does (java's no-change rebuild verifies every cached layer and layout blob).
+ */
+export async function fileHashesTo(path: string, e: Pick<Expected, 'sha256' | 'size'>): Promise<boolean> {
+  const fh = await openFile(path, 'r');
+  try {
+    const hash = createHash('sha256');
+    const buf = Buffer.allocUnsafe(1024 * 1024);
+    const limit = e.size < 0 ? UNKNOWN_SIZE_CAP : e.size;
+    let seen = 0;
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+      if (bytesRead === 0) break;
+      seen += bytesRead;
+      if (seen > limit) return false;
+      hash.update(buf.subarray(0, bytesRead));
     }
-  };
+    return (e.size < 0 || seen === e.size) && hash.digest('hex') === e.sha256;
+  } finally {
+    await fh.close();
+  }
 }

@@ -112,3 +112,43 @@ test('a path already in a lower layer is checked against it: the same file is fi
   await (await setup([{ name: 'up', files: { 'usr/lib/x': 'one', 'usr/lib/y': 'y' } }])).assemble(lower);
   await assert.rejects((await setup([{ name: 'up', files: { 'usr/lib/x': 'two' } }])).assemble(lower), (e: any) => e.code === 'PATH_CONFLICT');
 });
+
+test('Slots: never more than n at once; waiting work starts largest first; hold() queues until released', async () => {
+  const slots = new Slots(2);
+  const started: string[] = [];
+  let running = 0;
+  let peak = 0;
+  const gates = new Map<string, () => void>();
+  const job = (name: string, weight: number) =>
+    slots.run(async () => {
+      started.push(name);
+      running++;
+      peak = Math.max(peak, running);
+      await new Promise<void>((r) => gates.set(name, r));
+      running--;
+    }, weight);
+  const release = slots.hold();
+  const all = [job('small', 1), job('huge', 100), job('mid', 10), job('mid-later', 10), job('tiny', 0)];
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(started, [], 'nothing starts while held');
+  release();
+  release(); // idempotent
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(started, ['huge', 'mid']);
+  gates.get('huge')!();
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(started, ['huge', 'mid', 'mid-later'], 'equal weights keep their arrival order');
+  for (const name of ['mid', 'mid-later', 'small', 'tiny']) {
+    await new Promise((r) => setImmediate(r));
+    gates.get(name)!();
+  }
+  await Promise.all(all);
+  assert.deepEqual(started, ['huge', 'mid', 'mid-later', 'small', 'tiny']);
+  assert.equal(peak, 2);
+});
+
+test('Slots: a failing job frees its slot for the next', async () => {
+  const slots = new Slots(1);
+  await assert.rejects(slots.run(() => Promise.reject(new Error('boom')), 5), /boom/);
+  assert.equal(await slots.run(async () => 'next'), 'next');
+});

@@ -25,15 +25,9 @@ export interface PooledStageOptions {
  * ~40 MiB per worker), and most of a job is waiting on `xz -dc`, so one worker serves every package
  * unpacked at once (the build's Slots decide how many) unless told otherwise.
  */
-let workerCount = 1;
+const STAGE_WORKERS = 1;
 
 const YOUNG_GENERATION_MB = 6;
-
-/** How many staging workers the pool may start (jobs share them); at least 1. */
-export function setStageWorkers(n: number): void {
-  if (!Number.isInteger(n) || n < 1) throw new DistillError('USAGE', `stage workers must be a whole number ≥ 1, got ${n}`);
-  workerCount = n;
-}
 
 interface Pending {
   job: StageJob;
@@ -95,7 +89,7 @@ class StagePool {
     while (this.queue.length > 0) {
       // The least busy worker; a new one while there are fewer than `workers`.
       let slot = this.slots.reduce<Slot | undefined>((a, s) => (a === undefined || s.jobs.size < a.jobs.size ? s : a), undefined);
-      if (slot === undefined || (slot.jobs.size > 0 && this.slots.length < workerCount)) slot = this.spawn();
+      if (slot === undefined || (slot.jobs.size > 0 && this.slots.length < STAGE_WORKERS)) slot = this.spawn();
       const p = this.queue.shift()!;
       if (p.memory) p.job.budget = sharedBudget(p.memory).sab;
       slot.jobs.set(p.job.id, p);

@@ -1,6 +1,6 @@
 // The pool of staging workers (stage-worker.ts): packages are read, decompressed, parsed, filtered and
 // hashed there, so the main thread only assembles and writes layers. One process-wide pool, grown on
-// demand (a worker per package staged at once — the build's Slots bound that, 2 by default), unref'd
+// demand (a worker per two packages staged at once — the build's Slots bound that, 2 by default), unref'd
 // whenever idle so it never keeps the process alive. The shared in-memory budget for file bodies is a
 // SharedArrayBuffer every worker reserves from atomically, mirrored into the caller's `{budget, used}`.
 import { Worker } from 'node:worker_threads';
@@ -21,11 +21,13 @@ export interface PooledStageOptions {
 }
 
 /**
- * Staging workers: each is a V8 heap, a liblzma instance and a malloc arena (java's peak RSS grows by
- * ~40 MiB per worker), and most of a job is waiting on `xz -dc`, so one worker serves every package
- * unpacked at once (the build's Slots decide how many) unless told otherwise.
+ * Packages one worker stages at once before another worker starts. Each worker is a V8 heap, a liblzma
+ * instance and a malloc arena (java's peak RSS grew by ~40 MiB with a second one), and most of a job
+ * is waiting on `xz -dc`, so with the default `--concurrency 2` one worker serves both; a higher
+ * concurrency (the build's Slots bound the jobs in flight) gets a worker per two.
  */
-const STAGE_WORKERS = 1;
+const JOBS_PER_WORKER = 2;
+const MAX_WORKERS = 8;
 
 const YOUNG_GENERATION_MB = 6;
 
@@ -87,9 +89,9 @@ class StagePool {
 
   private dispatch(): void {
     while (this.queue.length > 0) {
-      // The least busy worker; a new one while there are fewer than `workers`.
+      // The least busy worker; a new one when every worker has its share.
       let slot = this.slots.reduce<Slot | undefined>((a, s) => (a === undefined || s.jobs.size < a.jobs.size ? s : a), undefined);
-      if (slot === undefined || (slot.jobs.size > 0 && this.slots.length < STAGE_WORKERS)) slot = this.spawn();
+      if (slot === undefined || (slot.jobs.size >= JOBS_PER_WORKER && this.slots.length < MAX_WORKERS)) slot = this.spawn();
       const p = this.queue.shift()!;
       if (p.memory) p.job.budget = sharedBudget(p.memory).sab;
       slot.jobs.set(p.job.id, p);

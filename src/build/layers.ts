@@ -121,9 +121,12 @@ export async function buildChainLayers(chain: readonly LockedImage[], arch: stri
         for (const e of entriesOf(plan.hit)) lower.set(e.path, e);
       } else {
         const started = performance.now();
-        const tree = await assembleImageLayer({ li, arch, staged: await staging.get(plan.index)!(), lower, mtime, isRoot: plan.isRoot, accountsChanged: plan.accountsChanged, certificates }, ctx);
+        const staged = await staging.get(plan.index)!();
+        // Once assembled, the layer's bodies are held by its tree alone, and freed when it is written.
+        staging.delete(plan.index);
+        const tree = await assembleImageLayer({ li, arch, staged, lower, mtime, isRoot: plan.isRoot, accountsChanged: plan.accountsChanged, certificates }, ctx);
         layers.push(settle(writer.write(tree, `layer-${plan.index}-${arch}`, key, li.definition.name, mtime, createdBy, pkgs, started)));
-        for (const e of tree.values()) lower.set(e.path, e);
+        for (const e of tree.values()) lower.set(e.path, withoutBytes(e));
       }
       // The debug layer sits on the image that locks it, built against that image's tree only: every
       // image built on it then shares the same debug layer bytes.
@@ -147,6 +150,16 @@ export async function buildChainLayers(chain: readonly LockedImage[], arch: stri
     throw e;
   }
 }
+
+/**
+ * A lower layer's entry as the layers above need it: conflict checks compare size and sha256, never
+ * bytes. Dropping in-memory bodies here lets a written layer's files be freed while the layers above
+ * are still assembled and written (java's peak RSS), as a cached layer's entries never had them.
+ */
+function withoutBytes(e: TreeEntry): TreeEntry {
+  return e.body?.kind === 'bytes' ? { ...e, body: { kind: 'bytes', data: NO_BYTES, sha256: e.body.sha256 } } : e;
+}
+const NO_BYTES = Buffer.alloc(0);
 
 /** Writes assembled trees as layer blobs and takes cached ones, recording both in the cache and the progress. */
 class LayerWriter {

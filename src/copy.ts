@@ -8,7 +8,7 @@
 import { DistillError } from './errors.js';
 import { RegistryClient, type RegistryOptions } from './registry/client.js';
 import { parseReference } from './registry/reference.js';
-import { copyReferrers } from './registry/referrers.js';
+import { copyReferrers, listReferrers } from './registry/referrers.js';
 import { MEDIA_TYPE_SIGSTORE_BUNDLE_V03 } from './oci/media-types.js';
 import { emptyStats, pushArtifact, type PushStats } from './registry/sink.js';
 import { forEachLimit } from './util/limit.js';
@@ -52,6 +52,8 @@ export async function copyImage(src: string, dst: string, opts: CopyOptions = {}
   // each PATCH is a round trip the source stream waits on (go-containerregistry streams one body too).
   const sink = new RegistryClient(to.registry, { monolithicMax: Number.MAX_SAFE_INTEGER, ...opts, access: 'push' });
   const sameRegistry = source.base.href === sink.base.href;
+  // The destination's /v2/ ping goes out while the source is read, not after.
+  if (!sameRegistry) sink.connect();
   const stats = emptyStats();
   const push = {
     stats,
@@ -71,7 +73,13 @@ export async function copyImage(src: string, dst: string, opts: CopyOptions = {}
           const tags = (await source.listTags(from.repository)).filter((t) => hexes.has(ATTACHMENT_TAG.exec(t)?.[1] ?? '')).sort();
           return Promise.all(tags.map(async (t) => ({ tag: t, artifact: (await readRegistryArtifact(source, from.repository, t)).artifact })));
         })();
-    found.catch(() => {}); // awaited below; not an unhandled rejection meanwhile
+    // And which Sigstore bundles refer to them: listed now too, copied after the image.
+    const listed = opts.attachments === false
+      ? undefined
+      : new Map(subjects.map((s) => [s, listReferrers(source, from.repository, s, MEDIA_TYPE_SIGSTORE_BUNDLE_V03).then((r) => r.descriptors)]));
+    // Awaited below; not unhandled rejections meanwhile.
+    found.catch(() => {});
+    for (const p of listed?.values() ?? []) p.catch(() => {});
     await pushArtifact(sink, to.repository, main.artifact, { ...push, tag });
     const copied: string[] = [];
     const referrers: string[] = [];
@@ -88,7 +96,7 @@ export async function copyImage(src: string, dst: string, opts: CopyOptions = {}
           { client: sink, repository: to.repository },
           subjects,
           MEDIA_TYPE_SIGSTORE_BUNDLE_V03,
-          { stats, ...(sameRegistry ? { mountFrom: [from.repository] } : {}) },
+          { stats, ...(listed !== undefined ? { listed } : {}), ...(sameRegistry ? { mountFrom: [from.repository] } : {}) },
         ).then((r) => referrers.push(...r)),
       ]);
       copied.push(...attachments.map((a) => a.tag));

@@ -1,7 +1,7 @@
 // The distill command line: yargs maps flags to one library call per command. Exit status: 0 ok,
 // 1 failure, 2 usage. Errors print as one line `distill: <what went wrong> [<CODE>]` plus a hint.
 import yargs from 'yargs';
-import { DistillError, isDistillError } from '../index.js';
+import { DistillError, isDistillError } from '../errors.js';
 import { appendCommand } from './commands/append.js';
 import { buildCommand } from './commands/build.js';
 import { fetchCommand } from './commands/fetch.js';

@@ -207,32 +207,41 @@ export async function uploadBlob(
   return t.retrying(`upload ${what}`, async () => {
     let location: URL | undefined;
     const mounts = (opts.mountFrom ?? []).filter((r) => r !== repository);
-    for (const [k, from] of mounts.entries()) {
-      checkRepository(from);
-      const u = new URL(uploads);
-      u.searchParams.set('mount', blob.digest);
-      u.searchParams.set('from', from);
-      const res = await t.send({ method: 'POST', url: u, scopes: [push, repositoryScope(from, 'pull')], what: `mount ${what} from ${from}` });
-      if (res.statusCode === 201) {
+    // Nothing to mount from: this is an upload. Open the source now, so that its first bytes (in a
+    // copy, the source registry's GET) are on their way while the registry opens the upload session,
+    // instead of one round trip after it.
+    const early = mounts.length === 0 ? uploadBody(open, blob, hex, opts.onBytes) : undefined;
+    try {
+      for (const [k, from] of mounts.entries()) {
+        checkRepository(from);
+        const u = new URL(uploads);
+        u.searchParams.set('mount', blob.digest);
+        u.searchParams.set('from', from);
+        const res = await t.send({ method: 'POST', url: u, scopes: [push, repositoryScope(from, 'pull')], what: `mount ${what} from ${from}` });
+        if (res.statusCode === 201) {
+          await drain(res);
+          checkDigestHeader(res, blob.digest, what);
+          return { outcome: 'mounted', from };
+        }
+        if (res.statusCode !== 202) throw await t.failure(res, `mount ${what} from ${from}`);
+        // 202: not mounted (unknown there, or not allowed); the registry opened an upload session instead.
+        const loc = locationOf(res, u, t.base, what);
         await drain(res);
-        checkDigestHeader(res, blob.digest, what);
-        return { outcome: 'mounted', from };
+        if (k === mounts.length - 1) location = loc;
+        else await t.abandon(loc, push);
       }
-      if (res.statusCode !== 202) throw await t.failure(res, `mount ${what} from ${from}`);
-      // 202: not mounted (unknown there, or not allowed); the registry opened an upload session instead.
-      const loc = locationOf(res, u, t.base, what);
-      await drain(res);
-      if (k === mounts.length - 1) location = loc;
-      else await t.abandon(loc, push);
-    }
-    if (location === undefined) {
-      const res = await t.send({ method: 'POST', url: uploads, scopes: [push], what });
-      if (res.statusCode !== 202) throw await t.failure(res, `start the upload of ${what}`);
-      location = locationOf(res, uploads, t.base, what);
-      await drain(res);
+      if (location === undefined) {
+        const res = await t.send({ method: 'POST', url: uploads, scopes: [push], what });
+        if (res.statusCode !== 202) throw await t.failure(res, `start the upload of ${what}`);
+        location = locationOf(res, uploads, t.base, what);
+        await drain(res);
+      }
+    } catch (e) {
+      early?.destroy();
+      throw e;
     }
 
-    const source = uploadBody(open, blob, hex, opts.onBytes);
+    const source = early ?? uploadBody(open, blob, hex, opts.onBytes);
     try {
       let res: Response;
       if (blob.size < monolithicMax) {

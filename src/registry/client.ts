@@ -68,6 +68,11 @@ export class RegistryClient {
     await this.transport.close();
   }
 
+  /** Ping the registry now, in the background (see Transport.connect). */
+  connect(): void {
+    this.transport.connect();
+  }
+
   /** Which credentials are in use, for messages. */
   describeCredentials(): string {
     return this.transport.describeCredentials();

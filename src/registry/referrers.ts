@@ -115,6 +115,8 @@ export interface CopyReferrersOptions {
   mountFrom?: string[];
   /** Counters to add to (blobs uploaded, mounted, skipped; manifests pushed). */
   stats?: PushStats;
+  /** The referrers of each subject, listed earlier (a copy lists them while the image's blobs stream). */
+  listed?: ReadonlyMap<string, Promise<Descriptor[]>>;
 }
 
 /**
@@ -135,7 +137,7 @@ export async function copyReferrers(
   const stats = opts.stats ?? emptyStats();
   const perSubject = await Promise.all(subjects.map(async (subject) => {
     const copied: string[] = [];
-    const { descriptors } = await listReferrers(source.client, source.repository, subject, artifactType);
+    const descriptors = await (opts.listed?.get(subject) ?? listReferrers(source.client, source.repository, subject, artifactType).then((r) => r.descriptors));
     for (const d of descriptors) {
       const m = await source.client.getManifest(source.repository, d.digest, [MEDIA_TYPE_OCI_MANIFEST]);
       let doc: { config?: Descriptor; layers?: Descriptor[]; subject?: { digest?: string } };

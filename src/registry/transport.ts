@@ -167,6 +167,15 @@ export class Transport {
     });
   }
 
+  /**
+   * The /v2/ ping now rather than before the first request, so a caller can overlap it with other
+   * work (a copy pings the destination while it reads the source). A failure is left for that first
+   * request to meet again (and retry).
+   */
+  connect(): void {
+    this.ping().catch(() => {});
+  }
+
   /** GET /v2/ once: learn whether and how the registry wants us to authenticate. Not retried itself: the calling operation is. */
   private ping(): Promise<void> {
     this.pinged ??= (async () => {

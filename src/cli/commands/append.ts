@@ -1,6 +1,6 @@
 // `distill append`: flags → one appendImage call.
 import type { Argv } from 'yargs';
-import { appendImage, DistillError } from '../../index.js';
+import { DistillError } from '../../errors.js';
 import type { CliIo } from '../io.js';
 import { registryFlags, registryOptionsFrom, type RegistryArgs } from './registry-options.js';
 import { signingKey } from './sign.js';
@@ -72,6 +72,7 @@ export function appendCommand(io: CliIo) {
       const entrypoint = json('entrypoint', argv.entrypoint);
       const cmd = json('cmd', argv.cmd);
       const signKey = argv['sign-key'] !== undefined ? (await signingKey(argv['sign-key'], io)).privateKey : undefined;
+      const { appendImage } = await import('../../append.js');
       const { opts, done } = await registryOptionsFrom(argv, io);
       let r;
       try {

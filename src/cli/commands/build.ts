@@ -1,6 +1,7 @@
 // `distill build`: flags → buildImage.
 import type { Argv } from 'yargs';
-import { buildAndPublish, checkFormat, DistillError, findDefinitions, parseVariants, type ProgressEvent, type SbomFormat } from '../../index.js';
+import { DistillError } from '../../errors.js';
+import type { ProgressEvent, SbomFormat } from '../../index.js';
 import { attestedLine, FORMAT_OPTION, signedLine, signingKey } from './sign.js';
 import { registryOptionsFrom } from './registry-options.js';
 import type { CliIo } from '../io.js';
@@ -68,6 +69,12 @@ export function buildCommand(io: CliIo) {
         .example('$0 build images/python3 --push 127.0.0.1:5000/distill/python3', 'build and push every tag')
         .example('$0 build images/python3 --platform arm64 --per-platform --push 127.0.0.1:5000/distill/python3', 'a scale-out worker: the arm64 images only'),
     handler: async (argv: BuildArgs) => {
+      const [{ findDefinitions }, { parseVariants }, { checkFormat }, { buildAndPublish }] = await Promise.all([
+        import('../../definition/find.js'),
+        import('../../definition/variants.js'),
+        import('../../sign/sign.js'),
+        import('../../publish.js'),
+      ]);
       const [file] = await findDefinitions([argv.definition]);
       const epoch = io.env['SOURCE_DATE_EPOCH'];
       if (epoch !== undefined && epoch !== '' && !/^\d+$/.test(epoch)) {
@@ -94,7 +101,7 @@ export function buildCommand(io: CliIo) {
       }
       const registry = argv.push !== undefined || argv['cache-repo'] !== undefined ? await registryOptionsFrom({ ...argv, json: argv.json }, io) : undefined;
       registry?.done();
-      const { opts, done } = lockOptionsFrom(argv, io);
+      const { opts, done } = await lockOptionsFrom(argv, io);
       // Where every layer came from (built, local cache, registry cache), for --json.
       const layers: { image: string; arch: string; digest: string; source: string }[] = [];
       const onProgress = (e: ProgressEvent): void => {

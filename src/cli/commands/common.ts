@@ -1,6 +1,6 @@
 // Flags shared by the commands that reach a mirror, and their mapping to library options.
 import type { Argv } from 'yargs';
-import { parseMirrorFlags, type LockOptions } from '../../index.js';
+import type { LockOptions } from '../../index.js';
 import { defaultCacheDir, type CliIo } from '../io.js';
 import { progressRenderer } from '../progress.js';
 
@@ -21,7 +21,8 @@ export function commonOptions<T>(y: Argv<T>) {
     .option('json', { type: 'boolean', default: false, describe: 'machine-readable output on stdout' });
 }
 
-export function lockOptionsFrom(argv: CommonArgs, io: CliIo): { opts: LockOptions; done: () => void } {
+export async function lockOptionsFrom(argv: CommonArgs, io: CliIo): Promise<{ opts: LockOptions; done: () => void }> {
+  const { parseMirrorFlags } = await import('../../debian/mirrors.js');
   const progress = progressRenderer(io, !argv.json);
   return {
     opts: {

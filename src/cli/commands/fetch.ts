@@ -1,6 +1,5 @@
 // `distill fetch`: flags → fetchImages.
 import type { Argv } from 'yargs';
-import { fetchImages, findDefinitions } from '../../index.js';
 import type { CliIo } from '../io.js';
 import { commonOptions, lockOptionsFrom, type CommonArgs } from './common.js';
 
@@ -21,8 +20,9 @@ export function fetchCommand(io: CliIo) {
         .option('arch', { type: 'string', array: true, describe: 'only these architectures' })
         .example('$0 fetch images/python3 --mirror debian=file:///srv/snapshot/debian', 'fill the cache for python3'),
     handler: async (argv: FetchArgs) => {
+      const [{ findDefinitions }, { fetchImages }] = await Promise.all([import('../../definition/find.js'), import('../../fetch/images.js')]);
       const files = await findDefinitions(argv.definitions);
-      const { opts, done } = lockOptionsFrom(argv, io);
+      const { opts, done } = await lockOptionsFrom(argv, io);
       let s;
       try {
         s = await fetchImages(files, {

@@ -1,6 +1,7 @@
 // `distill index`: flags → joinPlatforms (the scale-out join).
 import type { Argv } from 'yargs';
-import { DistillError, findDefinitions, joinPlatforms, type Variant } from '../../index.js';
+import { DistillError } from '../../errors.js';
+import type { Variant } from '../../index.js';
 import { signingKey } from './sign.js';
 import { registryFlags, registryOptionsFrom, type RegistryArgs } from './registry-options.js';
 import type { CliIo } from '../io.js';
@@ -24,6 +25,7 @@ export function indexCommand(io: CliIo) {
         .option('variant', { type: 'string', array: true, describe: 'only these variants' })
         .example('$0 index images/python3 --push 127.0.0.1:5000/distill/python3 --sign-key cosign.key', 'after the amd64 and arm64 workers'),
     handler: async (argv: IndexArgs) => {
+      const [{ findDefinitions }, { joinPlatforms }] = await Promise.all([import('../../definition/find.js'), import('../../scaleout/join.js')]);
       const [file] = await findDefinitions([argv.definition]);
       const epoch = io.env['SOURCE_DATE_EPOCH'];
       if (epoch !== undefined && epoch !== '' && !/^\d+$/.test(epoch)) {

@@ -1,6 +1,5 @@
 // `distill init`: flags → scaffoldImage.
 import type { Argv } from 'yargs';
-import { scaffoldImage } from '../../index.js';
 import type { CliIo } from '../io.js';
 
 interface InitArgs {
@@ -22,6 +21,7 @@ export function initCommand(io: CliIo) {
         .option('json', { type: 'boolean', default: false, describe: 'machine-readable output' })
         .example('$0 init myapp --from python3', 'scaffold images/myapp/image.yaml'),
     handler: async (argv: InitArgs) => {
+      const { scaffoldImage } = await import('../../definition/scaffold.js');
       const file = await scaffoldImage(argv.images, argv.name, argv.from);
       io.stdout.write(argv.json ? JSON.stringify({ file }) + '\n' : `created ${file}\n`);
     },

@@ -1,6 +1,7 @@
 // `distill lock`: flags → lockImages (or explain, or a freshness check).
 import type { Argv } from 'yargs';
-import { checkLocks, DistillError, explain, findDefinitions, formatDiffText, lockImages, lockPathFor, readLock, type DiffResult } from '../../index.js';
+import { DistillError } from '../../errors.js';
+import type { DiffResult } from '../../index.js';
 import type { CliIo } from '../io.js';
 import { commonOptions, lockOptionsFrom, type CommonArgs } from './common.js';
 
@@ -24,8 +25,16 @@ export function lockCommand(io: CliIo) {
         .example('$0 lock images/python3/image.yaml --allow-expired --mirror debian=file:///srv/snapshot/debian', 'lock one image')
         .example('$0 lock images/ --explain libssl3t64', 'lock every image and say why libssl3t64 is in each'),
     handler: async (argv: LockArgs) => {
+      const [{ findDefinitions }, { checkLocks }, { lockImages }, { explain }, { lockPathFor, readLock }, { formatDiffText }] = await Promise.all([
+        import('../../definition/find.js'),
+        import('../../diff/check.js'),
+        import('../../lock/lock.js'),
+        import('../../lock/explain.js'),
+        import('../../lock/lockfile.js'),
+        import('../../diff/format.js'),
+      ]);
       const files = await findDefinitions(argv.definitions);
-      const { opts, done } = lockOptionsFrom(argv, io);
+      const { opts, done } = await lockOptionsFrom(argv, io);
       let results;
       let diff: DiffResult | undefined;
       try {

@@ -1,6 +1,5 @@
 // `distill pipeline`: flags → imageMatrix + one generator.
 import type { Argv } from 'yargs';
-import { githubWorkflow, imageMatrix, tektonPipeline, writeFileAtomic } from '../../index.js';
 import type { CliIo } from '../io.js';
 
 interface PipelineArgs {
@@ -27,6 +26,12 @@ export function pipelineCommand(io: CliIo) {
         .example('$0 pipeline images --engine tekton --out tekton/distill.yaml', 'Tasks and a Pipeline for kubectl apply')
         .example('$0 pipeline images --engine github --out .github/workflows/distill.yml', 'a GitHub Actions workflow'),
     handler: async (argv: PipelineArgs) => {
+      const [{ imageMatrix }, { tektonPipeline }, { githubWorkflow }, { writeFileAtomic }] = await Promise.all([
+        import('../../pipeline/plan.js'),
+        import('../../pipeline/tekton.js'),
+        import('../../pipeline/github.js'),
+        import('../../util/atomic-write.js'),
+      ]);
       const matrix = await imageMatrix(argv.dir, argv.root ?? process.cwd());
       const opts = { ...(argv.name !== undefined ? { name: argv.name } : {}), ...(argv['distill-package'] !== undefined ? { distillPackage: argv['distill-package'] } : {}) };
       const text = argv.engine === 'tekton' ? tektonPipeline(matrix, opts) : githubWorkflow(matrix, opts);

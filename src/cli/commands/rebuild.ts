@@ -1,7 +1,7 @@
 // `distill rebuild`: flags → rebuild.
 import { readFile } from 'node:fs/promises';
 import type { Argv } from 'yargs';
-import { DistillError, loadPublicKey, rebuild } from '../../index.js';
+import { DistillError } from '../../errors.js';
 import type { CliIo } from '../io.js';
 import { commonOptions, lockOptionsFrom, type CommonArgs } from './common.js';
 
@@ -18,10 +18,11 @@ export function rebuildCommand(io: CliIo) {
         .example('$0 rebuild 127.0.0.1:5000/distill/python3:latest --key cosign.pub --mirror debian=… --mirror debian-security=…', '')
         .example('$0 rebuild python3.tar --provenance out/python3/attestations/provenance.intoto.json', 'a distill build --tar archive'),
     handler: async (argv: CommonArgs & { target: string; key?: string; insecure: boolean; provenance?: string }) => {
+      const [{ loadPublicKey }, { rebuild }] = await Promise.all([import('../../sign/keys.js'), import('../../rebuild.js')]);
       const publicKey = argv.key === undefined ? undefined : loadPublicKey(await readFile(argv.key, 'utf8').catch((e: unknown) => {
         throw new DistillError('KEY_INVALID', `cannot read ${argv.key}: ${(e as Error).message}`, { cause: e });
       }), argv.key);
-      const { opts, done } = lockOptionsFrom(argv, io);
+      const { opts, done } = await lockOptionsFrom(argv, io);
       let r;
       try {
         r = await rebuild(argv.target, {

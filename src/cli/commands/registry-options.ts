@@ -1,6 +1,7 @@
 // Flags shared by the commands that talk to a registry, and their mapping to library options.
 import type { Argv } from 'yargs';
-import { DistillError, type RegistryOptions } from '../../index.js';
+import { DistillError } from '../../errors.js';
+import type { RegistryOptions } from '../../index.js';
 import type { CliIo } from '../io.js';
 import { progressRenderer } from '../progress.js';
 

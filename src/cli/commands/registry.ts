@@ -1,6 +1,6 @@
 // `distill push`, `pull`, `copy`, `inspect`: flags → one library call each.
 import type { Argv } from 'yargs';
-import { copyImage, DistillError, inspectSource, parseSourceSpec, pullImage, pushLayout } from '../../index.js';
+import { DistillError } from '../../errors.js';
 import type { CliIo } from '../io.js';
 import { registryFlags, registryOptionsFrom, type RegistryArgs } from './registry-options.js';
 
@@ -23,6 +23,7 @@ export function pushCommand(io: CliIo) {
         if (i <= 0) throw new DistillError('USAGE', `--tag ${t}: expected REF=TAG`, { hint: 'e.g. --tag latest=1.2.3' });
         tags[t.slice(0, i)] = t.slice(i + 1);
       }
+      const { pushLayout } = await import('../../registry/push.js');
       const { opts, done } = await registryOptionsFrom(argv, io);
       let r;
       try {
@@ -51,6 +52,7 @@ export function pullCommand(io: CliIo) {
         .option('attachments', { type: 'boolean', default: true, describe: 'bring the cosign .sig/.att/.sbom tags and OCI referrers along as refs (--no-attachments to skip)' })
         .example('$0 pull 127.0.0.1:5000/distill/python3:latest --out python3', 'all platforms, with signatures and attestations'),
     handler: async (argv: RegistryArgs & { reference: string; out: string; platform?: string[]; attachments: boolean }) => {
+      const { pullImage } = await import('../../registry/pull.js');
       const { opts, done } = await registryOptionsFrom(argv, io);
       let r;
       try {
@@ -79,6 +81,7 @@ export function copyCommand(io: CliIo) {
         .example('$0 copy reg.example/dev/app:1.2 reg.example/prod/app:1.2', 'promote with signatures')
         .example('$0 copy docker-archive:app.tar reg.example/dev/app:1.2', 'a docker save archive, streamed'),
     handler: async (argv: RegistryArgs & { source: string; destination: string; attachments: boolean }) => {
+      const { copyImage } = await import('../../copy.js');
       const { opts, done } = await registryOptionsFrom(argv, io);
       let r;
       try {
@@ -104,6 +107,7 @@ export function inspectCommand(io: CliIo) {
         .example('$0 inspect docker-archive:python3.tar', 'a docker save / distill build --tar archive')
         .example('$0 inspect 127.0.0.1:5000/distill/python3:latest --json', 'a pushed image'),
     handler: async (argv: RegistryArgs & { target: string; ref?: string }) => {
+      const [{ parseSourceSpec }, { inspectSource }] = await Promise.all([import('../../source.js'), import('../../inspect.js')]);
       const spec = parseSourceSpec(argv.target);
       let refs;
       if (spec.transport !== 'docker') {

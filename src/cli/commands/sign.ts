@@ -3,19 +3,7 @@
 // (set but empty = the empty password) or a TTY prompt; never from a flag, never echoed or logged.
 import { readFile } from 'node:fs/promises';
 import type { Argv } from 'yargs';
-import {
-  attestImage,
-  checkFormat,
-  DistillError,
-  loadPrivateKey,
-  loadPublicKey,
-  passwordFrom,
-  signImage,
-  triangulate,
-  verifyAttestation,
-  verifyImage,
-  writeKeyPair,
-} from '../../index.js';
+import { DistillError } from '../../errors.js';
 import type { CliIo } from '../io.js';
 import { registryFlags, registryOptionsFrom, type RegistryArgs } from './registry-options.js';
 
@@ -57,6 +45,7 @@ async function prompt(io: CliIo, question: string): Promise<string> {
 }
 
 async function password(io: CliIo, twice: boolean): Promise<string> {
+  const { passwordFrom } = await import('../../sign/keys.js');
   const fromEnv = passwordFrom(io.env);
   if (fromEnv !== undefined) return fromEnv;
   const first = await prompt(io, 'Enter password for private key: ');
@@ -82,6 +71,7 @@ export async function signingKey(path: string, io: CliIo) {
     throw new DistillError('KEY_INVALID', `cannot read the key ${path}: ${(e as Error).message}`, { cause: e, hint: 'pass --key cosign.key (distill generate-key-pair makes one)' });
   });
   const encrypted = /ENCRYPTED (SIGSTORE|COSIGN) PRIVATE KEY/.test(pem);
+  const { loadPrivateKey } = await import('../../sign/keys.js');
   return loadPrivateKey(pem, encrypted ? await password(io, false) : undefined, path);
 }
 
@@ -89,6 +79,7 @@ async function publicKey(path: string) {
   const pem = await readFile(path, 'utf8').catch((e: unknown) => {
     throw new DistillError('KEY_INVALID', `cannot read the key ${path}: ${(e as Error).message}`, { cause: e, hint: 'pass --key cosign.pub' });
   });
+  const { loadPublicKey } = await import('../../sign/keys.js');
   return loadPublicKey(pem, path);
 }
 
@@ -127,6 +118,7 @@ export function keyPairCommand(io: CliIo) {
         .option('force', { type: 'boolean', default: false, describe: 'replace an existing key pair' })
         .option('json', { type: 'boolean', default: false }),
     handler: async (argv: { dir: string; force: boolean; json: boolean }) => {
+      const { writeKeyPair } = await import('../../sign/keys.js');
       const r = await writeKeyPair(argv.dir, await password(io, true), { force: argv.force });
       io.stdout.write(argv.json ? JSON.stringify(r) + '\n' : `Private key written to ${r.privateKeyPath}\nPublic key written to ${r.publicKeyPath}\n`);
     },
@@ -149,6 +141,7 @@ export function signCommand(io: CliIo) {
       const key = await signingKey(argv.key, io);
       const { opts, done } = await registryOptionsFrom(argv, io);
       const annotations = annotationsOf(argv.a);
+      const { signImage, checkFormat } = await import('../../sign/sign.js');
       let r;
       try {
         r = await signImage(argv.reference, { ...opts, privateKey: key.privateKey, recursive: argv.recursive, format: checkFormat(argv.format), ...(annotations ? { annotations } : {}), ...(argv.identity ? { identity: argv.identity } : {}) });
@@ -174,6 +167,7 @@ export function verifyCommand(io: CliIo) {
       const key = await publicKey(argv.key);
       const { opts, done } = await registryOptionsFrom(argv, io);
       const annotations = annotationsOf(argv.a);
+      const { verifyImage } = await import('../../sign/verify.js');
       let r;
       try {
         r = await verifyImage(argv.reference, { ...opts, publicKey: key, ...(annotations ? { annotations } : {}) });
@@ -208,6 +202,7 @@ export function attestCommand(io: CliIo) {
       }
       const key = await signingKey(argv.key, io);
       const { opts, done } = await registryOptionsFrom(argv, io);
+      const [{ attestImage }, { checkFormat }] = await Promise.all([import('../../attest/attest.js'), import('../../sign/sign.js')]);
       let r;
       try {
         r = await attestImage(argv.reference, { ...opts, privateKey: key.privateKey, predicateType: argv.type, predicate, replace: argv.replace, format: checkFormat(argv.format) });
@@ -231,6 +226,7 @@ export function verifyAttestationCommand(io: CliIo) {
     handler: async (argv: RegistryArgs & { reference: string; key: string; type: string }) => {
       const key = await publicKey(argv.key);
       const { opts, done } = await registryOptionsFrom(argv, io);
+      const { verifyAttestation } = await import('../../attest/attest.js');
       let r;
       try {
         r = await verifyAttestation(argv.reference, { ...opts, publicKey: key, predicateType: argv.type });
@@ -251,6 +247,7 @@ export function triangulateCommand(io: CliIo) {
         .positional('reference', { type: 'string' })
         .option('type', { type: 'string', choices: ['signature', 'attestation', 'sbom', 'digest'], default: 'signature' }),
     handler: async (argv: RegistryArgs & { reference: string; type: 'signature' | 'attestation' | 'sbom' | 'digest' }) => {
+      const { triangulate } = await import('../../sign/triangulate.js');
       const { opts, done } = await registryOptionsFrom(argv, io);
       try {
         io.stdout.write((await triangulate(argv.reference, argv.type, opts)) + '\n');

@@ -1,5 +1,6 @@
-// distill's public library API. The CLI imports only this module.
+// distill's public library API. The CLI takes names only from what this module re-exports.
 export { DistillError, isDistillError, type ErrorCode } from './errors.js';
+export { DISTILL_VERSION, LAYER_FORMAT } from './version.js';
 export type { ProgressEvent, OnProgress } from './events.js';
 export { sha256Hex, toDigest, type Digest } from './digest.js';
 export { canonicalJson, prettyStableJson } from './json.js';

@@ -2,6 +2,7 @@
 // 1 failure, 2 usage. Errors print as one line `distill: <what went wrong> [<CODE>]` plus a hint.
 import yargs from 'yargs';
 import { DistillError, isDistillError } from '../errors.js';
+import { DISTILL_VERSION } from '../version.js';
 import { appendCommand } from './commands/append.js';
 import { buildCommand } from './commands/build.js';
 import { fetchCommand } from './commands/fetch.js';
@@ -46,7 +47,7 @@ export async function main(args: readonly string[], io: CliIo): Promise<number> 
     .recommendCommands()
     .help()
     .alias('h', 'help')
-    .version(false)
+    .version('version', 'print distill\'s version', DISTILL_VERSION)
     .wrap(Math.min(110, (io.stdout as { columns?: number }).columns ?? 100))
     .exitProcess(false)
     .fail((msg, err) => {

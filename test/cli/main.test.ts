@@ -30,6 +30,12 @@ test('--help lists the commands and exits 0', async () => {
   assert.match(l.stdout, /--allow-expired/);
 });
 
+test('--version prints the version (package.json\'s) on stdout and exits 0', async () => {
+  const r = await run(['--version']);
+  assert.equal(r.code, 0);
+  assert.equal(r.stdout.trim(), JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')).version);
+});
+
 test('usage errors exit 2 with a one-line message and a hint', async () => {
   for (const args of [[], ['frobnicate'], ['lock'], ['lock', 'x', '--no-such-flag']]) {
     const r = await run(args);

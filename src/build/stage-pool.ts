@@ -10,6 +10,7 @@ import type { LockedPackage } from '../lock/lockfile.js';
 import type { Body, TreeEntry } from '../rootfs/tree.js';
 import type { StagedPackage, StageRules } from './stage.js';
 import { fromWireControl, fromWireError, STAGE_WORKER_TAG, type StageJob, type StageReply } from './stage-worker.js';
+import { superviseWorker } from '../util/worker.js';
 
 export interface PooledStageOptions {
   store: ContentStore;
@@ -136,9 +137,7 @@ class StagePool {
       slot.jobs.clear();
       this.dispatch(); // a replacement is spawned for whatever is queued
     };
-    worker.on('error', lost);
-    worker.on('exit', (code) => lost(new Error(`exit code ${code}`)));
-    worker.unref();
+    superviseWorker(worker, lost);
     this.slots.push(slot);
     return slot;
   }

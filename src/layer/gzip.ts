@@ -34,6 +34,7 @@ import {
   type BlockReply,
   type CompressedBlock,
 } from './gzip-worker.js';
+import { superviseWorker } from '../util/worker.js';
 
 export interface GzipOptions {
   /** libdeflate level 1–12; default 6. Part of the output's identity. */
@@ -169,9 +170,7 @@ class GzipPool {
       slot.current = undefined;
       this.dispatch(); // a replacement is spawned for whatever is queued
     };
-    worker.on('error', lost);
-    worker.on('exit', (code) => lost(new Error(`exit code ${code}`)));
-    worker.unref();
+    superviseWorker(worker, lost);
     this.slots.push(slot);
     return slot;
   }

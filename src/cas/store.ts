@@ -20,12 +20,12 @@
 import { createReadStream } from 'node:fs';
 import { access, chmod, lstat, mkdir, open as openFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import { constants } from 'node:fs';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { HashingStream, UNKNOWN_SIZE_CAP, VerifyingStream, type Expected, type Sha256Hex, isSha256Hex } from '../digest.js';
-import { fsyncDir, fsyncFile } from '../util/atomic-write.js';
+import { fileMatches, fsyncDir, fsyncFile } from '../util/atomic-write.js';
 import { DistillError, messageOf } from '../errors.js';
 import { TransientError, isTransient } from '../http/retry.js';
 
@@ -114,13 +114,9 @@ export class ContentStore {
       return false;
     }
     if (e.size >= 0 && st.size !== e.size) return false;
-    try {
-      if (!(await fileHashesTo(this.blobPath(e.sha256), e))) throw new Error('digest mismatch');
-      return true;
-    } catch {
-      await this.remove(e.sha256);
-      return false;
-    }
+    if (await fileMatches(this.blobPath(e.sha256), e)) return true;
+    await this.remove(e.sha256);
+    return false;
   }
 
   /** Refuse (BLOB_SIZE_MISMATCH) a stored blob whose size is not the expected one, before reading it. */
@@ -319,29 +315,4 @@ export const CACHE_HINT = 'the cache directory must be a writable directory; pas
 
 export function cacheIo(dir: string, err: unknown): DistillError {
   return new DistillError('CACHE_IO', `cannot use the cache directory ${dir}: ${messageOf(err)}`, { cause: err, hint: CACHE_HINT });
-}
-
-/**
- * Whether a file's bytes are exactly `e` (size, when known, and sha256). A plain read loop into one
- * reused 1 MiB buffer: verifying a 90 MB layer this way costs about half what a 64 KiB read stream
- * piped through a Transform does (java's no-change rebuild verifies every cached layer and layout blob).
- */
-export async function fileHashesTo(path: string, e: Pick<Expected, 'sha256' | 'size'>): Promise<boolean> {
-  const fh = await openFile(path, 'r');
-  try {
-    const hash = createHash('sha256');
-    const buf = Buffer.allocUnsafe(1024 * 1024);
-    const limit = e.size < 0 ? UNKNOWN_SIZE_CAP : e.size;
-    let seen = 0;
-    for (;;) {
-      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
-      if (bytesRead === 0) break;
-      seen += bytesRead;
-      if (seen > limit) return false;
-      hash.update(buf.subarray(0, bytesRead));
-    }
-    return (e.size < 0 || seen === e.size) && hash.digest('hex') === e.sha256;
-  } finally {
-    await fh.close();
-  }
 }

@@ -5,12 +5,10 @@
 // to every writer). Blobs named by their digest go through the content store (cas/store.ts), which
 // uses the same steps and verifies the bytes on the way. Plus the one check "is the blob at this path
 // intact", for a reader that only looks.
-import { randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { chmod, open, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { chmod, open, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import { VerifyingStream } from '../digest.js';
+import { UNKNOWN_SIZE_CAP } from '../digest.js';
 import { DistillError, type ErrorCode, messageOf } from '../errors.js';
 
 /** A temp path beside `final`: hidden, unique, recognisable as ours. */
@@ -77,18 +75,33 @@ export async function fsyncFile(path: string): Promise<void> {
   }
 }
 
-/** The file at `path` exists with exactly `size` bytes hashing to `sha256` (re-hashed, never trusted). */
+/**
+ * The file at `path` exists with exactly `size` bytes (any size up to UNKNOWN_SIZE_CAP when -1) hashing
+ * to `sha256` — re-hashed, never trusted. A plain read loop into one reused 1 MiB buffer: on a 90 MB
+ * layer this costs about half what a 64 KiB read stream through a Transform does (a no-change rebuild
+ * checks every .deb, cached layer and layout blob this way).
+ */
 export async function fileMatches(path: string, expected: { size: number; sha256: string }): Promise<boolean> {
+  let fh;
   try {
-    const st = await stat(path);
-    if (!st.isFile() || st.size !== expected.size) return false;
-    await pipeline(createReadStream(path), new VerifyingStream({ ...expected, what: path }), async (src: AsyncIterable<unknown>) => {
-      for await (const _ of src) {
-        // hashing is the point
-      }
-    });
-    return true;
+    fh = await open(path, 'r');
+    const st = await fh.stat();
+    if (!st.isFile() || (expected.size >= 0 && st.size !== expected.size)) return false;
+    const hash = createHash('sha256');
+    const buf = Buffer.allocUnsafe(1024 * 1024);
+    const limit = expected.size < 0 ? UNKNOWN_SIZE_CAP : expected.size;
+    let seen = 0;
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+      if (bytesRead === 0) break;
+      seen += bytesRead;
+      if (seen > limit) return false;
+      hash.update(buf.subarray(0, bytesRead));
+    }
+    return (expected.size < 0 || seen === expected.size) && hash.digest('hex') === expected.sha256;
   } catch {
     return false;
+  } finally {
+    await fh?.close().catch(() => {});
   }
 }

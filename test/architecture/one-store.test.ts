@@ -3,22 +3,8 @@
 // cas/store.ts and util/atomic-write.ts, and tar-stream's extractor only in tar/reader.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join, relative } from 'node:path';
-import { repoRoot } from '../helpers/paths.js';
-
-const src = join(repoRoot, 'src');
-
-function files(dir: string): string[] {
-  return readdirSync(dir).flatMap((n) => {
-    const p = join(dir, n);
-    return statSync(p).isDirectory() ? files(p) : p.endsWith('.ts') ? [p] : [];
-  });
-}
-
-function code(path: string): string {
-  return readFileSync(path, 'utf8').replace(/\/\*[\s\S]*?\*\//g, '').replace(/(^|[^:])\/\/.*$/gm, '$1');
-}
+import { relative } from 'node:path';
+import { code, files, src } from '../helpers/source-code.js';
 
 /**
  * Where a rename of a file into place may appear. Besides the two helpers: output staging renames whole

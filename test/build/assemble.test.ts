@@ -5,12 +5,11 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { gunzipSync } from 'node:zlib';
-import * as tar from 'tar-stream';
 import { assembleImageLayer, CertificateSource, Slots, stageAll, writeTree, type AssemblyContext } from '../../src/build/assemble.js';
 import type { LockedImage } from '../../src/lock/load.js';
 import type { LockedPackage } from '../../src/lock/lockfile.js';
 import type { CraftPackage } from '../helpers/craft-deb.js';
+import { readTarGz } from '../helpers/make-layer.js';
 import { lockCrafted, staging, syntheticImage, type SyntheticImageSpec } from '../helpers/stage-debs.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -30,23 +29,7 @@ async function setup(packages: CraftPackage[], spec: Omit<SyntheticImageSpec, 'p
 }
 
 async function readTar(gz: Buffer): Promise<{ name: string; type: string; linkname?: string; body: string }[]> {
-  const out: { name: string; type: string; linkname?: string; body: string }[] = [];
-  const x = tar.extract();
-  const done = new Promise<void>((resolve, reject) => {
-    x.on('entry', (h, stream, next) => {
-      const chunks: Buffer[] = [];
-      stream.on('data', (c: unknown) => chunks.push(c as Buffer));
-      stream.on('end', () => {
-        out.push({ name: h.name, type: h.type ?? 'file', ...(h.linkname ? { linkname: h.linkname } : {}), body: Buffer.concat(chunks).toString() });
-        next();
-      });
-    });
-    x.on('finish', resolve);
-    x.on('error', reject);
-  });
-  x.end(gunzipSync(gz));
-  await done;
-  return out;
+  return (await readTarGz(gz)).map(({ header: h, body }) => ({ name: h.name, type: h.type ?? 'file', ...(h.linkname ? { linkname: h.linkname } : {}), body: body.toString() }));
 }
 
 test('two packages shipping one path: PATH_CONFLICT naming both, unless the later declares Replaces', async () => {

@@ -12,11 +12,10 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
-import { gunzipSync } from 'node:zlib';
-import * as tar from 'tar-stream';
 import { buildImage, type BuildResult } from '../../src/build.js';
 import { lockImages } from '../../src/lock/lock.js';
 import { TEST_ROOT_A, TEST_ROOT_B } from '../helpers/certs.js';
+import { readTarGz } from '../helpers/make-layer.js';
 import { CRAFTED_APPLETS } from '../helpers/stage-debs.js';
 import { makeArchive, makeKey, type SynthArchive, type SynthKey, type SynthPackage } from '../helpers/synthetic-archive.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -131,21 +130,9 @@ function blob(layout: string, digest: string): Buffer {
 
 async function readLayer(gz: Buffer): Promise<Map<string, Entry>> {
   const out = new Map<string, Entry>();
-  const x = tar.extract();
-  const done = new Promise<void>((resolve, reject) => {
-    x.on('entry', (h, stream, next) => {
-      const chunks: Buffer[] = [];
-      stream.on('data', (c: unknown) => chunks.push(c as Buffer));
-      stream.on('end', () => {
-        out.set(h.name.replace(/\/$/, ''), { type: h.type ?? 'file', mode: h.mode ?? 0, uid: h.uid ?? -1, gid: h.gid ?? -1, mtime: h.mtime ? h.mtime.getTime() / 1000 : -1, ...(h.linkname ? { linkname: h.linkname } : {}), body: Buffer.concat(chunks) });
-        next();
-      });
-    });
-    x.on('finish', resolve);
-    x.on('error', reject);
-  });
-  x.end(gunzipSync(gz));
-  await done;
+  for (const { header: h, body } of await readTarGz(gz)) {
+    out.set(h.name.replace(/\/$/, ''), { type: h.type ?? 'file', mode: h.mode ?? 0, uid: h.uid ?? -1, gid: h.gid ?? -1, mtime: h.mtime ? h.mtime.getTime() / 1000 : -1, ...(h.linkname ? { linkname: h.linkname } : {}), body });
+  }
   return out;
 }
 

@@ -8,7 +8,7 @@ import { createReadStream } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { gzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import * as tar from 'tar-stream';
 import { sha256Hex, toDigest, type Digest } from '../../src/digest.js';
 import type { Descriptor } from '../../src/oci/descriptor.js';
@@ -118,4 +118,25 @@ export async function run(cmd: string, args: string[]): Promise<string> {
     const err = e as { stderr?: string; message: string };
     throw new Error(`${cmd} ${args.join(' ')} failed: ${err.stderr || err.message}`);
   }
+}
+
+/** Every entry of a .tar.gz as tar-stream reads it, in archive order: header and whole body. */
+export async function readTarGz(gz: Buffer): Promise<{ header: tar.Header; body: Buffer }[]> {
+  const out: { header: tar.Header; body: Buffer }[] = [];
+  const x = tar.extract();
+  const done = new Promise<void>((resolve, reject) => {
+    x.on('entry', (header, stream, next) => {
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: unknown) => chunks.push(c as Buffer));
+      stream.on('end', () => {
+        out.push({ header, body: Buffer.concat(chunks) });
+        next();
+      });
+    });
+    x.on('finish', resolve);
+    x.on('error', reject);
+  });
+  x.end(gunzipSync(gz));
+  await done;
+  return out;
 }

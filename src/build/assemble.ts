@@ -342,7 +342,7 @@ export async function writeTree(tree: LayerTree, file: string, mtime: number, gz
           ...(e.linkTarget !== undefined ? { linkTarget: e.linkTarget } : {}),
         };
         if (recorder.wantsBody(e.path, e.type, header.size)) {
-          const data = e.body?.kind === 'bytes' ? e.body.data : e.body?.kind === 'staged' ? await readFile(e.body.path) : undefined;
+          const data = e.body !== undefined ? await bodyBytes(e.body) : undefined;
           recorder.add(e.path, e.type, header.size, data);
         } else recorder.add(e.path, e.type, header.size);
         if (e.type !== 'file') await tar.add(header);

@@ -76,10 +76,11 @@ export const BUDGETED_FILE = 1024 * 1024;
  * above OWN_BUFFER get a buffer of their own (no tail at all).
  */
 const ARENA_MIN = 64 * 1024;
-/** Bytes per read of a .deb. */
-const DEB_READ = 512 * 1024;
 const ARENA_MAX = 1024 * 1024;
 const OWN_BUFFER = 64 * 1024;
+
+/** Bytes per read of a .deb. */
+const DEB_READ = 512 * 1024;
 
 /**
  * What ships of a borrowed package: the files matching its globs and its copyright (licences travel

@@ -5,6 +5,11 @@
 // a user would reach for (`--variant=extract` of the same closure, pinned versions, into a tarball, then
 // gzip -n -6; it also reads the snapshot's Packages indexes, which is part of what it costs a user);
 // and every standard image's size.
+//
+// Method: the machines are noisy (the same build varies ±30 % through a day), so the two are timed
+// alternately, native then distill, DISTILL_BENCH_REPS times (default 3), and the figures are medians; every
+// timed run starts after `sync`, so the dirty pages of the previous step (the native pipeline's unpacked
+// tree, mmdebstrap's tarball) are not written back on the next run's time. mmdebstrap runs once, after.
 import { spawnSync } from 'node:child_process';
 import { rmSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -16,15 +21,33 @@ import { tempDir } from '../helpers/tmp.js';
 
 const bin = join(repoRoot, 'dist', 'src', 'cli', 'bin.js');
 
-function timed(cmd: string, args: string[]): { seconds: number; maxRssKb: number | undefined } {
+interface Timed {
+  seconds: number;
+  maxRssKb: number | undefined;
+  /** user + system CPU seconds of the process and its children, where /usr/bin/time is present. */
+  cpu: number | undefined;
+}
+
+/** Writes back dirty pages so that the previous step's writes are not charged to the next timed run. */
+function settle(): void {
+  spawnSync('sync');
+}
+
+function timed(cmd: string, args: string[]): Timed {
   const haveTime = existsSync('/usr/bin/time');
   const t = performance.now();
-  const r = haveTime ? spawnSync('/usr/bin/time', ['-f', '%M', cmd, ...args], { encoding: 'utf8', maxBuffer: 1 << 26 }) : spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 26 });
+  const r = haveTime ? spawnSync('/usr/bin/time', ['-f', '%M %U %S', cmd, ...args], { encoding: 'utf8', maxBuffer: 1 << 26 }) : spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 26 });
   const seconds = (performance.now() - t) / 1000;
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stderr}`);
-  const m = haveTime ? /(\d+)\s*$/.exec(r.stderr.trim()) : null;
-  return { seconds, maxRssKb: m ? Number(m[1]) : undefined };
+  const m = haveTime ? /(\d+) ([\d.]+) ([\d.]+)\s*$/.exec(r.stderr.trim()) : null;
+  return { seconds, maxRssKb: m ? Number(m[1]) : undefined, cpu: m ? Number(m[2]) + Number(m[3]) : undefined };
 }
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+};
 
 const DROP = ['usr/share/doc', 'usr/share/man', 'usr/share/info', 'usr/share/lintian', 'usr/share/linda', 'usr/share/groff', 'usr/share/bug', 'usr/share/locale', 'usr/share/doc-base', 'usr/share/menu'];
 
@@ -90,24 +113,45 @@ export async function benchBuild(): Promise<string[]> {
   };
   try {
     const mirrors = Object.entries(snapshotMirrors(snap)).flatMap(([k, v]) => ['--mirror', `${k}=${v}`]);
+    const reps = Math.max(1, Number(process.env['DISTILL_BENCH_REPS'] ?? 3));
     for (const image of ['python3', 'java']) {
-      // Warm the .deb cache first (not timed), then time a build that reuses no finished layer.
+      // Warm the .deb cache first (not timed), then time builds that reuse no finished layer.
       timed(process.execPath, [bin, 'fetch', join(repoRoot, 'images', image), '--cache', cacheDir, ...mirrors]);
-      const native = await nativePipeline(image, cacheDir);
-      const mm = await mmdebstrapPipeline(image, snap);
+      const natives: number[] = [];
+      const ours: Timed[] = [];
+      for (let i = 0; i < reps; i++) {
+        settle();
+        natives.push(await nativePipeline(image, cacheDir));
+        settle();
+        const out = temp('distill-bench-out-');
+        ours.push(timed(process.execPath, [bin, 'build', join(repoRoot, 'images', image), '--out', out, '--variant', 'latest', '--platform', 'amd64', '--no-layer-cache', '--cache', cacheDir, ...mirrors]));
+        rmSync(out, { recursive: true, force: true });
+      }
       const out = temp('distill-bench-out-');
-      const ours = timed(process.execPath, [bin, 'build', join(repoRoot, 'images', image), '--out', out, '--variant', 'latest', '--platform', 'amd64', '--no-layer-cache', '--cache', cacheDir, ...mirrors]);
       const args = [bin, 'build', join(repoRoot, 'images', image), '--out', out, '--variant', 'latest', '--platform', 'amd64', '--cache', cacheDir, ...mirrors];
       timed(process.execPath, args); // records the layers
+      settle();
       const warm = timed(process.execPath, args);
+      settle();
+      const mm = await mmdebstrapPipeline(image, snap);
+      const native = median(natives);
+      const wall = median(ours.map((o) => o.seconds));
+      const rss = ours.map((o) => o.maxRssKb).filter((x): x is number => x !== undefined);
+      const cpu = ours.map((o) => o.cpu).filter((x): x is number => x !== undefined);
+      const ratios = ours.map((o, i) => o.seconds / natives[i]!);
       lines.push(
-        `build ${image} (amd64, latest, warm .deb cache, no layer cache): ${ours.seconds.toFixed(2)} s` +
-          (ours.maxRssKb ? `, peak RSS ${(ours.maxRssKb / 1024).toFixed(0)} MiB` : '') +
-          `; native pipeline ${native.toFixed(2)} s; ratio ${(ours.seconds / native).toFixed(2)}x (target ${image === 'java' ? '≤ 0.4x, ≤ 256 MiB' : '≤ 0.5x'})`,
+        `build ${image} (amd64, latest, warm .deb cache, no layer cache, median of ${reps} alternating runs): ${wall.toFixed(2)} s` +
+          (cpu.length > 0 ? ` (${median(cpu).toFixed(2)} s CPU)` : '') +
+          (rss.length > 0 ? `, peak RSS ${(Math.max(...rss) / 1024).toFixed(0)} MiB` : '') +
+          `; native pipeline ${native.toFixed(2)} s; ratio ${(wall / native).toFixed(2)}x (target ${image === 'java' ? '≤ 0.4x, ≤ 256 MiB' : '≤ 0.5x'})`,
+      );
+      lines.push(
+        `  each run: distill ${ours.map((o) => o.seconds.toFixed(2)).join(', ')} s; native ${natives.map((n) => n.toFixed(2)).join(', ')} s; ` +
+          `ratios ${ratios.map((r) => r.toFixed(2)).join(', ')}`,
       );
       lines.push(
         typeof mm === 'number'
-          ? `  mmdebstrap --variant=extract + gzip -6 of the same closure: ${mm.toFixed(2)} s; distill/mmdebstrap ${(ours.seconds / mm).toFixed(2)}x`
+          ? `  mmdebstrap --variant=extract + gzip -6 of the same closure: ${mm.toFixed(2)} s; distill/mmdebstrap ${(wall / mm).toFixed(2)}x`
           : `  mmdebstrap baseline skipped: ${mm}`,
       );
       lines.push(`  no-change rebuild (layer cache): ${warm.seconds.toFixed(2)} s`);

@@ -491,7 +491,8 @@ class TarParser {
     let strictSize = 0;
     if (long) {
       strictSize = tarNumber(block, 124, 12);
-      if (!(strictSize >= 0 && strictSize <= LONG_HEADER_MAX)) throw this.error(`an extended header of ${strictSize} bytes at offset ${at}`);
+      // An empty one names nothing; tar-stream mis-stepped over one (misreading what followed), so it is refused.
+      if (!(strictSize > 0 && strictSize <= LONG_HEADER_MAX)) throw this.error(`an extended header of ${strictSize} bytes at offset ${at}`);
     }
     const h = this.decode(block);
     // A block whose checksum is that of a zero block without being one: tar-stream skipped it as padding, dpkg reads a header.

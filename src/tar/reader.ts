@@ -525,7 +525,7 @@ class TarParser {
       this.pax = null;
     }
     if (size === null || !(size >= 0)) throw this.error('Invalid header');
-    this.entry = tarEntry(h, name, linkname, size, pax, flag, `${this.opts.what}: ${JSON.stringify(name)}`, this.opts);
+    this.entry = tarEntry(h, name, linkname, size, pax, flag, new Where(this.opts.what, name), this.opts);
     this.state = S_DATA;
     // A directory carries no data whatever its size says (tar-stream reads the next header right after it).
     const length = h.typeflag === T_DIR ? 0 : size;
@@ -747,7 +747,7 @@ function tarEntry(
   size: number,
   pax: Record<string, string> | null,
   typeflag: number,
-  where: string,
+  where: Where,
   opts: ReadTarOptions,
 ): TarEntry {
   const bad = (field: string, v: unknown) => opts.malformed(`${where}: bad ${field} ${JSON.stringify(String(v))}`);
@@ -809,6 +809,19 @@ function tarEntry(
     raw.devminor = header.devminor ?? 0;
   }
   return raw;
+}
+
+/** "<archive>: <name>" for messages, built on first use (most entries never need one). */
+class Where {
+  private text: string | undefined;
+  constructor(
+    private readonly what: string,
+    private readonly name: string,
+  ) {}
+
+  toString(): string {
+    return (this.text ??= `${this.what}: ${JSON.stringify(this.name)}`);
+  }
 }
 
 /** A numeric field read strictly (the extent of a long header): octal text, or base-256 when the top bit is set. */

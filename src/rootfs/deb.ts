@@ -18,7 +18,7 @@ import type { Compression } from '../compress/decompress.js';
 import { DistillError, isDistillError, messageOf } from '../errors.js';
 import type { FsEntry } from './entry.js';
 import { EntrySanitizer, type SanitizeOptions } from './sanitize.js';
-import { type OnTarEntry, type OnTarEntrySync, type ReadTarOptions, type TarBodySink, readBody, readTar, readTarSync } from '../tar/reader.js';
+import { type OnTarEntry, type OnTarEntrySync, type ReadTarOptions, type TarBodySink, readTar, readTarSync } from '../tar/reader.js';
 import { parseDeb822, type Paragraph } from '../debian/deb822.js';
 
 export interface DebControl {
@@ -221,22 +221,34 @@ const CONTROL_FILES = new Set(['control', 'md5sums', 'conffiles']);
 
 async function readControlMember(src: ByteSource, m: ArMember, kind: Compression, what: string): Promise<DebControl> {
   const files = new Map<string, string>();
-  await readTarMember(src, m, kind, what, {}, undefined, async (entry, body) => {
+  const member = memberStream(src, m, what);
+  await readTarSync(member, tarOptions(what, m.name, kind, {}, undefined), (entry) => {
     const name = entry.name.replace(/^\.\//, '').replace(/\/+$/, '');
-    if (!CONTROL_FILES.has(name)) return; // drained unread
+    if (!CONTROL_FILES.has(name)) return undefined; // skipped unread
     if (entry.type !== 'file') throw malformed(what, `${m.name}: ${name} is a ${entry.type}, not a regular file`);
     if (files.has(name)) throw malformed(what, `${m.name}: ${name} appears twice`);
     const tooBig = () => malformed(what, `${m.name}: ${name} is ${entry.size} bytes (the limit is ${CONTROL_FILE_MAX})`);
     if (entry.size > CONTROL_FILE_MAX) throw tooBig();
-    const bytes = await readBody(body(), CONTROL_FILE_MAX, tooBig);
-    let text: string;
-    try {
-      text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes);
-    } catch {
-      throw malformed(what, `${m.name}: ${name} is not valid UTF-8`);
-    }
-    files.set(name, text);
+    const chunks: Buffer[] = [];
+    let n = 0;
+    return {
+      data: (c) => {
+        n += c.length;
+        if (n > CONTROL_FILE_MAX) throw tooBig();
+        chunks.push(Buffer.from(c)); // a view of the stream: copied to be kept
+      },
+      end: () => {
+        let text: string;
+        try {
+          text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(Buffer.concat(chunks));
+        } catch {
+          throw malformed(what, `${m.name}: ${name} is not valid UTF-8`);
+        }
+        files.set(name, text);
+      },
+    };
   });
+  await readPadding(src, m, what);
   const text = files.get('control');
   if (text === undefined) throw malformed(what, `${m.name} has no control file`);
   let paragraphs: Paragraph[];

@@ -8,10 +8,12 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { threadId } from 'node:worker_threads';
+import * as crypto from 'node:crypto';
 import { createHash } from 'node:crypto';
 import type { ContentStore } from '../cas/store.js';
 import { DistillError } from '../errors.js';
 import { readDeb, type DebControl } from '../rootfs/deb.js';
+import type { TarBodySink } from '../tar/reader.js';
 import type { LockedPackage } from '../lock/lockfile.js';
 import { globToRegExp, pathFilter, type PathFilter, type PathRules } from '../rootfs/filter.js';
 import { isReadByGenerator } from '../rootfs/package-roles.js';
@@ -122,76 +124,124 @@ export async function stagePackage(pkg: LockedPackage, opts: StageOptions): Prom
         }
       : undefined);
   const arena = new Arena(opts.arenas);
+  /** The staging file being written, closed here if the package fails half-way through it. */
+  let open: FileBody | undefined;
   // The stored blob must have the lock's size before a byte of it is read (store.open checks the
   // digest as it streams, which only concludes at the end).
   await opts.store.assertSize({ size: pkg.size, sha256: pkg.sha256, what });
-  await readDeb(
-    // Large reads: every chunk costs a trip through each stream below (digest, ar, xz, tar).
-    opts.store.open({ size: pkg.size, sha256: pkg.sha256, what: pkg.filename }, { highWaterMark: DEB_READ }),
-    what,
-    {
-      control: (c) => {
-        // The .deb's own word on what it is must be the lock's, before any of its files is staged:
-        // a lock pinning another package's (or version's) bytes under this name is refused.
-        for (const [field, want] of [['Package', pkg.name], ['Version', pkg.version], ['Architecture', pkg.architecture]] as const) {
-          const got = c.fields.get(field);
-          if (got !== want) {
-            throw new DistillError('LOCK_INVALID', `${what}: the .deb's control file says ${field}: ${got ?? '(none)'}, the lock says ${want}`, {
-              hint: 'the lock does not describe this .deb; run `distill lock` to rewrite it',
-            });
-          }
-        }
-        control = c;
-      },
-      entry: async (e, body) => {
-        // Rules are written for the merged-/usr layout the image has (usr/lib/…, not lib/…).
-        const imagePath = mergedUsrPath(e.path);
-        // /usr/share/doc/<pkg> as a link (libstdc++6 → gcc-14-base) stays, so that
-        // /usr/share/doc/<pkg>/copyright resolves for every package, where syft reads licences.
-        const keep = e.type === 'dir' || opts.filter.keepFile(imagePath) || (e.type === 'symlink' && DOC_LINK.test(imagePath) && opts.docLinks !== false);
-        const want = e.type === 'file' && (opts.want?.(pkg.name, imagePath) ?? false);
-        if (!keep && !want) return; // readDeb discards the unread body
-        if (e.type !== 'file' || !body) {
-          if (keep) entries.push({ ...e, owner: pkg.name });
-          return;
-        }
-        let staged: Body;
-        if (e.size <= BUDGETED_FILE && reserve?.(e.size)) {
-          // Straight into its place in an arena: one copy out of the tar reader, hashed on the way.
-          const data = arena.take(e.size);
-          const hash = createHash('sha256');
-          let at = 0;
-          for await (const c of body as AsyncIterable<Buffer>) {
-            if (at + c.length > data.length) throw new Error(`internal: ${e.path} has more than its ${e.size} bytes`);
-            data.set(c, at);
-            hash.update(c);
-            at += c.length;
-          }
-          if (at !== data.length) throw new Error(`internal: ${e.path} has ${at} of its ${e.size} bytes`);
-          staged = { kind: 'bytes', data, sha256: hash.digest('hex') };
-        } else {
-          const path = join(opts.stageDir, nextStageName());
-          const hash = createHash('sha256');
-          // A plain loop: the staging file is this thread's, written through (a worker thread blocks no one).
-          const fd = openSync(path, 'wx', 0o600);
-          try {
-            for await (const c of body as AsyncIterable<Buffer>) {
-              hash.update(c);
-              for (let off = 0; off < c.length; ) off += writeSync(fd, c, off);
+  try {
+    await readDeb(
+      // Large reads: every chunk costs a trip through each stream below (digest, ar, xz, tar).
+      opts.store.open({ size: pkg.size, sha256: pkg.sha256, what: pkg.filename }, { highWaterMark: DEB_READ }),
+      what,
+      {
+        control: (c) => {
+          // The .deb's own word on what it is must be the lock's, before any of its files is staged:
+          // a lock pinning another package's (or version's) bytes under this name is refused.
+          for (const [field, want] of [['Package', pkg.name], ['Version', pkg.version], ['Architecture', pkg.architecture]] as const) {
+            const got = c.fields.get(field);
+            if (got !== want) {
+              throw new DistillError('LOCK_INVALID', `${what}: the .deb's control file says ${field}: ${got ?? '(none)'}, the lock says ${want}`, {
+                hint: 'the lock does not describe this .deb; run `distill lock` to rewrite it',
+              });
             }
-          } finally {
-            closeSync(fd);
           }
-          staged = { kind: 'staged', path, sha256: hash.digest('hex') };
-        }
-        if (want) wanted.set(imagePath, staged);
-        if (keep) entries.push({ ...e, owner: pkg.name, body: staged });
+          control = c;
+        },
+        entrySync: (e) => {
+          // Rules are written for the merged-/usr layout the image has (usr/lib/…, not lib/…).
+          const imagePath = mergedUsrPath(e.path);
+          // /usr/share/doc/<pkg> as a link (libstdc++6 → gcc-14-base) stays, so that
+          // /usr/share/doc/<pkg>/copyright resolves for every package, where syft reads licences.
+          const keep = e.type === 'dir' || opts.filter.keepFile(imagePath) || (e.type === 'symlink' && DOC_LINK.test(imagePath) && opts.docLinks !== false);
+          const want = e.type === 'file' && (opts.want?.(pkg.name, imagePath) ?? false);
+          if (!keep && !want) return undefined; // readDeb skips the unread body
+          const entry = e as TreeEntry;
+          entry.owner = pkg.name;
+          if (e.type !== 'file') {
+            if (keep) entries.push(entry);
+            return undefined;
+          }
+          const done = (staged: Body): void => {
+            if (want) wanted.set(imagePath, staged);
+            if (keep) {
+              entry.body = staged;
+              entries.push(entry);
+            }
+          };
+          if (e.size <= BUDGETED_FILE && reserve?.(e.size)) {
+            // Straight into its place in an arena: one copy out of the decompressed stream, hashed whole.
+            return new ArenaBody(e.path, arena.take(e.size), done);
+          }
+          // A plain file: the staging file is this thread's, written through (a worker thread blocks no one).
+          const body = new FileBody(join(opts.stageDir, nextStageName()), done);
+          open = body;
+          return body;
+        },
       },
-    },
-    { size: pkg.size, ...(opts.allowSetid ? { allowSetid: opts.allowSetid } : {}), ...(opts.onWarning ? { onWarning: opts.onWarning } : {}) },
-  );
+      { size: pkg.size, ...(opts.allowSetid ? { allowSetid: opts.allowSetid } : {}), ...(opts.onWarning ? { onWarning: opts.onWarning } : {}) },
+    );
+  } finally {
+    open?.close();
+  }
   if (control === undefined) throw new Error(`${what}: no control information`); // readDeb guarantees it
   return { pkg, control, entries, wanted };
+}
+
+/** A body copied into its arena slice as it arrives; hashed once, whole, at its end. */
+class ArenaBody implements TarBodySink {
+  private at = 0;
+  constructor(
+    private readonly path: string,
+    private readonly into: Buffer,
+    private readonly done: (b: Body) => void,
+  ) {}
+
+  data(c: Buffer): void {
+    if (this.at + c.length > this.into.length) throw new Error(`internal: ${this.path} has more than its ${this.into.length} bytes`);
+    this.into.set(c, this.at);
+    this.at += c.length;
+  }
+
+  end(): void {
+    if (this.at !== this.into.length) throw new Error(`internal: ${this.path} has ${this.at} of its ${this.into.length} bytes`);
+    this.done({ kind: 'bytes', data: this.into, sha256: sha256Hex(this.into) });
+  }
+}
+
+/** A body written through to a staging file, hashed on the way. */
+class FileBody implements TarBodySink {
+  private fd: number | undefined;
+  private readonly hash = createHash('sha256');
+  constructor(
+    private readonly path: string,
+    private readonly done: (b: Body) => void,
+  ) {
+    this.fd = openSync(path, 'wx', 0o600);
+  }
+
+  data(c: Buffer): void {
+    this.hash.update(c);
+    for (let off = 0; off < c.length; ) off += writeSync(this.fd!, c, off);
+  }
+
+  end(): void {
+    this.close();
+    this.done({ kind: 'staged', path: this.path, sha256: this.hash.digest('hex') });
+  }
+
+  close(): void {
+    if (this.fd === undefined) return;
+    const fd = this.fd;
+    this.fd = undefined;
+    closeSync(fd);
+  }
+}
+
+/** One-shot sha256 (crypto.hash, Node >= 20.12, skips the Hash object; createHash before). */
+const oneShot = (crypto as { hash?: (alg: string, data: Buffer, enc: 'hex') => string }).hash;
+function sha256Hex(data: Buffer): string {
+  return oneShot !== undefined ? oneShot('sha256', data, 'hex') : createHash('sha256').update(data).digest('hex');
 }
 
 /**

@@ -18,7 +18,7 @@ import type { Compression } from '../compress/decompress.js';
 import { DistillError, isDistillError, messageOf } from '../errors.js';
 import type { FsEntry } from './entry.js';
 import { EntrySanitizer, type SanitizeOptions } from './sanitize.js';
-import { type OnTarEntry, type ReadTarOptions, readBody, readTar } from '../tar/reader.js';
+import { type OnTarEntry, type OnTarEntrySync, type ReadTarOptions, type TarBodySink, readTar, readTarSync } from '../tar/reader.js';
 import { parseDeb822, type Paragraph } from '../debian/deb822.js';
 
 export interface DebControl {
@@ -38,6 +38,12 @@ export interface ReadDebHandlers {
    * promise settles is discarded. The body must not be destroyed while it is still wanted.
    */
   entry?: (e: FsEntry, body: Readable | undefined) => Promise<void>;
+  /**
+   * The synchronous form of `entry` (used instead of it when given): return a sink for a file's
+   * bytes, which arrive as views valid only during each `data` call, or undefined to skip the body.
+   * No stream or promise per entry — for a caller that stages tens of thousands of files.
+   */
+  entrySync?: (e: FsEntry) => TarBodySink | undefined;
 }
 
 export interface ReadDebOptions extends SanitizeOptions {
@@ -215,22 +221,34 @@ const CONTROL_FILES = new Set(['control', 'md5sums', 'conffiles']);
 
 async function readControlMember(src: ByteSource, m: ArMember, kind: Compression, what: string): Promise<DebControl> {
   const files = new Map<string, string>();
-  await readTarMember(src, m, kind, what, {}, undefined, async (entry, body) => {
+  const member = memberStream(src, m, what);
+  await readTarSync(member, tarOptions(what, m.name, kind, {}, undefined), (entry) => {
     const name = entry.name.replace(/^\.\//, '').replace(/\/+$/, '');
-    if (!CONTROL_FILES.has(name)) return; // drained unread
+    if (!CONTROL_FILES.has(name)) return undefined; // skipped unread
     if (entry.type !== 'file') throw malformed(what, `${m.name}: ${name} is a ${entry.type}, not a regular file`);
     if (files.has(name)) throw malformed(what, `${m.name}: ${name} appears twice`);
     const tooBig = () => malformed(what, `${m.name}: ${name} is ${entry.size} bytes (the limit is ${CONTROL_FILE_MAX})`);
     if (entry.size > CONTROL_FILE_MAX) throw tooBig();
-    const bytes = await readBody(body(), CONTROL_FILE_MAX, tooBig);
-    let text: string;
-    try {
-      text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes);
-    } catch {
-      throw malformed(what, `${m.name}: ${name} is not valid UTF-8`);
-    }
-    files.set(name, text);
+    const chunks: Buffer[] = [];
+    let n = 0;
+    return {
+      data: (c) => {
+        n += c.length;
+        if (n > CONTROL_FILE_MAX) throw tooBig();
+        chunks.push(Buffer.from(c)); // a view of the stream: copied to be kept
+      },
+      end: () => {
+        let text: string;
+        try {
+          text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(Buffer.concat(chunks));
+        } catch {
+          throw malformed(what, `${m.name}: ${name} is not valid UTF-8`);
+        }
+        files.set(name, text);
+      },
+    };
   });
+  await readPadding(src, m, what);
   const text = files.get('control');
   if (text === undefined) throw malformed(what, `${m.name} has no control file`);
   let paragraphs: Paragraph[];
@@ -266,7 +284,24 @@ async function readDataMember(
   opts: SanitizeOptions,
   passThrough: WeakSet<object>,
 ): Promise<void> {
+  if (handlers.entrySync !== undefined) {
+    const member = memberStream(src, m, what);
+    await readTarSync(member, tarOptions(what, m.name, kind, opts, passThrough), sanitisedEntriesSync(what, handlers.entrySync, opts));
+    await readPadding(src, m, what);
+    return;
+  }
   await readTarMember(src, m, kind, what, opts, passThrough, sanitisedEntries(what, handlers, opts));
+}
+
+/** Each tar entry sanitised and handed to a synchronous handler. */
+function sanitisedEntriesSync(what: string, entry: NonNullable<ReadDebHandlers['entrySync']>, opts: SanitizeOptions): OnTarEntrySync {
+  const sanitizer = new EntrySanitizer(what, opts);
+  return (raw) => {
+    const fsEntry = sanitizer.sanitize(raw);
+    if (fsEntry === undefined) return undefined; // skipped unread
+    const sink = entry(fsEntry);
+    return fsEntry.type === 'file' ? sink : undefined;
+  };
 }
 
 /** Each tar entry sanitised and handed to `handlers.entry` with its body. */
@@ -315,9 +350,13 @@ function tarOptions(what: string, member: string, kind: Compression, opts: Sanit
 // One tar member of the ar archive, streamed: member bytes → tar/reader.ts (decompressor, boundary check, tar-stream).
 
 async function readTarMember(src: ByteSource, m: ArMember, kind: Compression, what: string, opts: SanitizeOptions, ownErrors: WeakSet<object> | undefined, onEntry: OnTarEntry): Promise<void> {
-  const member = Readable.from(src.take(m.size, (got) => truncated(what, m, got)), { objectMode: false });
+  const member = memberStream(src, m, what);
   await readTar(member, tarOptions(what, m.name, kind, opts, ownErrors), onEntry);
   await readPadding(src, m, what);
+}
+
+function memberStream(src: ByteSource, m: ArMember, what: string): Readable {
+  return Readable.from(src.take(m.size, (got) => truncated(what, m, got)), { objectMode: false });
 }
 
 // ---------------------------------------------------------------------------------------------------

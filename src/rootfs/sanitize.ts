@@ -88,7 +88,8 @@ export class EntrySanitizer {
 
   /** The entry to install, `undefined` for one to skip silently (the root), or a thrown UNSAFE_ENTRY. */
   sanitize(raw: RawEntry): FsEntry | undefined {
-    const where = `${this.what}: ${show(raw.name)}`;
+    // Only messages need it: built when first put in one.
+    const where = new Where(this.what, raw.name);
     const path = archivePath(raw.name, where, 'path');
     if (path === '') {
       if (raw.type === 'dir') return undefined;
@@ -179,7 +180,7 @@ export class EntrySanitizer {
   }
 }
 
-function acceptedType(raw: RawEntry, where: string): EntryType {
+function acceptedType(raw: RawEntry, where: Where): EntryType {
   switch (raw.type) {
     case 'file':
     case 'dir':
@@ -203,7 +204,9 @@ function acceptedType(raw: RawEntry, where: string): EntryType {
  * An archive member name (or hardlink target) as a normalised path, '' for the root. dpkg-deb writes
  * './usr/bin/x'; one leading './' is dropped, and what remains must be relative and free of '..'.
  */
-function archivePath(raw: string, where: string, what: string): string {
+function archivePath(raw: string, where: Where, what: string): string {
+  const simple = simplePath(raw);
+  if (simple !== undefined) return simple;
   checkText(raw, where, what);
   if (raw === '') throw unsafe(`${where}: empty ${what}`);
   const rest = raw.startsWith('./') ? raw.slice(2) : raw;
@@ -218,8 +221,46 @@ function archivePath(raw: string, where: string, what: string): string {
   return path;
 }
 
+/**
+ * archivePath's answer for the common case, in one pass: printable ASCII, an optional leading './' and
+ * trailing '/', components neither empty nor '.' or '..', within the Linux limits (ASCII: a character
+ * is a byte). `undefined` for anything else, which then takes the full rules above.
+ */
+function simplePath(raw: string): string | undefined {
+  const start = raw.startsWith('./') ? 2 : 0;
+  let end = raw.length;
+  if (end > start && raw.charCodeAt(end - 1) === 0x2f) end--;
+  if (end === start || end - start > PATH_MAX_BYTES) return undefined;
+  let from = start;
+  for (let i = start; i <= end; i++) {
+    const c = i < end ? raw.charCodeAt(i) : 0x2f;
+    if (c === 0x2f) {
+      const len = i - from;
+      if (len === 0 || len > NAME_MAX_BYTES) return undefined;
+      if (raw.charCodeAt(from) === 0x2e && (len === 1 || (len === 2 && raw.charCodeAt(from + 1) === 0x2e))) return undefined;
+      from = i + 1;
+    } else if (c < 0x20 || c > 0x7e) {
+      return undefined;
+    }
+  }
+  return start === 0 && end === raw.length ? raw : raw.slice(start, end);
+}
+
+/** "<package>: <name>" for messages, built on first use (most entries never need one). */
+class Where {
+  private text: string | undefined;
+  constructor(
+    private readonly what: string,
+    private readonly name: string,
+  ) {}
+
+  toString(): string {
+    return (this.text ??= `${this.what}: ${show(this.name)}`);
+  }
+}
+
 /** A symlink target, kept as stored; refused if relative and climbing above the root from the link's directory. */
-function symlinkTarget(raw: string | undefined, path: string, where: string): string {
+function symlinkTarget(raw: string | undefined, path: string, where: Where): string {
   if (raw === undefined || raw === '') throw unsafe(`${where}: symlink with an empty target`);
   checkText(raw, where, 'symlink target');
   if (Buffer.byteLength(raw) > PATH_MAX_BYTES) throw unsafe(`${where}: symlink target longer than ${PATH_MAX_BYTES} bytes`);
@@ -239,7 +280,7 @@ function symlinkTarget(raw: string | undefined, path: string, where: string): st
 }
 
 /** NUL, C0 controls and DEL never appear in a real package's paths; U+FFFD marks bytes that were not UTF-8. */
-function checkText(s: string, where: string, what: string): void {
+function checkText(s: string, where: Where, what: string): void {
   // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f]/.test(s)) throw unsafe(`${where}: ${what} contains a NUL or control character`);
   if (s.includes('\ufffd')) throw unsafe(`${where}: ${what} is not valid UTF-8`);

@@ -3,14 +3,14 @@
 // warnings, and one in-memory budget that the worker never overspends.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { test } from 'node:test';
 import { stageInWorker } from '../../src/build/stage-pool.js';
 import { stageOptionsOf, stagePackage, type StagedPackage, type StageRules } from '../../src/build/stage.js';
 import { DistillError } from '../../src/errors.js';
 import type { LockedPackage } from '../../src/lock/lockfile.js';
-import { craftDeb, file, dir, packageControl, type CraftPackage } from '../helpers/craft-deb.js';
+import { craftDeb, craftTar, file, dir, packageControl, type CraftPackage } from '../helpers/craft-deb.js';
 import { lockCrafted, staging, type Staging } from '../helpers/stage-debs.js';
 
 const IMAGE: StageRules = { kind: 'image', paths: { keep: [], drop: [], setid: [] } };
@@ -125,4 +125,24 @@ test('the in-memory budget is shared with the worker and never overspent', async
   assert.equal(inMemory.length, 4, '450,000 bytes left: four bodies of 100,000 in memory, the rest to disk');
   assert.equal(memory.used, 450_000);
   for (const p of staged) for (const e of p.entries) if (e.type === 'file' && e.size > 0) assert.ok(e.body, `${e.path} has a body`);
+});
+
+test('a package that fails half-way through a file staged to disk leaves no file descriptor open', async (t) => {
+  if (!existsSync('/proc/self/fd')) return t.skip('no /proc/self/fd on this system');
+  const s = staging();
+  const control = packageControl({ name: 'cut' });
+  const tar = await craftTar([{ header: { name: './', type: 'directory', mode: 0o755 } }, { header: { name: './big', mode: 0o644 }, body: Buffer.alloc(3_000_000, 5) }]);
+  const bytes = await craftDeb({ control, entries: [dir('./')], dataCompression: 'none', dataMember: tar.subarray(0, 2_000_000) });
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  await s.store.put({ sha256, size: bytes.length, what: 'cut' }, Readable.from([bytes]));
+  const cut: LockedPackage = { name: 'cut', version: '1.0-1', architecture: 'amd64', source: 'cut', sourceVersion: '1.0-1', archive: 'crafted', filename: 'pool/cut_1.0-1_amd64.deb', size: bytes.length, sha256, depends: [] };
+  const before = readdirSync('/proc/self/fd').length;
+  const e = await failure(stagePackage(cut, { store: s.store, stageDir: s.stageDir, ...stageOptionsOf(IMAGE) }));
+  assert.equal((e as DistillError).code, 'DEB_MALFORMED');
+  assert.ok(readdirSync(s.stageDir).length > 0, 'the file was being staged to disk when the package failed');
+  // The .deb's own stream closes asynchronously after the failure.
+  for (let i = 0; i < 50 && readdirSync('/proc/self/fd').length > before; i++) await new Promise((r) => setTimeout(r, 10));
+  const open = readdirSync('/proc/self/fd').map((fd) => { try { return readlinkSync(`/proc/self/fd/${fd}`); } catch { return ''; } });
+  assert.ok(!open.some((f) => f.startsWith(s.stageDir)), `a staging file is still open: ${open.join(' ')}`);
+  assert.equal(open.length, before);
 });

@@ -57,14 +57,31 @@ class Deflater {
     }
   }
 
-  deflate(block: Uint8Array, level: number, last: boolean): { data: Uint8Array; crc: number } {
+  bound(n: number): number {
+    return this.e.distill_deflate_bound(n);
+  }
+
+  /** Compresses `block` into the module's output buffer; returns the length there and the CRC-32. */
+  private run(block: Uint8Array, level: number, last: boolean): { n: number; crc: number } {
     this.reserve(block.length);
     new Uint8Array(this.e.memory.buffer, this.inPtr, block.length).set(block);
     const crc = this.e.distill_crc32(0, this.inPtr, block.length) >>> 0;
     const n = this.e.distill_deflate(level, this.inPtr, block.length, this.outPtr, this.outCap, last ? 1 : 0);
     if (n === 0) throw new Error(`libdeflate: compressing ${block.length} bytes at level ${level} failed`);
+    return { n, crc };
+  }
+
+  deflate(block: Uint8Array, level: number, last: boolean): { data: Uint8Array; crc: number } {
+    const { n, crc } = this.run(block, level, last);
     // memory.buffer is read again: the call may have grown (and so replaced) it.
     return { data: new Uint8Array(this.e.memory.buffer, this.outPtr, n).slice(), crc };
+  }
+
+  deflateInto(block: Uint8Array, level: number, last: boolean, out: Uint8Array): { n: number; crc: number } {
+    const r = this.run(block, level, last);
+    if (r.n > out.length) throw new Error(`libdeflate: ${r.n} compressed bytes do not fit the ${out.length}-byte output region`);
+    out.set(new Uint8Array(this.e.memory.buffer, this.outPtr, r.n));
+    return r;
   }
 }
 
@@ -77,4 +94,28 @@ let deflater: Deflater | undefined;
 export function deflateBlock(block: Uint8Array, level: number, last: boolean): { data: Uint8Array; crc: number } {
   deflater ??= new Deflater();
   return deflater.deflate(block, level, last);
+}
+
+/**
+ * deflateBlock, with the output copied into `out` (which must be large enough: see maxDeflatedSize)
+ * instead of a new buffer; returns its length and the block's CRC-32. The same bytes as deflateBlock.
+ */
+export function deflateBlockInto(block: Uint8Array, level: number, last: boolean, out: Uint8Array): { n: number; crc: number } {
+  deflater ??= new Deflater();
+  return deflater.deflateInto(block, level, last, out);
+}
+
+/** libdeflate's own worst-case size of the raw deflate of `n` bytes, sync flush included (tests check maxDeflatedSize against it). */
+export function deflateBound(n: number): number {
+  deflater ??= new Deflater();
+  return deflater.bound(n);
+}
+
+/**
+ * A bound on the raw deflate of `n` bytes (with the sync flush), without loading the module:
+ * libdeflate's own bound is n + 5 bytes per 5,000-byte block + 1 + end padding, the flush adds 6;
+ * this allows n/64 + 1 KiB. Where the output goes only, never what it is.
+ */
+export function maxDeflatedSize(n: number): number {
+  return n + Math.ceil(n / 64) + 1024;
 }

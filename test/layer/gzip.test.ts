@@ -5,7 +5,9 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { gunzipSync } from 'node:zlib';
-import { createGzip, DEFAULT_LEVEL, gzipHeader, shutdownGzipWorkers, type GzipOptions } from '../../src/layer/gzip.js';
+import { createGzip, DEFAULT_LEVEL, GzipWriter, gzipBlockPool, gzipHeader, shutdownGzipWorkers, type GzipOptions } from '../../src/layer/gzip.js';
+import { SinkWriter } from '../../src/layer/block-sink.js';
+import { deflateBound, maxDeflatedSize } from '../../src/layer/deflate.js';
 import { compressBlock, crc32, crc32Combine } from '../../src/layer/gzip-worker.js';
 
 after(() => shutdownGzipWorkers());
@@ -179,4 +181,104 @@ test('the worker pool does not keep a process alive', () => {
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /^done \d+/);
   assert.ok(Date.now() - t0 < 10_000);
+});
+
+/** The gzip of `data` built from compressBlock (fresh buffers, no pool): what any block scheme run must give. */
+function expectedGzip(data: Buffer, blockSize: number, level = DEFAULT_LEVEL): Buffer {
+  const parts: Buffer[] = [gzipHeader(level)];
+  let at = 0;
+  do {
+    const end = Math.min(at + blockSize, data.length);
+    parts.push(Buffer.from(compressBlock(data.subarray(at, end), level, end === data.length).data));
+    at = end;
+  } while (at < data.length);
+  const trailer = Buffer.alloc(8);
+  trailer.writeUInt32LE(crc32(data), 0);
+  trailer.writeUInt32LE(data.length % 2 ** 32, 4);
+  parts.push(trailer);
+  return Buffer.concat(parts);
+}
+
+test('the output region of a block holds any deflate libdeflate can write', () => {
+  for (const n of [0, 1, 32 * 1024, 1024 * 1024, 1024 * 1024 + 1, 64 * 1024 * 1024]) {
+    assert.ok(maxDeflatedSize(n) >= deflateBound(n), `${n}: ${maxDeflatedSize(n)} < ${deflateBound(n)}`);
+  }
+});
+
+test('pooled blocks are reused, and a reused block never carries bytes of its last use', async () => {
+  const blockSize = 64 * 1024;
+  // Incompressible input fills every block's input and most of its output region first...
+  const noise = Buffer.alloc(6 * blockSize + 100);
+  for (let i = 0, x = 5; i < noise.length; i++) noise[i] = (x = (Math.imul(x, 1103515245) + 12345) >>> 0) >>> 24;
+  for (const workers of [0, 2]) {
+    assert.ok((await gz(noise, { blockSize, workers })).equals(expectedGzip(noise, blockSize)), `noise, workers ${workers}`);
+    const made = gzipBlockPool().made;
+    // ...then short and compressible blocks, at every end position, come out as from fresh memory.
+    for (const size of [0, 1, 1000, blockSize - 1, blockSize, blockSize + 1, 3 * blockSize + 17]) {
+      const data = generate(size, size + 1);
+      const out = await gz(data, { blockSize, workers }, [777]);
+      assert.ok(out.equals(expectedGzip(data, blockSize)), `${size} bytes after noise, workers ${workers}`);
+      assert.ok(gunzipSync(out).equals(data));
+    }
+    assert.equal(gzipBlockPool().made, made, 'no new block was needed: the pool was reused');
+    assert.equal(gzipBlockPool().inUse, 0);
+  }
+});
+
+test('a failing output stops the stream, and every block goes back to the pool', async () => {
+  const blockSize = 64 * 1024;
+  const data = generate(10 * blockSize, 9);
+  for (const workers of [0, 2]) {
+    const boom = new Error('disk full');
+    let calls = 0;
+    const w = new GzipWriter({ blockSize, workers }, async () => {
+      if (++calls === 2) throw boom;
+      await new Promise((r) => setTimeout(r, 1));
+    });
+    const sink = new SinkWriter(w);
+    await assert.rejects(
+      (async () => {
+        for (let at = 0; at < data.length; at += 10_000) await sink.write(data.subarray(at, at + 10_000));
+        await sink.end();
+      })(),
+      (e) => e === boom,
+    );
+    await w.abort();
+    assert.equal(calls, 2, 'nothing is output after the failure');
+    assert.equal(gzipBlockPool().inUse, 0, `workers ${workers}`);
+    // and an aborted stream outputs nothing more either
+    let after = 0;
+    const v = new GzipWriter({ blockSize, workers }, () => {
+      after++;
+    });
+    const vs = new SinkWriter(v);
+    await vs.write(data.subarray(0, 3 * blockSize + 5));
+    await v.abort();
+    const seen = after;
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(after, seen);
+    assert.equal(gzipBlockPool().inUse, 0);
+    await assert.rejects(Promise.resolve().then(() => v.next(0)), /aborted/);
+  }
+});
+
+test('blocks in flight when the worker pool shuts down are failed and freed, never reused', async () => {
+  const blockSize = 1024 * 1024; // ~20 ms per block: some are surely still compressing at the shutdown
+  const data = generate(8 * blockSize, 4);
+  const w = new GzipWriter({ blockSize, workers: 2 }, () => {});
+  const sink = new SinkWriter(w);
+  await sink.write(data.subarray(0, 4 * blockSize + 1)); // 3 full blocks handed on, one held
+  await shutdownGzipWorkers();
+  await assert.rejects(
+    (async () => {
+      await sink.write(data.subarray(4 * blockSize + 1));
+      await sink.end();
+    })(),
+    (e: any) => e.code === 'LAYER_IO' && /shut down/.test(e.message),
+  );
+  await w.abort();
+  assert.equal(gzipBlockPool().inUse, 0);
+  // a new stream starts a new pool and gives the right bytes
+  const out = await gz(data, { blockSize, workers: 2 });
+  assert.ok(out.equals(expectedGzip(data, blockSize)));
 });

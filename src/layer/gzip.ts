@@ -11,15 +11,20 @@
 // MTIME 0, XFL 2 at levels ≥ 8, 4 at level 1, else 0 (as libdeflate's gzip writer sets it), OS 3
 // ("Unix") on every host — what `gzip -n` writes; Node's zlib would write the host's OS byte.
 //
-// node:zlib is not used, not even behind a guard: Node bundles Chromium's zlib fork and has changed its
-// output within major lines (some of it with an unchanged version string, some only on one OS); its
-// maintainers promise only that output round-trips. libdeflate in wasm is also faster per core than
-// node:zlib here (see test/bench/gzip.ts), and pako (the previous deflate) ~3× slower.
+// No deflate byte comes from node:zlib, not even behind a guard (only the CRC-32 may: deflate.ts says
+// why): Node bundles Chromium's zlib fork and has changed its output within major lines (some of it
+// with an unchanged version string, some only on one OS); its maintainers promise only that output
+// round-trips. libdeflate in wasm is also faster per core than node:zlib here (see test/bench/gzip.ts),
+// and pako (the previous deflate) ~3× slower.
 //
 // Workers: one process-wide worker_threads pool, grown on demand to the largest `workers` asked for,
-// started lazily and unref'd whenever idle, so it never keeps the process alive. Each stream keeps at
-// most `workers + 1` blocks in flight plus the one it is filling, so memory stays at a few blocks
-// whatever the layer size; `workers: 0` compresses inline on the calling thread.
+// started lazily and unref'd whenever idle, so it never keeps the process alive. Blocks come from a
+// process-wide pool of SharedArrayBuffers (the input, then room for the output): the writer fills one in
+// place (block-sink.ts), a worker reads it and writes the deflate beside it, and the output goes to the
+// file from there — no copy beyond the one into the wasm memory, no buffer allocated per block. Each
+// stream keeps at most `workers + 1` blocks compressing or waiting for output, plus the one it is filling
+// and a full one not yet known not to be the last, so memory stays at a few blocks whatever the layer
+// size; `workers: 0` compresses inline on the calling thread.
 import { availableParallelism } from 'node:os';
 import { Transform, type TransformCallback } from 'node:stream';
 import { Worker } from 'node:worker_threads';

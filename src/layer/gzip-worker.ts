@@ -139,6 +139,8 @@ export function runBlockJob(job: BlockJob): { n: number; crc: number } {
 
 if (!isMainThread && workerData === GZIP_WORKER_TAG && parentPort !== null) {
   const port = parentPort;
+  // Ready the compressor (the module instantiated, the CRC check run) before the first block arrives.
+  deflateBlock(new Uint8Array(0), 1, true);
   port.on('message', (job: BlockJob) => {
     let reply: BlockReply;
     try {

@@ -188,6 +188,18 @@ test('the worker pool does not keep a process alive', () => {
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /^done \d+/);
   assert.ok(Date.now() - t0 < 10_000);
+  // nor do workers started ahead of any block (startGzipWorkers), idle or used
+  const warm = `
+    import { createGzip, startGzipWorkers } from ${JSON.stringify(url)};
+    startGzipWorkers({ workers: 2 });
+    if (process.argv[1] === 'use') createGzip({ workers: 2 }).on('data', () => {}).on('end', () => console.log('used')).end(Buffer.alloc(3000000, 98));
+    else console.log('idle');
+  `;
+  for (const mode of ['idle', 'use']) {
+    const w = spawnSync(process.execPath, ['--input-type=module', '-e', warm, mode], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(w.status, 0, w.stderr);
+    assert.equal(w.stdout.trim(), mode === 'use' ? 'used' : 'idle');
+  }
 });
 
 /** The gzip of `data` built from compressBlock (fresh buffers, no pool): what any block scheme run must give. */

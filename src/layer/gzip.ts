@@ -201,8 +201,12 @@ export async function shutdownGzipWorkers(): Promise<void> {
 
 const HEADER_SIZE = 10;
 const TRAILER_SIZE = 8;
-/** Spare blocks kept per block size for later streams; more are left to the garbage collector. */
-const SPARE_BLOCKS = 8;
+/**
+ * Spare blocks kept per block size once no stream is open; while streams are open every block
+ * released is kept for reuse (at most the streams' peak need: 15 for java's five layers), since a
+ * dropped SharedArrayBuffer is not external memory to V8 and may linger until some later collection.
+ */
+const SPARE_BLOCKS = 6;
 
 /**
  * One block's memory, shared with the gzip workers: the input at [0, size), then room for the gzip
@@ -228,6 +232,16 @@ class Block {
 const spareBlocks = new Map<number, Block[]>();
 let blocksMade = 0;
 let blocksInUse = 0;
+let openStreams = 0;
+
+function streamOpened(): void {
+  openStreams++;
+}
+
+function streamClosed(): void {
+  openStreams--;
+  if (openStreams === 0) for (const list of spareBlocks.values()) list.length = Math.min(list.length, SPARE_BLOCKS);
+}
 
 function takeBlock(size: number): Block {
   blocksInUse++;
@@ -242,7 +256,7 @@ function returnBlock(b: Block): void {
   blocksInUse--;
   let list = spareBlocks.get(b.size);
   if (list === undefined) spareBlocks.set(b.size, (list = []));
-  if (list.length < SPARE_BLOCKS) list.push(b);
+  if (openStreams > 0 || list.length < SPARE_BLOCKS) list.push(b);
 }
 
 /** Never reused: a block whose job failed (its worker may have died while reading it). */
@@ -250,11 +264,11 @@ function dropBlock(_b: Block): void {
   blocksInUse--;
 }
 
-/** The block pool's counters (for tests): blocks ever made, in use now, and spare. */
-export function gzipBlockPool(): { made: number; inUse: number; spare: number } {
+/** The block pool's counters (for tests): blocks ever made, in use now, spare (of one block size, or all), and streams open. */
+export function gzipBlockPool(blockSize?: number): { made: number; inUse: number; spare: number; open: number } {
   let spare = 0;
-  for (const list of spareBlocks.values()) spare += list.length;
-  return { made: blocksMade, inUse: blocksInUse, spare };
+  for (const [size, list] of spareBlocks) if (blockSize === undefined || size === blockSize) spare += list.length;
+  return { made: blocksMade, inUse: blocksInUse, spare, open: openStreams };
 }
 
 // ---- the stream ----
@@ -307,6 +321,7 @@ export class GzipWriter implements BlockSink {
     this.blockSize = o.blockSize;
     this.workers = o.workers;
     this.maxInFlight = o.workers + 1;
+    streamOpened();
   }
 
   next(used: number): Uint8Array | Promise<Uint8Array> {
@@ -332,9 +347,13 @@ export class GzipWriter implements BlockSink {
       this.current = undefined;
       this.submit(last, length, true);
     }
-    await this.settled();
-    this.check();
-    this.finished = true;
+    try {
+      await this.settled();
+      this.check();
+      this.finished = true;
+    } finally {
+      this.close();
+    }
   }
 
   /** Stops: nothing more is output once this resolves, and every block is back in the pool. */
@@ -345,6 +364,16 @@ export class GzipWriter implements BlockSink {
     this.current = undefined;
     this.held = undefined;
     await this.settled();
+    this.close();
+  }
+
+  private closed = false;
+
+  /** Counted out of the open streams once, whichever way it ends (end, or abort once settled). */
+  private close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    streamClosed();
   }
 
   private check(): void {

@@ -242,6 +242,11 @@ test('pooled blocks are reused, and a reused block never carries bytes of its la
     assert.equal(gzipBlockPool().made, made, 'no new block was needed: the pool was reused');
     assert.equal(gzipBlockPool().inUse, 0);
   }
+  // With no stream open, only a few spare blocks are kept.
+  const many = await Promise.all([1, 2, 3, 4].map((seed) => gz(generate(5 * blockSize, seed), { blockSize, workers: 2 })));
+  assert.equal(many.length, 4);
+  assert.deepEqual([gzipBlockPool().open, gzipBlockPool().inUse], [0, 0]);
+  assert.ok(gzipBlockPool(blockSize).spare <= 6, `${gzipBlockPool(blockSize).spare} spare blocks`);
 });
 
 test('a failing output stops the stream, and every block goes back to the pool', async () => {
@@ -264,7 +269,7 @@ test('a failing output stops the stream, and every block goes back to the pool',
     );
     await w.abort();
     assert.equal(calls, 2, 'nothing is output after the failure');
-    assert.equal(gzipBlockPool().inUse, 0, `workers ${workers}`);
+    assert.deepEqual([gzipBlockPool().inUse, gzipBlockPool().open], [0, 0], `workers ${workers}`);
     // and an aborted stream outputs nothing more either
     let after = 0;
     const v = new GzipWriter({ blockSize, workers }, () => {
@@ -301,7 +306,7 @@ test('blocks in flight when the worker pool shuts down are failed and freed, nev
       caught++;
     }
     await w.abort();
-    assert.equal(gzipBlockPool().inUse, 0);
+    assert.deepEqual([gzipBlockPool().inUse, gzipBlockPool().open], [0, 0]);
   }
   assert.equal(caught, 1, 'a shutdown caught a block in flight');
   // a new stream starts a new pool and gives the right bytes

@@ -2,7 +2,6 @@
 // generated files (src/rootfs/generate/, chosen by the package table src/rootfs/package-roles.ts) →
 // the definition's own files → sorted entries → a deterministic tar (writeTree). Every header field
 // comes from the entry and the layer's timestamp, never from the host.
-import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { ContentStore } from '../cas/store.js';
 import { parseRelations } from '../debian/relations.js';
@@ -317,9 +316,6 @@ export async function assembleDebugLayer(owner: LockedImage, pkgs: readonly Lock
   return tree;
 }
 
-/** Staged bodies are the large files (java's 130 MB jimage): read back in 1 MiB chunks, not 64 KiB ones. */
-const STAGED_READ_CHUNK = 1024 * 1024;
-
 /** Write a tree as one layer blob; what the SBOM reads of it is recorded on the way. */
 export async function writeTree(tree: LayerTree, file: string, mtime: number, gzip: GzipOptions | undefined, compression: LayerCompression): Promise<LayerResult & { sbomChanges: LayerChanges }> {
   const entries = orderHardlinks(tree.sorted());
@@ -347,7 +343,8 @@ export async function writeTree(tree: LayerTree, file: string, mtime: number, gz
         } else recorder.add(e.path, e.type, header.size);
         if (e.type !== 'file') await tar.add(header);
         else if (e.body?.kind === 'bytes') await tar.add(header, e.body.data);
-        else if (e.body?.kind === 'staged') await tar.add(header, createReadStream(e.body.path, { highWaterMark: STAGED_READ_CHUNK }));
+        // Staged bodies are the large files (java's 130 MB jimage): read straight into the compressor's blocks.
+        else if (e.body?.kind === 'staged') await tar.add(header, { file: e.body.path });
         else throw new Error(`internal: file ${e.path} has no body`);
       }
     },

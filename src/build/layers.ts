@@ -8,7 +8,7 @@ import type { ContentStore } from '../cas/store.js';
 import type { Variant } from '../definition/types.js';
 import type { OnProgress } from '../events.js';
 import { layerSuffix, type LayerCompression } from '../layer/compression.js';
-import type { GzipOptions } from '../layer/gzip.js';
+import { startGzipWorkers, type GzipOptions } from '../layer/gzip.js';
 import type { LayerResult } from '../layer/write-layer.js';
 import type { LockedImage } from '../lock/load.js';
 import type { LockedPackage } from '../lock/lockfile.js';
@@ -100,6 +100,8 @@ export async function buildChainLayers(chain: readonly LockedImage[], arch: stri
   } finally {
     release();
   }
+  // Layers will be written: the gzip workers start now, while the packages unpack, not at the first block.
+  if (plans.some((p) => !p.hit) && (opts.compression ?? 'gzip') === 'gzip') startGzipWorkers(opts.gzip);
   // Pass 2: assemble in order (each layer's conflict checks need the layers below); each layer is
   // written (tar, compression) while the next one is assembled, so layers compress side by side. The
   // bytes of a layer depend on its tree alone, never on what else is being written. On a failure, let

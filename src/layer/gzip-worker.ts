@@ -3,10 +3,10 @@
 // a block was compressed. CRC-32 (ISO-HDLC, the gzip one) is computed per block and joined with
 // `crc32Combine` (zlib's algorithm), so the checksum is parallel too.
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
-import { deflateBlock } from './deflate.js';
+import { deflateBlock, deflateBlockInto } from './deflate.js';
 
 /** The workerData that tells this module it was started as a gzip worker. */
-export const GZIP_WORKER_TAG = 'distill-gzip-worker/2';
+export const GZIP_WORKER_TAG = 'distill-gzip-worker/3';
 
 /** Deflate's window: the smallest block size allowed. */
 export const WINDOW = 32 * 1024;
@@ -103,28 +103,52 @@ export function compressBlock(block: Uint8Array, level: number, last: boolean): 
   return deflateBlock(block, level, last);
 }
 
+/** compressBlock, with the raw deflate written into `out` rather than a new buffer: the same bytes. */
+export function compressBlockInto(block: Uint8Array, level: number, last: boolean, out: Uint8Array): { n: number; crc: number } {
+  return deflateBlockInto(block, level, last, out);
+}
+
 // ---- the worker ----
 
+/**
+ * One block to compress. The block lives in a SharedArrayBuffer of the main thread's block pool
+ * (src/layer/gzip.ts): its input is bytes [0, length), and the raw deflate goes to
+ * [outOffset, outOffset + outCap). Sharing, not transferring, the memory means no allocation and no
+ * external-memory accounting per block in either isolate (transferred ArrayBuffers made V8 collect
+ * garbage every few blocks). The main thread does not touch the block until the reply.
+ */
 export interface BlockJob {
   id: number;
   level: number;
   last: boolean;
-  block: Uint8Array;
+  sab: SharedArrayBuffer;
+  length: number;
+  outOffset: number;
+  outCap: number;
 }
 
-/** `block` is the job's input buffer handed back, so the main thread can reuse it (less garbage). */
-export type BlockReply = { id: number; data: Uint8Array; crc: number; block: Uint8Array } | { id: number; error: string };
+/** `n` bytes of raw deflate were written at the job's outOffset; `crc` is the input's CRC-32. */
+export type BlockReply = { id: number; n: number; crc: number } | { id: number; error: string };
+
+/** Runs one job on this thread (the worker, or the main thread with `workers: 0`). */
+export function runBlockJob(job: BlockJob): { n: number; crc: number } {
+  const input = new Uint8Array(job.sab, 0, job.length);
+  const out = new Uint8Array(job.sab, job.outOffset, job.outCap);
+  return compressBlockInto(input, job.level, job.last, out);
+}
 
 if (!isMainThread && workerData === GZIP_WORKER_TAG && parentPort !== null) {
   const port = parentPort;
+  // Ready the compressor (the module instantiated, the CRC check run) before the first block arrives.
+  deflateBlock(new Uint8Array(0), 1, true);
   port.on('message', (job: BlockJob) => {
     let reply: BlockReply;
     try {
-      const r = compressBlock(job.block, job.level, job.last);
-      reply = { id: job.id, data: r.data, crc: r.crc, block: job.block };
+      const r = runBlockJob(job);
+      reply = { id: job.id, n: r.n, crc: r.crc };
     } catch (e) {
       reply = { id: job.id, error: e instanceof Error ? e.message : String(e) };
     }
-    port.postMessage(reply, 'data' in reply ? [reply.data.buffer as ArrayBuffer, reply.block.buffer as ArrayBuffer] : []);
+    port.postMessage(reply);
   });
 }

@@ -11,29 +11,27 @@
 // MTIME 0, XFL 2 at levels ≥ 8, 4 at level 1, else 0 (as libdeflate's gzip writer sets it), OS 3
 // ("Unix") on every host — what `gzip -n` writes; Node's zlib would write the host's OS byte.
 //
-// node:zlib is not used, not even behind a guard: Node bundles Chromium's zlib fork and has changed its
-// output within major lines (some of it with an unchanged version string, some only on one OS); its
-// maintainers promise only that output round-trips. libdeflate in wasm is also faster per core than
-// node:zlib here (see test/bench/gzip.ts), and pako (the previous deflate) ~3× slower.
+// No deflate byte comes from node:zlib, not even behind a guard (only the CRC-32 may: deflate.ts says
+// why): Node bundles Chromium's zlib fork and has changed its output within major lines (some of it
+// with an unchanged version string, some only on one OS); its maintainers promise only that output
+// round-trips. libdeflate in wasm is also faster per core than node:zlib here (see test/bench/gzip.ts),
+// and pako (the previous deflate) ~3× slower.
 //
 // Workers: one process-wide worker_threads pool, grown on demand to the largest `workers` asked for,
-// started lazily and unref'd whenever idle, so it never keeps the process alive. Each stream keeps at
-// most `workers + 1` blocks in flight plus the one it is filling, so memory stays at a few blocks
-// whatever the layer size; `workers: 0` compresses inline on the calling thread.
+// started lazily and unref'd whenever idle, so it never keeps the process alive. Blocks come from a
+// process-wide pool of SharedArrayBuffers (the input, then room for the output): the writer fills one in
+// place (block-sink.ts), a worker reads it and writes the deflate beside it, and the output goes to the
+// file from there — no copy beyond the one into the wasm memory, no buffer allocated per block. Each
+// stream keeps at most `workers + 1` blocks compressing or waiting for output, plus the one it is filling
+// and a full one not yet known not to be the last, so memory stays at a few blocks whatever the layer
+// size; `workers: 0` compresses inline on the calling thread.
 import { availableParallelism } from 'node:os';
 import { Transform, type TransformCallback } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 import { DistillError, messageOf } from '../errors.js';
-import { MAX_LEVEL, MIN_LEVEL } from './deflate.js';
-import {
-  GZIP_WORKER_TAG,
-  WINDOW,
-  compressBlock,
-  crc32Combine,
-  type BlockJob,
-  type BlockReply,
-  type CompressedBlock,
-} from './gzip-worker.js';
+import { SinkWriter, type BlockSink } from './block-sink.js';
+import { MAX_LEVEL, MIN_LEVEL, maxDeflatedSize } from './deflate.js';
+import { GZIP_WORKER_TAG, WINDOW, crc32Combine, runBlockJob, type BlockJob, type BlockReply } from './gzip-worker.js';
 import { superviseWorker } from '../util/worker.js';
 
 export interface GzipOptions {
@@ -59,13 +57,6 @@ export function gzipHeader(level: number): Buffer {
   return Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0, xfl, 0x03]);
 }
 
-function gzipTrailer(crc: number, size: number): Buffer {
-  const b = Buffer.alloc(8);
-  b.writeUInt32LE(crc >>> 0, 0);
-  b.writeUInt32LE(size % 2 ** 32, 4); // ISIZE: the input length modulo 2^32
-  return b;
-}
-
 function resolveOptions(opts: GzipOptions): { level: number; blockSize: number; workers: number } {
   const level = opts.level ?? DEFAULT_LEVEL;
   const blockSize = opts.blockSize ?? DEFAULT_BLOCK_SIZE;
@@ -84,12 +75,11 @@ function resolveOptions(opts: GzipOptions): { level: number; blockSize: number; 
 
 // ---- the worker pool ----
 
-/** A compressed block, and its input buffer back from the worker for reuse. */
-type PooledResult = CompressedBlock & { spare?: Uint8Array };
+type BlockResult = { n: number; crc: number };
 
 interface PendingJob {
   job: BlockJob;
-  resolve: (r: PooledResult) => void;
+  resolve: (r: BlockResult) => void;
   reject: (e: unknown) => void;
 }
 
@@ -109,15 +99,20 @@ class GzipPool {
     this.size = Math.max(this.size, size);
   }
 
-  run(level: number, block: Uint8Array, last: boolean): Promise<PooledResult> {
+  run(job: Omit<BlockJob, 'id'>): Promise<BlockResult> {
     return new Promise((resolve, reject) => {
       if (this.closed) {
         reject(new DistillError('LAYER_IO', 'gzip: the worker pool was shut down'));
         return;
       }
-      this.queue.push({ job: { id: this.nextId++, level, last, block }, resolve, reject });
+      this.queue.push({ job: { ...job, id: this.nextId++ }, resolve, reject });
       this.dispatch();
     });
+  }
+
+  /** Starts idle workers up to the pool's size now, so that their start-up is not on the first layer's path. */
+  warm(): void {
+    while (!this.closed && this.slots.length < this.size) this.spawn();
   }
 
   async shutdown(): Promise<void> {
@@ -143,8 +138,7 @@ class GzipPool {
       const p = this.queue.shift()!;
       slot.current = p;
       slot.worker.ref(); // busy: the process must wait for this block
-      // The block's memory moves to the worker (no copy); it was allocated for this alone.
-      slot.worker.postMessage(p.job, [p.job.block.buffer as ArrayBuffer]);
+      slot.worker.postMessage(p.job); // the block is shared memory: nothing is copied or transferred
     }
   }
 
@@ -157,7 +151,7 @@ class GzipPool {
       slot.current = undefined;
       if (p !== undefined && p.job.id === reply.id) {
         if ('error' in reply) p.reject(new DistillError('LAYER_IO', `gzip: compressing a block failed: ${reply.error}`));
-        else p.resolve({ data: reply.data, crc: reply.crc, spare: reply.block });
+        else p.resolve({ n: reply.n, crc: reply.crc });
       }
       worker.unref(); // idle: never keep the process alive
       this.dispatch();
@@ -184,50 +178,365 @@ function sharedPool(workers: number): GzipPool {
   return pool;
 }
 
+/**
+ * Starts the shared pool's workers ahead of the first block (a build calls this when it knows layers
+ * will be written, while packages are still being unpacked): a worker's start — a Node isolate, the
+ * module, the wasm compiled — took 90–340 ms to its first block on a busy machine, on the path of the
+ * first layer. Idle workers never keep the process alive. `workers: 0` starts none.
+ */
+export function startGzipWorkers(opts: GzipOptions = {}): void {
+  const { workers } = resolveOptions(opts);
+  if (workers > 0) sharedPool(workers).warm();
+}
+
 /** Terminates the shared worker pool (blocks still in flight fail); the next gzip starts a new one. */
 export async function shutdownGzipWorkers(): Promise<void> {
   const p = pool;
   pool = undefined;
+  spareBlocks.clear();
   await p?.shutdown();
+}
+
+// ---- the block pool ----
+
+const HEADER_SIZE = 10;
+const TRAILER_SIZE = 8;
+/**
+ * Spare blocks kept per block size once no stream is open; while streams are open every block
+ * released is kept for reuse (at most the streams' peak need: 15 for java's five layers), since a
+ * dropped SharedArrayBuffer is not external memory to V8 and may linger until some later collection.
+ */
+const SPARE_BLOCKS = 6;
+
+/**
+ * One block's memory, shared with the gzip workers: the input at [0, size), then room for the gzip
+ * header, the raw deflate at [outOffset, outOffset + outCap), and room for the trailer — so a block's
+ * output goes to the file as one contiguous view, header and trailer included, without a copy.
+ */
+class Block {
+  readonly sab: SharedArrayBuffer;
+  readonly bytes: Uint8Array;
+  readonly input: Uint8Array;
+  readonly outOffset: number;
+  readonly outCap: number;
+
+  constructor(readonly size: number) {
+    this.outCap = maxDeflatedSize(size);
+    this.outOffset = size + HEADER_SIZE;
+    this.sab = new SharedArrayBuffer(this.outOffset + this.outCap + TRAILER_SIZE);
+    this.bytes = new Uint8Array(this.sab);
+    this.input = this.bytes.subarray(0, size);
+  }
+}
+
+const spareBlocks = new Map<number, Block[]>();
+let blocksMade = 0;
+let blocksInUse = 0;
+let openStreams = 0;
+
+function streamOpened(): void {
+  openStreams++;
+}
+
+function streamClosed(): void {
+  openStreams--;
+  if (openStreams === 0) for (const list of spareBlocks.values()) list.length = Math.min(list.length, SPARE_BLOCKS);
+}
+
+function takeBlock(size: number): Block {
+  blocksInUse++;
+  const spare = spareBlocks.get(size)?.pop();
+  if (spare !== undefined) return spare;
+  blocksMade++;
+  return new Block(size);
+}
+
+/** Back to the pool. Only the bytes a later stream writes into a block are ever read from it. */
+function returnBlock(b: Block): void {
+  blocksInUse--;
+  let list = spareBlocks.get(b.size);
+  if (list === undefined) spareBlocks.set(b.size, (list = []));
+  if (openStreams > 0 || list.length < SPARE_BLOCKS) list.push(b);
+}
+
+/** Never reused: a block whose job failed (its worker may have died while reading it). */
+function dropBlock(_b: Block): void {
+  blocksInUse--;
+}
+
+/** The block pool's counters (for tests): blocks ever made, in use now, spare (of one block size, or all), and streams open. */
+export function gzipBlockPool(blockSize?: number): { made: number; inUse: number; spare: number; open: number } {
+  let spare = 0;
+  for (const [size, list] of spareBlocks) if (blockSize === undefined || size === blockSize) spare += list.length;
+  return { made: blocksMade, inUse: blocksInUse, spare, open: openStreams };
 }
 
 // ---- the stream ----
 
-interface InFlight {
-  promise: Promise<PooledResult>;
-  result: PooledResult | undefined;
+interface Pending {
+  block: Block;
   length: number;
+  last: boolean;
+  settled: boolean;
+  n: number;
+  crc: number;
+  error: unknown;
 }
 
-class BlockGzip extends Transform {
+/**
+ * distill's gzip as a BlockSink (see block-sink.ts): the writer fills blocks of the pool in place; each
+ * full block goes to a worker (or is compressed inline) and its output — framed with the header before
+ * the first block and the trailer after the last — is passed to `output` in order, one call per block,
+ * awaited before the block is reused. At most `workers + 1` blocks are compressing or waiting for
+ * `output`, plus the one being filled and a full one not yet known not to be the last.
+ */
+export class GzipWriter implements BlockSink {
   private readonly level: number;
   private readonly blockSize: number;
   private readonly workers: number;
   private readonly maxInFlight: number;
-  /**
-   * The block being filled. Input is copied in as it arrives, so a caller may reuse its buffers once a
-   * write has completed (the tar side hashes a chunk when it is written: a later change must not reach
-   * the gzip only). Whole blocks go to a worker by transfer, without another copy.
-   */
-  private current: Uint8Array | undefined;
+  private current: Block | undefined;
   private filled = 0;
-  private readonly inFlight: InFlight[] = [];
   /**
-   * Block buffers back from the workers (or from inline compression), reused for the next blocks:
-   * without this every block leaves 1 MiB of garbage in two isolates, which V8 collects late.
+   * A full block, handed on only once a byte beyond it exists: whether a block is the last one — the
+   * only thing besides its content that changes its bytes — never depends on how the input came.
    */
-  private readonly spares: Uint8Array[] = [];
+  private held: Block | undefined;
+  private readonly queue: Pending[] = [];
   private crc = 0;
   private total = 0;
   private headerSent = false;
+  private failed = false;
+  private failure: unknown;
+  private finished = false;
+  private pumping = false;
+  private waiters: Array<() => void> = [];
 
-  constructor(opts: GzipOptions) {
-    super();
+  constructor(
+    opts: GzipOptions,
+    private readonly output: (bytes: Uint8Array) => void | Promise<void>,
+  ) {
     const o = resolveOptions(opts);
     this.level = o.level;
     this.blockSize = o.blockSize;
     this.workers = o.workers;
     this.maxInFlight = o.workers + 1;
+    streamOpened();
+  }
+
+  next(used: number): Uint8Array | Promise<Uint8Array> {
+    this.check();
+    this.take(used);
+    if (this.current !== undefined) return this.current.input.subarray(this.filled);
+    if (this.queue.length < this.maxInFlight) return this.fresh();
+    return this.room().then(() => this.fresh());
+  }
+
+  async end(used: number): Promise<void> {
+    this.check();
+    this.take(used);
+    if (this.held !== undefined) {
+      if (this.current !== undefined) returnBlock(this.current);
+      this.current = undefined;
+      const last = this.held;
+      this.held = undefined;
+      this.submit(last, this.blockSize, true);
+    } else {
+      const length = this.current === undefined ? 0 : this.filled;
+      const last = this.current ?? takeBlock(this.blockSize);
+      this.current = undefined;
+      this.submit(last, length, true);
+    }
+    try {
+      await this.settled();
+      this.check();
+      this.finished = true;
+    } finally {
+      this.close();
+    }
+  }
+
+  /** Stops: nothing more is output once this resolves, and every block is back in the pool. */
+  async abort(): Promise<void> {
+    if (this.finished) return;
+    this.fail(new DistillError('LAYER_IO', 'gzip: the stream was aborted'));
+    for (const b of [this.current, this.held]) if (b !== undefined) returnBlock(b);
+    this.current = undefined;
+    this.held = undefined;
+    await this.settled();
+    this.close();
+  }
+
+  private closed = false;
+
+  /** Counted out of the open streams once, whichever way it ends (end, or abort once settled). */
+  private close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    streamClosed();
+  }
+
+  private check(): void {
+    if (this.failed) throw this.failure;
+    if (this.finished) throw new DistillError('LAYER_IO', 'gzip: the stream has ended');
+  }
+
+  private take(used: number): void {
+    if (used === 0) return;
+    if (this.current === undefined || !Number.isInteger(used) || used < 0 || used > this.blockSize - this.filled) {
+      throw new RangeError(`gzip: ${used} bytes used is outside the region given`);
+    }
+    if (this.held !== undefined) {
+      const full = this.held;
+      this.held = undefined;
+      this.submit(full, this.blockSize, false);
+    }
+    this.filled += used;
+    if (this.filled === this.blockSize) {
+      this.held = this.current;
+      this.current = undefined;
+    }
+  }
+
+  private fresh(): Uint8Array {
+    this.check();
+    this.current = takeBlock(this.blockSize);
+    this.filled = 0;
+    return this.current.input;
+  }
+
+  private async room(): Promise<void> {
+    while (this.queue.length >= this.maxInFlight) {
+      await this.changed();
+      this.check();
+    }
+  }
+
+  /** Resolves once nothing is queued and no output is in progress. */
+  private async settled(): Promise<void> {
+    while (this.queue.length > 0 || this.pumping) await this.changed();
+  }
+
+  private changed(): Promise<void> {
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  private notify(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const resolve of w) resolve();
+  }
+
+  private fail(e: unknown): void {
+    if (!this.failed) {
+      this.failed = true;
+      this.failure = e;
+    }
+    this.notify();
+  }
+
+  private submit(block: Block, length: number, last: boolean): void {
+    this.total += length;
+    const p: Pending = { block, length, last, settled: false, n: 0, crc: 0, error: undefined };
+    this.queue.push(p);
+    const job = { level: this.level, last, sab: block.sab, length, outOffset: block.outOffset, outCap: block.outCap };
+    if (this.workers === 0) {
+      try {
+        const r = runBlockJob({ ...job, id: 0 });
+        p.n = r.n;
+        p.crc = r.crc;
+      } catch (e) {
+        p.error = new DistillError('LAYER_IO', `gzip: compressing a block failed: ${messageOf(e)}`, { cause: e });
+      }
+      p.settled = true;
+      this.pump();
+      return;
+    }
+    sharedPool(this.workers)
+      .run(job)
+      .then(
+        (r) => {
+          p.n = r.n;
+          p.crc = r.crc;
+        },
+        (e: unknown) => {
+          p.error = e;
+        },
+      )
+      .then(() => {
+        p.settled = true;
+        this.pump();
+      });
+  }
+
+  /** Outputs settled blocks from the head of the queue, in order, one at a time. */
+  private pump(): void {
+    if (this.pumping) return;
+    this.pumping = true;
+    void this.drain();
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (this.queue.length > 0 && this.queue[0]!.settled) {
+        const p = this.queue[0]!;
+        if (p.error !== undefined) this.fail(p.error);
+        if (!this.failed) {
+          try {
+            await this.output(this.frame(p));
+          } catch (e) {
+            this.fail(e);
+          }
+        }
+        this.queue.shift();
+        if (p.error === undefined) returnBlock(p.block);
+        else dropBlock(p.block);
+        this.notify();
+      }
+    } finally {
+      this.pumping = false;
+      this.notify();
+    }
+  }
+
+  /** The block's output as it goes into the file: [header] raw deflate [trailer]. */
+  private frame(p: Pending): Uint8Array {
+    const b = p.block.bytes;
+    let start = p.block.outOffset;
+    let end = start + p.n;
+    this.crc = crc32Combine(this.crc, p.crc, p.length); // crc32 of nothing is 0, so the first block needs no case
+    if (!this.headerSent) {
+      this.headerSent = true;
+      start -= HEADER_SIZE;
+      b.set(gzipHeader(this.level), start);
+    }
+    if (p.last) {
+      writeUInt32LE(b, end, this.crc);
+      writeUInt32LE(b, end + 4, this.total % 2 ** 32); // ISIZE: the input length modulo 2^32
+      end += TRAILER_SIZE;
+    }
+    return b.subarray(start, end);
+  }
+}
+
+function writeUInt32LE(b: Uint8Array, at: number, v: number): void {
+  b[at] = v & 0xff;
+  b[at + 1] = (v >>> 8) & 0xff;
+  b[at + 2] = (v >>> 16) & 0xff;
+  b[at + 3] = (v >>> 24) & 0xff;
+}
+
+/** The Transform face of GzipWriter (tools and tests): input is copied into blocks, output copied out. */
+class GzipTransform extends Transform {
+  private readonly gz: GzipWriter;
+  private readonly writer: SinkWriter;
+
+  constructor(opts: GzipOptions) {
+    super();
+    this.gz = new GzipWriter(opts, (bytes) => {
+      this.push(Buffer.from(bytes)); // a copy: the block is reused once this returns
+    });
+    this.writer = new SinkWriter(this.gz);
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
@@ -235,96 +544,30 @@ class BlockGzip extends Transform {
       cb(new DistillError('LAYER_IO', 'gzip: input chunks must be bytes'));
       return;
     }
-    // A full block is handed on only once a byte beyond it exists, so whether a block is the last one —
-    // the only thing besides its content that changes its bytes — never depends on the input's chunking.
-    const fits = this.current !== undefined && this.blockSize - this.filled >= chunk.length;
-    if (fits) {
-      this.current!.set(chunk, this.filled);
-      this.filled += chunk.length;
-      cb();
+    let r: void | Promise<void>;
+    try {
+      r = this.writer.write(chunk);
+    } catch (e) {
+      cb(e as Error);
       return;
     }
-    this.consume(chunk).then(() => cb(), cb);
+    if (r === undefined) cb();
+    else r.then(() => cb(), cb);
   }
 
   override _flush(cb: TransformCallback): void {
-    (async () => {
-      const last = this.current === undefined ? new Uint8Array(0) : this.current.subarray(0, this.filled);
-      this.current = undefined;
-      await this.submit(last, true);
-      while (this.inFlight.length > 0) await this.emitHead();
-      if (!this.headerSent) this.pushOut(Buffer.alloc(0));
-      this.push(gzipTrailer(this.crc, this.total));
-    })().then(() => cb(), cb);
+    this.writer.end().then(() => cb(), cb);
   }
 
-  private async consume(chunk: Uint8Array): Promise<void> {
-    let at = 0;
-    while (at < chunk.length) {
-      if (this.current !== undefined && this.filled === this.blockSize) {
-        const full = this.current;
-        this.current = undefined;
-        await this.submit(full, false);
-      }
-      if (this.current === undefined) {
-        this.current = this.spares.pop() ?? new Uint8Array(this.blockSize); // every byte is overwritten before use
-        this.filled = 0;
-      }
-      const n = Math.min(this.blockSize - this.filled, chunk.length - at);
-      this.current.set(chunk.subarray(at, at + n), this.filled);
-      this.filled += n;
-      at += n;
-    }
-  }
-
-  private async submit(block: Uint8Array, last: boolean): Promise<void> {
-    this.total += block.length;
-    if (this.workers === 0) {
-      const r = compressBlock(block, this.level, last);
-      if (!last) this.spares.push(block);
-      this.accept(r, block.length);
-      return;
-    }
-    const length = block.length;
-    const entry: InFlight = { promise: sharedPool(this.workers).run(this.level, block, last), result: undefined, length };
-    entry.promise.then(
-      (r) => {
-        entry.result = r;
-      },
-      () => {}, // observed (and thrown) by emitHead, in order
+  override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
+    this.gz.abort().then(
+      () => cb(err),
+      () => cb(err),
     );
-    this.inFlight.push(entry);
-    while (this.inFlight.length >= this.maxInFlight) await this.emitHead();
-    while (this.inFlight[0]?.result !== undefined) await this.emitHead();
-  }
-
-  private async emitHead(): Promise<void> {
-    const head = this.inFlight[0]!;
-    const r = await head.promise;
-    this.inFlight.shift();
-    const spare = r.spare;
-    if (spare !== undefined && spare.byteOffset === 0 && spare.length === this.blockSize && this.spares.length < 2) {
-      this.spares.push(spare);
-    }
-    this.accept(r, head.length);
-  }
-
-  private accept(r: CompressedBlock, length: number): void {
-    this.crc = crc32Combine(this.crc, r.crc, length); // crc32 of nothing is 0, so the first block needs no case
-    this.pushOut(Buffer.from(r.data.buffer, r.data.byteOffset, r.data.length));
-  }
-
-  private pushOut(data: Buffer): void {
-    if (!this.headerSent) {
-      this.headerSent = true;
-      this.push(Buffer.concat([gzipHeader(this.level), data]));
-    } else if (data.length > 0) {
-      this.push(data);
-    }
   }
 }
 
 /** A gzip stream with distill's fixed, reproducible output (see the file comment). */
 export function createGzip(opts: GzipOptions = {}): Transform {
-  return new BlockGzip(opts);
+  return new GzipTransform(opts);
 }

@@ -14,8 +14,10 @@
 // Go's archive/tar — what Docker, BuildKit, containerd and go-containerregistry write and read — emits
 // none, GNU tar and bsdtar read such archives without complaint (tested), and one fewer convention is
 // one fewer thing a future reimplementation has to match.
+import { open, type FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { DistillError } from '../errors.js';
+import { DistillError, messageOf } from '../errors.js';
+import { ChunkSink, SinkWriter, type BlockSink } from './block-sink.js';
 import type { EntryType, FsEntry } from '../rootfs/entry.js';
 
 /**
@@ -27,12 +29,20 @@ import type { EntryType, FsEntry } from '../rootfs/entry.js';
 export type TarEntryHeader = FsEntry;
 export type TarEntryType = EntryType;
 
-/** Where the archive's bytes go; awaited before the next chunk is produced (backpressure). */
+/** Where the archive's bytes go as chunks of up to 64 KiB; awaited before the next chunk is produced (backpressure). */
 export type TarSink = (chunk: Buffer) => void | Promise<void>;
 
+/**
+ * A file body read from a file (a staged body) straight into the output: the file must hold exactly
+ * the header's size, as a stream body must yield it.
+ */
+export interface FileBody {
+  file: string;
+}
+
+export type TarBody = Readable | Uint8Array | FileBody;
+
 const BLOCK = 512;
-/** Small writes (headers, padding, small bodies) are gathered up to this size before reaching the sink. */
-const COALESCE = 64 * 1024;
 const NAME_MAX = 100;
 const PREFIX_MAX = 155;
 const LINKNAME_MAX = 100;
@@ -129,37 +139,44 @@ interface HeaderFields {
   gname: Buffer;
 }
 
-function writeOctal(block: Buffer, offset: number, fieldLen: number, value: number): void {
-  // fieldLen-1 zero-padded octal digits and a NUL, as GNU tar writes them.
-  const digits = value.toString(8).padStart(fieldLen - 1, '0');
-  block.write(digits, offset, fieldLen - 1, 'ascii');
+function writeOctal(block: Uint8Array, offset: number, fieldLen: number, value: number): void {
+  // fieldLen-1 zero-padded octal digits and a NUL, as GNU tar writes them (the caller checked the value fits).
   block[offset + fieldLen - 1] = 0;
+  for (let i = offset + fieldLen - 2; i >= offset; i--) {
+    block[i] = 0x30 + (value % 8);
+    value = Math.floor(value / 8);
+  }
 }
 
-/** Encodes one 512-byte ustar header. Fields must already fit (the caller routes overflow to pax). */
-function encodeHeader(h: HeaderFields): Buffer {
-  const b = Buffer.alloc(BLOCK); // zero-filled: unused bytes and padding are NUL
-  h.name.copy(b, 0);
+/** What every header has: the magic "ustar\0", version "00", devmajor and devminor "0000000\0", zeros elsewhere. */
+const HEADER_TEMPLATE = (() => {
+  const b = Buffer.alloc(BLOCK);
+  b.write('ustar\0', 257, 6, 'ascii');
+  b.write('00', 263, 2, 'ascii');
+  writeOctal(b, 329, 8, 0); // devmajor
+  writeOctal(b, 337, 8, 0); // devminor
+  return b;
+})();
+
+/** Encodes one 512-byte ustar header into `b`. Fields must already fit (the caller routes overflow to pax). */
+function encodeHeader(h: HeaderFields, b: Uint8Array = Buffer.alloc(BLOCK)): Uint8Array {
+  b.set(HEADER_TEMPLATE); // unused bytes and padding are NUL
+  b.set(h.name, 0);
   writeOctal(b, 100, 8, h.mode);
   writeOctal(b, 108, 8, h.uid);
   writeOctal(b, 116, 8, h.gid);
   writeOctal(b, 124, 12, h.size);
   writeOctal(b, 136, 12, h.mtime);
-  b.write('        ', 148, 8, 'ascii'); // checksum computed with its own field as spaces
-  b.write(h.typeflag, 156, 1, 'ascii');
-  h.linkname.copy(b, 157);
-  b.write('ustar\0', 257, 6, 'ascii');
-  b.write('00', 263, 2, 'ascii');
-  h.uname.copy(b, 265);
-  h.gname.copy(b, 297);
-  writeOctal(b, 329, 8, 0); // devmajor
-  writeOctal(b, 337, 8, 0); // devminor
-  h.prefix.copy(b, 345);
+  b.fill(0x20, 148, 156); // checksum computed with its own field as spaces
+  b[156] = h.typeflag.charCodeAt(0);
+  b.set(h.linkname, 157);
+  b.set(h.uname, 265);
+  b.set(h.gname, 297);
+  b.set(h.prefix, 345);
   let sum = 0;
   for (let i = 0; i < BLOCK; i++) sum += b[i]!;
   // six octal digits, NUL, space (the historical format GNU tar and POSIX readers accept)
-  b.write(sum.toString(8).padStart(6, '0'), 148, 6, 'ascii');
-  b[154] = 0;
+  writeOctal(b, 148, 7, sum);
   b[155] = 0x20;
   return b;
 }
@@ -171,35 +188,46 @@ function paxHeaderName(path: string): Buffer {
   return Buffer.from(`PaxHeaders/${ascii}`, 'ascii').subarray(0, NAME_MAX);
 }
 
+/** Zeros for padding and the end-of-archive marker (only ever read). */
+const ZEROS = new Uint8Array(2 * BLOCK);
+const EMPTY = Buffer.alloc(0);
+
 /**
  * Writes a tar stream to a sink, one entry at a time, in the caller's order — which must be strictly
  * increasing by the UTF-8 bytes of the path (so a parent, a prefix of its children, comes first).
  * Anything it cannot write exactly as asked is refused with LAYER_IO; after an error the writer refuses
- * further use. Bodies are not copied: do not modify a Buffer after passing it.
+ * further use. Bytes are copied into the sink's regions (a file body is read into them), so a body
+ * Buffer may be reused once add() has resolved.
  */
 export class TarWriter {
-  private pending: Buffer[] = [];
-  private pendingLen = 0;
+  private readonly out: SinkWriter;
+  /** The ustar header being written, reused for every entry. */
+  private readonly header = Buffer.alloc(BLOCK);
+  private readonly oneByte = Buffer.alloc(1);
   private lastPath: Buffer | undefined;
   private readonly files = new Set<string>();
   private busy = false;
   private failed: unknown;
   private finished = false;
-  private written = 0;
 
-  constructor(private readonly sink: TarSink) {}
-
-  /** Bytes handed to the sink so far (the archive's size once finish() has resolved). */
-  get bytesWritten(): number {
-    return this.written;
+  /** `sink`: a BlockSink (a compressor's blocks, filled in place) or a function given chunks. */
+  constructor(sink: TarSink | BlockSink) {
+    this.out = new SinkWriter(typeof sink === 'function' ? new ChunkSink(sink) : sink);
   }
 
-  async add(h: TarEntryHeader, body?: Readable | Buffer): Promise<void> {
+  /** Bytes written so far (the archive's size once finish() has resolved). */
+  get bytesWritten(): number {
+    return this.out.written;
+  }
+
+  async add(h: TarEntryHeader, body?: TarBody): Promise<void> {
     this.enter();
     try {
-      const { headers, pathBytes } = this.prepare(h, body);
+      const { pax, pathBytes } = this.prepare(h, body);
       this.lastPath = pathBytes;
-      for (const hb of headers) await this.write(hb);
+      if (pax !== undefined) await this.out.write(pax);
+      const w = this.out.write(this.header);
+      if (w !== undefined) await w;
       if (h.type === 'file') {
         await this.writeBody(h, body);
         this.files.add(h.path);
@@ -211,12 +239,12 @@ export class TarWriter {
     }
   }
 
-  /** Writes the end-of-archive marker (two zero blocks) and flushes. */
+  /** Writes the end-of-archive marker (two zero blocks) and ends the sink's data. */
   async finish(): Promise<void> {
     this.enter();
     try {
-      await this.write(Buffer.alloc(2 * BLOCK));
-      await this.flush();
+      await this.out.write(ZEROS);
+      await this.out.end();
       this.finished = true;
       this.busy = false;
     } catch (e) {
@@ -232,8 +260,11 @@ export class TarWriter {
     this.busy = true;
   }
 
-  /** Validates one entry and builds its header block(s): [pax header, pax records…,] ustar header. */
-  private prepare(h: TarEntryHeader, body: Readable | Buffer | undefined): { headers: Buffer[]; pathBytes: Buffer } {
+  /**
+   * Validates one entry and encodes its ustar header into this.header; where ustar cannot hold a field,
+   * `pax` is the pax header, records and padding that go first.
+   */
+  private prepare(h: TarEntryHeader, body: TarBody | undefined): { pax: Buffer | undefined; pathBytes: Buffer } {
     checkPath(h.path);
     const pathBytes = utf8(h.path, 'path');
     if (this.lastPath !== undefined && Buffer.compare(this.lastPath, pathBytes) >= 0) {
@@ -250,7 +281,7 @@ export class TarWriter {
     checkInt(h.mtime, Number.MAX_SAFE_INTEGER, 'mtime', h.path);
     if (typeof h.uname !== 'string' || typeof h.gname !== 'string') fail(`tar: uname and gname of ${JSON.stringify(h.path)} must be strings`);
 
-    let link: Buffer = Buffer.alloc(0);
+    let link: Buffer = EMPTY;
     if (h.type === 'symlink' || h.type === 'hardlink') {
       if (typeof h.linkTarget !== 'string' || h.linkTarget === '') fail(`tar: ${h.type} ${JSON.stringify(h.path)} has no linkTarget`);
       link = utf8(h.linkTarget, 'link target');
@@ -267,7 +298,7 @@ export class TarWriter {
     if (h.type !== 'file' && body !== undefined) fail(`tar: ${h.type} ${JSON.stringify(h.path)} cannot have a body`);
     if (h.type === 'file') {
       if (body === undefined && h.size !== 0) fail(`tar: file ${JSON.stringify(h.path)} has size ${h.size} but no body`);
-      if (Buffer.isBuffer(body) && body.length !== h.size) {
+      if (body instanceof Uint8Array && body.length !== h.size) {
         fail(`tar: body of ${JSON.stringify(h.path)} has ${body.length} bytes, the header says ${h.size}`);
       }
     }
@@ -275,11 +306,11 @@ export class TarWriter {
     // What ustar can hold as is; everything else goes into a pax record (and the ustar field gets a
     // deterministic stand-in: a truncation for strings, zero for numbers).
     const pax: Array<[string, string]> = [];
-    const fullName = h.type === 'dir' ? Buffer.concat([pathBytes, Buffer.from('/')]) : pathBytes;
+    const fullName = h.type === 'dir' ? Buffer.from(`${h.path}/`, 'utf8') : pathBytes;
     let split: { prefix: Buffer; name: Buffer } | undefined = isAscii(h.path) ? splitUstar(fullName) : undefined;
     if (split === undefined) {
       pax.push(['path', h.type === 'dir' ? `${h.path}/` : h.path]);
-      split = { prefix: Buffer.alloc(0), name: truncateUtf8(fullName, NAME_MAX) };
+      split = { prefix: EMPTY, name: truncateUtf8(fullName, NAME_MAX) };
     }
     if (link.length > LINKNAME_MAX || !isAscii(h.linkTarget ?? '')) {
       pax.push(['linkpath', h.linkTarget!]);
@@ -303,30 +334,27 @@ export class TarWriter {
     const size = numeric(h.size, OCTAL11_MAX, 'size');
     const mtime = numeric(h.mtime, OCTAL11_MAX, 'mtime');
 
-    const headers: Buffer[] = [];
+    let paxBytes: Buffer | undefined;
     if (pax.length > 0) {
       pax.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
       const records = Buffer.concat(pax.map(([k, v]) => paxRecord(k, v)));
-      headers.push(
-        encodeHeader({
-          name: paxHeaderName(h.path),
-          prefix: Buffer.alloc(0),
-          mode: 0o644,
-          uid: 0,
-          gid: 0,
-          size: records.length,
-          mtime: Math.min(h.mtime, OCTAL11_MAX),
-          typeflag: TYPEFLAG.pax,
-          linkname: Buffer.alloc(0),
-          uname: Buffer.alloc(0),
-          gname: Buffer.alloc(0),
-        }),
-        records,
-        Buffer.alloc(padding(records.length)),
-      );
+      const paxHeader = encodeHeader({
+        name: paxHeaderName(h.path),
+        prefix: EMPTY,
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+        size: records.length,
+        mtime: Math.min(h.mtime, OCTAL11_MAX),
+        typeflag: TYPEFLAG.pax,
+        linkname: EMPTY,
+        uname: EMPTY,
+        gname: EMPTY,
+      });
+      paxBytes = Buffer.concat([paxHeader, records, Buffer.alloc(padding(records.length))]);
     }
-    headers.push(
-      encodeHeader({
+    encodeHeader(
+      {
         name: split.name,
         prefix: split.prefix,
         mode: h.mode,
@@ -338,14 +366,18 @@ export class TarWriter {
         linkname: link,
         uname,
         gname,
-      }),
+      },
+      this.header,
     );
-    return { headers, pathBytes };
+    return { pax: paxBytes, pathBytes };
   }
 
-  private async writeBody(h: TarEntryHeader, body: Readable | Buffer | undefined): Promise<void> {
-    if (Buffer.isBuffer(body)) {
-      await this.write(body);
+  private async writeBody(h: TarEntryHeader, body: TarBody | undefined): Promise<void> {
+    if (body instanceof Uint8Array) {
+      const w = this.out.write(body);
+      if (w !== undefined) await w;
+    } else if (body !== undefined && isFileBody(body)) {
+      await this.readFileBody(h, body.file);
     } else if (body !== undefined) {
       let seen = 0;
       for await (const chunk of body as AsyncIterable<unknown>) {
@@ -358,34 +390,56 @@ export class TarWriter {
           body.destroy();
           fail(`tar: body of ${JSON.stringify(h.path)} has more than the ${h.size} bytes its header says`);
         }
-        await this.write(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length));
+        const w = this.out.write(chunk);
+        if (w !== undefined) await w;
       }
       if (seen !== h.size) fail(`tar: body of ${JSON.stringify(h.path)} has ${seen} bytes, the header says ${h.size}`);
     }
     const pad = padding(h.size);
-    if (pad > 0) await this.write(Buffer.alloc(pad));
-  }
-
-  private async write(chunk: Buffer): Promise<void> {
-    if (chunk.length >= COALESCE) {
-      await this.flush();
-      this.written += chunk.length;
-      await this.sink(chunk);
-      return;
+    if (pad > 0) {
+      const w = this.out.write(ZEROS.subarray(0, pad));
+      if (w !== undefined) await w;
     }
-    this.pending.push(chunk);
-    this.pendingLen += chunk.length;
-    if (this.pendingLen >= COALESCE) await this.flush();
   }
 
-  private async flush(): Promise<void> {
-    if (this.pendingLen === 0) return;
-    const out = Buffer.concat(this.pending, this.pendingLen);
-    this.pending = [];
-    this.pendingLen = 0;
-    this.written += out.length;
-    await this.sink(out);
+  /**
+   * Reads a file body straight into the sink's regions, checking that the file has exactly the
+   * header's size, as the stream path does. Where the region has room, each read asks for one byte
+   * more than the body still needs: a regular file's short read is its end, so that a file of the
+   * right size costs no extra read to prove it ends there (the byte read beyond is never used).
+   */
+  private async readFileBody(h: TarEntryHeader, file: string): Promise<void> {
+    const cannot = (e: unknown): never => {
+      throw new DistillError('LAYER_IO', `tar: cannot read the body of ${JSON.stringify(h.path)} from ${file}: ${messageOf(e)}`, { cause: e });
+    };
+    const fh: FileHandle = await open(file, 'r').catch(cannot);
+    try {
+      let seen = 0;
+      let atEnd = false;
+      while (seen < h.size) {
+        let space = this.out.space();
+        if (!(space instanceof Uint8Array)) space = await space;
+        const want = Math.min(space.length, h.size - seen);
+        const ask = want < space.length ? want + 1 : want;
+        const { bytesRead } = await fh.read(space, 0, ask, seen).catch(cannot);
+        if (bytesRead === 0) break;
+        if (bytesRead > want) fail(`tar: body of ${JSON.stringify(h.path)} has more than the ${h.size} bytes its header says`);
+        this.out.filled(bytesRead);
+        seen += bytesRead;
+        atEnd = bytesRead < ask;
+      }
+      if (seen !== h.size) fail(`tar: body of ${JSON.stringify(h.path)} has ${seen} bytes, the header says ${h.size}`);
+      if (!atEnd && (await fh.read(this.oneByte, 0, 1, seen).catch(cannot)).bytesRead > 0) {
+        fail(`tar: body of ${JSON.stringify(h.path)} has more than the ${h.size} bytes its header says`);
+      }
+    } finally {
+      await fh.close().catch(() => {});
+    }
   }
+}
+
+function isFileBody(b: TarBody): b is FileBody {
+  return typeof (b as Partial<FileBody>).file === 'string';
 }
 
 function padding(size: number): number {

@@ -1,16 +1,17 @@
 // Writes one layer blob, streaming: TarWriter → sha256 (diffId) → gzip or zstd → sha256 (digest) → a temp file
 // beside the target → fsync → rename. Nothing is held whole in memory; on any failure the temp file is
 // removed and the target is untouched (absent if it was absent), as containerd's content store does.
+// With gzip the tar is written in place into the compressor's blocks (block-sink.ts) and each
+// compressed block goes from its block to the file: no stream machinery and no buffer per chunk.
 import { createHash, randomBytes } from 'node:crypto';
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import type { Transform } from 'node:stream';
 import { DistillError, messageOf } from '../errors.js';
 import { fsyncDir } from '../util/atomic-write.js';
 import type { Digest } from '../digest.js';
 import type { LayerCompression } from './compression.js';
-import { createGzip, type GzipOptions } from './gzip.js';
+import { HashingSink, StreamSink, type BlockSink } from './block-sink.js';
+import { GzipWriter, type GzipOptions } from './gzip.js';
 import { createZstd } from './zstd.js';
 import { TarWriter } from './tar-writer.js';
 
@@ -33,16 +34,6 @@ function ioError(what: string, e: unknown): DistillError {
   });
 }
 
-/** Resolves once `gz` can take more input; rejects if the compressing side has failed meanwhile. */
-function drained(gz: Transform, failed: Promise<never>): Promise<void> {
-  return Promise.race([
-    new Promise<void>((resolve) => {
-      gz.once('drain', resolve);
-    }),
-    failed,
-  ]);
-}
-
 /**
  * Writes the tar that `fill` produces into `outFile` as a gzip- (default) or zstd-compressed layer. `fill` adds entries
  * (sorted, see TarWriter) and must not call finish(): writeLayer does.
@@ -60,47 +51,32 @@ export async function writeLayer(
       throw ioError(`cannot create ${tmp}`, e);
     });
     const file = fh;
-    const gz = compression === 'zstd' ? createZstd() : createGzip(gzip);
-    const diffHash = createHash('sha256');
     const digestHash = createHash('sha256');
-    let uncompressedSize = 0;
     let size = 0;
-
-    const compressed = pipeline(gz, async (source: AsyncIterable<Buffer>) => {
-      for await (const chunk of source) {
-        digestHash.update(chunk);
-        size += chunk.length;
-        try {
-          // FileHandle.write may write less than asked; loop until the chunk is on its way to disk.
-          for (let at = 0; at < chunk.length; ) at += (await file.write(chunk, at, chunk.length - at)).bytesWritten;
-        } catch (e) {
-          throw ioError(`cannot write ${tmp}`, e);
-        }
+    // Called once per compressed block (gzip) or chunk (zstd), in order; the bytes are the
+    // compressor's until this resolves.
+    const output = async (bytes: Uint8Array): Promise<void> => {
+      digestHash.update(bytes);
+      size += bytes.length;
+      try {
+        // FileHandle.write may write less than asked; loop until the bytes are on their way to disk.
+        for (let at = 0; at < bytes.length; ) at += (await file.write(bytes, at, bytes.length - at)).bytesWritten;
+      } catch (e) {
+        throw ioError(`cannot write ${tmp}`, e);
       }
-    });
-    // If compressing or writing fails while the tar side is waiting for 'drain', this wakes it.
-    const failed = compressed.then(
-      () => new Promise<never>(() => {}),
-      (e: unknown) => Promise.reject(e),
-    );
-    failed.catch(() => {}); // observed through the awaits below
-    compressed.catch(() => {});
-
-    const tar = new TarWriter(async (chunk) => {
-      diffHash.update(chunk);
-      uncompressedSize += chunk.length;
-      if (!gz.write(chunk)) await drained(gz, failed);
-    });
+    };
+    const compressor: BlockSink = compression === 'zstd' ? new StreamSink(createZstd(), output) : new GzipWriter(gzip ?? {}, output);
+    const diffHash = createHash('sha256');
+    const tarBytes = new HashingSink(compressor, diffHash);
+    const tar = new TarWriter(tarBytes);
     try {
       await fill(tar);
       await tar.finish();
-      gz.end();
     } catch (e) {
-      gz.destroy();
-      await compressed.catch(() => {});
+      await compressor.abort(); // nothing is written once this resolves
       throw e;
     }
-    await compressed;
+    const uncompressedSize = tarBytes.size;
     await fh.sync().catch((e: unknown) => {
       throw ioError(`cannot fsync ${tmp}`, e);
     });

@@ -5,7 +5,10 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { gunzipSync } from 'node:zlib';
-import { createGzip, DEFAULT_LEVEL, gzipHeader, shutdownGzipWorkers, type GzipOptions } from '../../src/layer/gzip.js';
+import { createGzip, DEFAULT_LEVEL, GzipWriter, gzipBlockPool, gzipHeader, shutdownGzipWorkers, type GzipOptions } from '../../src/layer/gzip.js';
+import { SinkWriter } from '../../src/layer/block-sink.js';
+import { deflateBound, maxDeflatedSize, nodeCrc32Agrees } from '../../src/layer/deflate.js';
+import * as zlib from 'node:zlib';
 import { compressBlock, crc32, crc32Combine } from '../../src/layer/gzip-worker.js';
 
 after(() => shutdownGzipWorkers());
@@ -61,6 +64,12 @@ test('crc32 matches the check value and combines like zlib', () => {
     assert.equal(crc32Combine(crc32(a), crc32(b), b.length), crc32(data), `cut at ${cut}`);
     assert.equal(crc32(b, crc32(a)), crc32(data));
   }
+});
+
+test('node:zlib\'s crc32 is used for the checksum only where it agrees with ours', () => {
+  const hasNodeCrc = typeof (zlib as { crc32?: unknown }).crc32 === 'function';
+  assert.equal(nodeCrc32Agrees((b) => crc32(b)), hasNodeCrc);
+  assert.equal(nodeCrc32Agrees((b) => (b.length === 4096 ? crc32(b) ^ 1 : crc32(b))), false, 'one disagreement is enough to keep ours');
 });
 
 test('the header is fixed: no name, mtime 0, XFL by level, OS 3', () => {
@@ -179,4 +188,128 @@ test('the worker pool does not keep a process alive', () => {
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /^done \d+/);
   assert.ok(Date.now() - t0 < 10_000);
+  // nor do workers started ahead of any block (startGzipWorkers), idle or used
+  const warm = `
+    import { createGzip, startGzipWorkers } from ${JSON.stringify(url)};
+    startGzipWorkers({ workers: 2 });
+    if (process.argv[1] === 'use') createGzip({ workers: 2 }).on('data', () => {}).on('end', () => console.log('used')).end(Buffer.alloc(3000000, 98));
+    else console.log('idle');
+  `;
+  for (const mode of ['idle', 'use']) {
+    const w = spawnSync(process.execPath, ['--input-type=module', '-e', warm, mode], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(w.status, 0, w.stderr);
+    assert.equal(w.stdout.trim(), mode === 'use' ? 'used' : 'idle');
+  }
+});
+
+/** The gzip of `data` built from compressBlock (fresh buffers, no pool): what any block scheme run must give. */
+function expectedGzip(data: Buffer, blockSize: number, level = DEFAULT_LEVEL): Buffer {
+  const parts: Buffer[] = [gzipHeader(level)];
+  let at = 0;
+  do {
+    const end = Math.min(at + blockSize, data.length);
+    parts.push(Buffer.from(compressBlock(data.subarray(at, end), level, end === data.length).data));
+    at = end;
+  } while (at < data.length);
+  const trailer = Buffer.alloc(8);
+  trailer.writeUInt32LE(crc32(data), 0);
+  trailer.writeUInt32LE(data.length % 2 ** 32, 4);
+  parts.push(trailer);
+  return Buffer.concat(parts);
+}
+
+test('the output region of a block holds any deflate libdeflate can write', () => {
+  for (const n of [0, 1, 32 * 1024, 1024 * 1024, 1024 * 1024 + 1, 64 * 1024 * 1024]) {
+    assert.ok(maxDeflatedSize(n) >= deflateBound(n), `${n}: ${maxDeflatedSize(n)} < ${deflateBound(n)}`);
+  }
+});
+
+test('pooled blocks are reused, and a reused block never carries bytes of its last use', async () => {
+  const blockSize = 64 * 1024;
+  // Incompressible input fills every block's input and most of its output region first...
+  const noise = Buffer.alloc(6 * blockSize + 100);
+  for (let i = 0, x = 5; i < noise.length; i++) noise[i] = (x = (Math.imul(x, 1103515245) + 12345) >>> 0) >>> 24;
+  for (const workers of [0, 2]) {
+    assert.ok((await gz(noise, { blockSize, workers })).equals(expectedGzip(noise, blockSize)), `noise, workers ${workers}`);
+    const made = gzipBlockPool().made;
+    // ...then short and compressible blocks, at every end position, come out as from fresh memory.
+    for (const size of [0, 1, 1000, blockSize - 1, blockSize, blockSize + 1, 3 * blockSize + 17]) {
+      const data = generate(size, size + 1);
+      const out = await gz(data, { blockSize, workers }, [777]);
+      assert.ok(out.equals(expectedGzip(data, blockSize)), `${size} bytes after noise, workers ${workers}`);
+      assert.ok(gunzipSync(out).equals(data));
+    }
+    assert.equal(gzipBlockPool().made, made, 'no new block was needed: the pool was reused');
+    assert.equal(gzipBlockPool().inUse, 0);
+  }
+  // With no stream open, only a few spare blocks are kept.
+  const many = await Promise.all([1, 2, 3, 4].map((seed) => gz(generate(5 * blockSize, seed), { blockSize, workers: 2 })));
+  assert.equal(many.length, 4);
+  assert.deepEqual([gzipBlockPool().open, gzipBlockPool().inUse], [0, 0]);
+  assert.ok(gzipBlockPool(blockSize).spare <= 6, `${gzipBlockPool(blockSize).spare} spare blocks`);
+});
+
+test('a failing output stops the stream, and every block goes back to the pool', async () => {
+  const blockSize = 64 * 1024;
+  const data = generate(10 * blockSize, 9);
+  for (const workers of [0, 2]) {
+    const boom = new Error('disk full');
+    let calls = 0;
+    const w = new GzipWriter({ blockSize, workers }, async () => {
+      if (++calls === 2) throw boom;
+      await new Promise((r) => setTimeout(r, 1));
+    });
+    const sink = new SinkWriter(w);
+    await assert.rejects(
+      (async () => {
+        for (let at = 0; at < data.length; at += 10_000) await sink.write(data.subarray(at, at + 10_000));
+        await sink.end();
+      })(),
+      (e) => e === boom,
+    );
+    await w.abort();
+    assert.equal(calls, 2, 'nothing is output after the failure');
+    assert.deepEqual([gzipBlockPool().inUse, gzipBlockPool().open], [0, 0], `workers ${workers}`);
+    // and an aborted stream outputs nothing more either
+    let after = 0;
+    const v = new GzipWriter({ blockSize, workers }, () => {
+      after++;
+    });
+    const vs = new SinkWriter(v);
+    await vs.write(data.subarray(0, 3 * blockSize + 5));
+    await v.abort();
+    const seen = after;
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(after, seen);
+    assert.equal(gzipBlockPool().inUse, 0);
+    await assert.rejects(Promise.resolve().then(() => v.next(0)), /aborted/);
+  }
+});
+
+test('blocks in flight when the worker pool shuts down are failed and freed, never reused', async () => {
+  const blockSize = 1024 * 1024; // several ms per block
+  const data = generate(3 * blockSize, 4);
+  // One worker: right after two blocks and a byte, the first block is in the worker (it was handed on
+  // a moment ago). On a very busy machine it may finish before the shutdown; then try again.
+  let caught = 0;
+  for (let attempt = 0; attempt < 5 && caught === 0; attempt++) {
+    const w = new GzipWriter({ blockSize, workers: 1 }, () => {});
+    const sink = new SinkWriter(w);
+    await sink.write(data.subarray(0, 2 * blockSize + 1));
+    await shutdownGzipWorkers();
+    try {
+      await sink.write(data.subarray(2 * blockSize + 1));
+      await sink.end();
+    } catch (e: any) {
+      assert.equal(e.code, 'LAYER_IO');
+      assert.match(e.message, /shut down/);
+      caught++;
+    }
+    await w.abort();
+    assert.deepEqual([gzipBlockPool().inUse, gzipBlockPool().open], [0, 0]);
+  }
+  assert.equal(caught, 1, 'a shutdown caught a block in flight');
+  // a new stream starts a new pool and gives the right bytes
+  const out = await gz(data, { blockSize, workers: 2 });
+  assert.ok(out.equals(expectedGzip(data, blockSize)));
 });

@@ -404,3 +404,40 @@ test('refuses use after finish and overlapping calls', async () => {
   await assert.rejects(v.add({ ...root, path: 'a', type: 'dir', mode: 0o755 }), /already finished/);
   assert.equal(v.bytesWritten, 1024);
 });
+
+test('a file body is read from its file and must have exactly the header\'s size', async () => {
+  const d = tmp();
+  try {
+    // 65,024 bytes after a 512-byte header end exactly at the end of the first 64 KiB region the
+    // writer fills (the read cannot ask for one byte more there); 1,000 bytes leave room after them.
+    const cases = [65_024, 1000, 0, 200_000];
+    const data = (n: number): Buffer => Buffer.alloc(n, `${n}:`);
+    for (const n of cases) writeFileSync(join(d, `ok${n}`), data(n));
+    for (const n of cases) {
+      const h: TarEntryHeader = { ...root, path: 'f', type: 'file', mode: 0o644, size: n };
+      const chunks: Buffer[] = [];
+      const w = new TarWriter((c) => {
+        chunks.push(Buffer.from(c));
+      });
+      await w.add(h, { file: join(d, `ok${n}`) });
+      await w.finish();
+      const expected: Buffer[] = [];
+      const v = new TarWriter((c) => {
+        expected.push(Buffer.from(c));
+      });
+      await v.add(h, data(n));
+      await v.finish();
+      assert.ok(Buffer.concat(chunks).equals(Buffer.concat(expected)), `${n} bytes from a file`);
+      // one byte more or less on disk than the header says is refused
+      for (const [disk, re] of [[n + 1, /more than/], ...(n > 0 ? [[n - 1, new RegExp(`has ${n - 1} bytes, the header says ${n}`)]] : [])] as Array<[number, RegExp]>) {
+        writeFileSync(join(d, 'bad'), data(disk));
+        const x = new TarWriter(() => {});
+        await assert.rejects(x.add(h, { file: join(d, 'bad') }), (e: any) => e.code === 'LAYER_IO' && re.test(e.message), `${disk} bytes on disk, ${n} in the header`);
+      }
+    }
+    const x = new TarWriter(() => {});
+    await assert.rejects(x.add({ ...root, path: 'f', type: 'file', mode: 0o644, size: 1 }, { file: join(d, 'missing') }), (e: any) => e.code === 'LAYER_IO' && /cannot read the body/.test(e.message));
+  } finally {
+    rmSync(d, { recursive: true, force: true });
+  }
+});

@@ -5,7 +5,7 @@ import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'no
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { gunzipSync } from 'node:zlib';
-import { shutdownGzipWorkers } from '../../src/layer/gzip.js';
+import { gzipBlockPool, shutdownGzipWorkers } from '../../src/layer/gzip.js';
 import { writeLayer } from '../../src/layer/write-layer.js';
 import { sha256Hex } from '../../src/digest.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -146,6 +146,7 @@ test('on failure the temp file is removed and nothing is at outFile', async () =
       (e) => e === boom,
     );
     assert.deepEqual(readdirSync(dir), []);
+    assert.deepEqual([gzipBlockPool().inUse, gzipBlockPool().open], [0, 0], 'every block of the failed layer is back in the pool (or freed)');
     // a body shorter than its header
     await assert.rejects(
       writeLayer(out, async (tar) => {
@@ -164,6 +165,15 @@ test('on failure the temp file is removed and nothing is at outFile', async () =
     );
     assert.deepEqual(readdirSync(dir), []);
     assert.equal(existsSync(out), false);
+    // a file body (a staged file) that is not there
+    await assert.rejects(
+      writeLayer(out, async (tar) => {
+        await tar.add({ ...root, path: 'f', type: 'file', mode: 0o644, size: 10 }, { file: join(dir, 'no-such-file') });
+      }),
+      (e: any) => e.code === 'LAYER_IO' && /cannot read the body of "f"/.test(e.message),
+    );
+    assert.deepEqual(readdirSync(dir), []);
+    assert.equal(gzipBlockPool().inUse, 0);
     // an output directory that does not exist
     await assert.rejects(writeLayer(join(dir, 'missing', 'l.tar.gz'), async () => {}), (e: any) => e.code === 'LAYER_IO');
   } finally {
@@ -181,6 +191,35 @@ test('a failed write leaves an existing outFile as it was', async () => {
     }), /nope/);
     assert.equal(readFileSync(out, 'utf8'), 'previous');
     assert.deepEqual(readdirSync(dir), ['l.tar.gz']);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a file body read in place gives the same layer as the same bytes given as a Buffer', async () => {
+  const dir = tmp();
+  try {
+    // sizes around the 1 MiB block: bodies that end exactly at a block's end, one byte over, and small ones
+    const sizes = [0, 1, 511, 512, 1024 * 1024 - 1536, 1024 * 1024, 1024 * 1024 + 1, 3 * 1024 * 1024 + 7];
+    const bodies = sizes.map((n, i) => {
+      const b = Buffer.alloc(n);
+      for (let j = 0, x = i + 1; j < n; j++) b[j] = (x = (Math.imul(x, 1103515245) + 12345) >>> 0) >>> 27;
+      writeFileSync(join(dir, `body${i}`), b);
+      return b;
+    });
+    const layer = (name: string, asFile: boolean): Promise<any> =>
+      writeLayer(join(dir, name), async (tar) => {
+        for (const [i, b] of bodies.entries()) {
+          await tar.add({ ...root, path: `f${i}`, type: 'file', mode: 0o644, size: b.length }, asFile ? { file: join(dir, `body${i}`) } : b);
+        }
+      }, { workers: 2 });
+    const a = await layer('a.tar.gz', true);
+    const b = await layer('b.tar.gz', false);
+    assert.equal(a.digest, b.digest);
+    assert.equal(a.diffId, b.diffId);
+    assert.equal(a.uncompressedSize, b.uncompressedSize);
+    assert.equal(`sha256:${sha256Hex(gunzipSync(readFileSync(a.path)))}`, a.diffId);
+    assert.equal(gzipBlockPool().inUse, 0);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

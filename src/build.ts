@@ -199,11 +199,17 @@ async function build(definitionFile: string, opts: BuildOptions): Promise<BuildR
   await opts.beforeWork?.();
   const store = new ContentStore(opts.cacheDir);
   await store.prepare();
-  await fetchDebs(store, chain.map((li) => li.lock), {
-    architectures: arches,
-    ...(opts.mirrors ? { mirrors: opts.mirrors } : {}),
-    ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
-  });
+  const fetchAll = (cached: 'verify' | 'on-read') =>
+    fetchDebs(store, chain.map((li) => li.lock), {
+      architectures: arches,
+      cached,
+      ...(opts.mirrors ? { mirrors: opts.mirrors } : {}),
+      ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+    });
+  // A cached .deb is not hashed here: staging reads it through store.open, which hashes it as it flows
+  // and fails the package unless every byte matches the lock's sha256 — nothing of it reaches a layer
+  // before that. (Rehashing them all first cost java ~0.1 s of main thread before any staging began.)
+  const { deferred } = await fetchAll('on-read');
   const work = join(opts.cacheDir, 'build', randomBytes(6).toString('hex'));
   const sbomCache = new DerivedCache(store, 'sboms');
   const stageDir = join(work, 'stage');
@@ -211,25 +217,47 @@ async function build(definitionFile: string, opts: BuildOptions): Promise<BuildR
   await mkdir(stageDir, { recursive: true }).catch((e: unknown) => { throw cacheIo(opts.cacheDir, e); });
   await mkdir(layerDir, { recursive: true }).catch((e: unknown) => { throw cacheIo(opts.cacheDir, e); });
   try {
-    const perArch: ChainLayers[] = [];
-    for (const arch of arches) {
-      perArch.push(
-        await buildChainLayers(chain, arch, {
-          store,
-          stageDir,
-          outDir: layerDir,
-          variants,
-          ...(opts.noLayerCache ? { noCache: true } : {}),
-          ...(opts.remoteLayerCache ? { remoteCache: opts.remoteLayerCache } : {}),
-          ...(opts.sourceDateEpoch !== undefined ? { sourceDateEpoch: opts.sourceDateEpoch } : {}),
-          ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}),
-          ...(opts.gzipWorkers !== undefined ? { gzip: { workers: opts.gzipWorkers } } : {}),
-          ...(opts.compression !== undefined ? { compression: opts.compression } : {}),
-          ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
-        }),
-      );
-      await rm(stageDir, { recursive: true, force: true }).catch(() => {});
-      await mkdir(stageDir, { recursive: true });
+    const buildAll = async (): Promise<ChainLayers[]> => {
+      const perArch: ChainLayers[] = [];
+      for (const arch of arches) {
+        perArch.push(
+          await buildChainLayers(chain, arch, {
+            store,
+            stageDir,
+            outDir: layerDir,
+            variants,
+            ...(opts.noLayerCache ? { noCache: true } : {}),
+            ...(opts.remoteLayerCache ? { remoteCache: opts.remoteLayerCache } : {}),
+            ...(opts.sourceDateEpoch !== undefined ? { sourceDateEpoch: opts.sourceDateEpoch } : {}),
+            ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}),
+            ...(opts.gzipWorkers !== undefined ? { gzip: { workers: opts.gzipWorkers } } : {}),
+            ...(opts.compression !== undefined ? { compression: opts.compression } : {}),
+            ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+          }),
+        );
+        await rm(stageDir, { recursive: true, force: true }).catch(() => {});
+        await mkdir(stageDir, { recursive: true });
+      }
+      return perArch;
+    };
+    let perArch: ChainLayers[];
+    try {
+      perArch = await buildAll();
+    } catch (e) {
+      // A cached .deb damaged on disk fails its staging with whatever its damage causes first (a digest
+      // mismatch, a malformed archive, a control file not the lock's). Those taken unhashed are checked
+      // now: a corrupt one is removed (store.verify), fetched again (verified) and the layers built once
+      // more, as if the corrupt entry had been found up front. If they are all intact, the error is the
+      // build's own.
+      let corrupt = false;
+      for (const d of deferred) if (!(await store.verify(d))) corrupt = true;
+      if (!corrupt) throw e;
+      await fetchAll('verify');
+      for (const dir of [stageDir, layerDir]) {
+        await rm(dir, { recursive: true, force: true }).catch(() => {});
+        await mkdir(dir, { recursive: true }).catch((err: unknown) => { throw cacheIo(opts.cacheDir, err); });
+      }
+      perArch = await buildAll();
     }
     // Layers written outside the layer cache (--no-layer-cache) go into the store too: the model's
     // blobs must outlive this build's work directory.

@@ -209,7 +209,7 @@ async function build(definitionFile: string, opts: BuildOptions): Promise<BuildR
   // A cached .deb is not hashed here: staging reads it through store.open, which hashes it as it flows
   // and fails the package unless every byte matches the lock's sha256 — nothing of it reaches a layer
   // before that. (Rehashing them all first cost java ~0.1 s of main thread before any staging began.)
-  const { deferred } = await fetchAll('on-read');
+  const deferred = (await fetchAll('on-read')).deferred ?? [];
   const work = join(opts.cacheDir, 'build', randomBytes(6).toString('hex'));
   const sbomCache = new DerivedCache(store, 'sboms');
   const stageDir = join(work, 'stage');

@@ -33,7 +33,7 @@ export interface FetchSummary {
   downloaded: number;
   downloadedBytes: number;
   /** With `cached: 'on-read'`: the cached .debs whose bytes were not hashed here (their size was checked). */
-  deferred: Expected[];
+  deferred?: Expected[];
 }
 
 interface Job {
@@ -59,8 +59,9 @@ export async function fetchDebs(store: ContentStore, locks: readonly Lockfile[],
     }
   }
   const queue = [...jobs.values()].sort((a, b) => b.size - a.size); // largest first: best wall time
-  const summary: FetchSummary = { files: queue.length, bytes: 0, downloaded: 0, downloadedBytes: 0, deferred: [] };
   const onRead = opts.cached === 'on-read';
+  const deferred: Expected[] = [];
+  const summary: FetchSummary = { files: queue.length, bytes: 0, downloaded: 0, downloadedBytes: 0, ...(onRead ? { deferred } : {}) };
   let failure: unknown;
   const worker = async (): Promise<void> => {
     for (let job = queue.shift(); job !== undefined && failure === undefined; job = queue.shift()) {
@@ -68,7 +69,7 @@ export async function fetchDebs(store: ContentStore, locks: readonly Lockfile[],
         const expected = { size: job.size, sha256: job.sha256, what: job.filename };
         // A build from a full cache needs no mirror at all: resolve one only for a miss.
         if (onRead ? await store.has(expected) : await store.verify(expected)) {
-          if (onRead) summary.deferred.push(expected);
+          if (onRead) deferred.push(expected);
           summary.bytes += job.size;
           opts.onProgress?.({ type: 'download-done', what: job.filename, bytes: job.size, cached: true });
           continue;

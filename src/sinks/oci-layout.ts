@@ -122,7 +122,7 @@ export async function writeLayoutArtifacts(dir: string, refs: LayoutArtifactRef[
       }
     }
   };
-  await forEachLimit([...layers.values()], opts.concurrency ?? 1, (l) => put(l.descriptor, () => l.open()));
+  await forEachLimit([...layers.values()], opts.concurrency ?? 1, (l) => (l.file !== undefined ? copyBlob(store, l.descriptor, l.file, opts.onBlob) : put(l.descriptor, () => l.open())));
   for (const b of [...configs.values(), ...manifests.values(), ...indexes.values()]) {
     await put(b.descriptor, () => Readable.from([b.bytes]));
   }
@@ -248,6 +248,27 @@ async function putBlob(store: ContentStore, d: Descriptor, open: () => Readable,
     throw new DistillError('LAYER_IO', `cannot write blob ${d.digest} to ${store.dir}: ${messageOf(e)}`, { cause: e });
   }
   return !stored.written;
+}
+
+/**
+ * A layer that is a local file (a build's own): copied by the kernel, then hashed in place (store.copyIn)
+ * — the same check as putBlob's stream, without the bytes passing through JS.
+ */
+async function copyBlob(store: ContentStore, d: Descriptor, file: string, onBlob?: LayoutSinkOptions['onBlob']): Promise<void> {
+  const hex = hexOf(d.digest, 'blob');
+  onBlob?.({ type: 'start', descriptor: d });
+  let stored;
+  try {
+    stored = await store.copyIn({ sha256: hex, size: d.size, what: d.digest }, file);
+  } catch (e) {
+    if (isDistillError(e, 'BLOB_SIZE_MISMATCH') || isDistillError(e, 'BLOB_DIGEST_MISMATCH')) {
+      throw invalid(`blob ${d.digest}: the bytes do not match the descriptor: ${e.message}`, 'the layer file changed after it was built, or its descriptor is wrong; rebuild', e);
+    }
+    if (e instanceof DistillError) throw e;
+    throw new DistillError('LAYER_IO', `cannot write blob ${d.digest} to ${store.dir}: ${messageOf(e)}`, { cause: e });
+  }
+  if (stored.written) onBlob?.({ type: 'bytes', descriptor: d, bytes: d.size });
+  onBlob?.({ type: 'done', descriptor: d, present: !stored.written });
 }
 
 /** A small file (oci-layout, index.json) via temp + fsync + rename. */

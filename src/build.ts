@@ -31,10 +31,11 @@ import { cyclonedxFromSpdx } from './provenance/cyclonedx.js';
 import { buildSbom, licenseCoverageOf, scanLayers, type LayerChanges, type ScannedLayers, type SpdxDocument } from './provenance/sbom.js';
 import { sha256Hex } from './digest.js';
 import { canonicalJson } from './json.js';
-import { rfc3339 } from './lock/lock.js';
+import { rfc3339 } from './lock/time.js';
 import { DISTILL_VERSION } from './version.js';
 import { buildChainLayers, layerTimestamp, type BuiltLayer, type ChainLayers } from './build/layers.js';
 import type { RemoteLayerCache } from './build/layer-cache.js';
+import { prestartStageWorker } from './build/stage-pool.js';
 
 export interface BuildOptions {
   cacheDir: string;
@@ -182,6 +183,9 @@ async function build(definitionFile: string, opts: BuildOptions): Promise<BuildR
   if (opts.compression !== undefined && !LAYER_COMPRESSIONS.includes(opts.compression)) {
     throw new DistillError('USAGE', `--compression ${JSON.stringify(opts.compression)} is not a layer compression distill writes`, { hint: `use ${LAYER_COMPRESSIONS.join(' or ')}` });
   }
+  // A build that will unpack packages starts its staging worker now, while the locks are read and the
+  // cache checked (a layer-cache build may need none: it starts one on its first miss).
+  if (opts.noLayerCache) prestartStageWorker();
   const chain = await loadLockChain(definitionFile);
   const texts = await readChainTexts(chain, 'build');
   const top = chain[chain.length - 1]!;
@@ -216,6 +220,7 @@ async function build(definitionFile: string, opts: BuildOptions): Promise<BuildR
   const layerDir = join(work, 'layers');
   await mkdir(stageDir, { recursive: true }).catch((e: unknown) => { throw cacheIo(opts.cacheDir, e); });
   await mkdir(layerDir, { recursive: true }).catch((e: unknown) => { throw cacheIo(opts.cacheDir, e); });
+  let cleanup: Promise<void> | undefined;
   try {
     const buildAll = async (): Promise<ChainLayers[]> => {
       const perArch: ChainLayers[] = [];
@@ -235,8 +240,11 @@ async function build(definitionFile: string, opts: BuildOptions): Promise<BuildR
             ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
           }),
         );
-        await rm(stageDir, { recursive: true, force: true }).catch(() => {});
-        await mkdir(stageDir, { recursive: true });
+        // The next architecture stages afresh; after the last, the whole work directory goes at once (below).
+        if (arch !== arches[arches.length - 1]) {
+          await rm(stageDir, { recursive: true, force: true }).catch(() => {});
+          await mkdir(stageDir, { recursive: true });
+        }
       }
       return perArch;
     };
@@ -267,6 +275,9 @@ async function build(definitionFile: string, opts: BuildOptions): Promise<BuildR
       p.layers = await Promise.all(p.layers.map(adopt));
       if (p.debug) p.debug = await adopt(p.debug);
     }
+    // Nothing in the work directory is needed any more (the staged files — java's are hundreds of MB —
+    // and the emptied layer directory): it is removed while the images, SBOMs and provenance are made.
+    cleanup = rm(work, { recursive: true, force: true }).catch(() => {});
     const built = makeVariants(chain, perArch, variants, opts.sourceDateEpoch, opts.annotations ?? {});
     const result: Omit<BuildResult, 'model'> = {
       image: def.name,
@@ -374,7 +385,7 @@ async function build(definitionFile: string, opts: BuildOptions): Promise<BuildR
     return result as BuildResult;
   } finally {
     // Cleanup never replaces the build's own error.
-    await rm(work, { recursive: true, force: true }).catch(() => {});
+    await (cleanup ?? rm(work, { recursive: true, force: true }).catch(() => {}));
   }
 }
 

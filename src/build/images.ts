@@ -20,7 +20,7 @@ import {
   MEDIA_TYPE_LAYER_ZSTD,
 } from '../oci/media-types.js';
 import { debianArchToPlatform } from '../oci/platform.js';
-import { rfc3339 } from '../lock/lock.js';
+import { rfc3339 } from '../lock/time.js';
 import type { BuiltLayer, ChainLayers } from './layers.js';
 import { layerTimestamp } from './layers.js';
 

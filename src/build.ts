@@ -304,6 +304,8 @@ async function build(definitionFile: string, opts: BuildOptions): Promise<BuildR
     // The distribution the images hold (os-release, as the SBOMs read it): the provenance's purls name it.
     let distro: string | undefined;
     const sboms: BuiltSbom[] = [];
+    // Cache writes (two fsynced files each) complete while the rest is made; awaited before returning.
+    const stored: Promise<void>[] = [];
     {
       // An SPDX SBOM per variant and platform, read from the layers themselves (what is really there).
       // It depends only on the manifest (and so its layers) and the inputs in its key: a rebuild with
@@ -355,7 +357,9 @@ async function build(definitionFile: string, opts: BuildOptions): Promise<BuildR
             ...(opts.organization !== undefined ? { organization: opts.organization } : {}),
           }, await scans.get(scanKey)!);
           await write(json);
-          await sbomCache.put(key, json);
+          const put = sbomCache.put(key, json);
+          put.catch(() => {}); // awaited below; never unhandled in between
+          stored.push(put);
         }
       }
     }
@@ -374,6 +378,7 @@ async function build(definitionFile: string, opts: BuildOptions): Promise<BuildR
       startedOn,
       finishedOn: new Date(),
     });
+    await Promise.all(stored);
     const model: BuildModel = {
       image: def.name,
       variants: built,

@@ -34,6 +34,10 @@ export interface LayoutRef {
 
 export const OCI_LAYOUT_FILE = 'oci-layout';
 export const OCI_LAYOUT_VERSION = '1.0.0';
+/** Local layer files copied at once (each is a kernel copy, a hash and an fsync). */
+const LOCAL_COPIES = 3;
+/** Configs, manifests and indexes written at once (each a small write, an fsync and a rename). */
+const SMALL_BLOBS = 8;
 /** index.json is read whole; a layout's index is a few KiB, this is generous. */
 const INDEX_JSON_CAP = 16 * 1024 * 1024;
 
@@ -122,10 +126,20 @@ export async function writeLayoutArtifacts(dir: string, refs: LayoutArtifactRef[
       }
     }
   };
-  await forEachLimit([...layers.values()], opts.concurrency ?? 1, (l) => (l.file !== undefined ? copyBlob(store, l.descriptor, l.file, opts.onBlob) : put(l.descriptor, () => l.open())));
-  for (const b of [...configs.values(), ...manifests.values(), ...indexes.values()]) {
-    await put(b.descriptor, () => Readable.from([b.bytes]));
-  }
+  // Local files (a build's layers) are copied by the kernel a few at once, so that one's fsync waits
+  // while the next is copied and hashed; streamed layers go one at a time unless asked otherwise.
+  const local = [...layers.values()].filter((l) => l.file !== undefined);
+  const streamed = [...layers.values()].filter((l) => l.file === undefined);
+  // A failure is thrown once everything in flight has settled (nothing then writes into a directory
+  // being discarded).
+  const settled = await Promise.allSettled([
+    forEachLimit(local, opts.concurrency ?? LOCAL_COPIES, (l) => copyBlob(store, l.descriptor, l.file!, opts.onBlob)),
+    forEachLimit(streamed, opts.concurrency ?? 1, (l) => put(l.descriptor, () => l.open())),
+  ]);
+  for (const r of settled) if (r.status === 'rejected') throw r.reason;
+  // Children before parents: configs and manifests (side by side), then the indexes naming them.
+  await forEachLimit([...configs.values(), ...manifests.values()], SMALL_BLOBS, (b) => put(b.descriptor, () => Readable.from([b.bytes])));
+  await forEachLimit([...indexes.values()], SMALL_BLOBS, (b) => put(b.descriptor, () => Readable.from([b.bytes])));
 
   // index.json: entries for other ref names (and unnamed ones) are kept as they were; ours replace
   // any of the same name. Sorted by ref name, then digest, so the file depends only on its set of

@@ -31,10 +31,11 @@ import { cyclonedxFromSpdx } from './provenance/cyclonedx.js';
 import { buildSbom, licenseCoverageOf, scanLayers, type LayerChanges, type ScannedLayers, type SpdxDocument } from './provenance/sbom.js';
 import { sha256Hex } from './digest.js';
 import { canonicalJson } from './json.js';
-import { rfc3339 } from './lock/lock.js';
+import { rfc3339 } from './lock/time.js';
 import { DISTILL_VERSION } from './version.js';
 import { buildChainLayers, layerTimestamp, type BuiltLayer, type ChainLayers } from './build/layers.js';
 import type { RemoteLayerCache } from './build/layer-cache.js';
+import { prestartStageWorker } from './build/stage-pool.js';
 
 export interface BuildOptions {
   cacheDir: string;
@@ -182,6 +183,9 @@ async function build(definitionFile: string, opts: BuildOptions): Promise<BuildR
   if (opts.compression !== undefined && !LAYER_COMPRESSIONS.includes(opts.compression)) {
     throw new DistillError('USAGE', `--compression ${JSON.stringify(opts.compression)} is not a layer compression distill writes`, { hint: `use ${LAYER_COMPRESSIONS.join(' or ')}` });
   }
+  // A build that will unpack packages starts its staging worker now, while the locks are read and the
+  // cache checked (a layer-cache build may need none: it starts one on its first miss).
+  if (opts.noLayerCache) prestartStageWorker();
   const chain = await loadLockChain(definitionFile);
   const texts = await readChainTexts(chain, 'build');
   const top = chain[chain.length - 1]!;
@@ -199,37 +203,69 @@ async function build(definitionFile: string, opts: BuildOptions): Promise<BuildR
   await opts.beforeWork?.();
   const store = new ContentStore(opts.cacheDir);
   await store.prepare();
-  await fetchDebs(store, chain.map((li) => li.lock), {
-    architectures: arches,
-    ...(opts.mirrors ? { mirrors: opts.mirrors } : {}),
-    ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
-  });
+  const fetchAll = (cached: 'verify' | 'on-read') =>
+    fetchDebs(store, chain.map((li) => li.lock), {
+      architectures: arches,
+      cached,
+      ...(opts.mirrors ? { mirrors: opts.mirrors } : {}),
+      ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+    });
+  // A cached .deb is not hashed here: staging reads it through store.open, which hashes it as it flows
+  // and fails the package unless every byte matches the lock's sha256 — nothing of it reaches a layer
+  // before that. (Rehashing them all first cost java ~0.1 s of main thread before any staging began.)
+  const deferred = (await fetchAll('on-read')).deferred ?? [];
   const work = join(opts.cacheDir, 'build', randomBytes(6).toString('hex'));
   const sbomCache = new DerivedCache(store, 'sboms');
   const stageDir = join(work, 'stage');
   const layerDir = join(work, 'layers');
   await mkdir(stageDir, { recursive: true }).catch((e: unknown) => { throw cacheIo(opts.cacheDir, e); });
   await mkdir(layerDir, { recursive: true }).catch((e: unknown) => { throw cacheIo(opts.cacheDir, e); });
+  let cleanup: Promise<void> | undefined;
   try {
-    const perArch: ChainLayers[] = [];
-    for (const arch of arches) {
-      perArch.push(
-        await buildChainLayers(chain, arch, {
-          store,
-          stageDir,
-          outDir: layerDir,
-          variants,
-          ...(opts.noLayerCache ? { noCache: true } : {}),
-          ...(opts.remoteLayerCache ? { remoteCache: opts.remoteLayerCache } : {}),
-          ...(opts.sourceDateEpoch !== undefined ? { sourceDateEpoch: opts.sourceDateEpoch } : {}),
-          ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}),
-          ...(opts.gzipWorkers !== undefined ? { gzip: { workers: opts.gzipWorkers } } : {}),
-          ...(opts.compression !== undefined ? { compression: opts.compression } : {}),
-          ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
-        }),
-      );
-      await rm(stageDir, { recursive: true, force: true }).catch(() => {});
-      await mkdir(stageDir, { recursive: true });
+    const buildAll = async (): Promise<ChainLayers[]> => {
+      const perArch: ChainLayers[] = [];
+      for (const arch of arches) {
+        perArch.push(
+          await buildChainLayers(chain, arch, {
+            store,
+            stageDir,
+            outDir: layerDir,
+            variants,
+            ...(opts.noLayerCache ? { noCache: true } : {}),
+            ...(opts.remoteLayerCache ? { remoteCache: opts.remoteLayerCache } : {}),
+            ...(opts.sourceDateEpoch !== undefined ? { sourceDateEpoch: opts.sourceDateEpoch } : {}),
+            ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}),
+            ...(opts.gzipWorkers !== undefined ? { gzip: { workers: opts.gzipWorkers } } : {}),
+            ...(opts.compression !== undefined ? { compression: opts.compression } : {}),
+            ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+          }),
+        );
+        // The next architecture stages afresh; after the last, the whole work directory goes at once (below).
+        if (arch !== arches[arches.length - 1]) {
+          await rm(stageDir, { recursive: true, force: true }).catch(() => {});
+          await mkdir(stageDir, { recursive: true });
+        }
+      }
+      return perArch;
+    };
+    let perArch: ChainLayers[];
+    try {
+      perArch = await buildAll();
+    } catch (e) {
+      // A cached .deb damaged on disk fails its staging with whatever its damage causes first (a digest
+      // mismatch, a malformed archive, a control file not the lock's). Those taken unhashed are checked
+      // now: a corrupt one is removed (store.verify), fetched again (verified) and the layers built once
+      // more, as if the corrupt entry had been found up front. If they are all intact, the error is the
+      // build's own.
+      let corrupt = false;
+      for (const d of deferred) if (!(await store.verify(d))) corrupt = true;
+      if (!corrupt) throw e;
+      await fetchAll('verify');
+      for (const dir of [stageDir, layerDir]) {
+        await rm(dir, { recursive: true, force: true }).catch(() => {});
+        await mkdir(dir, { recursive: true }).catch((err: unknown) => { throw cacheIo(opts.cacheDir, err); });
+      }
+      perArch = await buildAll();
     }
     // Layers written outside the layer cache (--no-layer-cache) go into the store too: the model's
     // blobs must outlive this build's work directory.
@@ -239,6 +275,9 @@ async function build(definitionFile: string, opts: BuildOptions): Promise<BuildR
       p.layers = await Promise.all(p.layers.map(adopt));
       if (p.debug) p.debug = await adopt(p.debug);
     }
+    // Nothing in the work directory is needed any more (the staged files — java's are hundreds of MB —
+    // and the emptied layer directory): it is removed while the images, SBOMs and provenance are made.
+    cleanup = rm(work, { recursive: true, force: true }).catch(() => {});
     const built = makeVariants(chain, perArch, variants, opts.sourceDateEpoch, opts.annotations ?? {});
     const result: Omit<BuildResult, 'model'> = {
       image: def.name,
@@ -265,6 +304,8 @@ async function build(definitionFile: string, opts: BuildOptions): Promise<BuildR
     // The distribution the images hold (os-release, as the SBOMs read it): the provenance's purls name it.
     let distro: string | undefined;
     const sboms: BuiltSbom[] = [];
+    // Cache writes (two fsynced files each) complete while the rest is made; awaited before returning.
+    const stored: Promise<void>[] = [];
     {
       // An SPDX SBOM per variant and platform, read from the layers themselves (what is really there).
       // It depends only on the manifest (and so its layers) and the inputs in its key: a rebuild with
@@ -316,7 +357,9 @@ async function build(definitionFile: string, opts: BuildOptions): Promise<BuildR
             ...(opts.organization !== undefined ? { organization: opts.organization } : {}),
           }, await scans.get(scanKey)!);
           await write(json);
-          await sbomCache.put(key, json);
+          const put = sbomCache.put(key, json);
+          put.catch(() => {}); // awaited below; never unhandled in between
+          stored.push(put);
         }
       }
     }
@@ -335,6 +378,7 @@ async function build(definitionFile: string, opts: BuildOptions): Promise<BuildR
       startedOn,
       finishedOn: new Date(),
     });
+    await Promise.all(stored);
     const model: BuildModel = {
       image: def.name,
       variants: built,
@@ -346,7 +390,7 @@ async function build(definitionFile: string, opts: BuildOptions): Promise<BuildR
     return result as BuildResult;
   } finally {
     // Cleanup never replaces the build's own error.
-    await rm(work, { recursive: true, force: true }).catch(() => {});
+    await (cleanup ?? rm(work, { recursive: true, force: true }).catch(() => {}));
   }
 }
 

@@ -20,7 +20,7 @@ import {
   MEDIA_TYPE_LAYER_ZSTD,
 } from '../oci/media-types.js';
 import { debianArchToPlatform } from '../oci/platform.js';
-import { rfc3339 } from '../lock/lock.js';
+import { rfc3339 } from '../lock/time.js';
 import type { BuiltLayer, ChainLayers } from './layers.js';
 import { layerTimestamp } from './layers.js';
 
@@ -56,6 +56,7 @@ function layerSource(l: BuiltLayer): LayerSource {
     // image-spec 1.1 media-types.md: tar+gzip, or tar+zstd for build --compression zstd.
     descriptor: { mediaType: l.compression === 'zstd' ? MEDIA_TYPE_LAYER_ZSTD : MEDIA_TYPE_LAYER_GZIP, digest: l.digest, size: l.size },
     open: () => createReadStream(l.path),
+    file: l.path,
   };
 }
 

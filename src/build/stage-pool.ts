@@ -101,6 +101,12 @@ class StagePool {
     }
   }
 
+  /** One idle worker now, if there is none: its start-up (a V8 isolate, its modules) overlaps the caller's work. */
+  prestart(): void {
+    if (this.slots.length > 0) return;
+    this.spawn().worker.unref(); // idle: never keeps the process alive
+  }
+
   private spawn(): Slot {
     // execArgv: [] — the worker needs no flags, and some of the parent's break it (`--input-type`, `-e`).
     // A small young generation: a worker's garbage is short-lived stream chunks, and V8 would otherwise
@@ -161,4 +167,13 @@ let pool: StagePool | undefined;
 export function stageInWorker(pkg: LockedPackage, opts: PooledStageOptions): Promise<StagedPackage> {
   pool ??= new StagePool();
   return pool.run(pkg, opts);
+}
+
+/**
+ * Start a staging worker ahead of the first package (a cold build calls this before it reads its locks):
+ * the ~50 ms a worker takes to start then overlaps the main thread's own start instead of following it.
+ */
+export function prestartStageWorker(): void {
+  pool ??= new StagePool();
+  pool.prestart();
 }

@@ -18,9 +18,9 @@
 // by 64 lowercase hex characters (or the bare hex) names a blob — no other algorithm, no uppercase, no
 // path separators — so a digest can never name a path outside blobs/sha256.
 import { createReadStream } from 'node:fs';
-import { access, chmod, lstat, mkdir, open as openFile, readdir, rename, rm, stat } from 'node:fs/promises';
+import { access, chmod, copyFile, lstat, mkdir, open as openFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import { constants } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -257,6 +257,52 @@ export class ContentStore {
   }
 
   /**
+   * Ingest a local file of known size and digest by a kernel copy (copy_file_range; a clone where the
+   * filesystem has them) into the temp file, which is then hashed — the same check as put()'s stream,
+   * without the bytes passing through JS streams (java's 80 MB layer into a layout: ~0.2 s of CPU
+   * by put(), ~0.08 s this way). Then fsync and rename, as put().
+   */
+  async copyIn(e: Expected, file: string): Promise<StoredBlob> {
+    const known = { sha256: blobHex(e.sha256), size: e.size, what: e.what };
+    try {
+      if ((await this.has(known)) && (await this.verify(known))) {
+        const path = this.blobPath(known.sha256);
+        return { sha256: known.sha256, size: known.size >= 0 ? known.size : (await stat(path)).size, path, written: false };
+      }
+      const tmpDir = this.layout ? join(this.dir, 'blobs', 'sha256') : join(this.dir, 'ingest');
+      await mkdir(tmpDir, { recursive: true });
+      await mkdir(join(this.dir, 'blobs', 'sha256'), { recursive: true });
+      const tmp = this.layout
+        ? join(tmpDir, `.${known.sha256.slice(0, 16)}.${randomBytes(6).toString('hex')}.tmp`)
+        : join(tmpDir, `${known.sha256.slice(0, 16)}-${randomBytes(6).toString('hex')}`);
+      try {
+        await copyFile(file, tmp, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE);
+        const got = await digestOfFile(tmp, known.size < 0 ? UNKNOWN_SIZE_CAP : known.size);
+        if ((known.size >= 0 && got.size !== known.size) || got.size > UNKNOWN_SIZE_CAP) {
+          throw new DistillError('BLOB_SIZE_MISMATCH', `${known.what}: got ${got.size} bytes, expected ${known.size}`, { hint: 'the file changed after it was written; rebuild' });
+        }
+        if (got.sha256 !== known.sha256) {
+          throw new DistillError('BLOB_DIGEST_MISMATCH', `${known.what}: sha256 ${got.sha256} does not match the expected ${known.sha256}`, { hint: 'the content was altered or the descriptor is wrong; do not use it' });
+        }
+        await fsyncFile(tmp);
+        await chmod(tmp, this.layout ? 0o644 : 0o444);
+        const final = this.blobPath(known.sha256);
+        const there = await lstat(final).catch(() => undefined);
+        if (there !== undefined && !there.isFile()) await rm(final, { recursive: true, force: true });
+        await rename(tmp, final);
+        await fsyncDir(dirname(final));
+        return { sha256: known.sha256, size: got.size, path: final, written: true };
+      } catch (err) {
+        await rm(tmp, { force: true }).catch(() => {});
+        throw err;
+      }
+    } catch (err) {
+      if (err instanceof DistillError) throw err;
+      throw this.ioError(e.what, err);
+    }
+  }
+
+  /**
    * Moves a file distill has just written — and hashed while writing it — into the store by rename,
    * without reading it again. Its size is re-checked; on another filesystem (EXDEV) it is copied
    * through put(), which verifies every byte.
@@ -287,6 +333,26 @@ export class ContentStore {
   private ioError(what: string, err: unknown): DistillError {
     if (this.layout) return new DistillError('LAYER_IO', `cannot write ${what} to ${this.dir}: ${messageOf(err)}`, { cause: err, hint: 'check that the directory is writable and has free space' });
     return new DistillError('CACHE_IO', `cannot store ${what} in ${this.dir}: ${messageOf(err)}`, { cause: err, hint: CACHE_HINT });
+  }
+}
+
+/** The size and sha256 of a file, read in large chunks; more than `cap` bytes stops the read (size cap + 1 reported). */
+async function digestOfFile(path: string, cap: number): Promise<{ size: number; sha256: string }> {
+  const fh = await openFile(path, 'r');
+  try {
+    const hash = createHash('sha256');
+    const buf = Buffer.allocUnsafe(1024 * 1024);
+    let size = 0;
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+      if (bytesRead === 0) break;
+      size += bytesRead;
+      if (size > cap) return { size, sha256: '' };
+      hash.update(buf.subarray(0, bytesRead));
+    }
+    return { size, sha256: hash.digest('hex') };
+  } finally {
+    await fh.close().catch(() => {});
   }
 }
 

@@ -9,6 +9,7 @@ import type { OnProgress } from '../events.js';
 import type { RetryPolicy } from '../http/retry.js';
 import { fetchBlob } from '../cas/fetch.js';
 import type { ContentStore } from '../cas/store.js';
+import type { Expected } from '../digest.js';
 
 export interface FetchDebsOptions {
   mirrors?: MirrorInputs;
@@ -17,6 +18,13 @@ export interface FetchDebsOptions {
   onProgress?: OnProgress;
   /** Only these architectures (default: all in the lock). */
   architectures?: readonly string[];
+  /**
+   * How a .deb already in the cache is taken: 'verify' (default) rehashes it (a corrupt one is removed
+   * and fetched again); 'on-read' checks only its size and lists it in `deferred` — for a caller whose
+   * every read of it is verifying (store.open, as the build's staging reads them), which then owns the
+   * check: a read that fails must `verify` the deferred ones and fetch again (see build.ts).
+   */
+  cached?: 'verify' | 'on-read';
 }
 
 export interface FetchSummary {
@@ -24,6 +32,8 @@ export interface FetchSummary {
   bytes: number;
   downloaded: number;
   downloadedBytes: number;
+  /** With `cached: 'on-read'`: the cached .debs whose bytes were not hashed here (their size was checked). */
+  deferred?: Expected[];
 }
 
 interface Job {
@@ -49,14 +59,17 @@ export async function fetchDebs(store: ContentStore, locks: readonly Lockfile[],
     }
   }
   const queue = [...jobs.values()].sort((a, b) => b.size - a.size); // largest first: best wall time
-  const summary: FetchSummary = { files: queue.length, bytes: 0, downloaded: 0, downloadedBytes: 0 };
+  const onRead = opts.cached === 'on-read';
+  const deferred: Expected[] = [];
+  const summary: FetchSummary = { files: queue.length, bytes: 0, downloaded: 0, downloadedBytes: 0, ...(onRead ? { deferred } : {}) };
   let failure: unknown;
   const worker = async (): Promise<void> => {
     for (let job = queue.shift(); job !== undefined && failure === undefined; job = queue.shift()) {
       try {
         const expected = { size: job.size, sha256: job.sha256, what: job.filename };
         // A build from a full cache needs no mirror at all: resolve one only for a miss.
-        if (await store.verify(expected)) {
+        if (onRead ? await store.has(expected) : await store.verify(expected)) {
+          if (onRead) deferred.push(expected);
           summary.bytes += job.size;
           opts.onProgress?.({ type: 'download-done', what: job.filename, bytes: job.size, cached: true });
           continue;

@@ -18,6 +18,7 @@ import { fetchSmall } from '../http/open.js';
 import { defaultRetryPolicy, withRetry } from '../http/retry.js';
 import { sha256Hex } from '../digest.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
+import { rfc3339 } from './time.js';
 import { assertFresh, LOCKFILE_VERSION, lockPathFor, readLock, serializeLock, type LockedPackage, type Lockfile } from './lockfile.js';
 
 export const DEFAULT_KEYRINGS = ['/usr/share/keyrings/debian-archive-keyring.gpg', '/usr/share/keyrings/debian-archive-keyring.pgp'];
@@ -240,9 +241,7 @@ function lockedPackage(r: PackageRecord, depends: string[]): LockedPackage {
   };
 }
 
-export function rfc3339(d: Date): string {
-  return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
+export { rfc3339 };
 
 /** Order definitions so every base comes before the images extending it; add bases whose lock is missing or stale. */
 async function planLocks(files: readonly string[]): Promise<ImageDefinition[]> {

@@ -116,6 +116,8 @@ export function imageManifest(config: Descriptor, layers: Descriptor[], annotati
 export interface LayerSource {
   descriptor: Descriptor;
   open(): Readable;
+  /** A local file holding exactly these bytes (what open() reads), when there is one: a local sink may copy it in the kernel. */
+  file?: string;
 }
 
 /** One platform's image, ready for a sink: its manifest and config as bytes, its layers as streams. */

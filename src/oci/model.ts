@@ -21,6 +21,8 @@ export interface Layer {
   readonly descriptor: Descriptor;
   readonly diffId?: Digest;
   open(): Readable;
+  /** A local file holding exactly these bytes, when there is one (see LayerSource.file). */
+  readonly file?: string;
 }
 
 /** One platform's image: its manifest and config as bytes, its layers bottom first. */

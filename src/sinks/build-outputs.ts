@@ -10,6 +10,7 @@ import type { BuiltImage } from '../oci/image.js';
 import type { BuiltIndex } from '../oci/index.js';
 import { writeDockerArchive } from './docker-archive.js';
 import { writeOciLayout, type LayoutRef } from './oci-layout.js';
+import { forEachLimit } from '../util/limit.js';
 import { checkOutputTarget, stageDirectory, stageFile, writeStagedFile, type StagedOutput } from './staged-output.js';
 
 export interface VariantOutput {
@@ -59,7 +60,8 @@ export async function writeBuildOutputs(o: BuildOutputs, t: OutputTargets): Prom
     if (t.layout !== undefined) {
       layout = await stageDirectory(t.layout);
       await writeOciLayout(layout.path, layoutRefsOf(o));
-      for (const f of o.files) await writeStagedFile(join(layout.path, f.path), f.data);
+      const dir = layout.path;
+      await forEachLimit(o.files, 4, (f) => writeStagedFile(join(dir, f.path), f.data));
     }
     if (t.archive !== undefined) {
       archive = stageFile(t.archive);

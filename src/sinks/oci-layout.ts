@@ -34,6 +34,10 @@ export interface LayoutRef {
 
 export const OCI_LAYOUT_FILE = 'oci-layout';
 export const OCI_LAYOUT_VERSION = '1.0.0';
+/** Local layer files copied at once (each is a kernel copy, a hash and an fsync). */
+const LOCAL_COPIES = 3;
+/** Configs, manifests and indexes written at once (each a small write, an fsync and a rename). */
+const SMALL_BLOBS = 8;
 /** index.json is read whole; a layout's index is a few KiB, this is generous. */
 const INDEX_JSON_CAP = 16 * 1024 * 1024;
 
@@ -122,10 +126,20 @@ export async function writeLayoutArtifacts(dir: string, refs: LayoutArtifactRef[
       }
     }
   };
-  await forEachLimit([...layers.values()], opts.concurrency ?? 1, (l) => put(l.descriptor, () => l.open()));
-  for (const b of [...configs.values(), ...manifests.values(), ...indexes.values()]) {
-    await put(b.descriptor, () => Readable.from([b.bytes]));
-  }
+  // Local files (a build's layers) are copied by the kernel a few at once, so that one's fsync waits
+  // while the next is copied and hashed; streamed layers go one at a time unless asked otherwise.
+  const local = [...layers.values()].filter((l) => l.file !== undefined);
+  const streamed = [...layers.values()].filter((l) => l.file === undefined);
+  // A failure is thrown once everything in flight has settled (nothing then writes into a directory
+  // being discarded).
+  const settled = await Promise.allSettled([
+    forEachLimit(local, opts.concurrency ?? LOCAL_COPIES, (l) => copyBlob(store, l.descriptor, l.file!, opts.onBlob)),
+    forEachLimit(streamed, opts.concurrency ?? 1, (l) => put(l.descriptor, () => l.open())),
+  ]);
+  for (const r of settled) if (r.status === 'rejected') throw r.reason;
+  // Children before parents: configs and manifests (side by side), then the indexes naming them.
+  await forEachLimit([...configs.values(), ...manifests.values()], SMALL_BLOBS, (b) => put(b.descriptor, () => Readable.from([b.bytes])));
+  await forEachLimit([...indexes.values()], SMALL_BLOBS, (b) => put(b.descriptor, () => Readable.from([b.bytes])));
 
   // index.json: entries for other ref names (and unnamed ones) are kept as they were; ours replace
   // any of the same name. Sorted by ref name, then digest, so the file depends only on its set of
@@ -248,6 +262,27 @@ async function putBlob(store: ContentStore, d: Descriptor, open: () => Readable,
     throw new DistillError('LAYER_IO', `cannot write blob ${d.digest} to ${store.dir}: ${messageOf(e)}`, { cause: e });
   }
   return !stored.written;
+}
+
+/**
+ * A layer that is a local file (a build's own): copied by the kernel, then hashed in place (store.copyIn)
+ * — the same check as putBlob's stream, without the bytes passing through JS.
+ */
+async function copyBlob(store: ContentStore, d: Descriptor, file: string, onBlob?: LayoutSinkOptions['onBlob']): Promise<void> {
+  const hex = hexOf(d.digest, 'blob');
+  onBlob?.({ type: 'start', descriptor: d });
+  let stored;
+  try {
+    stored = await store.copyIn({ sha256: hex, size: d.size, what: d.digest }, file);
+  } catch (e) {
+    if (isDistillError(e, 'BLOB_SIZE_MISMATCH') || isDistillError(e, 'BLOB_DIGEST_MISMATCH')) {
+      throw invalid(`blob ${d.digest}: the bytes do not match the descriptor: ${e.message}`, 'the layer file changed after it was built, or its descriptor is wrong; rebuild', e);
+    }
+    if (e instanceof DistillError) throw e;
+    throw new DistillError('LAYER_IO', `cannot write blob ${d.digest} to ${store.dir}: ${messageOf(e)}`, { cause: e });
+  }
+  if (stored.written) onBlob?.({ type: 'bytes', descriptor: d, bytes: d.size });
+  onBlob?.({ type: 'done', descriptor: d, present: !stored.written });
 }
 
 /** A small file (oci-layout, index.json) via temp + fsync + rename. */

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -100,6 +100,32 @@ test('adopt renames a file distill wrote into place read-only; a wrong size is r
 });
 
 // ---- the one store API: putStream, has, hostile digests, concurrency, crash leftovers ----
+
+test('copyIn copies a local file by the kernel and checks it as put does: wrong bytes or size store nothing and leave no temp file', async () => {
+  const dir = tempDir('distill-cas-');
+  const src = join(tempDir('distill-cas-src-'), 'layer');
+  for (const layout of [false, true]) {
+    const store = new ContentStore(join(dir, String(layout)), { layout });
+    const bad = Buffer.from(data);
+    bad[data.length - 1] = 0x41;
+    writeFileSync(src, bad);
+    await assert.rejects(store.copyIn(expected, src), (e: any) => e.code === 'BLOB_DIGEST_MISMATCH');
+    writeFileSync(src, data.subarray(1));
+    await assert.rejects(store.copyIn(expected, src), (e: any) => e.code === 'BLOB_SIZE_MISMATCH');
+    writeFileSync(src, Buffer.concat([data, Buffer.from('x')]));
+    await assert.rejects(store.copyIn(expected, src), (e: any) => e.code === 'BLOB_SIZE_MISMATCH');
+    assert.equal(existsSync(store.blobPath(expected.sha256)), false);
+    const temps = layout ? readdirSync(join(store.dir, 'blobs', 'sha256')) : readdirSync(join(store.dir, 'ingest'));
+    assert.deepEqual(temps, [], 'no temporaries left');
+    writeFileSync(src, data);
+    const stored = await store.copyIn(expected, src);
+    assert.equal(stored.written, true);
+    assert.deepEqual(readFileSync(stored.path), data);
+    assert.equal(statSync(stored.path).mode & 0o777, layout ? 0o644 : 0o444);
+    // Already there and intact: nothing written.
+    assert.equal((await store.copyIn(expected, src)).written, false);
+  }
+});
 
 test('concurrent puts of the same digest all succeed and leave one intact blob, no temporaries', async () => {
   const dir = tempDir('distill-cas-');

@@ -178,6 +178,27 @@ test('a layer whose bytes do not match its descriptor: OCI_INVALID, no blob, no 
   assert.deepEqual(readdirSync(join(dir, 'blobs', 'sha256')).filter((b) => b.endsWith('.tmp')), []);
 });
 
+test('layers given as local files (a build\'s own) are copied by the kernel and checked all the same: OCI_INVALID, no blob, no temp file', async () => {
+  const img = await makeImage(mkdtempSync(join(tmpdir(), 'distill-oci-file-')), 'amd64');
+  const asFiles = { ...img, layers: img.testLayers.map((l) => ({ descriptor: l.descriptor, open: () => { throw new Error('a local file is copied, not streamed'); }, file: l.path })) };
+  const good = join(work, 'from-files');
+  await writeOciLayout(good, [{ name: 'x', target: asFiles }]);
+  for (const l of img.testLayers) {
+    const blob = join(good, 'blobs', 'sha256', l.descriptor.digest.slice(7));
+    assert.deepEqual(readFileSync(blob), readFileSync(l.path));
+    assert.equal(statSync(blob).mode & 0o777, 0o644);
+  }
+  const layer = img.testLayers[1]!;
+  const bytes = readFileSync(layer.path);
+  bytes.writeUInt8(bytes.readUInt8(bytes.length - 5) ^ 0x01, bytes.length - 5);
+  writeFileSync(layer.path, bytes);
+  const dir = join(work, 'bad-files');
+  await assert.rejects(writeOciLayout(dir, [{ name: 'x', target: asFiles }]), (e: any) => e.code === 'OCI_INVALID');
+  assert.equal(readdirSync(join(dir, 'blobs', 'sha256')).includes(layer.descriptor.digest.slice(7)), false);
+  assert.deepEqual(readdirSync(join(dir, 'blobs', 'sha256')).filter((b) => b.endsWith('.tmp')), []);
+  assert.equal(existsSync(join(dir, 'index.json')), false);
+});
+
 test('inconsistent input is refused before anything is written', async () => {
   const dir = join(work, 'refused');
   const other = await makeLayer(work, 'other.tar.gz', { 'x': 'y' });

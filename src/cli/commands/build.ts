@@ -69,10 +69,9 @@ export function buildCommand(io: CliIo) {
         .example('$0 build images/python3 --push 127.0.0.1:5000/distill/python3', 'build and push every tag')
         .example('$0 build images/python3 --platform arm64 --per-platform --push 127.0.0.1:5000/distill/python3', 'a scale-out worker: the arm64 images only'),
     handler: async (argv: BuildArgs) => {
-      const [{ findDefinitions }, { parseVariants }, { checkFormat }, { buildAndPublish }] = await Promise.all([
+      const [{ findDefinitions }, { parseVariants }, { buildAndPublish }] = await Promise.all([
         import('../../definition/find.js'),
         import('../../definition/variants.js'),
-        import('../../sign/sign.js'),
         import('../../publish.js'),
       ]);
       const [file] = await findDefinitions([argv.definition]);
@@ -96,6 +95,12 @@ export function buildCommand(io: CliIo) {
       }
       // Ask for the key's password before the build, not after minutes of work.
       const key = argv['sign-key'] !== undefined ? await signingKey(argv['sign-key'], io) : undefined;
+      // Signing code loads only for a build that signs.
+      let format;
+      if (key) {
+        const { checkFormat } = await import('../../sign/sign.js');
+        format = checkFormat(argv.format);
+      }
       if (argv['cache-repo'] !== undefined && !argv['layer-cache']) {
         throw new DistillError('USAGE', '--cache-repo shares the layer cache that --no-layer-cache turns off', { hint: 'drop one of them' });
       }
@@ -129,7 +134,7 @@ export function buildCommand(io: CliIo) {
             ...(argv.out !== undefined ? { layout: argv.out } : {}),
             ...(argv.tar !== undefined ? { archive: argv.tar } : {}),
             ...(argv.push !== undefined ? { registry: { ...registry!.opts, repository: argv.push, ...(argv['per-platform'] ? { perPlatform: true } : {}) } } : {}),
-            ...(key ? { signer: { privateKey: key.privateKey, format: checkFormat(argv.format) } } : {}),
+            ...(key ? { signer: { privateKey: key.privateKey, format } } : {}),
           },
         });
       } finally {

@@ -102,9 +102,12 @@ class XzProcess {
     this.jobs.push(job);
     this.pending += job.size + MARKER_BYTES + SEPARATOR_ZEROS;
     this.setRef(true);
+    // One writev for the three.
+    this.child.stdin.cork();
     this.child.stdin.write(job.member);
     this.child.stdin.write(separatorStream(job.marker));
     this.child.stdin.write(TRAILING_PADDING);
+    this.child.stdin.uncork();
   }
 
   /** A job's consumer wants more: read on if the output now in front is its (or nobody's). */

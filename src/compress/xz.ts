@@ -58,20 +58,17 @@ export function createXzDecoder(what: string, spawnTool: () => Duplex, inlineMax
         cb();
         return;
       }
-      const chunks = held.splice(0);
-      const wasm = (): Duplex => {
-        const d = inlineXz(what);
-        for (const c of chunks) d.write(c);
-        d.end();
-        return d;
-      };
+      let chunks = held.splice(0);
       if (shared !== undefined && shared.pool.available) {
         const member = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
         const size = xzDecodedSize(member);
-        if (size !== undefined) inner = relay(shared.pool.decode(what, member, size, wasm));
+        if (size !== undefined) {
+          chunks = [];
+          inner = relay(shared.pool.decode(what, member, size, () => wasm([member])));
+        } else chunks = [member];
       }
       if (inner === undefined) {
-        if (heldBytes <= inlineMax) inner = relay(wasm());
+        if (heldBytes <= inlineMax) inner = relay(wasm(chunks));
         else {
           // Held for the pool, which did not take it: a child of its own, as for a larger stream.
           child = spawnTool();
@@ -90,6 +87,13 @@ export function createXzDecoder(what: string, spawnTool: () => Duplex, inlineMax
       cb(err);
     },
   });
+  /** The in-process decoder, given the whole input. */
+  function wasm(chunks: Buffer[]): Duplex {
+    const d = inlineXz(what);
+    for (const c of chunks) d.write(c);
+    d.end();
+    return d;
+  }
   /** Writes into the inner stream, completing once it takes more. */
   function forward(d: Duplex, chunk: Buffer, cb: (e?: Error | null) => void): void {
     if (d.write(chunk)) cb();

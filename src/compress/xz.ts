@@ -17,8 +17,13 @@ import type { XzPool } from './xz-pool.js';
 
 /** Compressed streams up to this size are decoded in process when the shared processes cannot. */
 export const XZ_INLINE_MAX = 512 * 1024;
-/** Compressed streams up to this size are held whole and decoded by the shared processes. */
-export const XZ_SHARED_MAX = 4 * 1024 * 1024;
+/**
+ * Compressed streams up to this size are held whole and decoded by the shared processes. Measured on
+ * java (alternating runs, loaded machine): 4 MiB saved another ~0.2 s of CPU (no child for java's
+ * 15 members of 0.6–2.8 MB) but raised the peak RSS by ~10–15 MiB (held members outlive the worker's
+ * small young generation and wait for a full GC), too close to the 256 MiB target; 1 MiB kept it.
+ */
+export const XZ_SHARED_MAX = 1024 * 1024;
 
 /**
  * A Duplex decoding the .xz written into it: by `shared.pool` when the whole input is at most

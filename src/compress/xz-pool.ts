@@ -37,6 +37,12 @@ const TRAILING_PADDING = Buffer.alloc(8192);
 const MAX_ATTEMPTS = 3;
 /** An idle process ends after this long (ms) without work. */
 const IDLE_MS = 5_000;
+/**
+ * Output awaited this long (ms) with the reader not holding it back means the separator did not push
+ * it out (an xz built with larger buffers than 8 KiB): the process's input is then ended, which makes
+ * it decode and write out everything it was given (and exit); later members go to another process.
+ */
+const STALL_MS = 1_000;
 
 interface Job {
   what: string;
@@ -77,11 +83,15 @@ class XzProcess {
   /** Ending (idle): takes no more jobs. */
   closing = false;
 
+  private stall: NodeJS.Timeout | undefined;
+  private progress = 0;
+
   constructor(
     private readonly pool: XzPool,
+    cmd: string,
     args: string[],
   ) {
-    this.child = spawn('xz', args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    this.child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     this.child.stderr.setEncoding('utf8');
     this.child.stderr.on('data', (s: string) => {
       if (this.stderr.length < 4096) this.stderr += s;
@@ -102,6 +112,8 @@ class XzProcess {
     this.jobs.push(job);
     this.pending += job.size + MARKER_BYTES + SEPARATOR_ZEROS;
     this.setRef(true);
+    this.progress = Date.now();
+    this.stall ??= setInterval(() => this.checkStall(), STALL_MS / 2).unref();
     // One writev for the three.
     this.child.stdin.cork();
     this.child.stdin.write(job.member);
@@ -121,8 +133,21 @@ class XzProcess {
     this.child.stdout.resume();
   }
 
+  private checkStall(): void {
+    if (this.jobs.length === 0 || this.closing) {
+      clearInterval(this.stall);
+      this.stall = undefined;
+      return;
+    }
+    if (Date.now() - this.progress > STALL_MS && !this.child.stdout.isPaused()) {
+      this.closing = true;
+      this.child.stdin.end();
+    }
+  }
+
   private output(c: Buffer): void {
     if (this.killedForDesync) return;
+    this.progress = Date.now();
     let at = 0;
     while (at < c.length) {
       if (this.zeros > 0) {
@@ -196,6 +221,7 @@ class XzProcess {
   private closed(code: number | null, signal: NodeJS.Signals | null): void {
     this.dead = true;
     if (this.idle !== undefined) clearTimeout(this.idle);
+    if (this.stall !== undefined) clearInterval(this.stall);
     this.pool.removed(this);
     const jobs = this.jobs.filter((j) => !j.settled);
     if (jobs.length === 0) return;
@@ -238,6 +264,7 @@ export class XzPool {
   constructor(
     private readonly size: number,
     private readonly args: string[] = ['-dc', '-q', '-T1'],
+    private readonly cmd = 'xz',
   ) {}
 
   /** False once starting xz failed (it is not installed): the caller decodes otherwise. */
@@ -305,7 +332,7 @@ export class XzPool {
     const idle = live.find((p) => p.jobs.length === 0);
     if (idle !== undefined) return idle;
     if (live.length < this.size) {
-      const p = new XzProcess(this, this.args);
+      const p = new XzProcess(this, this.cmd, this.args);
       this.procs.push(p);
       return p;
     }

@@ -87,7 +87,7 @@ class XzProcess {
   private stderr = '';
   private spawnError: NodeJS.ErrnoException | undefined;
   private idle: NodeJS.Timeout | undefined;
-  private killedForDesync = false;
+  private killedByUs = false;
   /** Separator zeros still to come before the next member's output. */
   private zeros = 0;
   /** Ending (idle): takes no more jobs. */
@@ -143,6 +143,21 @@ class XzProcess {
     job.acc = [];
     job.accBytes = 0;
     this.child.stdout.resume();
+    this.cutDropped();
+  }
+
+  /**
+   * A member nobody reads any more is not decoded to its end (it may be a bomb): once it is the one
+   * being decoded, the process is killed, and the members behind it go to a fresh one.
+   */
+  private cutDropped(): void {
+    const head = this.jobs[0];
+    if (head === undefined || !head.dropped || head.settled || this.killedByUs) return;
+    this.jobs.shift();
+    head.settled = true;
+    this.killedByUs = true;
+    this.closing = true;
+    this.child.kill('SIGKILL');
   }
 
   private checkStall(): void {
@@ -158,10 +173,10 @@ class XzProcess {
   }
 
   private output(c: Buffer): void {
-    if (this.killedForDesync) return;
+    if (this.killedByUs) return;
     this.progress = Date.now();
     let at = 0;
-    while (at < c.length) {
+    while (at < c.length && !this.killedByUs) {
       if (this.zeros > 0) {
         // The rest of a finished member's separator (xz writes it out with the next member's output).
         const n = Math.min(this.zeros, c.length - at);
@@ -209,6 +224,7 @@ class XzProcess {
         if (!job.dropped) job.out.push(null);
         this.child.stdout.resume();
         if (this.jobs.length === 0) this.becameIdle();
+        else this.cutDropped();
       }
     }
   }
@@ -227,7 +243,7 @@ class XzProcess {
       this.pool.fail(job, new DistillError('DECOMPRESS_FAILED', `${job.what}: xz: the decoded data does not match the sizes in the stream's index`, { hint: 'the compressed data is corrupt' }));
       this.jobs.splice(this.jobs.indexOf(job), 1);
     }
-    this.killedForDesync = true;
+    this.killedByUs = true;
     this.closing = true;
     this.child.stdout.resume(); // discarded: 'close' comes once the output has ended
     this.child.kill('SIGKILL');
@@ -258,8 +274,8 @@ class XzProcess {
     // xz stopped at the first member whose output is unconfirmed. If it failed (exit 1), that member
     // is the cause; if it was killed (not by us), no member is to blame and each is tried again.
     let rest = jobs;
-    const blamed = this.killedForDesync || (code !== null && code !== 0);
-    if (code !== null && code !== 0 && !this.killedForDesync) {
+    const blamed = this.killedByUs || (code !== null && code !== 0);
+    if (code !== null && code !== 0 && !this.killedByUs) {
       const [culprit] = rest;
       rest = rest.slice(1);
       this.pool.fail(culprit!, new DistillError('DECOMPRESS_FAILED', `${culprit!.what}: xz exited ${code}: ${this.stderr.trim() || 'corrupt input'}`, { hint: 'the compressed data is corrupt or truncated' }));

@@ -205,3 +205,19 @@ test('createXzDecoder with the pool: small and mid-sized members go through it, 
   await assert.rejects(run(Buffer.concat([x, Buffer.from('garbage!')]), 65_536), (e: any) => e.code === 'DECOMPRESS_FAILED');
   assert.equal(spawnedAll, before + 1);
 });
+
+test('a small member that expands enormously is produced only as fast as it is read', { skip }, async () => {
+  // 256 MiB of zeros in a few tens of KiB: the process is paused while the reader is.
+  const bomb = spawnSync('sh', ['-c', 'head -c 268435456 /dev/zero | xz -c -9'], { maxBuffer: 1 << 26 }).stdout as Buffer;
+  const size = xzDecodedSize(bomb);
+  assert.equal(size, 268435456);
+  const pool = new XzPool(1);
+  const out = pool.decode('bomb', bomb, size!, () => assert.fail('no fallback'));
+  let got = 0;
+  for await (const c of out) {
+    got += (c as Buffer).length;
+    if (got > 4 * 1024 * 1024) break;
+  }
+  await new Promise((r) => setTimeout(r, 200)); // were it not paused, xz would run ahead meanwhile
+  assert.ok(process.memoryUsage().arrayBuffers < 128 * 1024 * 1024, 'decoded bytes were buffered');
+});

@@ -1,18 +1,29 @@
 // Streaming decompression by file suffix. gzip is node:zlib (decompression output is fixed by the
-// format, so zlib's version cannot change it). Node has no xz decoder: small streams go to liblzma
-// compiled to wasm, in process; larger ones to `xz -dc` from xz-utils, the fastest measured here
-// (shared/docs/perf.md: 74 MB/s) and on every Debian and Ubuntu system (xz.ts says why both). zstd uses node:zlib where this Node has it (>= 22.15), else `zstd -dc`.
+// format, so zlib's version cannot change it). Node has no xz decoder: streams go to `xz -dc` from
+// xz-utils, the fastest measured here (shared/docs/perf.md: 74 MB/s) and on every Debian and Ubuntu
+// system — up to XZ_SHARED_MAX through a few long-lived processes, larger ones through a child of their
+// own — and to liblzma compiled to wasm, in process, where xz cannot be started (xz.ts says why). zstd uses node:zlib where this Node has it (>= 22.15), else `zstd -dc`.
 import { spawn } from 'node:child_process';
 import { Duplex, PassThrough, type Readable } from 'node:stream';
 import * as zlib from 'node:zlib';
 import { DistillError } from '../errors.js';
-import { createXzDecoder } from './xz.js';
+import { createXzDecoder, XZ_SHARED_MAX } from './xz.js';
+import { XzPool } from './xz-pool.js';
 import { availableParallelism } from 'node:os';
 
 export type Compression = 'none' | 'gzip' | 'xz' | 'zstd';
 
 /** Threads one xz may use: the cores, at most 4 (each thread holds a block's buffers). */
 const XZ_THREADS = Math.max(1, Math.min(4, availableParallelism()));
+
+/**
+ * This thread's shared `xz -dc` processes (xz-pool.ts), one per core (at most 4), started when first
+ * needed. Single-threaded (a member is at most XZ_SHARED_MAX bytes), and limited to the memory the
+ * in-process decoder allows (80 MiB: xz -9's 64 MiB dictionary fits), so a member cannot make a
+ * long-lived process grow.
+ */
+let xzPool: XzPool | undefined;
+const sharedXz = (): XzPool => (xzPool ??= new XzPool(XZ_THREADS, ['-dc', '-q', '-T1', '--memlimit-decompress=80MiB']));
 
 export function compressionOf(name: string): Compression | undefined {
   if (name.endsWith('.gz')) return 'gzip';
@@ -38,7 +49,7 @@ export function decompressor(kind: Compression, what: string): Duplex {
       // Small streams in process (liblzma in wasm), larger ones by `xz -dc` (see xz.ts). -T: xz ≥ 5.4
       // decodes the blocks of a multi-block stream in parallel (openjdk's data.tar.xz has 8: ~2x faster
       // here, the same CPU); a single-block stream, and older xz, decode on one thread.
-      return createXzDecoder(what, () => toolDecompressor('xz', ['-dc', '-q', `-T${XZ_THREADS}`], what, 'xz-utils'));
+      return createXzDecoder(what, () => toolDecompressor('xz', ['-dc', '-q', `-T${XZ_THREADS}`], what, 'xz-utils'), undefined, { pool: sharedXz(), max: XZ_SHARED_MAX });
   }
 }
 

@@ -347,7 +347,7 @@ function tarOptions(what: string, member: string, kind: Compression, opts: Sanit
 }
 
 // ---------------------------------------------------------------------------------------------------
-// One tar member of the ar archive, streamed: member bytes → tar/reader.ts (decompressor, boundary check, tar-stream).
+// One tar member of the ar archive, streamed: member bytes → tar/reader.ts (decompressor, then distill's TarParser).
 
 async function readTarMember(src: ByteSource, m: ArMember, kind: Compression, what: string, opts: SanitizeOptions, ownErrors: WeakSet<object> | undefined, onEntry: OnTarEntry): Promise<void> {
   const member = memberStream(src, m, what);

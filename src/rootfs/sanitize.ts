@@ -35,6 +35,7 @@
 import { DistillError } from '../errors.js';
 import type { TarEntry, TarEntryType } from '../tar/reader.js';
 import { PERMISSION_BITS, SETGID, SETUID, STICKY, normalisePath, parentOf, type EntryType, type FsEntry } from './entry.js';
+import { Where } from '../util/where.js';
 
 export interface SanitizeOptions {
   /** Largest accepted file, in bytes; default 2 GiB. A larger one is refused as an absurd size. */
@@ -89,7 +90,7 @@ export class EntrySanitizer {
   /** The entry to install, `undefined` for one to skip silently (the root), or a thrown UNSAFE_ENTRY. */
   sanitize(raw: RawEntry): FsEntry | undefined {
     // Only messages need it: built when first put in one.
-    const where = new Where(this.what, raw.name);
+    const where = new Where(this.what, raw.name, show);
     const path = archivePath(raw.name, where, 'path');
     if (path === '') {
       if (raw.type === 'dir') return undefined;
@@ -244,19 +245,6 @@ function simplePath(raw: string): string | undefined {
     }
   }
   return start === 0 && end === raw.length ? raw : raw.slice(start, end);
-}
-
-/** "<package>: <name>" for messages, built on first use (most entries never need one). */
-class Where {
-  private text: string | undefined;
-  constructor(
-    private readonly what: string,
-    private readonly name: string,
-  ) {}
-
-  toString(): string {
-    return (this.text ??= `${this.what}: ${show(this.name)}`);
-  }
 }
 
 /** A symlink target, kept as stored; refused if relative and climbing above the root from the link's directory. */

@@ -22,6 +22,7 @@
 import { Readable } from 'node:stream';
 import { decompressor, type Compression } from '../compress/decompress.js';
 import { DistillError, messageOf } from '../errors.js';
+import { Where } from '../util/where.js';
 
 /** The entry types a tar can state; which ones a caller accepts is its own policy. */
 export type TarEntryType = 'file' | 'dir' | 'symlink' | 'hardlink' | 'char-device' | 'block-device' | 'fifo' | 'socket' | 'contiguous' | 'unknown';
@@ -525,7 +526,7 @@ class TarParser {
       this.pax = null;
     }
     if (size === null || !(size >= 0)) throw this.error('Invalid header');
-    this.entry = tarEntry(h, name, linkname, size, pax, flag, new Where(this.opts.what, name), this.opts);
+    this.entry = tarEntry(h, name, linkname, size, pax, flag, new Where(this.opts.what, name, JSON.stringify), this.opts);
     this.state = S_DATA;
     // A directory carries no data whatever its size says (tar-stream reads the next header right after it).
     const length = h.typeflag === T_DIR ? 0 : size;
@@ -809,19 +810,6 @@ function tarEntry(
     raw.devminor = header.devminor ?? 0;
   }
   return raw;
-}
-
-/** "<archive>: <name>" for messages, built on first use (most entries never need one). */
-class Where {
-  private text: string | undefined;
-  constructor(
-    private readonly what: string,
-    private readonly name: string,
-  ) {}
-
-  toString(): string {
-    return (this.text ??= `${this.what}: ${JSON.stringify(this.name)}`);
-  }
 }
 
 /** A numeric field read strictly (the extent of a long header): octal text, or base-256 when the top bit is set. */

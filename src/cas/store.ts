@@ -20,12 +20,12 @@
 import { createReadStream } from 'node:fs';
 import { access, chmod, copyFile, lstat, mkdir, open as openFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import { constants } from 'node:fs';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { HashingStream, UNKNOWN_SIZE_CAP, VerifyingStream, type Expected, type Sha256Hex, isSha256Hex } from '../digest.js';
-import { fileMatches, fsyncDir, fsyncFile } from '../util/atomic-write.js';
+import { fileDigest, fileMatches, fsyncDir, fsyncFile } from '../util/atomic-write.js';
 import { DistillError, messageOf } from '../errors.js';
 import { TransientError, isTransient } from '../http/retry.js';
 
@@ -265,7 +265,7 @@ export class ContentStore {
   async copyIn(e: Expected, file: string): Promise<StoredBlob> {
     const known = { sha256: blobHex(e.sha256), size: e.size, what: e.what };
     try {
-      if ((await this.has(known)) && (await this.verify(known))) {
+      if (await this.verify(known)) {
         const path = this.blobPath(known.sha256);
         return { sha256: known.sha256, size: known.size >= 0 ? known.size : (await stat(path)).size, path, written: false };
       }
@@ -277,7 +277,7 @@ export class ContentStore {
         : join(tmpDir, `${known.sha256.slice(0, 16)}-${randomBytes(6).toString('hex')}`);
       try {
         await copyFile(file, tmp, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE);
-        const got = await digestOfFile(tmp, known.size < 0 ? UNKNOWN_SIZE_CAP : known.size);
+        const got = await fileDigest(tmp, known.size < 0 ? UNKNOWN_SIZE_CAP : known.size);
         if ((known.size >= 0 && got.size !== known.size) || got.size > UNKNOWN_SIZE_CAP) {
           throw new DistillError('BLOB_SIZE_MISMATCH', `${known.what}: got ${got.size} bytes, expected ${known.size}`, { hint: 'the file changed after it was written; rebuild' });
         }
@@ -337,25 +337,6 @@ export class ContentStore {
 }
 
 /** The size and sha256 of a file, read in large chunks; more than `cap` bytes stops the read (size cap + 1 reported). */
-async function digestOfFile(path: string, cap: number): Promise<{ size: number; sha256: string }> {
-  const fh = await openFile(path, 'r');
-  try {
-    const hash = createHash('sha256');
-    const buf = Buffer.allocUnsafe(1024 * 1024);
-    let size = 0;
-    for (;;) {
-      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
-      if (bytesRead === 0) break;
-      size += bytesRead;
-      if (size > cap) return { size, sha256: '' };
-      hash.update(buf.subarray(0, bytesRead));
-    }
-    return { size, sha256: hash.digest('hex') };
-  } finally {
-    await fh.close().catch(() => {});
-  }
-}
-
 /**
  * The hex of a blob digest: `sha256:<64 lowercase hex>` or the bare hex. ATTACKER-CONTROLLED: anything
  * else — another algorithm, uppercase, a path — is refused, so no digest names a path outside the store.

@@ -6,7 +6,7 @@
 // uses the same steps and verifies the bytes on the way. Plus the one check "is the blob at this path
 // intact", for a reader that only looks.
 import { createHash, randomBytes } from 'node:crypto';
-import { chmod, open, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, open, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { UNKNOWN_SIZE_CAP } from '../digest.js';
 import { DistillError, type ErrorCode, messageOf } from '../errors.js';
@@ -82,26 +82,35 @@ export async function fsyncFile(path: string): Promise<void> {
  * checks every .deb, cached layer and layout blob this way).
  */
 export async function fileMatches(path: string, expected: { size: number; sha256: string }): Promise<boolean> {
-  let fh;
   try {
-    fh = await open(path, 'r');
-    const st = await fh.stat();
+    const st = await stat(path);
     if (!st.isFile() || (expected.size >= 0 && st.size !== expected.size)) return false;
+    const got = await fileDigest(path, expected.size < 0 ? UNKNOWN_SIZE_CAP : expected.size);
+    return (expected.size < 0 || got.size === expected.size) && got.sha256 === expected.sha256;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Size and sha256 of the file at `path`, read in 1 MiB chunks into one buffer. Past `cap` bytes it stops
+ * reading and answers the size seen so far with an empty digest (the caller refuses an oversized file).
+ */
+export async function fileDigest(path: string, cap: number): Promise<{ size: number; sha256: string }> {
+  const fh = await open(path, 'r');
+  try {
     const hash = createHash('sha256');
     const buf = Buffer.allocUnsafe(1024 * 1024);
-    const limit = expected.size < 0 ? UNKNOWN_SIZE_CAP : expected.size;
-    let seen = 0;
+    let size = 0;
     for (;;) {
       const { bytesRead } = await fh.read(buf, 0, buf.length, null);
       if (bytesRead === 0) break;
-      seen += bytesRead;
-      if (seen > limit) return false;
+      size += bytesRead;
+      if (size > cap) return { size, sha256: '' };
       hash.update(buf.subarray(0, bytesRead));
     }
-    return (expected.size < 0 || seen === expected.size) && hash.digest('hex') === expected.sha256;
-  } catch {
-    return false;
+    return { size, sha256: hash.digest('hex') };
   } finally {
-    await fh?.close().catch(() => {});
+    await fh.close().catch(() => {});
   }
 }

@@ -103,10 +103,6 @@ export function compressBlock(block: Uint8Array, level: number, last: boolean): 
   return deflateBlock(block, level, last);
 }
 
-/** compressBlock, with the raw deflate written into `out` rather than a new buffer: the same bytes. */
-export function compressBlockInto(block: Uint8Array, level: number, last: boolean, out: Uint8Array): { n: number; crc: number } {
-  return deflateBlockInto(block, level, last, out);
-}
 
 // ---- the worker ----
 
@@ -134,7 +130,8 @@ export type BlockReply = { id: number; n: number; crc: number } | { id: number; 
 export function runBlockJob(job: BlockJob): { n: number; crc: number } {
   const input = new Uint8Array(job.sab, 0, job.length);
   const out = new Uint8Array(job.sab, job.outOffset, job.outCap);
-  return compressBlockInto(input, job.level, job.last, out);
+  // deflateBlockInto: compressBlock's bytes, written into `out` rather than a new buffer.
+  return deflateBlockInto(input, job.level, job.last, out);
 }
 
 if (!isMainThread && workerData === GZIP_WORKER_TAG && parentPort !== null) {

@@ -61,7 +61,7 @@ export function runCondition(c: Condition, snap: string, images: readonly string
   try {
     for (const image of images) {
       const args = [
-        join(root, 'dist', 'src', 'cli', 'bin.js'), 'build', join(root, 'images', image), '--json', '--out', join(layouts, image), '--cache', cache,
+        join(root, 'dist', 'src', 'bundle', 'distill.js'), 'build', join(root, 'images', image), '--json', '--out', join(layouts, image), '--cache', cache,
         '--mirror', `debian=file://${join(snap, 'debian')}`, '--mirror', `debian-security=file://${join(snap, 'debian-security')}`, ...(c.args ?? []),
       ];
       const cmd = [...(c.wrap ?? []), process.execPath, ...args];

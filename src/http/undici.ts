@@ -6,8 +6,9 @@
 // the proxy agents — measured on Node 20: require('undici') + new Agent() 78 ms of CPU, these
 // three modules 33 ms — which every `distill copy` / `push` / `pull` paid before its first request.
 // undici has no "exports" map, so these paths are its public files; should a release move them, the
-// full index is loaded instead (same classes, same behaviour).
-import { createRequire } from 'node:module';
+// full index is loaded instead (same classes, same behaviour). The paths are string literals in
+// import() (not a createRequire'd require) so that the CLI's bundle (tools/bundle.mjs) carries these
+// files inside it and leaves the full index outside.
 import type * as Undici from 'undici';
 
 export type UndiciApi = Pick<typeof Undici, 'Agent' | 'request'>;
@@ -15,22 +16,20 @@ export type UndiciApi = Pick<typeof Undici, 'Agent' | 'request'>;
 let loading: Promise<UndiciApi> | undefined;
 
 export function undici(): Promise<UndiciApi> {
-  return (loading ??= Promise.resolve().then(() => {
-    try {
-      return lean();
-    } catch {
-      return import('undici');
-    }
-  }));
+  return (loading ??= lean().catch(() => import('undici')));
 }
 
 type DispatcherLike = Undici.Dispatcher;
 
-function lean(): UndiciApi {
-  const require = createRequire(import.meta.url);
-  const Agent = require('undici/lib/dispatcher/agent') as typeof Undici.Agent;
-  const apiRequest = require('undici/lib/api/api-request') as (this: DispatcherLike, opts: Undici.Dispatcher.RequestOptions) => Promise<Undici.Dispatcher.ResponseData>;
-  const { getGlobalDispatcher } = require('undici/lib/global') as { getGlobalDispatcher: () => DispatcherLike };
+async function lean(): Promise<UndiciApi> {
+  const [agent, api, global] = await Promise.all([
+    import('undici/lib/dispatcher/agent.js'),
+    import('undici/lib/api/api-request.js'),
+    import('undici/lib/global.js'),
+  ]);
+  const Agent = agent.default as typeof Undici.Agent;
+  const apiRequest = api.default as (this: DispatcherLike, opts: Undici.Dispatcher.RequestOptions) => Promise<Undici.Dispatcher.ResponseData>;
+  const { getGlobalDispatcher } = global.default as { getGlobalDispatcher: () => DispatcherLike };
   if (typeof Agent !== 'function' || typeof apiRequest !== 'function' || typeof getGlobalDispatcher !== 'function') throw new Error('undici layout changed');
   // What undici's index.js `request(url, opts)` does (makeDispatcher): the URL split into origin and
   // path, the method defaulted, the call made on the dispatcher given (else the global one).

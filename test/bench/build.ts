@@ -19,7 +19,7 @@ import { loadLockChain } from '../../src/lock/load.js';
 import { repoRoot, snapshotDir, snapshotMirrors } from '../helpers/paths.js';
 import { tempDir } from '../helpers/tmp.js';
 
-const bin = join(repoRoot, 'dist', 'src', 'cli', 'bin.js');
+const bin = join(repoRoot, 'dist', 'src', 'bundle', 'distill.js');
 
 interface Timed {
   seconds: number;

@@ -125,7 +125,7 @@ export async function benchCopy(): Promise<string[]> {
   if (spawnSync('sh', ['-c', 'command -v skopeo']).status !== 0) return ['copy: skipped — skopeo is not installed'];
   const reps = Math.max(1, Number(process.env['DISTILL_BENCH_REPS'] ?? 5));
   const cores = availableParallelism();
-  const cli = join(repoRoot, 'dist', 'src', 'cli', 'bin.js');
+  const cli = join(repoRoot, 'dist', 'src', 'bundle', 'distill.js');
   const lines: string[] = [startupLine(cli, reps)];
   const work = mkdtempSync(join(tmpdir(), 'distill-bench-copy-'));
   const a = await startRegistry();

@@ -12,7 +12,7 @@ import { tempDir } from '../helpers/tmp.js';
 
 const snap = snapshotDir();
 const skip = snap === undefined ? NO_SNAPSHOT : false;
-const bin = join(repoRoot, 'dist', 'src', 'cli', 'bin.js');
+const bin = join(repoRoot, 'dist', 'src', 'bundle', 'distill.js');
 
 function files(dir: string, prefix = ''): Map<string, Buffer> {
   const out = new Map<string, Buffer>();

@@ -40,7 +40,7 @@ export function assertRefused(r: CliResult, code: string, what = ''): void {
   assert.match(r.stderr, /^hint: \S/m, `no hint ${ctx}`);
 }
 
-export const bin = join(repoRoot, 'dist', 'src', 'cli', 'bin.js');
+export const bin = join(repoRoot, 'dist', 'src', 'bundle', 'distill.js');
 
 /** The CLI as a child process; `killWhen` sees stderr as it grows and may SIGKILL it. */
 export function spawnCli(args: string[], opts: { env?: Record<string, string>; killWhen?: (stderr: string) => boolean; killAfterMs?: number } = {}): Promise<CliResult & { killed: boolean }> {

@@ -17,7 +17,7 @@ import { needsRegistry, startRegistry } from '../helpers/registry.js';
 
 const snap = snapshotDir();
 const skip = needsRegistry().skip || (snap === undefined ? NO_SNAPSHOT : false);
-const bin = join(repoRoot, 'dist', 'src', 'cli', 'bin.js');
+const bin = join(repoRoot, 'dist', 'src', 'bundle', 'distill.js');
 const PASSWORD = 'scale out';
 
 interface Run {

@@ -1,0 +1,61 @@
+// The `distill` a user runs is the bundle `npm run build` writes (package.json "bin" →
+// dist/src/bundle/distill.js, tools/bundle.mjs), not tsc's dist/src/cli/bin.js that the other CLI tests
+// call in-process. These run that file as a process: where it is, that it needs none of the package's
+// node_modules, and that it finds its worker bundles and .wasm files from where it lies — a build by the
+// bundle, copied alone into a bare package directory, writes the digests the library writes.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { accessSync, constants, cpSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { buildImage } from '../../src/build.js';
+import { NO_SNAPSHOT, repoRoot, snapshotDir, snapshotMirrors } from '../helpers/paths.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { bin: Record<string, string>; files: string[]; version: string };
+const bundle = join(repoRoot, pkg.bin['distill']!);
+
+function run(bin: string, args: string[], cwd?: string) {
+  return spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env: { PATH: process.env['PATH'] ?? '', HOME: '/nonexistent' }, ...(cwd ? { cwd } : {}) });
+}
+
+test('package.json "bin" is the bundle, executable, with its two worker bundles beside it', () => {
+  assert.equal(pkg.bin['distill'], 'dist/src/bundle/distill.js');
+  accessSync(bundle, constants.X_OK);
+  assert.match(readFileSync(bundle, 'utf8'), /^#!\/usr\/bin\/env node\n/);
+  for (const w of ['stage-worker.js', 'gzip-worker.js']) accessSync(join(repoRoot, 'dist', 'src', 'bundle', w), constants.R_OK);
+  // Shipped: the bundle lies under a directory package.json "files" publishes.
+  assert.ok(pkg.files.some((f) => pkg.bin['distill']!.startsWith(f + '/')), 'the bundle is in "files"');
+});
+
+test('the bundle answers --help and --version, and reports bad input in one line with a hint', () => {
+  const help = run(bundle, ['--help']);
+  assert.equal(help.status, 0, help.stderr);
+  for (const c of ['lock', 'build', 'copy', 'sign', 'rebuild']) assert.match(help.stdout, new RegExp(`distill ${c}`));
+  const version = run(bundle, ['--version']);
+  assert.equal(version.status, 0);
+  assert.equal(version.stdout.trim(), pkg.version);
+  const bad = run(bundle, ['build', '/nonexistent/image.yaml', '--out', '/nonexistent/out']);
+  assert.equal(bad.status, 1, bad.stderr);
+  assert.match(bad.stderr, /^distill: .+ \[[A-Z_]+\]\nhint: \S/);
+  assert.doesNotMatch(bad.stderr, /^\s+at /m);
+});
+
+test('the bundle alone (no node_modules) builds the digests the library builds, its workers found beside it', { skip: snapshotDir() === undefined ? NO_SNAPSHOT : false }, async () => {
+  const snap = snapshotDir()!;
+  const work = tempDir('distill-bundle-');
+  // A bare package: the bundle directory and the files package.json ships at the paths it names.
+  const bare = join(work, 'package');
+  mkdirSync(join(bare, 'dist', 'src'), { recursive: true });
+  cpSync(join(repoRoot, 'dist', 'src', 'bundle'), join(bare, 'dist', 'src', 'bundle'), { recursive: true });
+  for (const f of pkg.files.filter((x) => !x.startsWith('dist/'))) cpSync(join(repoRoot, f), join(bare, f), { recursive: true });
+  const image = join(work, 'images', 'static');
+  cpSync(join(repoRoot, 'images', 'static'), image, { recursive: true });
+  const mirrors = snapshotMirrors(snap);
+  const flags = ['--variant', 'latest', '--platform', 'amd64', '--no-layer-cache', '--cache', join(work, 'cache'), ...Object.entries(mirrors).flatMap(([k, v]) => ['--mirror', `${k}=${v}`])];
+  const r = run(join(bare, 'dist', 'src', 'bundle', 'distill.js'), ['build', image, '--out', join(work, 'cli'), ...flags], work);
+  assert.equal(r.status, 0, r.stderr);
+  await buildImage(join(image, 'image.yaml'), { cacheDir: join(work, 'cache'), noLayerCache: true, variants: ['latest'], platforms: ['amd64'], mirrors: { flags: mirrors, aptSources: [] }, outDir: join(work, 'lib') });
+  assert.equal(readFileSync(join(work, 'cli', 'index.json'), 'utf8'), readFileSync(join(work, 'lib', 'index.json'), 'utf8'));
+  assert.deepEqual(readdirSync(join(work, 'cli', 'blobs', 'sha256')).sort(), readdirSync(join(work, 'lib', 'blobs', 'sha256')).sort());
+});

@@ -43,8 +43,6 @@ export { BUNDLE_V03_MEDIA_TYPE, COSIGN_SIGN_PREDICATE } from './sign/bundle.js';
 export { verifyImage, type VerifyOptions, type VerifyResult } from './sign/verify.js';
 export { triangulate } from './sign/triangulate.js';
 export { attestImage, verifyAttestation, type AttestOptions, type VerifyAttestationOptions } from './attest/attest.js';
-// A fresh process that will build can start the staging worker before it loads the rest (the CLI does).
-export { prestartStageWorker } from './build/stage-pool.js';
 export { rebuild, checkProvenance, type RebuildOptions, type RebuildResult } from './rebuild.js';
 export { buildProvenance, validateProvenance, DISTILL_BUILD_TYPE } from './provenance/provenance.js';
 export { buildSbom, validateSbom, licenseCoverageOf, type SbomInput, type LicenseCoverage } from './provenance/sbom.js';

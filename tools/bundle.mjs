@@ -1,31 +1,24 @@
-// `npm run build`'s last step: the CLI and the two worker entry points, each bundled from tsc's output
-// (dist/src) into one ESM file with its dependencies, in dist/src/bundle/. A fresh `distill` process
-// then reads and compiles three files instead of ~250 (yaml alone is 73 files, yargs ~30, undici's
-// client ~40): README, "Dependencies and decisions", has the measured start-up cost.
+// `npm run build`'s last step: the command line bundled from tsc's output (dist/src) with its
+// dependencies, into dist/src/bundle/ — what package.json "bin" runs:
+//   distill.js        the executable (src/cli/launch.ts): loads distill-cli.cjs with V8's code cache
+//   distill-cli.cjs   the CLI (src/cli/main.ts), the library and yaml, yargs, undici's client: one script
+//   stage-worker.js, gzip-worker.js   the worker threads' entry points, each one ES module
+// A fresh process then reads and compiles four files instead of ~50 (`--help`) or ~240 (a build; yaml
+// alone is 73 files): README, "Dependencies and decisions", has the measured start-up cost.
 //
-// The bundles sit three directories below the package root, as every module of dist/src does, so each
+// The files sit three directories below the package root, as every module of dist/src does, so each
 // `new URL('../../../wasm/…', import.meta.url)` finds the same file; stage-pool and gzip start their
-// workers from `new URL('./stage-worker.js' | './gzip-worker.js', import.meta.url)`, which from a
-// bundle is its sibling bundle. The library (package.json "exports") is not bundled: it stays tsc's
-// output, which `npm test` tests.
+// workers from `new URL('./stage-worker.js' | './gzip-worker.js', import.meta.url)`, which from the
+// bundle is its sibling. The library (package.json "exports") is not bundled: it stays tsc's output,
+// which `npm test` tests.
 import { build } from 'esbuild';
-import { chmodSync } from 'node:fs';
+import { chmodSync, writeFileSync } from 'node:fs';
 
-const entryPoints = {
-  distill: 'dist/src/cli/bin.js',
-  'stage-worker': 'dist/src/build/stage-worker.js',
-  'gzip-worker': 'dist/src/layer/gzip-worker.js',
-};
-
-const result = await build({
-  entryPoints,
-  outdir: 'dist/src/bundle',
+const outdir = 'dist/src/bundle';
+const common = {
   bundle: true,
   platform: 'node',
-  format: 'esm',
   target: 'node20',
-  // yaml and yargs' helpers are CommonJS: inside an ES module their require() of Node's built-ins needs one.
-  banner: { js: "import { createRequire as __distillCreateRequire } from 'node:module'; const require = __distillCreateRequire(import.meta.url);" },
   // Fewer bytes to scan and compile at start-up; identifiers keep their names (error names, stack frames).
   minifyWhitespace: true,
   minifySyntax: true,
@@ -42,6 +35,26 @@ const result = await build({
       },
     },
   ],
+};
+
+const esm = await build({
+  ...common,
+  entryPoints: { distill: 'dist/src/cli/launch.js', 'stage-worker': 'dist/src/build/stage-worker.js', 'gzip-worker': 'dist/src/layer/gzip-worker.js' },
+  outdir,
+  format: 'esm',
+  // yaml and yargs' helpers are CommonJS: inside an ES module their require() of Node's built-ins needs one.
+  banner: { js: "import { createRequire as __distillCreateRequire } from 'node:module'; const require = __distillCreateRequire(import.meta.url);" },
 });
-chmodSync('dist/src/bundle/distill.js', 0o755);
-if (result.metafile) (await import('node:fs')).writeFileSync(process.env.DISTILL_BUNDLE_META, JSON.stringify(result.metafile));
+// A script, not a module, so that launch.ts can hand V8 its code cache (node:vm's Script; Node 20 has
+// none for modules). import.meta.url is the script's own file URL.
+const cjs = await build({
+  ...common,
+  entryPoints: { 'distill-cli': 'dist/src/cli/main.js' },
+  outdir,
+  outExtension: { '.js': '.cjs' },
+  format: 'cjs',
+  define: { 'import.meta.url': '__distillUrl' },
+  banner: { js: "const __distillUrl = require('node:url').pathToFileURL(__filename).href;" },
+});
+chmodSync(`${outdir}/distill.js`, 0o755);
+if (process.env.DISTILL_BUNDLE_META !== undefined) writeFileSync(process.env.DISTILL_BUNDLE_META, JSON.stringify([esm.metafile, cjs.metafile]));

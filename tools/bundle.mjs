@@ -54,7 +54,9 @@ const cjs = await build({
   outExtension: { '.js': '.cjs' },
   format: 'cjs',
   define: { 'import.meta.url': '__distillUrl' },
-  banner: { js: "const __distillUrl = require('node:url').pathToFileURL(__filename).href;" },
+  // "use strict" first, so that it is the directive of the function launch.ts wraps the script in: the
+  // library's ES modules were strict code and stay so.
+  banner: { js: "'use strict'; const __distillUrl = require('node:url').pathToFileURL(__filename).href;" },
 });
 chmodSync(`${outdir}/distill.js`, 0o755);
 if (process.env.DISTILL_BUNDLE_META !== undefined) writeFileSync(process.env.DISTILL_BUNDLE_META, JSON.stringify([esm.metafile, cjs.metafile]));

@@ -8,11 +8,12 @@
 // `--help`'s 0.12 s of CPU, ~50 ms of a `distill copy`'s 0.48 s. So the CLI is loaded as a script with
 // V8's code cache: after a command has run, the code V8 compiled for it is written to the cache
 // directory (one file per command, named by Node's version, the architecture and the sha256 of the
-// bundle, so another bundle or Node never reads it; V8 itself refuses data made under other flags),
+// bundle, so another bundle or Node never reads it; V8 itself refuses data made under other flags;
+// only this user's files are read),
 // and the next run of that command starts from it. A cache that cannot be read or written is ignored;
 // DISTILL_NO_COMPILE_CACHE=1 turns it off.
 import { createHash } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { lstatSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,7 +27,7 @@ const args = process.argv.slice(2);
 const cache = compileCacheFile(process.env, source);
 let cached: Buffer | undefined;
 try {
-  if (cache !== undefined) cached = readFileSync(cache.file);
+  if (cache !== undefined && ownedByUs(cache.dir) && ownedByUs(cache.file)) cached = readFileSync(cache.file);
 } catch {
   // none yet, or unreadable: compile from source
 }
@@ -61,10 +62,21 @@ function compileCacheFile(env: CliIo['env'], source: string): CacheFile | undefi
   return { dir, prefix, file: join(dir, `${prefix}${command}.bin`) };
 }
 
+/**
+ * V8 trusts code cache bytes as it trusts its own heap, so a cache anyone else could have written (a
+ * shared or world-writable XDG_CACHE_HOME) is never loaded: the file and its directory must be this
+ * user's and writable by no one else.
+ */
+function ownedByUs(path: string): boolean {
+  const st = lstatSync(path);
+  return (st.isFile() || st.isDirectory()) && st.uid === process.getuid?.() && (st.mode & 0o022) === 0;
+}
+
 /** Atomically: a concurrent run reads the old file or the new one, never half of one. */
 async function writeCompileCache({ dir, prefix, file }: CacheFile, data: Buffer): Promise<void> {
   try {
-    mkdirSync(dir, { recursive: true });
+    mkdirSync(dir, { recursive: true, mode: 0o755 });
+    if (!ownedByUs(dir)) return;
     // The caches of a bundle or a Node that is no longer this one (an upgrade) are dropped.
     for (const f of readdirSync(dir)) if (!f.startsWith(prefix) && !f.startsWith('.')) rmSync(join(dir, f), { force: true });
     await writeFileAtomic(file, data);

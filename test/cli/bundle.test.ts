@@ -61,7 +61,7 @@ test('the bundle alone (no node_modules) builds the digests the library builds, 
   assert.deepEqual(readdirSync(join(work, 'cli', 'blobs', 'sha256')).sort(), readdirSync(join(work, 'lib', 'blobs', 'sha256')).sort());
 });
 
-test('the compile cache: written after a successful run, used by the next, rewritten when damaged, never in the way', () => {
+test('the compile cache: written after a successful run, used by the next, rewritten when damaged or not ours, never in the way', async () => {
   const cache = tempDir('distill-v8-cache-');
   const env = { XDG_CACHE_HOME: cache };
   const dir = join(cache, 'distill', 'v8');
@@ -86,6 +86,12 @@ test('the compile cache: written after a successful run, used by the next, rewri
     assert.equal(r.stderr, '');
     assert.ok(statSync(file).size > bad.length, 'a whole cache written in place of the damaged one');
   }
+  // A file others could have written is not loaded (V8 trusts these bytes): replaced by one of ours.
+  const { chmodSync } = await import('node:fs');
+  chmodSync(file, 0o666);
+  const shared = run(bundle, ['--version'], undefined, env);
+  assert.equal(shared.status, 0, shared.stderr);
+  assert.equal(statSync(file).mode & 0o777, 0o644);
   // Another command has its own file; a usage error writes none.
   assert.equal(run(bundle, ['lock', '--no-such-flag'], undefined, env).status, 2);
   assert.deepEqual(readdirSync(dir), files);

@@ -1,0 +1,182 @@
+// A hostile-input review of what a build runs on a .deb's bytes: the tar reader (both drivers), the
+// ar/.deb reader, the sanitiser, the xz paths (shared processes, own child, in process) and staging in
+// the worker. Each test feeds crafted bytes through the path a build uses and checks what a user sees:
+// a DistillError with its code, bounded work (no hang, however small the compressed input), nothing
+// left behind, and the next package unaffected.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { readdirSync } from 'node:fs';
+import { Readable } from 'node:stream';
+import { test } from 'node:test';
+import { stageInWorker } from '../../src/build/stage-pool.js';
+import { stageOptionsOf, stagePackage, type StageRules } from '../../src/build/stage.js';
+import { DistillError } from '../../src/errors.js';
+import type { LockedPackage } from '../../src/lock/lockfile.js';
+import { LONG_HEADERS_TOTAL_MAX, TRAILER_MAX, readTar, readTarSync, type ReadTarOptions } from '../../src/tar/reader.js';
+import { END_OF_ARCHIVE, compress, craftDeb, craftTar, dir, file, gnuLong, packageControl, rawEntry, type Compression } from '../helpers/craft-deb.js';
+import { staging, type Staging } from '../helpers/stage-debs.js';
+
+const haveXz = spawnSync('xz', ['--version']).status === 0;
+const malformed = (message: string, cause?: unknown): DistillError => new DistillError('DEB_MALFORMED', message, { cause });
+const OPTS: ReadTarOptions = { what: 'bomb.tar', malformed };
+const IMAGE: StageRules = { kind: 'image', paths: { keep: [], drop: [], setid: [] } };
+
+/** `head`, then `block` repeated `times` (lazily: nothing is held), then `tail`; counts what was read. */
+function repeated(head: Buffer, block: Buffer, times: number, tail: Buffer = Buffer.alloc(0)): Readable & { served: number } {
+  let i = -1;
+  const r = new Readable({
+    read() {
+      const c = i < 0 ? head : i < times ? block : i === times ? tail : null;
+      i++;
+      if (c !== null) r.served += c.length;
+      this.push(c);
+    },
+  }) as Readable & { served: number };
+  r.served = 0;
+  return r;
+}
+
+async function bothDrivers(make: () => Readable & { served: number }): Promise<{ errors: unknown[]; served: number[] }> {
+  const errors: unknown[] = [];
+  const served: number[] = [];
+  for (const drive of [
+    (s: Readable) => readTar(s, OPTS, async () => {}),
+    (s: Readable) => readTarSync(s, OPTS, () => undefined),
+  ]) {
+    const s = make();
+    errors.push(await drive(s).then(() => undefined, (e: unknown) => e));
+    served.push(s.served);
+  }
+  return { errors, served };
+}
+
+function lockedOf(name: string, bytes: Buffer): LockedPackage {
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  return { name, version: '1.0-1', architecture: 'amd64', source: name, sourceVersion: '1.0-1', archive: 'crafted', filename: `pool/${name}_1.0-1_amd64.deb`, size: bytes.length, sha256, depends: [] };
+}
+
+async function store(s: Staging, name: string, bytes: Buffer): Promise<LockedPackage> {
+  const pkg = lockedOf(name, bytes);
+  await s.store.put({ sha256: pkg.sha256, size: pkg.size, what: name }, Readable.from([bytes]));
+  return pkg;
+}
+
+/** The package staged as the build stages it (in the worker) and in process: both outcomes. */
+async function stageBoth(s: Staging, pkg: LockedPackage): Promise<[unknown, unknown]> {
+  const pooled = await stageInWorker(pkg, { store: s.store, stageDir: s.stageDir, rules: IMAGE }).then((r) => r, (e: unknown) => e);
+  const local = await stagePackage(pkg, { store: s.store, stageDir: s.stageDir, ...stageOptionsOf(IMAGE) }).then((r) => r, (e: unknown) => e);
+  return [pooled, local];
+}
+
+function isCode(e: unknown, code: string, message?: RegExp): boolean {
+  return e instanceof DistillError && e.code === code && (message === undefined || message.test(e.message)) && !e.message.includes('\n');
+}
+
+test('zeros after the end-of-archive marker are read up to TRAILER_MAX, then refused (a small .xz can decode to terabytes of them)', { timeout: 30_000 }, async () => {
+  const tar = await craftTar([file('./a', 'a')]);
+  // Record padding (GNU tar's 10 KiB, a few MiB with -b) still reads.
+  for (const pad of [0, 10240 - 1024, 4 << 20]) {
+    const r = await bothDrivers(() => repeated(tar, Buffer.alloc(512), pad / 512));
+    assert.deepEqual(r.errors, [undefined, undefined], `${pad} bytes of padding`);
+  }
+  const blocks = 2 ** 40 / 512; // a terabyte, never produced
+  const r = await bothDrivers(() => repeated(tar, Buffer.alloc(512), blocks));
+  for (const e of r.errors) assert.ok(isCode(e, 'DEB_MALFORMED', /more than 16777216 bytes after the end-of-archive marker/), String(e));
+  for (const n of r.served) assert.ok(n < TRAILER_MAX + (1 << 20), `read ${n} bytes before refusing`);
+});
+
+test('long-name and pax headers are capped in total, not only each (a flood of them precedes no entry)', { timeout: 30_000 }, async () => {
+  const L = gnuLong('L', './' + 'n'.repeat(4 * 1024 * 1024 - 8));
+  const pax = rawEntry({ name: 'x', typeflag: 'x' }, '4194304 comment=' + 'c'.repeat(4194304 - 17) + '\n');
+  for (const flood of [L, pax]) {
+    const r = await bothDrivers(() => repeated(Buffer.alloc(0), flood, 100_000, END_OF_ARCHIVE));
+    for (const e of r.errors) assert.ok(isCode(e, 'DEB_MALFORMED', /bytes of long-name and pax headers/), String(e));
+    for (const n of r.served) assert.ok(n < LONG_HEADERS_TOTAL_MAX + 3 * flood.length, `read ${n} bytes before refusing`);
+  }
+  // An archive with a long name per entry, as dpkg-deb writes one, is far under the cap.
+  const many: Buffer[] = [];
+  for (let i = 0; i < 2000; i++) many.push(gnuLong('L', `./usr/share/${'d'.repeat(150)}/${i}`), rawEntry({ name: `./x${i}`, typeflag: '0' }, 'x'));
+  let n = 0;
+  await readTarSync(Readable.from([Buffer.concat([...many, END_OF_ARCHIVE])]), OPTS, () => void n++);
+  assert.equal(n, 2000);
+});
+
+test('a data.tar.xz bomb (zeros after the end marker) is refused in the build’s staging, through the shared xz processes and a child of its own', { skip: !haveXz && 'xz is not installed', timeout: 60_000 }, async () => {
+  const s = staging();
+  const control = packageControl({ name: 'zbomb' });
+  const tar = Buffer.concat([await craftTar([dir('./'), file('./usr/bin/z', 'z')]), Buffer.alloc(TRAILER_MAX + (1 << 20))]);
+  // Small: the shared processes take it; with incompressible filler in front: a child of its own.
+  const noise: Buffer[] = [];
+  for (let i = 0; noise.length < 40_000; i++) noise.push(createHash('sha256').update(`noise ${i}`).digest());
+  const filler = file('./usr/share/filler', Buffer.concat(noise));
+  const big = Buffer.concat([await craftTar([dir('./'), filler, file('./usr/bin/z', 'z')]), Buffer.alloc(TRAILER_MAX + (1 << 20))]);
+  for (const [label, data] of [['shared', tar], ['own child', big]] as const) {
+    const member = compress(data, 'xz');
+    assert.equal(label === 'shared', member.length < 1 << 20, `${label}: ${member.length} bytes compressed`);
+    const pkg = await store(s, 'zbomb', await craftDeb({ control, dataCompression: 'xz', dataMember: member }));
+    for (const e of await stageBoth(s, pkg)) assert.ok(isCode(e, 'DEB_MALFORMED', /after the end-of-archive marker/), `${label}: ${String(e)}`);
+  }
+  // The next package stages normally.
+  const ok = await store(s, 'fine', await craftDeb({ control: packageControl({ name: 'fine' }), dataCompression: 'xz', entries: [dir('./'), file('./usr/bin/fine', 'fine')] }));
+  for (const r of await stageBoth(s, ok)) assert.ok(!(r instanceof Error), String(r));
+});
+
+test('the same data.tar in every compression, and xz as concatenated Streams with padding, stages the same; a lying Index, bad padding or trailing bytes are DEB_MALFORMED', { skip: !haveXz && 'xz is not installed', timeout: 60_000 }, async () => {
+  const s = staging();
+  const tar = await craftTar([dir('./'), dir('./usr/'), dir('./usr/bin/'), file('./usr/bin/a', 'a'.repeat(5000)), file('./usr/bin/b', Buffer.alloc(70_000, 1))]);
+  const summaries: string[] = [];
+  const stageAs = async (label: string, kind: Compression, member: Buffer): Promise<[unknown, unknown]> => {
+    const name = `c-${summaries.length}`;
+    const pkg = await store(s, name, await craftDeb({ control: packageControl({ name }), dataCompression: kind, dataMember: member }));
+    void label;
+    return stageBoth(s, pkg);
+  };
+  const shape = (r: unknown): string => JSON.stringify((r as { entries: { path: string; size: number; body?: { sha256: string } }[] }).entries.map((e) => [e.path, e.size, e.body?.sha256]));
+  const half = 3 * 512;
+  const twoStreams = Buffer.concat([compress(tar.subarray(0, half), 'xz'), Buffer.alloc(8), compress(tar.subarray(half), 'xz'), Buffer.alloc(4)]);
+  for (const [label, kind, member] of [
+    ['none', 'none', tar],
+    ['gzip', 'gzip', compress(tar, 'gzip')],
+    ['xz', 'xz', compress(tar, 'xz')],
+    ['zstd', 'zstd', compress(tar, 'zstd')],
+    ['xz, two Streams and padding', 'xz', twoStreams],
+  ] as const) {
+    const [pooled, local] = await stageAs(label, kind, member);
+    assert.ok(!(pooled instanceof Error), `${label}: ${String(pooled)}`);
+    assert.equal(shape(pooled), shape(local), label);
+    summaries.push(shape(pooled));
+  }
+  assert.equal(new Set(summaries).size, 1, 'every compression stages the same entries and bodies');
+  const xz = compress(tar, 'xz');
+  const badPadding = Buffer.concat([xz, Buffer.alloc(3)]);
+  const trailing = Buffer.concat([xz, Buffer.from('junk')]);
+  const secondTruncated = Buffer.concat([xz, xz.subarray(0, xz.length - 1)]);
+  for (const [label, member] of [['padding not a multiple of four', badPadding], ['trailing bytes', trailing], ['a truncated second Stream', secondTruncated]] as const) {
+    for (const e of await stageAs(label, 'xz', member)) assert.ok(isCode(e, 'DEB_MALFORMED'), `${label}: ${String(e)}`);
+  }
+});
+
+test('staging leaves no xz process behind once its pool is idle, however its members failed', { skip: !haveXz && 'xz is not installed', timeout: 60_000 }, async () => {
+  const s = staging();
+  const tar = await craftTar([dir('./'), file('./usr/bin/a', 'a')]);
+  const xz = compress(tar, 'xz');
+  const corrupt = Buffer.from(xz);
+  corrupt[Math.floor(corrupt.length / 2)]! ^= 0x55;
+  const pkgs = [
+    await store(s, 'good1', await craftDeb({ control: packageControl({ name: 'good1' }), dataCompression: 'xz', dataMember: xz })),
+    await store(s, 'bad', await craftDeb({ control: packageControl({ name: 'bad' }), dataCompression: 'xz', dataMember: corrupt })),
+    await store(s, 'good2', await craftDeb({ control: packageControl({ name: 'good2' }), dataCompression: 'xz', dataMember: xz })),
+  ];
+  const results = await Promise.all(pkgs.map((p) => stagePackage(p, { store: s.store, stageDir: s.stageDir, ...stageOptionsOf(IMAGE) }).then((r) => r, (e: unknown) => e)));
+  assert.ok(!(results[0] instanceof Error) && !(results[2] instanceof Error), 'the good ones stage');
+  assert.ok(isCode(results[1], 'DEB_MALFORMED'), String(results[1]));
+  // The shared processes end IDLE_MS (5 s) after their last member.
+  const children = (): number[] => {
+    const r = spawnSync('pgrep', ['-P', String(process.pid), '-x', 'xz'], { encoding: 'utf8' });
+    return r.stdout.split('\n').filter(Boolean).map(Number);
+  };
+  for (let i = 0; i < 100 && children().length > 0; i++) await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(children(), [], 'no xz process outlives its idle time');
+  void readdirSync;
+});

@@ -58,8 +58,16 @@ const AR_MAGIC = '!<arch>\n';
 const AR_HEADER = 60;
 /** debian-binary is "2.0\n" in practice; dpkg-deb's own buffer is smaller than this. */
 const DEBIAN_BINARY_MAX = 1024;
-/** control, md5sums and conffiles are held in memory; md5sums of the largest Debian packages is a few MB. */
+/**
+ * control, md5sums and conffiles are held in memory; md5sums of the largest Debian packages is a few MB.
+ * Every other control.tar entry (maintainer scripts, symbols, triggers) is skipped unread but still
+ * decoded, and no sanitiser bounds them: each is held to this size too, and all of them together to
+ * CONTROL_TAR_MAX, or a small compressed member could declare and decode terabytes.
+ */
 const CONTROL_FILE_MAX = 64 * 1024 * 1024;
+const CONTROL_TAR_MAX = 256 * 1024 * 1024;
+/** Entries in control.tar (a real one has a handful; the tar reader's default is for data.tar). */
+const CONTROL_TAR_ENTRIES = 100_000;
 
 interface ArMember {
   name: string;
@@ -222,8 +230,14 @@ const CONTROL_FILES = new Set(['control', 'md5sums', 'conffiles']);
 async function readControlMember(src: ByteSource, m: ArMember, kind: Compression, what: string): Promise<DebControl> {
   const files = new Map<string, string>();
   const member = memberStream(src, m, what);
-  await readTarSync(member, tarOptions(what, m.name, kind, {}, undefined), (entry) => {
+  let total = 0;
+  await readTarSync(member, { ...tarOptions(what, m.name, kind, {}, undefined), maxEntries: CONTROL_TAR_ENTRIES }, (entry) => {
     const name = entry.name.replace(/^\.\//, '').replace(/\/+$/, '');
+    total += entry.size;
+    if (entry.size > CONTROL_FILE_MAX || total > CONTROL_TAR_MAX) {
+      const limit = entry.size > CONTROL_FILE_MAX ? `the limit is ${CONTROL_FILE_MAX}` : `control.tar's entries add up to more than ${CONTROL_TAR_MAX}`;
+      throw malformed(what, `${m.name}: ${JSON.stringify(entry.name.slice(0, 200))} is ${entry.size} bytes (${limit})`);
+    }
     if (!CONTROL_FILES.has(name)) return undefined; // skipped unread
     if (entry.type !== 'file') throw malformed(what, `${m.name}: ${name} is a ${entry.type}, not a regular file`);
     if (files.has(name)) throw malformed(what, `${m.name}: ${name} appears twice`);

@@ -13,8 +13,9 @@ import { stageInWorker } from '../../src/build/stage-pool.js';
 import { stageOptionsOf, stagePackage, type StageRules } from '../../src/build/stage.js';
 import { DistillError } from '../../src/errors.js';
 import type { LockedPackage } from '../../src/lock/lockfile.js';
+import { readDeb } from '../../src/rootfs/deb.js';
 import { LONG_HEADERS_TOTAL_MAX, TRAILER_MAX, readTar, readTarSync, type ReadTarOptions } from '../../src/tar/reader.js';
-import { END_OF_ARCHIVE, compress, craftDeb, craftTar, dir, file, gnuLong, packageControl, rawEntry, type Compression } from '../helpers/craft-deb.js';
+import { END_OF_ARCHIVE, arArchive, compress, craftDeb, craftTar, dir, file, gnuLong, packageControl, rawEntry, rawHeader, type Compression } from '../helpers/craft-deb.js';
 import { staging, type Staging } from '../helpers/stage-debs.js';
 
 const haveXz = spawnSync('xz', ['--version']).status === 0;
@@ -100,6 +101,34 @@ test('long-name and pax headers are capped in total, not only each (a flood of t
   let n = 0;
   await readTarSync(Readable.from([Buffer.concat([...many, END_OF_ARCHIVE])]), OPTS, () => void n++);
   assert.equal(n, 2000);
+});
+
+test('control.tar: an entry skipped unread is held to the control-file limit, and all of them together', { timeout: 30_000 }, async () => {
+  // A control.tar (uncompressed, streamed) whose postinst claims 8 GB: refused at its header, not read.
+  const head = Buffer.concat([rawEntry({ name: './control', typeflag: '0' }, packageControl({ name: 'bomb' })), rawHeader({ name: './postinst', typeflag: '0', size: 8_000_000_000 })]);
+  const ar = arArchive([{ name: 'debian-binary', data: Buffer.from('2.0\n') }]);
+  const memberHeader = Buffer.from('control.tar'.padEnd(16) + '0'.padEnd(12) + '0'.padEnd(6) + '0'.padEnd(6) + '100644'.padEnd(8) + '9999999998'.padEnd(10) + '`\n', 'latin1');
+  const input = repeated(Buffer.concat([ar, memberHeader, head]), Buffer.alloc(1 << 20), 9000);
+  await assert.rejects(
+    readDeb(input, 'bomb.deb', {}),
+    (e: unknown) => isCode(e, 'DEB_MALFORMED', /bomb\.deb: control\.tar: "\.\/postinst" is 8000000000 bytes \(the limit is 67108864\)/),
+  );
+  assert.ok(input.served < 4 << 20, `read ${input.served} bytes before refusing`);
+  // Many entries each under the limit, adding up past the total: refused once the sum passes it.
+  const parts: Buffer[] = [rawEntry({ name: './control', typeflag: '0' }, packageControl({ name: 'bomb' }))];
+  const scripts = 5;
+  const block = Buffer.alloc(1 << 20);
+  const gen = async function* (): AsyncGenerator<Buffer> {
+    yield Buffer.concat([ar, Buffer.from('control.tar'.padEnd(16) + '0'.padEnd(12) + '0'.padEnd(6) + '0'.padEnd(6) + '100644'.padEnd(8) + '9999999998'.padEnd(10) + '`\n', 'latin1'), ...parts]);
+    for (let i = 0; i < scripts; i++) {
+      yield rawHeader({ name: `./script${i}`, typeflag: '0', size: 60 << 20 });
+      for (let k = 0; k < 60; k++) yield block;
+    }
+  };
+  await assert.rejects(readDeb(Readable.from(gen()), 'bomb.deb', {}), (e: unknown) => isCode(e, 'DEB_MALFORMED', /control\.tar's entries add up to more than 268435456/));
+  // An honest control.tar with scripts, symbols and triggers still reads.
+  const honest = await craftDeb({ control: packageControl({ name: 'ok' }), controlFiles: { postinst: '#!/bin/sh\n', symbols: 'libx.so.1 libx1 #MINVER#\n', triggers: 'activate-noawait ldconfig\n' }, entries: [dir('./')] });
+  await readDeb(Readable.from([honest]), 'ok.deb', {});
 });
 
 test('a data.tar.xz bomb (zeros after the end marker) is refused in the build’s staging, through the shared xz processes and a child of its own', { skip: !haveXz && 'xz is not installed', timeout: 60_000 }, async () => {

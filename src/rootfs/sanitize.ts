@@ -12,6 +12,7 @@
 //   dropping one leading './', the form dpkg-deb writes), any '..' component, a component longer than
 //   255 bytes or a path longer than 4095 bytes (neither can exist on Linux) → refused. '.' and empty
 //   components and a trailing '/' are normalised away; the root entry ('.', './') is skipped silently.
+// - owner names (uname, gname): NUL or control characters → refused.
 // - entry types: char/block devices, fifos, sockets, contiguous files ('7', which dpkg also refuses) and
 //   unknown typeflags → refused. Only files, directories, symlinks and hardlinks exist in an image.
 // - symlinks: an absolute target is legitimate inside an image (/etc/alternatives/awk) and kept as
@@ -125,6 +126,13 @@ export class EntrySanitizer {
     }
     if (before?.linked) throw unsafe(`${where}: appears twice, and a hardlink already points at the first one`);
     if (before !== undefined && before.explicit) this.warn(`${where}: appears twice in the package; the later entry wins`);
+
+    // Owner names go into the layer as they are (a pax record when long); a NUL or control character
+    // (possible in a pax uname/gname) is no user's name, and the layer writer would refuse it later
+    // without naming the package.
+    if (!plainOwner(raw.uname) || !plainOwner(raw.gname)) {
+      throw unsafe(`${where}: owner name ${show(plainOwner(raw.uname) ? raw.gname : raw.uname)} contains a NUL or control character`);
+    }
 
     let mode = raw.mode & PERMISSION_BITS;
     let linkTarget: string | undefined;
@@ -265,6 +273,12 @@ function symlinkTarget(raw: string | undefined, path: string, where: Where): str
     }
   }
   return raw;
+}
+
+/** An owner name without NUL, C0 controls or DEL (a ustar field cannot hold NUL; a pax record can). */
+function plainOwner(s: string): boolean {
+  // eslint-disable-next-line no-control-regex
+  return !/[\u0000-\u001f\u007f]/.test(s);
 }
 
 /** NUL, C0 controls and DEL never appear in a real package's paths; U+FFFD marks bytes that were not UTF-8. */

@@ -131,6 +131,26 @@ test('control.tar: an entry skipped unread is held to the control-file limit, an
   await readDeb(Readable.from([honest]), 'ok.deb', {});
 });
 
+test('an owner name with a NUL or control character (a pax uname/gname) is UNSAFE_ENTRY naming the package, not a layer error later', async () => {
+  const s = staging();
+  for (const [key, value] of [['uname', 'ro\0ot'], ['gname', 'wheel\n'], ['uname', 'a\x1b[31m']] as const) {
+    const record = ` ${key}=${value}\n`;
+    let len = record.length + 2;
+    if (String(len).length + record.length !== len) len += 1;
+    const tar = await craftTar([dir('./'), { raw: rawEntry({ name: 'x', typeflag: 'x' }, `${len}${record}`) }, { raw: rawEntry({ name: './usr/bin/tool', typeflag: '0', mode: 0o755 }, 'x') }]);
+    const pkg = await store(s, 'owner', await craftDeb({ control: packageControl({ name: 'owner' }), dataTar: tar }));
+    for (const e of await stageBoth(s, pkg)) {
+      assert.ok(isCode(e, 'UNSAFE_ENTRY', /^owner 1\.0-1 \(pool\/owner_1\.0-1_amd64\.deb\): "\.\/usr\/bin\/tool": owner name .* contains a NUL or control character$/), `${key}=${JSON.stringify(value)}: ${String(e)}`);
+    }
+  }
+  // Long and non-ASCII owner names are kept (the layer writer puts them in pax records).
+  const tar = await craftTar([dir('./'), { header: { name: './usr/bin/tool', mode: 0o755, pax: { uname: 'u'.repeat(40), gname: 'gr\u00fcppe' } }, body: 'x' }]);
+  const pkg = await store(s, 'owner2', await craftDeb({ control: packageControl({ name: 'owner2' }), dataTar: tar }));
+  const [pooled] = await stageBoth(s, pkg);
+  const tool = (pooled as { entries: { path: string; uname: string; gname: string }[] }).entries.find((e) => e.path === 'usr/bin/tool');
+  assert.deepEqual([tool?.uname, tool?.gname], ['u'.repeat(40), 'gr\u00fcppe']);
+});
+
 test('a data.tar.xz bomb (zeros after the end marker) is refused in the build’s staging, through the shared xz processes and a child of its own', { skip: !haveXz && 'xz is not installed', timeout: 60_000 }, async () => {
   const s = staging();
   const control = packageControl({ name: 'zbomb' });

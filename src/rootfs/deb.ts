@@ -238,6 +238,11 @@ async function readControlMember(src: ByteSource, m: ArMember, kind: Compression
       const limit = entry.size > CONTROL_FILE_MAX ? `the limit is ${CONTROL_FILE_MAX}` : `control.tar's entries add up to more than ${CONTROL_TAR_MAX}`;
       throw malformed(what, `${m.name}: ${JSON.stringify(entry.name.slice(0, 200))} is ${entry.size} bytes (${limit})`);
     }
+    // Readers disagree on whether data follows a non-file's header with a size: GNU tar skips it after
+    // a symlink or a fifo but not after a hardlink or a directory, Python's tarfile never does, this
+    // one (as tar-stream) always does except after a directory — so a control file hidden in such
+    // "data" would be seen by some readers and not others. data.tar's sanitiser refuses these too.
+    if (entry.type !== 'file' && entry.size !== 0) throw malformed(what, `${m.name}: ${JSON.stringify(entry.name.slice(0, 200))} is a ${entry.type} with ${entry.size} bytes of data`);
     if (!CONTROL_FILES.has(name)) return undefined; // skipped unread
     if (entry.type !== 'file') throw malformed(what, `${m.name}: ${name} is a ${entry.type}, not a regular file`);
     if (files.has(name)) throw malformed(what, `${m.name}: ${name} appears twice`);

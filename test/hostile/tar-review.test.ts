@@ -229,3 +229,14 @@ test('staging leaves no xz process behind once its pool is idle, however its mem
   assert.deepEqual(children(), [], 'no xz process outlives its idle time');
   void readdirSync;
 });
+
+test('control.tar: a non-file entry with data (readers disagree on whether it has any) is DEB_MALFORMED, whatever its name', async () => {
+  const ctl = packageControl({ name: 'hide' });
+  // A hardlink whose "data" is a second control file: GNU tar lists that control file, this reader skipped it.
+  const hidden = rawEntry({ name: './control', typeflag: '0' }, packageControl({ name: 'other' }));
+  for (const [typeflag, name] of [['1', './x'], ['2', './x'], ['5', './dir/'], ['6', './fifo']] as const) {
+    const controlTar = Buffer.concat([rawEntry({ name: './control', typeflag: '0' }, ctl), rawHeader({ name, typeflag, size: hidden.length, linkname: typeflag === '1' || typeflag === '2' ? './control' : '' }), hidden, END_OF_ARCHIVE]);
+    const deb = await craftDeb({ control: ctl, entries: [dir('./')], members: (ms) => ms.map((m) => (m.name.startsWith('control.tar') ? { name: 'control.tar', data: controlTar } : m)) });
+    await assert.rejects(readDeb(Readable.from([deb]), 'hide.deb', {}), (e: unknown) => isCode(e, 'DEB_MALFORMED', new RegExp(`control\\.tar: "${name.replace(/[./]/g, '\\$&')}" is a \\S+ with ${hidden.length} bytes of data`)), `typeflag ${typeflag}`);
+  }
+});

@@ -240,3 +240,59 @@ test('control.tar: a non-file entry with data (readers disagree on whether it ha
     await assert.rejects(readDeb(Readable.from([deb]), 'hide.deb', {}), (e: unknown) => isCode(e, 'DEB_MALFORMED', new RegExp(`control\\.tar: "${name.replace(/[./]/g, '\\$&')}" is a \\S+ with ${hidden.length} bytes of data`)), `typeflag ${typeflag}`);
   }
 });
+
+/** `member` with its first Index record's Uncompressed Size moved by `delta` and the Index CRC32 fixed: only xz's own check can tell. */
+function lyingIndex(member: Buffer, delta: number): Buffer {
+  const b = Buffer.from(member);
+  const footer = b.length - 12;
+  const index = footer - (b.readUInt32LE(footer + 4) + 1) * 4;
+  let at = index + 2; // Index Indicator, Number of Records (< 128: one byte)
+  while (b[at]! & 0x80) at++; // Unpadded Size
+  at++;
+  b[at] = (b[at]! & 0x80) | (((b[at]! & 0x7f) + delta) & 0x7f);
+  let c = 0xffffffff;
+  for (let i = index; i < footer - 4; i++) {
+    c ^= b[i]!;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  }
+  b.writeUInt32LE((c ^ 0xffffffff) >>> 0, footer - 4);
+  return b;
+}
+
+test('packages staged at once through the shared xz processes: a lying Index, a corrupt Block or a member in the wrong compression fails its own package only', { skip: !haveXz && 'xz is not installed', timeout: 60_000 }, async () => {
+  const s = staging();
+  const body = (seed: number, n: number): Buffer => {
+    const parts: Buffer[] = [];
+    for (let i = 0; parts.length * 32 < n; i++) parts.push(createHash('sha256').update(`${seed}/${i}`).digest());
+    return Buffer.concat(parts).subarray(0, n);
+  };
+  const tarOf = (seed: number): Promise<Buffer> => craftTar([dir('./'), dir('./usr/'), dir('./usr/lib/'), file(`./usr/lib/f${seed}`, body(seed, 100_000 + seed * 1000)), file(`./usr/lib/g${seed}`, 'small')]);
+  const xzOf = async (seed: number): Promise<Buffer> => compress(await tarOf(seed), 'xz');
+  const corrupt = Buffer.from(await xzOf(3));
+  corrupt[Math.floor(corrupt.length / 2)]! ^= 0x55;
+  const specs: [string, Buffer | undefined, Compression, Buffer][] = [
+    ['good0', await tarOf(0), 'xz', await xzOf(0)],
+    ['liar-low', undefined, 'xz', lyingIndex(await xzOf(1), -1)],
+    ['good2', await tarOf(2), 'xz', await xzOf(2)],
+    ['corrupt', undefined, 'xz', corrupt],
+    ['liar-high', undefined, 'xz', lyingIndex(await xzOf(4), +1)],
+    ['gzip-as-xz', undefined, 'xz', compress(await tarOf(5), 'gzip')],
+    ['xz-as-gzip', undefined, 'gzip', await xzOf(6)],
+    ['xz-as-plain', undefined, 'none', await xzOf(7)],
+    ['good8', await tarOf(8), 'xz', await xzOf(8)],
+  ];
+  const pkgs = await Promise.all(specs.map(async ([name, , kind, member]) => store(s, name, await craftDeb({ control: packageControl({ name }), dataCompression: kind, dataMember: member }))));
+  const results = await Promise.all(pkgs.map((p) => stageInWorker(p, { store: s.store, stageDir: s.stageDir, rules: IMAGE }).then((r) => r, (e: unknown) => e)));
+  specs.forEach(([name, tar], i) => {
+    const r = results[i];
+    if (tar === undefined) {
+      assert.ok(isCode(r, 'DEB_MALFORMED', new RegExp(`^${name} 1\\.0-1 \\(pool/${name}_1\\.0-1_amd64\\.deb\\): data\\.tar`)), `${name}: ${String(r)}`);
+      return;
+    }
+    assert.ok(!(r instanceof Error), `${name}: ${String(r)}`);
+    const staged = r as { entries: { path: string; body?: { sha256: string } }[] };
+    const seed = Number(name.slice(4));
+    const want = createHash('sha256').update(body(seed, 100_000 + seed * 1000)).digest('hex');
+    assert.equal(staged.entries.find((e) => e.path === `usr/lib/f${seed}`)?.body?.sha256, want, `${name}: its own bytes, exactly`);
+  });
+});

@@ -66,8 +66,15 @@ const DEBIAN_BINARY_MAX = 1024;
  */
 const CONTROL_FILE_MAX = 64 * 1024 * 1024;
 const CONTROL_TAR_MAX = 256 * 1024 * 1024;
-/** Entries in control.tar (a real one has a handful; the tar reader's default is for data.tar). */
+/** Entries in control.tar (a real one has a handful). */
 const CONTROL_TAR_ENTRIES = 100_000;
+/**
+ * Entries in data.tar (or a definition's tarball). Every directory is kept whatever the path rules say,
+ * and each entry kept costs ~300 bytes in the staging worker and again on the main thread it is sent to:
+ * the tar reader's default (10,000,000, for image layers) would let one package of directory headers
+ * — a few hundred MB of xz — exhaust the heap. The largest Debian packages have a few hundred thousand.
+ */
+const DATA_TAR_ENTRIES = 1_000_000;
 
 interface ArMember {
   name: string;
@@ -359,6 +366,7 @@ function tarOptions(what: string, member: string, kind: Compression, opts: Sanit
     what,
     member,
     compression: kind,
+    maxEntries: DATA_TAR_ENTRIES,
     malformed: (message, cause) => malformedEntry(message, cause),
     ...(opts.onWarning !== undefined ? { onWarning: opts.onWarning } : {}),
     ...(ownErrors !== undefined ? { ownErrors } : {}),

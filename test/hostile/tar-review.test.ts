@@ -171,7 +171,7 @@ test('a data.tar.xz bomb (zeros after the end marker) is refused in the build’
   for (const r of await stageBoth(s, ok)) assert.ok(!(r instanceof Error), String(r));
 });
 
-test('the same data.tar in every compression, and xz as concatenated Streams with padding, stages the same; a lying Index, bad padding or trailing bytes are DEB_MALFORMED', { skip: !haveXz && 'xz is not installed', timeout: 60_000 }, async () => {
+test('the same data.tar in every compression, and xz as concatenated Streams with padding, stages the same; bad Stream Padding, trailing bytes or a truncated second Stream are DEB_MALFORMED', { skip: !haveXz && 'xz is not installed', timeout: 60_000 }, async () => {
   const s = staging();
   const tar = await craftTar([dir('./'), dir('./usr/'), dir('./usr/bin/'), file('./usr/bin/a', 'a'.repeat(5000)), file('./usr/bin/b', Buffer.alloc(70_000, 1))]);
   const summaries: string[] = [];
@@ -295,4 +295,23 @@ test('packages staged at once through the shared xz processes: a lying Index, a 
     const want = createHash('sha256').update(body(seed, 100_000 + seed * 1000)).digest('hex');
     assert.equal(staged.entries.find((e) => e.path === `usr/lib/f${seed}`)?.body?.sha256, want, `${name}: its own bytes, exactly`);
   });
+});
+
+test('data.tar: more than a million entries is DEB_MALFORMED before they exhaust the heap (every directory is kept)', { timeout: 60_000 }, async () => {
+  const control = compress(await craftTar([file('./control', packageControl({ name: 'many' }))]), 'gzip');
+  const head = arArchive([{ name: 'debian-binary', data: Buffer.from('2.0\n') }, { name: 'control.tar.gz', data: control }]);
+  const n = 1_000_001;
+  const member = Buffer.from('data.tar'.padEnd(16) + '0'.padEnd(12) + '0'.padEnd(6) + '0'.padEnd(6) + '100644'.padEnd(8) + String(n * 512 + 1024).padEnd(10) + '`\n', 'latin1');
+  const batch = Buffer.concat(Array.from({ length: 1000 }, () => rawHeader({ name: './usr/', typeflag: '5', mode: 0o755 })));
+  let kept = 0;
+  await assert.rejects(
+    readDeb(repeated(Buffer.concat([head, member]), batch, n / 1000 + 1, END_OF_ARCHIVE), 'many.deb', {
+      entrySync: () => {
+        kept++;
+        return undefined;
+      },
+    }),
+    (e: unknown) => isCode(e, 'DEB_MALFORMED', /^many\.deb: data\.tar: more than 1000000 entries$/),
+  );
+  assert.equal(kept, 1_000_000);
 });

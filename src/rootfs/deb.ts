@@ -154,7 +154,9 @@ export async function readDeb(input: Readable, what: string, handlers: ReadDebHa
     if (typeof e === 'object' && e !== null && passThrough.has(e)) throw e;
     if (isDistillError(e)) {
       if (e.code !== 'DECOMPRESS_FAILED') throw e;
-      throw malformed(what, `${member}: ${e.message}`, e);
+      // The decompressor already names the package and member (the tar reader gives it that prefix).
+      const own = `${what}: ${member}: `;
+      throw malformed(what, `${member}: ${e.message.startsWith(own) ? e.message.slice(own.length) : e.message}`, e);
     }
     throw malformed(what, `${member}: ${messageOf(e)}`, e);
   }

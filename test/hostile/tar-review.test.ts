@@ -315,3 +315,18 @@ test('data.tar: more than a million entries is DEB_MALFORMED before they exhaust
   );
   assert.equal(kept, 1_000_000);
 });
+
+test('a decompressor’s failure names the package and member once', { skip: !haveXz && 'xz is not installed' }, async () => {
+  const tar = await craftTar([dir('./'), file('./a', 'a'.repeat(5000))]);
+  for (const kind of ['xz', 'zstd'] as const) {
+    const member = Buffer.concat([compress(tar, kind), Buffer.from('junk')]);
+    const deb = await craftDeb({ control: packageControl({ name: 'once' }), dataCompression: kind, dataMember: member });
+    await assert.rejects(readDeb(Readable.from([deb]), 'once.deb', { entrySync: () => undefined }), (e: unknown) => {
+      assert.ok(isCode(e, 'DEB_MALFORMED'), String(e));
+      const m = (e as Error).message;
+      assert.match(m, new RegExp(`^once\\.deb: data\\.tar\\.${kind === 'xz' ? 'xz' : 'zst'}: ${kind}`), m);
+      assert.equal(m.split('once.deb').length, 2, m);
+      return true;
+    });
+  }
+});

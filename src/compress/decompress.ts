@@ -77,7 +77,8 @@ function toolDecompressor(cmd: string, args: string[], what: string, pkg: string
     if (exit === 0) duplex.push(null);
     else {
       duplex.destroy(
-        new DistillError('DECOMPRESS_FAILED', `${what}: ${cmd} exited ${exit}: ${stderr.trim() || 'corrupt input'}`, {
+        // xz -q prints no warning; its only one when decoding is a Check ID it does not support.
+        new DistillError('DECOMPRESS_FAILED', `${what}: ${cmd} exited ${exit}: ${stderr.trim() || (cmd === 'xz' && exit === 2 ? 'the integrity check type is not supported' : 'corrupt input')}`, {
           hint: 'the compressed data is corrupt or truncated',
         }),
       );

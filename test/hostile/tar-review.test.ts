@@ -13,6 +13,7 @@ import { stageInWorker } from '../../src/build/stage-pool.js';
 import { stageOptionsOf, stagePackage, type StageRules } from '../../src/build/stage.js';
 import { DistillError } from '../../src/errors.js';
 import type { LockedPackage } from '../../src/lock/lockfile.js';
+import { crc32 } from '../../src/compress/xz-format.js';
 import { readDeb } from '../../src/rootfs/deb.js';
 import { LONG_HEADERS_TOTAL_MAX, TRAILER_MAX, readTar, readTarSync, type ReadTarOptions } from '../../src/tar/reader.js';
 import { END_OF_ARCHIVE, arArchive, compress, craftDeb, craftTar, dir, file, gnuLong, packageControl, rawEntry, rawHeader, type Compression } from '../helpers/craft-deb.js';
@@ -328,5 +329,38 @@ test('a decompressor’s failure names the package and member once', { skip: !ha
       assert.equal(m.split('once.deb').length, 2, m);
       return true;
     });
+  }
+});
+
+test('an xz member with a Check ID xz does not support is refused however large (in process, shared processes, a child of its own)', { skip: !haveXz && 'xz is not installed', timeout: 60_000 }, async () => {
+  const noise = (n: number): Buffer => {
+    const parts: Buffer[] = [];
+    for (let i = 0; parts.length * 32 < n; i++) parts.push(createHash('sha256').update(`c${i}`).digest());
+    return Buffer.concat(parts).subarray(0, n);
+  };
+  /** An xz Stream with CRC32 checks (4 bytes) relabelled as reserved Check ID 0x02 (also 4 bytes), CRCs fixed. */
+  const relabelled = (x: Buffer): Buffer => {
+    const b = Buffer.from(x);
+    b[7] = 0x02;
+    b.writeUInt32LE(crc32(b, 6, 8), 8);
+    const f = b.length - 12;
+    b[f + 9] = 0x02;
+    b.writeUInt32LE(crc32(b, f + 4, f + 10), f);
+    return b;
+  };
+  for (const n of [2000, 700_000, 2_000_000]) {
+    const tar = await craftTar([dir('./'), file('./usr/lib/blob', noise(n))]);
+    const good = compress(tar, 'xz');
+    const bad = relabelled(Buffer.from(spawnSync('xz', ['-c', '--check=crc32'], { input: tar, maxBuffer: 1 << 28 }).stdout));
+    for (const [label, member] of [['one Stream', bad], ['a good Stream, then one with the reserved check', Buffer.concat([compress(Buffer.alloc(0), 'xz'), bad])]] as const) {
+      const deb = await craftDeb({ control: packageControl({ name: 'chk' }), dataCompression: 'xz', dataMember: member });
+      await assert.rejects(
+        readDeb(Readable.from([deb]), 'chk.deb', { entrySync: () => undefined }),
+        (e: unknown) => isCode(e, 'DEB_MALFORMED', /^chk\.deb: data\.tar\.xz: xz.*the integrity check type is not supported$/),
+        `${label}, ${member.length} bytes`,
+      );
+    }
+    // The same data with a known check reads.
+    await readDeb(Readable.from([await craftDeb({ control: packageControl({ name: 'chk' }), dataCompression: 'xz', dataMember: good })]), 'chk.deb', { entrySync: () => undefined });
   }
 });

@@ -141,7 +141,10 @@ export async function stagePackage(pkg: LockedPackage, opts: StageOptions): Prom
           for (const [field, want] of [['Package', pkg.name], ['Version', pkg.version], ['Architecture', pkg.architecture]] as const) {
             const got = c.fields.get(field);
             if (got !== want) {
-              throw new DistillError('LOCK_INVALID', `${what}: the .deb's control file says ${field}: ${got ?? '(none)'}, the lock says ${want}`, {
+              // `got` is the .deb's word (attacker-controlled): quoted unless plainly printable, so no
+              // escape sequence or line break of it reaches the terminal.
+              const said = got === undefined ? '(none)' : /^[\x20-\x7e]*$/.test(got) ? got : JSON.stringify(got).replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+              throw new DistillError('LOCK_INVALID', `${what}: the .deb's control file says ${field}: ${said}, the lock says ${want}`, {
                 hint: 'the lock does not describe this .deb; run `distill lock` to rewrite it',
               });
             }

@@ -364,3 +364,20 @@ test('an xz member with a Check ID xz does not support is refused however large 
     await readDeb(Readable.from([await craftDeb({ control: packageControl({ name: 'chk' }), dataCompression: 'xz', dataMember: good })]), 'chk.deb', { entrySync: () => undefined });
   }
 });
+
+test('a .deb’s control field quoted in an error carries no escape sequence or line break to the terminal', async () => {
+  const s = staging();
+  for (const [field, value] of [['Package', 'esc\x1b[2J\x1b]0;owned\x07'], ['Version', '1.0-1\u202e'], ['Architecture', 'amd64\u0085x']] as const) {
+    const control = packageControl({ name: 'esc' }).replace(new RegExp(`^${field}: .*$`, 'm'), `${field}: ${value}`);
+    const bytes = await craftDeb({ control, entries: [dir('./')] });
+    const pkg = { ...lockedOf('esc', bytes) };
+    await s.store.put({ sha256: pkg.sha256, size: pkg.size, what: 'esc' }, Readable.from([bytes]));
+    for (const e of await stageBoth(s, pkg)) {
+      assert.ok(isCode(e, 'LOCK_INVALID'), String(e));
+      const m = (e as Error).message;
+      assert.match(m, /^[\x20-\x7e]*$/, 'printable ASCII only');
+      const quoted = JSON.stringify(value).replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+      assert.ok(m.includes(`says ${field}: ${quoted}, the lock says`), m);
+    }
+  }
+});

@@ -6,11 +6,11 @@
 // StageRules description rather than functions, and its in-memory bodies live in a few large arenas
 // that move to the main thread without a copy.
 import { closeSync, openSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { threadId } from 'node:worker_threads';
 import * as crypto from 'node:crypto';
 import { createHash } from 'node:crypto';
-import type { ContentStore } from '../cas/store.js';
+import { cacheIo, type ContentStore } from '../cas/store.js';
 import { DistillError } from '../errors.js';
 import { readDeb, type DebControl } from '../rootfs/deb.js';
 import type { TarBodySink } from '../tar/reader.js';
@@ -220,12 +220,20 @@ class FileBody implements TarBodySink {
     private readonly path: string,
     private readonly done: (b: Body) => void,
   ) {
-    this.fd = openSync(path, 'wx', 0o600);
+    try {
+      this.fd = openSync(path, 'wx', 0o600);
+    } catch (e) {
+      throw cacheIo(dirname(path), e); // a full disk or a missing work directory is no bug of distill's
+    }
   }
 
   data(c: Buffer): void {
     this.hash.update(c);
-    for (let off = 0; off < c.length; ) off += writeSync(this.fd!, c, off);
+    try {
+      for (let off = 0; off < c.length; ) off += writeSync(this.fd!, c, off);
+    } catch (e) {
+      throw cacheIo(dirname(this.path), e);
+    }
   }
 
   end(): void {

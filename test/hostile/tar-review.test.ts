@@ -381,3 +381,12 @@ test('a .deb’s control field quoted in an error carries no escape sequence or 
     }
   }
 });
+
+test('a staging file that cannot be written (its directory gone) is CACHE_IO, not an internal error', async () => {
+  const s = staging();
+  const pkg = await store(s, 'io', await craftDeb({ control: packageControl({ name: 'io' }), entries: [dir('./'), file('./usr/bin/io', 'io')] }));
+  const gone = s.stageDir + '-gone';
+  const pooled = await stageInWorker(pkg, { store: s.store, stageDir: gone, rules: IMAGE }).then((r) => r, (e: unknown) => e);
+  const local = await stagePackage(pkg, { store: s.store, stageDir: gone, ...stageOptionsOf(IMAGE) }).then((r) => r, (e: unknown) => e);
+  for (const e of [pooled, local]) assert.ok(isCode(e, 'CACHE_IO', /ENOENT/) && (e as DistillError).hint !== undefined, String(e));
+});

@@ -51,6 +51,12 @@ export interface SanitizeOptions {
 
 export const DEFAULT_MAX_ENTRY_SIZE = 2 * 1024 ** 3;
 export const DEFAULT_MAX_TOTAL_SIZE = 8 * 1024 ** 3;
+/**
+ * Paths one package may name — its entries' and the parent directories they imply — and their length in
+ * all (a real one: a few 100,000 paths, tens of MB).
+ */
+const MAX_PATHS = 2_000_000;
+const MAX_PATH_CHARS = 256 * 1024 * 1024;
 /** Linux limits: PATH_MAX counts the terminating NUL; NAME_MAX is one component. */
 const PATH_MAX_BYTES = 4095;
 const NAME_MAX_BYTES = 255;
@@ -75,6 +81,8 @@ interface Seen {
 /** Applies the policy to one package's entries, in archive order (duplicates and hardlinks need history). */
 export class EntrySanitizer {
   private readonly seen = new Map<string, Seen>();
+  /** The length of every path in `seen`, together (MAX_PATH_CHARS). */
+  private pathChars = 0;
   private total = 0;
   private readonly maxEntrySize: number;
   private readonly maxTotalSize: number;
@@ -113,12 +121,15 @@ export class EntrySanitizer {
       }
     }
 
-    // Nothing may sit under a path this package made a file, symlink or hardlink.
+    // Nothing may sit under a path this package made a file, symlink or hardlink. Every path in `seen`
+    // has its ancestors there too, as directories (they are added with it, and a later entry cannot make
+    // one anything else: it would appear twice with another type), so the walk stops at the first one
+    // seen — an entry costs its new components, not its depth (a 4 KiB path has 2,048 of them).
     for (let p = parentOf(path); p !== ''; p = parentOf(p)) {
       const s = this.seen.get(p);
-      if (s !== undefined && s.type !== 'dir') {
-        throw unsafe(`${where}: lies under ${show(p)}, which this package made a ${s.type}`);
-      }
+      if (s === undefined) continue;
+      if (s.type !== 'dir') throw unsafe(`${where}: lies under ${show(p)}, which this package made a ${s.type}`);
+      break;
     }
     const before = this.seen.get(path);
     if (before !== undefined && before.type !== type) {
@@ -164,9 +175,15 @@ export class EntrySanitizer {
         break;
     }
 
+    if (before === undefined) this.pathChars += path.length;
     this.seen.set(path, { type, explicit: true, mode });
     for (let p = parentOf(path); p !== '' && !this.seen.has(p); p = parentOf(p)) {
       this.seen.set(p, { type: 'dir', explicit: false, mode: 0 });
+      this.pathChars += p.length;
+    }
+    // A deep path may imply thousands of directories, each held (and hashed) here and made in the image.
+    if (this.seen.size > MAX_PATHS || this.pathChars > MAX_PATH_CHARS) {
+      throw unsafe(`${where}: the package names more than ${MAX_PATHS} paths or ${MAX_PATH_CHARS} characters of them (entries and the directories they imply)`);
     }
 
     const entry: FsEntry = {

@@ -15,6 +15,7 @@ import { DistillError } from '../../src/errors.js';
 import type { LockedPackage } from '../../src/lock/lockfile.js';
 import { crc32 } from '../../src/compress/xz-format.js';
 import { readDeb } from '../../src/rootfs/deb.js';
+import { LayerTree } from '../../src/rootfs/tree.js';
 import { LONG_HEADERS_TOTAL_MAX, TRAILER_MAX, readTar, readTarSync, type ReadTarOptions } from '../../src/tar/reader.js';
 import { END_OF_ARCHIVE, arArchive, compress, craftDeb, craftTar, dir, file, gnuLong, packageControl, rawEntry, rawHeader, type Compression } from '../helpers/craft-deb.js';
 import { staging, type Staging } from '../helpers/stage-debs.js';
@@ -390,3 +391,41 @@ test('a staging file that cannot be written (its directory gone) is CACHE_IO, no
   const local = await stagePackage(pkg, { store: s.store, stageDir: gone, ...stageOptionsOf(IMAGE) }).then((r) => r, (e: unknown) => e);
   for (const e of [pooled, local]) assert.ok(isCode(e, 'CACHE_IO', /ENOENT/) && (e as DistillError).hint !== undefined, String(e));
 });
+
+test('deep paths (2,000 components, 4 KiB) cost their new components, not their depth: staging and the layer tree stay fast', { timeout: 120_000 }, async () => {
+  const s = staging();
+  const deep = (top: string, leaf: string): string => `./${top}/${'d/'.repeat(1990)}${leaf}`;
+  const items = [dir('./')];
+  // Many entries in one deep directory, and a few deep paths each with a directory chain of its own.
+  for (let i = 0; i < 6000; i++) items.push({ raw: rawEntry({ name: 'x', typeflag: 'x' }, paxPath(deep('usr/lib', `f${i}/`))) }, { raw: rawHeader({ name: 'placeholder', typeflag: '5', mode: 0o755 }) });
+  for (let i = 0; i < 40; i++) items.push({ raw: rawEntry({ name: 'x', typeflag: 'x' }, paxPath(deep(`usr/lib/t${i}`, 'leaf/'))) }, { raw: rawHeader({ name: 'placeholder', typeflag: '5', mode: 0o755 }) });
+  const pkg = await store(s, 'deep', await craftDeb({ control: packageControl({ name: 'deep' }), dataCompression: 'xz', entries: items }));
+  const started = Date.now();
+  const staged = await stageInWorker(pkg, { store: s.store, stageDir: s.stageDir, rules: IMAGE });
+  const tree = new LayerTree({ mergedUsr: true, replaces: () => false });
+  for (const e of staged.entries) tree.add(e);
+  tree.addMissingParents('distill:test', 0);
+  // Walking every ancestor of every entry took ~20 ms an entry here (minutes for this package, hours
+  // for one with 65,000 such entries); each new component once takes well under a second in all.
+  assert.ok(Date.now() - started < 60_000, `staged and assembled in ${Date.now() - started} ms`);
+  assert.ok(tree.has(deep('usr/lib', 'f5999').slice(2, -1)), 'the deep directory is there');
+  assert.ok(tree.has(`usr/lib/t39/${'d/'.repeat(1989)}d`), 'an implied parent is there');
+});
+
+test('a package whose deep paths imply directories of more than 256 Mi characters in all is UNSAFE_ENTRY', { timeout: 120_000 }, async () => {
+  const parts: Buffer[] = [];
+  for (let i = 0; i < 1100; i++) parts.push(rawEntry({ name: 'x', typeflag: 'x' }, paxPath(`./t${i}/${'d/'.repeat(1990)}leaf/`)), rawHeader({ name: 'placeholder', typeflag: '5', mode: 0o755 }));
+  const deb = await craftDeb({ control: packageControl({ name: 'wide' }), dataTar: Buffer.concat([...parts, END_OF_ARCHIVE]) });
+  await assert.rejects(
+    readDeb(Readable.from([deb]), 'wide.deb', { entrySync: () => undefined }),
+    (e: unknown) => isCode(e, 'UNSAFE_ENTRY', /the package names more than 2000000 paths or 268435456 characters of them/),
+  );
+});
+
+/** A pax extended header body setting `path`. */
+function paxPath(path: string): string {
+  const record = ` path=${path}\n`;
+  let n = record.length + 1;
+  while (String(n).length + record.length !== n) n++;
+  return `${n}${record}`;
+}

@@ -429,3 +429,31 @@ function paxPath(path: string): string {
   while (String(n).length + record.length !== n) n++;
   return `${n}${record}`;
 }
+
+test('an xz Block asking for a dictionary over 80 MiB fails alike in process, in the shared processes and in a child of its own', { skip: !haveXz && 'xz is not installed', timeout: 60_000 }, async () => {
+  const noise = (n: number): Buffer => {
+    const parts: Buffer[] = [];
+    for (let i = 0; parts.length * 32 < n; i++) parts.push(createHash('sha256').update(`m${i}`).digest());
+    return Buffer.concat(parts).subarray(0, n);
+  };
+  /** The first Block Header's LZMA2 dictionary property set to 32 (256 MiB), its CRC32 fixed: the data decodes the same. */
+  const hugeDictionary = (x: Buffer): Buffer => {
+    const b = Buffer.from(x);
+    const size = (b[12]! + 1) * 4; // Block Header Size
+    const flags = b[13]!;
+    assert.equal(flags & 0x03, 0, 'one filter');
+    let at = 14;
+    if (flags & 0x40) while (b[at++]! & 0x80); // Compressed Size
+    if (flags & 0x80) while (b[at++]! & 0x80); // Uncompressed Size
+    assert.deepEqual([b[at], b[at + 1]], [0x21, 0x01], 'LZMA2, one property byte');
+    b[at + 2] = 32;
+    b.writeUInt32LE(crc32(b, 12, 12 + size - 4), 12 + size - 4);
+    return b;
+  };
+  for (const n of [2000, 700_000, 2_000_000]) {
+    const tar = await craftTar([dir('./'), file('./usr/lib/blob', noise(n))]);
+    const member = hugeDictionary(compress(tar, 'xz'));
+    const deb = await craftDeb({ control: packageControl({ name: 'dict' }), dataCompression: 'xz', dataMember: member });
+    await assert.rejects(readDeb(Readable.from([deb]), 'dict.deb', { entrySync: () => undefined }), (e: unknown) => isCode(e, 'DEB_MALFORMED', /^dict\.deb: data\.tar\.xz: xz.*[Mm]emory/), `${member.length} bytes`);
+  }
+});

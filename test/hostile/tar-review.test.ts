@@ -457,3 +457,21 @@ test('an xz Block asking for a dictionary over 80 MiB fails alike in process, in
     await assert.rejects(readDeb(Readable.from([deb]), 'dict.deb', { entrySync: () => undefined }), (e: unknown) => isCode(e, 'DEB_MALFORMED', /^dict\.deb: data\.tar\.xz: xz.*[Mm]emory/), `${member.length} bytes`);
   }
 });
+
+test('a benign ustar name overridden by a pax path or GNU long name is judged by the override (.., absolute, NUL, aliasing a file as a directory)', async () => {
+  const s = staging();
+  const cases: [string, Buffer[], RegExp][] = [
+    ['pax path ..', [rawEntry({ name: 'x', typeflag: 'x' }, paxPath('./usr/../../etc/passwd')), rawEntry({ name: './usr/bin/ok', typeflag: '0' }, 'x')], /has a '\.\.' component/],
+    ['pax path absolute', [rawEntry({ name: 'x', typeflag: 'x' }, paxPath('/etc/shadow')), rawEntry({ name: './usr/bin/ok', typeflag: '0' }, 'x')], /absolute path/],
+    ['pax path with NUL', [rawEntry({ name: 'x', typeflag: 'x' }, paxPath('./usr/bin/a\0/../../x')), rawEntry({ name: './usr/bin/ok', typeflag: '0' }, 'x')], /NUL or control character/],
+    ['GNU long name ..', [gnuLong('L', '../outside'), rawEntry({ name: './usr/bin/ok', typeflag: '0' }, 'x')], /has a '\.\.' component/],
+    ['pax linkpath of a hardlink ..', [rawEntry({ name: './usr/bin/t', typeflag: '0' }, 't'), rawEntry({ name: 'x', typeflag: 'x' }, paxPath('../../usr/bin/t').replace('path=', 'linkpath=').replace(/^\d+/, (n) => String(Number(n) + 4))), rawEntry({ name: './usr/bin/h', typeflag: '1', linkname: './usr/bin/t' })], /hardlink target .* has a '\.\.' component/],
+    ['a file, then a directory of the same path spelled ./usr//bin/x/.', [rawEntry({ name: './usr/bin/x', typeflag: '0' }, 'x'), rawEntry({ name: 'x', typeflag: 'x' }, paxPath('./usr//bin/x/.')), rawEntry({ name: './dir/', typeflag: '5' })], /appears twice, as a file and as a dir/],
+  ];
+  for (const [label, entries, message] of cases) {
+    const tar = Buffer.concat([await craftTar([dir('./')], { endMarker: false }), ...entries, END_OF_ARCHIVE]);
+    const name = `ovr${cases.findIndex((c) => c[0] === label)}`;
+    const pkg = await store(s, name, await craftDeb({ control: packageControl({ name }), dataTar: tar }));
+    for (const e of await stageBoth(s, pkg)) assert.ok(isCode(e, 'UNSAFE_ENTRY', message), `${label}: ${String(e)}`);
+  }
+});

@@ -6,11 +6,11 @@
 // StageRules description rather than functions, and its in-memory bodies live in a few large arenas
 // that move to the main thread without a copy.
 import { closeSync, openSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { threadId } from 'node:worker_threads';
 import * as crypto from 'node:crypto';
 import { createHash } from 'node:crypto';
-import type { ContentStore } from '../cas/store.js';
+import { cacheIo, type ContentStore } from '../cas/store.js';
 import { DistillError } from '../errors.js';
 import { readDeb, type DebControl } from '../rootfs/deb.js';
 import type { TarBodySink } from '../tar/reader.js';
@@ -141,7 +141,10 @@ export async function stagePackage(pkg: LockedPackage, opts: StageOptions): Prom
           for (const [field, want] of [['Package', pkg.name], ['Version', pkg.version], ['Architecture', pkg.architecture]] as const) {
             const got = c.fields.get(field);
             if (got !== want) {
-              throw new DistillError('LOCK_INVALID', `${what}: the .deb's control file says ${field}: ${got ?? '(none)'}, the lock says ${want}`, {
+              // `got` is the .deb's word (attacker-controlled): quoted unless plainly printable, so no
+              // escape sequence or line break of it reaches the terminal.
+              const said = got === undefined ? '(none)' : /^[\x20-\x7e]*$/.test(got) ? got : JSON.stringify(got).replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+              throw new DistillError('LOCK_INVALID', `${what}: the .deb's control file says ${field}: ${said}, the lock says ${want}`, {
                 hint: 'the lock does not describe this .deb; run `distill lock` to rewrite it',
               });
             }
@@ -217,12 +220,20 @@ class FileBody implements TarBodySink {
     private readonly path: string,
     private readonly done: (b: Body) => void,
   ) {
-    this.fd = openSync(path, 'wx', 0o600);
+    try {
+      this.fd = openSync(path, 'wx', 0o600);
+    } catch (e) {
+      throw cacheIo(dirname(path), e); // a full disk or a missing work directory is no bug of distill's
+    }
   }
 
   data(c: Buffer): void {
     this.hash.update(c);
-    for (let off = 0; off < c.length; ) off += writeSync(this.fd!, c, off);
+    try {
+      for (let off = 0; off < c.length; ) off += writeSync(this.fd!, c, off);
+    } catch (e) {
+      throw cacheIo(dirname(this.path), e);
+    }
   }
 
   end(): void {

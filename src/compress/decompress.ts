@@ -49,7 +49,10 @@ export function decompressor(kind: Compression, what: string): Duplex {
       // Small streams in process (liblzma in wasm), larger ones by `xz -dc` (see xz.ts). -T: xz ≥ 5.4
       // decodes the blocks of a multi-block stream in parallel (openjdk's data.tar.xz has 8: ~2x faster
       // here, the same CPU); a single-block stream, and older xz, decode on one thread.
-      return createXzDecoder(what, () => toolDecompressor('xz', ['-dc', '-q', `-T${XZ_THREADS}`], what, 'xz-utils'), undefined, { pool: sharedXz(), max: XZ_SHARED_MAX });
+      // The same memory limit as the shared processes and the in-process decoder (xz -9's 64 MiB
+      // dictionary fits): a Stream asking for a larger dictionary fails alike whichever decodes it,
+      // rather than make a child of its own fill up to 1.5 GiB (ATTACKER-CONTROLLED: the Block Header).
+      return createXzDecoder(what, () => toolDecompressor('xz', ['-dc', '-q', `-T${XZ_THREADS}`, '--memlimit-decompress=80MiB'], what, 'xz-utils'), undefined, { pool: sharedXz(), max: XZ_SHARED_MAX });
   }
 }
 
@@ -58,6 +61,11 @@ export function decompress(input: Readable, kind: Compression, what: string): Re
   const d = decompressor(kind, what);
   input.on('error', (e) => d.destroy(e));
   return input.pipe(d);
+}
+
+/** A tool's stderr as one line of a message (xz explains a memory limit on a second line). */
+export function oneLine(stderr: string): string {
+  return stderr.trim().replace(/\s*\n\s*/g, '; ');
 }
 
 function toolDecompressor(cmd: string, args: string[], what: string, pkg: string): Duplex {
@@ -77,7 +85,8 @@ function toolDecompressor(cmd: string, args: string[], what: string, pkg: string
     if (exit === 0) duplex.push(null);
     else {
       duplex.destroy(
-        new DistillError('DECOMPRESS_FAILED', `${what}: ${cmd} exited ${exit}: ${stderr.trim() || 'corrupt input'}`, {
+        // xz -q prints no warning; its only one when decoding is a Check ID it does not support.
+        new DistillError('DECOMPRESS_FAILED', `${what}: ${cmd} exited ${exit}: ${oneLine(stderr) || (cmd === 'xz' && exit === 2 ? 'the integrity check type is not supported' : 'corrupt input')}`, {
           hint: 'the compressed data is corrupt or truncated',
         }),
       );

@@ -42,6 +42,21 @@ const u32 = (b: Uint8Array, at: number): number => (b[at]! | (b[at + 1]! << 8) |
  * the way that reports such input.
  */
 export function xzDecodedSize(b: Uint8Array): number | undefined {
+  return walkStreams(b, KNOWN_CHECKS);
+}
+
+const ANY_CHECK = new Set(Array.from({ length: 16 }, (_, i) => i));
+
+/**
+ * True when `b` is a whole .xz member but for a Stream whose Check ID is one xz 5.x does not know
+ * (reserved IDs no encoder writes). liblzma in process decodes such a Stream without checking it,
+ * `xz -dc` does too but exits 2 — so the in-process decoder asks this first, and refuses it as xz does.
+ */
+export function xzUnsupportedCheck(b: Uint8Array): boolean {
+  return walkStreams(b, KNOWN_CHECKS) === undefined && walkStreams(b, ANY_CHECK) !== undefined;
+}
+
+function walkStreams(b: Uint8Array, checks: ReadonlySet<number>): number | undefined {
   let end = b.length;
   let total = 0;
   let streams = 0;
@@ -59,7 +74,7 @@ export function xzDecodedSize(b: Uint8Array): number | undefined {
     if (crc32(b, f + 4, f + 10) !== u32(b, f)) return undefined;
     const flags0 = b[f + 8]!;
     const flags1 = b[f + 9]!;
-    if (flags0 !== 0 || (flags1 & 0xf0) !== 0 || !KNOWN_CHECKS.has(flags1)) return undefined;
+    if (flags0 !== 0 || (flags1 & 0xf0) !== 0 || !checks.has(flags1)) return undefined;
     const indexSize = (u32(b, f + 4) + 1) * 4;
     const indexStart = f - indexSize;
     if (indexStart < STREAM_EDGE) return undefined;

@@ -278,7 +278,7 @@ class XzProcess {
     if (code !== null && code !== 0 && !this.killedByUs) {
       const [culprit] = rest;
       rest = rest.slice(1);
-      this.pool.fail(culprit!, new DistillError('DECOMPRESS_FAILED', `${culprit!.what}: xz exited ${code}: ${this.stderr.trim() || 'corrupt input'}`, { hint: 'the compressed data is corrupt or truncated' }));
+      this.pool.fail(culprit!, new DistillError('DECOMPRESS_FAILED', `${culprit!.what}: xz exited ${code}: ${this.stderr.trim().replace(/\s*\n\s*/g, '; ') || 'corrupt input'}`, { hint: 'the compressed data is corrupt or truncated' }));
     }
     for (const j of rest) {
       if (j.left !== j.size || j.matched > 0) {

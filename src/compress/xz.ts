@@ -12,7 +12,7 @@
 import { Duplex, type Readable } from 'node:stream';
 import { DistillError } from '../errors.js';
 import { OUT_BUF, XzDecoder } from './xz-wasm.js';
-import { xzDecodedSize } from './xz-format.js';
+import { xzDecodedSize, xzUnsupportedCheck } from './xz-format.js';
 import type { XzPool } from './xz-pool.js';
 
 /** Compressed streams up to this size are decoded in process when the shared processes cannot. */
@@ -73,6 +73,11 @@ export function createXzDecoder(what: string, spawnTool: () => Duplex, inlineMax
         } else chunks = [member];
       }
       if (inner === undefined) {
+        if (heldBytes <= inlineMax && xzUnsupportedCheck(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks))) {
+          // liblzma here would decode it unchecked where `xz -dc` (a larger member) refuses it: refused alike.
+          cb(new DistillError('DECOMPRESS_FAILED', `${what}: xz: the integrity check type is not supported`, { hint: 'the compressed data is corrupt' }));
+          return;
+        }
         if (heldBytes <= inlineMax) inner = relay(wasm(chunks));
         else {
           // Held for the pool, which did not take it: a child of its own, as for a larger stream.

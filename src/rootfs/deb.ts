@@ -58,8 +58,23 @@ const AR_MAGIC = '!<arch>\n';
 const AR_HEADER = 60;
 /** debian-binary is "2.0\n" in practice; dpkg-deb's own buffer is smaller than this. */
 const DEBIAN_BINARY_MAX = 1024;
-/** control, md5sums and conffiles are held in memory; md5sums of the largest Debian packages is a few MB. */
+/**
+ * control, md5sums and conffiles are held in memory; md5sums of the largest Debian packages is a few MB.
+ * Every other control.tar entry (maintainer scripts, symbols, triggers) is skipped unread but still
+ * decoded, and no sanitiser bounds them: each is held to this size too, and all of them together to
+ * CONTROL_TAR_MAX, or a small compressed member could declare and decode terabytes.
+ */
 const CONTROL_FILE_MAX = 64 * 1024 * 1024;
+const CONTROL_TAR_MAX = 256 * 1024 * 1024;
+/** Entries in control.tar (a real one has a handful). */
+const CONTROL_TAR_ENTRIES = 100_000;
+/**
+ * Entries in data.tar (or a definition's tarball). Every directory is kept whatever the path rules say,
+ * and each entry kept costs ~300 bytes in the staging worker and again on the main thread it is sent to:
+ * the tar reader's default (10,000,000, for image layers) would let one package of directory headers
+ * — a few hundred MB of xz — exhaust the heap. The largest Debian packages have a few hundred thousand.
+ */
+const DATA_TAR_ENTRIES = 1_000_000;
 
 interface ArMember {
   name: string;
@@ -139,7 +154,9 @@ export async function readDeb(input: Readable, what: string, handlers: ReadDebHa
     if (typeof e === 'object' && e !== null && passThrough.has(e)) throw e;
     if (isDistillError(e)) {
       if (e.code !== 'DECOMPRESS_FAILED') throw e;
-      throw malformed(what, `${member}: ${e.message}`, e);
+      // The decompressor already names the package and member (the tar reader gives it that prefix).
+      const own = `${what}: ${member}: `;
+      throw malformed(what, `${member}: ${e.message.startsWith(own) ? e.message.slice(own.length) : e.message}`, e);
     }
     throw malformed(what, `${member}: ${messageOf(e)}`, e);
   }
@@ -222,8 +239,19 @@ const CONTROL_FILES = new Set(['control', 'md5sums', 'conffiles']);
 async function readControlMember(src: ByteSource, m: ArMember, kind: Compression, what: string): Promise<DebControl> {
   const files = new Map<string, string>();
   const member = memberStream(src, m, what);
-  await readTarSync(member, tarOptions(what, m.name, kind, {}, undefined), (entry) => {
+  let total = 0;
+  await readTarSync(member, { ...tarOptions(what, m.name, kind, {}, undefined), maxEntries: CONTROL_TAR_ENTRIES }, (entry) => {
     const name = entry.name.replace(/^\.\//, '').replace(/\/+$/, '');
+    total += entry.size;
+    if (entry.size > CONTROL_FILE_MAX || total > CONTROL_TAR_MAX) {
+      const limit = entry.size > CONTROL_FILE_MAX ? `the limit is ${CONTROL_FILE_MAX}` : `control.tar's entries add up to more than ${CONTROL_TAR_MAX}`;
+      throw malformed(what, `${m.name}: ${JSON.stringify(entry.name.slice(0, 200))} is ${entry.size} bytes (${limit})`);
+    }
+    // Readers disagree on whether data follows a non-file's header with a size: GNU tar skips it after
+    // a symlink or a fifo but not after a hardlink or a directory, Python's tarfile never does, this
+    // one (as tar-stream) always does except after a directory — so a control file hidden in such
+    // "data" would be seen by some readers and not others. data.tar's sanitiser refuses these too.
+    if (entry.type !== 'file' && entry.size !== 0) throw malformed(what, `${m.name}: ${JSON.stringify(entry.name.slice(0, 200))} is a ${entry.type} with ${entry.size} bytes of data`);
     if (!CONTROL_FILES.has(name)) return undefined; // skipped unread
     if (entry.type !== 'file') throw malformed(what, `${m.name}: ${name} is a ${entry.type}, not a regular file`);
     if (files.has(name)) throw malformed(what, `${m.name}: ${name} appears twice`);
@@ -340,6 +368,7 @@ function tarOptions(what: string, member: string, kind: Compression, opts: Sanit
     what,
     member,
     compression: kind,
+    maxEntries: DATA_TAR_ENTRIES,
     malformed: (message, cause) => malformedEntry(message, cause),
     ...(opts.onWarning !== undefined ? { onWarning: opts.onWarning } : {}),
     ...(ownErrors !== undefined ? { ownErrors } : {}),

@@ -12,6 +12,7 @@
 //   dropping one leading './', the form dpkg-deb writes), any '..' component, a component longer than
 //   255 bytes or a path longer than 4095 bytes (neither can exist on Linux) → refused. '.' and empty
 //   components and a trailing '/' are normalised away; the root entry ('.', './') is skipped silently.
+// - owner names (uname, gname): NUL or control characters → refused.
 // - entry types: char/block devices, fifos, sockets, contiguous files ('7', which dpkg also refuses) and
 //   unknown typeflags → refused. Only files, directories, symlinks and hardlinks exist in an image.
 // - symlinks: an absolute target is legitimate inside an image (/etc/alternatives/awk) and kept as
@@ -50,6 +51,12 @@ export interface SanitizeOptions {
 
 export const DEFAULT_MAX_ENTRY_SIZE = 2 * 1024 ** 3;
 export const DEFAULT_MAX_TOTAL_SIZE = 8 * 1024 ** 3;
+/**
+ * Paths one package may name — its entries' and the parent directories they imply — and their length in
+ * all (a real one: a few 100,000 paths, tens of MB).
+ */
+const MAX_PATHS = 2_000_000;
+const MAX_PATH_CHARS = 256 * 1024 * 1024;
 /** Linux limits: PATH_MAX counts the terminating NUL; NAME_MAX is one component. */
 const PATH_MAX_BYTES = 4095;
 const NAME_MAX_BYTES = 255;
@@ -74,6 +81,8 @@ interface Seen {
 /** Applies the policy to one package's entries, in archive order (duplicates and hardlinks need history). */
 export class EntrySanitizer {
   private readonly seen = new Map<string, Seen>();
+  /** The length of every path in `seen`, together (MAX_PATH_CHARS). */
+  private pathChars = 0;
   private total = 0;
   private readonly maxEntrySize: number;
   private readonly maxTotalSize: number;
@@ -112,12 +121,15 @@ export class EntrySanitizer {
       }
     }
 
-    // Nothing may sit under a path this package made a file, symlink or hardlink.
+    // Nothing may sit under a path this package made a file, symlink or hardlink. Every path in `seen`
+    // has its ancestors there too, as directories (they are added with it, and a later entry cannot make
+    // one anything else: it would appear twice with another type), so the walk stops at the first one
+    // seen — an entry costs its new components, not its depth (a 4 KiB path has 2,048 of them).
     for (let p = parentOf(path); p !== ''; p = parentOf(p)) {
       const s = this.seen.get(p);
-      if (s !== undefined && s.type !== 'dir') {
-        throw unsafe(`${where}: lies under ${show(p)}, which this package made a ${s.type}`);
-      }
+      if (s === undefined) continue;
+      if (s.type !== 'dir') throw unsafe(`${where}: lies under ${show(p)}, which this package made a ${s.type}`);
+      break;
     }
     const before = this.seen.get(path);
     if (before !== undefined && before.type !== type) {
@@ -125,6 +137,13 @@ export class EntrySanitizer {
     }
     if (before?.linked) throw unsafe(`${where}: appears twice, and a hardlink already points at the first one`);
     if (before !== undefined && before.explicit) this.warn(`${where}: appears twice in the package; the later entry wins`);
+
+    // Owner names go into the layer as they are (a pax record when long); a NUL or control character
+    // (possible in a pax uname/gname) is no user's name, and the layer writer would refuse it later
+    // without naming the package.
+    if (!plainOwner(raw.uname) || !plainOwner(raw.gname)) {
+      throw unsafe(`${where}: owner name ${show(plainOwner(raw.uname) ? raw.gname : raw.uname)} contains a NUL or control character`);
+    }
 
     let mode = raw.mode & PERMISSION_BITS;
     let linkTarget: string | undefined;
@@ -156,9 +175,15 @@ export class EntrySanitizer {
         break;
     }
 
+    if (before === undefined) this.pathChars += path.length;
     this.seen.set(path, { type, explicit: true, mode });
     for (let p = parentOf(path); p !== '' && !this.seen.has(p); p = parentOf(p)) {
       this.seen.set(p, { type: 'dir', explicit: false, mode: 0 });
+      this.pathChars += p.length;
+    }
+    // A deep path may imply thousands of directories, each held (and hashed) here and made in the image.
+    if (this.seen.size > MAX_PATHS || this.pathChars > MAX_PATH_CHARS) {
+      throw unsafe(`${where}: the package names more than ${MAX_PATHS} paths or ${MAX_PATH_CHARS} characters of them (entries and the directories they imply)`);
     }
 
     const entry: FsEntry = {
@@ -265,6 +290,12 @@ function symlinkTarget(raw: string | undefined, path: string, where: Where): str
     }
   }
   return raw;
+}
+
+/** An owner name without NUL, C0 controls or DEL (a ustar field cannot hold NUL; a pax record can). */
+function plainOwner(s: string): boolean {
+  // eslint-disable-next-line no-control-regex
+  return !/[\u0000-\u001f\u007f]/.test(s);
 }
 
 /** NUL, C0 controls and DEL never appear in a real package's paths; U+FFFD marks bytes that were not UTF-8. */

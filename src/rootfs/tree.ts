@@ -105,9 +105,14 @@ export class LayerTree {
    * beneath a file. Merged-/usr links (bin -> usr/bin) never count: paths below them were rewritten.
    */
   addMissingParents(owner: string, mtime: number): void {
+    // Directories whose own parents have been walked (or are being walked): a walk stops at one, so an
+    // entry costs its new components, not its depth — an ATTACKER-CONTROLLED path may have 2,048.
+    const walked = new Set<string>();
     for (const [p, e] of [...this.entries]) {
       for (let i = p.lastIndexOf('/'); i > 0; i = p.lastIndexOf('/', i - 1)) {
         const dir = p.slice(0, i);
+        if (walked.has(dir)) break;
+        walked.add(dir);
         const parent = this.entries.get(dir) ?? this.opts.lower?.get(dir);
         if (parent !== undefined) {
           if (parent.type === 'dir') continue;

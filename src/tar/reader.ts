@@ -9,7 +9,9 @@
 // - the archive ends at the first zero block, as in dpkg and GNU tar, and an entry after it is refused
 //   rather than silently read (it would be invisible to `dpkg -c` and to other extractors); a missing
 //   end marker, or input ending inside a header or an entry, is a truncated tar;
-// - one long-name or pax header is capped (LONG_HEADER_MAX), and so are the entries per archive;
+// - one long-name or pax header is capped (LONG_HEADER_MAX), and so are all of them together
+//   (LONG_HEADERS_TOTAL_MAX), the entries per archive, and the padding after the end marker
+//   (TRAILER_MAX): however small the compressed input, the work it can cause is bounded;
 // - pax global headers ('g', which dpkg refuses) and GNU sparse files are refused; pax size/uid/gid/
 //   mtime records are checked and applied; extended attributes are dropped with a warning;
 // - numbers are checked (sizes, modes, ids, times are non-negative safe integers);
@@ -95,6 +97,19 @@ export type OnTarEntrySync = (entry: TarEntry) => TarBodySink | undefined;
 
 /** The largest long-name or pax header read (tar-stream's own limit too); a larger one is refused. */
 export const LONG_HEADER_MAX = 4 * 1024 * 1024;
+/**
+ * All long-name and pax headers of one archive together. Each is capped, but neither their number nor
+ * the entries they precede are (a header without an entry after it counts for nothing), so a small
+ * compressed member could make the parser chew through terabytes of them. A real archive has one of a
+ * few hundred bytes per long-named entry: tens of MB for the largest package.
+ */
+export const LONG_HEADERS_TOTAL_MAX = 256 * 1024 * 1024;
+/**
+ * Bytes read after the end-of-archive marker (zero blocks, and what is skipped there). Writers pad to a
+ * record (GNU tar and Python: 10 KiB; `tar -b` at most a few MiB); only a bomb has more — a small .xz
+ * decodes to gigabytes of zeros, every one of which would otherwise be read.
+ */
+export const TRAILER_MAX = 16 * 1024 * 1024;
 const DEFAULT_MAX_ENTRIES = 10_000_000;
 const BLOCK = 512;
 
@@ -400,6 +415,8 @@ class TarParser {
   private pax: Record<string, string> | null = null;
   private endAt = -1;
   private count = 0;
+  /** Bytes of long-name and pax headers so far (LONG_HEADERS_TOTAL_MAX). */
+  private longBytes = 0;
   private readonly maxEntries: number;
 
   constructor(
@@ -468,6 +485,9 @@ class TarParser {
             return DONE;
           }
           const at = this.pos;
+          if (this.state === S_TRAILER && at + BLOCK - this.endAt > TRAILER_MAX) {
+            throw this.error(`more than ${TRAILER_MAX} bytes after the end-of-archive marker at offset ${this.endAt}`);
+          }
           const block = this.take(BLOCK);
           if (this.state === S_HEADER ? this.header(block, at) : this.trailer(block, at)) return ENTRY;
           continue;
@@ -494,6 +514,8 @@ class TarParser {
       strictSize = tarNumber(block, 124, 12);
       // An empty one names nothing; tar-stream mis-stepped over one (misreading what followed), so it is refused.
       if (!(strictSize > 0 && strictSize <= LONG_HEADER_MAX)) throw this.error(`an extended header of ${strictSize} bytes at offset ${at}`);
+      this.longBytes += strictSize;
+      if (this.longBytes > LONG_HEADERS_TOTAL_MAX) throw this.error(`more than ${LONG_HEADERS_TOTAL_MAX} bytes of long-name and pax headers (at offset ${at})`);
     }
     const h = this.decode(block);
     // A block whose checksum is that of a zero block without being one: tar-stream skipped it as padding, dpkg reads a header.

@@ -120,9 +120,14 @@ export async function writeBuildOutputs(o: BuildOutputs, t: OutputTargets, early
     if (t.layout !== undefined) {
       const prepared = early !== undefined && early.target === t.layout;
       layout = prepared ? await early.take() : await stageDirectory(t.layout);
-      await writeLayoutRefs(layout.path, layoutRefsOf(o), prepared ? { copied: early.copied } : {});
       const dir = layout.path;
-      await forEachLimit(o.files, 4, (f) => writeStagedFile(join(dir, f.path), f.data));
+      // The images and the attestation files beside them are independent files of the staged
+      // directory: written side by side (each its own fsync); a failure is thrown once both settled.
+      const written = await Promise.allSettled([
+        writeLayoutRefs(dir, layoutRefsOf(o), prepared ? { copied: early.copied } : {}),
+        forEachLimit(o.files, 4, (f) => writeStagedFile(join(dir, f.path), f.data)),
+      ]);
+      for (const w of written) if (w.status === 'rejected') throw w.reason;
     }
     if (t.archive !== undefined) {
       archive = stageFile(t.archive);

@@ -9,8 +9,7 @@ import { archiveTag, platformTag, variantTag } from '../definition/variants.js';
 import type { BuiltImage } from '../oci/image.js';
 import type { BuiltIndex } from '../oci/index.js';
 import { writeDockerArchive } from './docker-archive.js';
-import { writeLayoutRefs, type LayoutRef } from './oci-layout.js';
-import { ContentStore } from '../cas/store.js';
+import { copyLayerFile, writeLayoutRefs, type LayoutRef } from './oci-layout.js';
 import { forEachLimit } from '../util/limit.js';
 import { checkOutputTarget, stageDirectory, stageFile, writeStagedFile, type StagedOutput } from './staged-output.js';
 
@@ -63,7 +62,6 @@ export function layoutRefsOf(o: Pick<BuildOutputs, 'variants'>): LayoutRef[] {
  */
 export class EarlyLayerCopies {
   private staged: StagedOutput | undefined;
-  private store: ContentStore | undefined;
   private readonly inFlight: Promise<void>[] = [];
   private failure: { error: unknown } | undefined;
   /** Digests copied into the staging directory and checked. */
@@ -75,14 +73,13 @@ export class EarlyLayerCopies {
   /** Makes the staging directory (seeded with the existing layout's files, as writeBuildOutputs would). */
   async open(): Promise<void> {
     this.staged ??= await stageDirectory(this.target);
-    this.store = new ContentStore(this.staged.path, { layout: true });
   }
 
   /** Starts copying one layer blob (the content store's file) in; a failure is reported by take(). */
   copy(blob: { digest: string; size: number; path: string }): void {
-    const store = this.store;
-    if (store === undefined || this.taken) return;
-    const p = store.copyIn({ sha256: blob.digest, size: blob.size, what: blob.digest }, blob.path).then(
+    const dir = this.staged?.path;
+    if (dir === undefined || this.taken) return;
+    const p = copyLayerFile(dir, blob, blob.path).then(
       () => {
         this.copied.add(blob.digest);
       },

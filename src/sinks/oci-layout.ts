@@ -276,16 +276,27 @@ async function putBlob(store: ContentStore, d: Descriptor, open: () => Readable,
   return !stored.written;
 }
 
+/** A build's layer file copied into a layout directory ahead of writeLayoutRefs (the same copy, check and errors as copyBlob's). */
+export async function copyLayerFile(dir: string, blob: { digest: string; size: number }, file: string): Promise<void> {
+  await copyChecked(new ContentStore(dir, { layout: true }), blob, file);
+}
+
 /**
  * A layer that is a local file (a build's own): copied by the kernel, then hashed in place (store.copyIn)
  * — the same check as putBlob's stream, without the bytes passing through JS.
  */
 async function copyBlob(store: ContentStore, d: Descriptor, file: string, onBlob?: LayoutSinkOptions['onBlob']): Promise<void> {
-  const hex = hexOf(d.digest, 'blob');
   onBlob?.({ type: 'start', descriptor: d });
-  let stored;
+  const written = await copyChecked(store, d, file);
+  if (written) onBlob?.({ type: 'bytes', descriptor: d, bytes: d.size });
+  onBlob?.({ type: 'done', descriptor: d, present: !written });
+}
+
+/** store.copyIn with the layout's errors; true if the blob was written (false: an identical one was there). */
+async function copyChecked(store: ContentStore, d: { digest: string; size: number }, file: string): Promise<boolean> {
+  const hex = hexOf(d.digest, 'blob');
   try {
-    stored = await store.copyIn({ sha256: hex, size: d.size, what: d.digest }, file);
+    return (await store.copyIn({ sha256: hex, size: d.size, what: d.digest }, file)).written;
   } catch (e) {
     if (isDistillError(e, 'BLOB_SIZE_MISMATCH') || isDistillError(e, 'BLOB_DIGEST_MISMATCH')) {
       throw invalid(`blob ${d.digest}: the bytes do not match the descriptor: ${e.message}`, 'the layer file changed after it was built, or its descriptor is wrong; rebuild', e);
@@ -293,8 +304,6 @@ async function copyBlob(store: ContentStore, d: Descriptor, file: string, onBlob
     if (e instanceof DistillError) throw e;
     throw new DistillError('LAYER_IO', `cannot write blob ${d.digest} to ${store.dir}: ${messageOf(e)}`, { cause: e });
   }
-  if (stored.written) onBlob?.({ type: 'bytes', descriptor: d, bytes: d.size });
-  onBlob?.({ type: 'done', descriptor: d, present: !stored.written });
 }
 
 /** A small file (oci-layout, index.json) via temp + fsync + rename. */

@@ -33,7 +33,7 @@ import { sha256Hex } from './digest.js';
 import { canonicalJson } from './json.js';
 import { rfc3339 } from './lock/time.js';
 import { DISTILL_VERSION } from './version.js';
-import { buildChainLayers, layerTimestamp, type BuiltLayer, type ChainLayers } from './build/layers.js';
+import { buildChainLayers, layerTimestamp, type ChainLayers, type LayerBlob } from './build/layers.js';
 import type { RemoteLayerCache } from './build/layer-cache.js';
 import { prestartStageWorker } from './build/stage-pool.js';
 
@@ -72,6 +72,13 @@ export interface BuildOptions {
   sbomFormats?: readonly SbomFormat[];
   /** A layer cache shared through a registry (build --cache-repo), after the local one. */
   remoteLayerCache?: RemoteLayerCache;
+  /**
+   * Called with each layer (built or taken from a cache) as soon as its blob is complete in the
+   * content store, while the rest of the build goes on: to start copying or sending it early
+   * (buildAndPublish copies a layout's layers in this way). It must not throw; the blob is the
+   * build's and must not be changed.
+   */
+  onLayerBlob?: (blob: LayerBlob) => void;
 }
 
 export type SbomFormat = 'spdx' | 'cyclonedx';
@@ -238,6 +245,7 @@ async function build(definitionFile: string, opts: BuildOptions): Promise<BuildR
             ...(opts.gzipWorkers !== undefined ? { gzip: { workers: opts.gzipWorkers } } : {}),
             ...(opts.compression !== undefined ? { compression: opts.compression } : {}),
             ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+            ...(opts.onLayerBlob ? { onLayerBlob: opts.onLayerBlob } : {}),
           }),
         );
         // The next architecture stages afresh; after the last, the whole work directory goes at once (below).
@@ -267,14 +275,8 @@ async function build(definitionFile: string, opts: BuildOptions): Promise<BuildR
       }
       perArch = await buildAll();
     }
-    // Layers written outside the layer cache (--no-layer-cache) go into the store too: the model's
-    // blobs must outlive this build's work directory.
-    for (const p of perArch) {
-      const adopt = async (l: BuiltLayer): Promise<BuiltLayer> =>
-        l.path.startsWith(layerDir) ? { ...l, path: await store.adopt({ sha256: l.digest.slice('sha256:'.length), size: l.size, what: `layer ${l.digest}` }, l.path) } : l;
-      p.layers = await Promise.all(p.layers.map(adopt));
-      if (p.debug) p.debug = await adopt(p.debug);
-    }
+    // Every layer is in the layer cache or (--no-layer-cache) the content store by now, each moved
+    // there as it was written (LayerWriter): the model's blobs outlive this build's work directory.
     // Nothing in the work directory is needed any more (the staged files — java's are hundreds of MB —
     // and the emptied layer directory): it is removed while the images, SBOMs and provenance are made.
     cleanup = rm(work, { recursive: true, force: true }).catch(() => {});

@@ -24,7 +24,7 @@ import type { OnProgress } from './events.js';
 import type { RegistryClient, RegistryOptions } from './registry/client.js';
 import type { NamedArtifact, PushResult } from './registry/push.js';
 import type { SignatureFormat, SignedManifest } from './sign/sign.js';
-import { checkOutputTargets, writeBuildOutputs } from './sinks/build-outputs.js';
+import { checkOutputTargets, EarlyLayerCopies, writeBuildOutputs } from './sinks/build-outputs.js';
 
 export interface PublishRegistry extends RegistryOptions {
   /** REGISTRY/REPOSITORY to push to (a tag in it is ignored: tags are the variants' names). */
@@ -76,10 +76,15 @@ export async function checkPublishOptions(opts: PublishOptions): Promise<void> {
 }
 
 export async function publish(build: BuildResult | BuildModel, opts: PublishOptions): Promise<PublishResult> {
+  return publishWith(build, opts, undefined);
+}
+
+/** publish(), finishing a layout whose layer blobs buildAndPublish copied in while the build ran. */
+async function publishWith(build: BuildResult | BuildModel, opts: PublishOptions, early: EarlyLayerCopies | undefined): Promise<PublishResult> {
   const model = 'model' in build ? build.model : build;
   await checkPublishOptions(opts);
   if (opts.layout !== undefined || opts.archive !== undefined) {
-    await writeBuildOutputs(buildOutputs(model), { ...(opts.layout !== undefined ? { layout: opts.layout } : {}), ...(opts.archive !== undefined ? { archive: opts.archive } : {}) });
+    await writeBuildOutputs(buildOutputs(model), { ...(opts.layout !== undefined ? { layout: opts.layout } : {}), ...(opts.archive !== undefined ? { archive: opts.archive } : {}) }, early);
   }
   const out: PublishResult = { signed: [], attested: [] };
   if (opts.registry === undefined) return out;
@@ -176,17 +181,30 @@ export async function buildAndPublish(definitionFile: string, opts: BuildAndPubl
     if (c === undefined) clients.set(host, (c = new RegistryClient(host, { ...options, ...(opts.onProgress ? { onProgress: opts.onProgress } : {}), access: 'push' })));
     return c;
   };
+  let early: EarlyLayerCopies | undefined;
   try {
     const registry = where.registry !== undefined ? { ...where.registry, client: where.registry.client ?? clientFor(where.registry.repository, where.registry) } : undefined;
     const cacheOptions = cacheRegistry ?? where.registry ?? {};
     const remote = cacheRepository !== undefined
       ? new reg!.RegistryLayerCache(cacheRepository, { ...cacheOptions, ...(opts.onProgress ? { onProgress: opts.onProgress } : {}), client: clientFor(cacheRepository, cacheOptions) })
       : undefined;
-    const result = await buildImage(definitionFile, { ...buildOpts, ...(remote ? { remoteLayerCache: remote } : {}), beforeWork: () => checkPublishOptions(where) });
-    const published = await publish(result, { ...(opts.onProgress ? { onProgress: opts.onProgress } : {}), ...where, ...(registry ? { registry } : {}) });
+    // A layout's staging directory is made once the checks pass, and each layer blob is copied into it
+    // as soon as the build completes it (see EarlyLayerCopies); publish finishes that directory.
+    early = where.layout !== undefined ? new EarlyLayerCopies(where.layout) : undefined;
+    const result = await buildImage(definitionFile, {
+      ...buildOpts,
+      ...(remote ? { remoteLayerCache: remote } : {}),
+      beforeWork: async () => {
+        await checkPublishOptions(where);
+        await early?.open();
+      },
+      ...(early ? { onLayerBlob: (b) => { early!.copy(b); buildOpts.onLayerBlob?.(b); } } : {}),
+    });
+    const published = await publishWith(result, { ...(opts.onProgress ? { onProgress: opts.onProgress } : {}), ...where, ...(registry ? { registry } : {}) }, early);
     // The model rides along, not enumerable, as on every BuildResult.
     return Object.defineProperty({ ...result, published }, 'model', { value: result.model, enumerable: false }) as BuildResult & { published: PublishResult };
   } finally {
+    await early?.discard();
     await Promise.all([...clients.values()].map((c) => c.close()));
   }
 }

@@ -67,6 +67,15 @@ export interface LayerBuildOptions {
   memory?: { budget: number; used: number };
   /** Shared limit on packages unpacked at once (default: `concurrency`, 2). */
   slots?: Slots;
+  /** Called with each layer as soon as its blob is complete in the content store (see BuildOptions.onLayerBlob). */
+  onLayerBlob?: (blob: LayerBlob) => void;
+}
+
+/** A layer blob complete in the content store: its digest, size and file. */
+export interface LayerBlob {
+  digest: string;
+  size: number;
+  path: string;
 }
 
 /** The history entry of an image's layer (in the config; the join recomputes it from the locks). */
@@ -180,18 +189,23 @@ class LayerWriter {
   async reuse(hit: LayerHit, key: string, image: string, mtime: number, createdBy: string, pkgs: LockedPackage[]): Promise<BuiltLayer> {
     if (hit.source === 'local cache') await this.cache!.share(key, hit.path, hit);
     const { entries: _e, ...found } = hit;
+    this.opts.onLayerBlob?.({ digest: hit.digest, size: hit.size, path: hit.path });
     this.opts.onProgress?.({ type: 'layer-written', image, arch: this.arch, digest: hit.digest, size: hit.size, uncompressedSize: hit.uncompressedSize, seconds: 0, source: hit.source });
     return { ...found, image, createdBy, createdAt: mtime, packages: pkgs, ...this.compressed() };
   }
 
-  /** Write a tree (named `<name>.tar.gz` or `.tar.zst` in outDir), then move it into the cache. */
+  /**
+   * Write a tree (named `<name>.tar.gz` or `.tar.zst` in outDir), then move it into the layer cache, or
+   * without one into the content store (the model's blobs must outlive the build's work directory).
+   */
   async write(tree: LayerTree, name: string, key: string, image: string, mtime: number, createdBy: string, pkgs: LockedPackage[], started?: number): Promise<BuiltLayer> {
     const compression = this.opts.compression ?? 'gzip';
     const file = join(this.opts.outDir, `${name}${layerSuffix(compression)}`);
     const result = await writeTree(tree, file, mtime, this.opts.gzip, compression);
     const path = this.cache
       ? await this.cache.put(key, file, { digest: result.digest, diffId: result.diffId, size: result.size, uncompressedSize: result.uncompressedSize, entries: indexOf(tree.values()) })
-      : file;
+      : await this.opts.store.adopt({ sha256: result.digest.slice('sha256:'.length), size: result.size, what: `layer ${result.digest}` }, file);
+    this.opts.onLayerBlob?.({ digest: result.digest, size: result.size, path });
     const seconds = started === undefined ? 0 : (performance.now() - started) / 1000;
     this.opts.onProgress?.({ type: 'layer-written', image, arch: this.arch, digest: result.digest, size: result.size, uncompressedSize: result.uncompressedSize, seconds, source: 'built' });
     return { ...result, path, image, createdAt: mtime, createdBy, packages: pkgs, source: 'built', ...this.compressed() };

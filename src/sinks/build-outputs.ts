@@ -9,7 +9,7 @@ import { archiveTag, platformTag, variantTag } from '../definition/variants.js';
 import type { BuiltImage } from '../oci/image.js';
 import type { BuiltIndex } from '../oci/index.js';
 import { writeDockerArchive } from './docker-archive.js';
-import { writeOciLayout, type LayoutRef } from './oci-layout.js';
+import { copyLayerFile, writeLayoutRefs, type LayoutRef } from './oci-layout.js';
 import { forEachLimit } from '../util/limit.js';
 import { checkOutputTarget, stageDirectory, stageFile, writeStagedFile, type StagedOutput } from './staged-output.js';
 
@@ -53,15 +53,78 @@ export function layoutRefsOf(o: Pick<BuildOutputs, 'variants'>): LayoutRef[] {
   return refs;
 }
 
-export async function writeBuildOutputs(o: BuildOutputs, t: OutputTargets): Promise<void> {
+/**
+ * A layout's staging directory made before the build ends, its layer blobs copied in as the build
+ * completes them (buildAndPublish: a layer's copy, hash and fsync then overlap the layers still being
+ * written and the images, SBOMs and provenance being made, instead of all following them). Each copy
+ * is store.copyIn, the same temp → verify → fsync → rename as the layout sink's own; writeBuildOutputs
+ * then finishes this directory and does not read those blobs again.
+ */
+export class EarlyLayerCopies {
+  private staged: StagedOutput | undefined;
+  private readonly inFlight: Promise<void>[] = [];
+  private failure: { error: unknown } | undefined;
+  /** Digests copied into the staging directory and checked. */
+  readonly copied = new Set<string>();
+  private taken = false;
+
+  constructor(readonly target: string) {}
+
+  /** Makes the staging directory (seeded with the existing layout's files, as writeBuildOutputs would). */
+  async open(): Promise<void> {
+    this.staged ??= await stageDirectory(this.target);
+  }
+
+  /** Starts copying one layer blob (the content store's file) in; a failure is reported by take(). */
+  copy(blob: { digest: string; size: number; path: string }): void {
+    const dir = this.staged?.path;
+    if (dir === undefined || this.taken) return;
+    const p = copyLayerFile(dir, blob, blob.path).then(
+      () => {
+        this.copied.add(blob.digest);
+      },
+      (e: unknown) => {
+        this.failure ??= { error: e };
+      },
+    );
+    this.inFlight.push(p);
+  }
+
+  /** Once every copy has settled: the staging directory to finish (the first failure is thrown). */
+  async take(): Promise<StagedOutput> {
+    this.taken = true;
+    await Promise.all(this.inFlight);
+    if (this.failure !== undefined) throw this.failure.error;
+    const staged = this.staged;
+    if (staged === undefined) throw new Error('internal: the early layout was not opened');
+    this.staged = undefined; // writeBuildOutputs's from here: committed or discarded there
+    return staged;
+  }
+
+  /** Removes the staging directory unless writeBuildOutputs took it (never throws). */
+  async discard(): Promise<void> {
+    this.taken = true;
+    await Promise.all(this.inFlight);
+    await this.staged?.discard();
+    this.staged = undefined;
+  }
+}
+
+export async function writeBuildOutputs(o: BuildOutputs, t: OutputTargets, early?: EarlyLayerCopies): Promise<void> {
   let layout: StagedOutput | undefined;
   let archive: StagedOutput | undefined;
   try {
     if (t.layout !== undefined) {
-      layout = await stageDirectory(t.layout);
-      await writeOciLayout(layout.path, layoutRefsOf(o));
+      const prepared = early !== undefined && early.target === t.layout;
+      layout = prepared ? await early.take() : await stageDirectory(t.layout);
       const dir = layout.path;
-      await forEachLimit(o.files, 4, (f) => writeStagedFile(join(dir, f.path), f.data));
+      // The images and the attestation files beside them are independent files of the staged
+      // directory: written side by side (each its own fsync); a failure is thrown once both settled.
+      const written = await Promise.allSettled([
+        writeLayoutRefs(dir, layoutRefsOf(o), prepared ? { copied: early.copied } : {}),
+        forEachLimit(o.files, 4, (f) => writeStagedFile(join(dir, f.path), f.data)),
+      ]);
+      for (const w of written) if (w.status === 'rejected') throw w.reason;
     }
     if (t.archive !== undefined) {
       archive = stageFile(t.archive);

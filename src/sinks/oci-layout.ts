@@ -42,6 +42,15 @@ const SMALL_BLOBS = 8;
 const INDEX_JSON_CAP = 16 * 1024 * 1024;
 
 export async function writeOciLayout(dir: string, refs: LayoutRef[]): Promise<void> {
+  await writeLayoutRefs(dir, refs, {});
+}
+
+/**
+ * writeOciLayout, for a build's own staged layout (sinks/build-outputs.ts): `copied` names layer blobs
+ * already copied into `dir` and checked against their digest by this same write (EarlyLayerCopies),
+ * which are not read a second time.
+ */
+export async function writeLayoutRefs(dir: string, refs: LayoutRef[], opts: { copied?: ReadonlySet<string> }): Promise<void> {
   const names = new Set<string>();
   for (const r of refs) {
     checkRefName(r.name);
@@ -51,7 +60,7 @@ export async function writeOciLayout(dir: string, refs: LayoutRef[]): Promise<vo
     else checkBuiltImage(r.target, `ref ${r.name}`);
   }
 
-  await writeLayoutArtifacts(dir, refs.map((r) => ({ name: r.name, artifact: r.target })));
+  await writeLayoutArtifacts(dir, refs.map((r) => ({ name: r.name, artifact: r.target })), opts.copied ? { copied: opts.copied } : {});
 }
 
 /** One ref of index.json naming an image or index of the model (from any source). */
@@ -71,6 +80,8 @@ export interface LayoutSinkOptions {
   attempts?: number;
   /** Called for each blob: before its bytes flow, as they flow, and when it is in place. */
   onBlob?: (event: LayoutBlobEvent) => void;
+  /** Layer digests whose blobs this write already put in place, checked (see writeLayoutRefs). */
+  copied?: ReadonlySet<string>;
 }
 
 export type LayoutBlobEvent =
@@ -128,8 +139,9 @@ export async function writeLayoutArtifacts(dir: string, refs: LayoutArtifactRef[
   };
   // Local files (a build's layers) are copied by the kernel a few at once, so that one's fsync waits
   // while the next is copied and hashed; streamed layers go one at a time unless asked otherwise.
-  const local = [...layers.values()].filter((l) => l.file !== undefined);
-  const streamed = [...layers.values()].filter((l) => l.file === undefined);
+  const todo = [...layers.values()].filter((l) => !opts.copied?.has(l.descriptor.digest));
+  const local = todo.filter((l) => l.file !== undefined);
+  const streamed = todo.filter((l) => l.file === undefined);
   // A failure is thrown once everything in flight has settled (nothing then writes into a directory
   // being discarded).
   const settled = await Promise.allSettled([
@@ -264,16 +276,27 @@ async function putBlob(store: ContentStore, d: Descriptor, open: () => Readable,
   return !stored.written;
 }
 
+/** A build's layer file copied into a layout directory ahead of writeLayoutRefs (the same copy, check and errors as copyBlob's). */
+export async function copyLayerFile(dir: string, blob: { digest: string; size: number }, file: string): Promise<void> {
+  await copyChecked(new ContentStore(dir, { layout: true }), blob, file);
+}
+
 /**
  * A layer that is a local file (a build's own): copied by the kernel, then hashed in place (store.copyIn)
  * — the same check as putBlob's stream, without the bytes passing through JS.
  */
 async function copyBlob(store: ContentStore, d: Descriptor, file: string, onBlob?: LayoutSinkOptions['onBlob']): Promise<void> {
-  const hex = hexOf(d.digest, 'blob');
   onBlob?.({ type: 'start', descriptor: d });
-  let stored;
+  const written = await copyChecked(store, d, file);
+  if (written) onBlob?.({ type: 'bytes', descriptor: d, bytes: d.size });
+  onBlob?.({ type: 'done', descriptor: d, present: !written });
+}
+
+/** store.copyIn with the layout's errors; true if the blob was written (false: an identical one was there). */
+async function copyChecked(store: ContentStore, d: { digest: string; size: number }, file: string): Promise<boolean> {
+  const hex = hexOf(d.digest, 'blob');
   try {
-    stored = await store.copyIn({ sha256: hex, size: d.size, what: d.digest }, file);
+    return (await store.copyIn({ sha256: hex, size: d.size, what: d.digest }, file)).written;
   } catch (e) {
     if (isDistillError(e, 'BLOB_SIZE_MISMATCH') || isDistillError(e, 'BLOB_DIGEST_MISMATCH')) {
       throw invalid(`blob ${d.digest}: the bytes do not match the descriptor: ${e.message}`, 'the layer file changed after it was built, or its descriptor is wrong; rebuild', e);
@@ -281,8 +304,6 @@ async function copyBlob(store: ContentStore, d: Descriptor, file: string, onBlob
     if (e instanceof DistillError) throw e;
     throw new DistillError('LAYER_IO', `cannot write blob ${d.digest} to ${store.dir}: ${messageOf(e)}`, { cause: e });
   }
-  if (stored.written) onBlob?.({ type: 'bytes', descriptor: d, bytes: d.size });
-  onBlob?.({ type: 'done', descriptor: d, present: !stored.written });
 }
 
 /** A small file (oci-layout, index.json) via temp + fsync + rename. */

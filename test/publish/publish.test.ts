@@ -5,13 +5,14 @@
 // pinged once for the whole publish, not once per signature or attestation.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { createHash, generateKeyPairSync } from 'node:crypto';
+import { chmodSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import { join } from 'node:path';
 import { verifyAttestation } from '../../src/attest/attest.js';
 import { buildImage } from '../../src/build.js';
 import type { ProgressEvent } from '../../src/events.js';
-import { publish } from '../../src/publish.js';
+import { buildAndPublish, publish } from '../../src/publish.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { verifyImage } from '../../src/sign/verify.js';
 import { readLayoutArtifact } from '../../src/sources/oci-layout.js';
@@ -101,6 +102,63 @@ test('publish(build): layout + archive + registry + signer from one build result
   } finally {
     await proxy.stop();
     await registry.stop();
+    removeTempDir(work);
+  }
+});
+
+test('buildAndPublish into a layout: each layer is copied in as the build completes it; the layout is what publish() writes, and a failed build leaves nothing beside it', { skip: snap === undefined ? NO_SNAPSHOT : false }, async () => {
+  const work = tempDir('distill-publish-early-');
+  try {
+    const cacheDir = join(work, 'cache');
+    const mirrors = { flags: snapshotMirrors(snap!), aptSources: [] };
+    const layout = join(work, 'out');
+    const blobs: { digest: string; path: string }[] = [];
+    const events: ProgressEvent[] = [];
+    const r = await buildAndPublish(def, {
+      cacheDir,
+      mirrors,
+      platforms: ['amd64'],
+      variants: ['latest', 'debug'],
+      noLayerCache: true,
+      publish: { layout },
+      onLayerBlob: (b) => blobs.push(b),
+      onProgress: (e) => events.push(e),
+    });
+    // Every layer of the images, each once, from the content store, before the images were made.
+    const layers = [...new Set(r.variants.flatMap((v) => v.manifests.flatMap((m) => m.layers.map((l) => l.digest))))].sort();
+    assert.deepEqual(blobs.map((b) => b.digest).sort(), layers);
+    for (const b of blobs) assert.ok(b.path.startsWith(join(cacheDir, 'blobs', 'sha256')), b.path);
+    assert.ok(events.findIndex((e) => e.type === 'image-written') > events.findLastIndex((e) => e.type === 'layer-written'));
+    // The same layout as publish() of the same build writes: the same blobs, the same index.json.
+    const again = join(work, 'again');
+    await publish(await buildImage(def, { cacheDir, mirrors, platforms: ['amd64'], variants: ['latest', 'debug'], noLayerCache: true }), { layout: again });
+    assert.deepEqual(readdirSync(join(layout, 'blobs', 'sha256')).sort(), readdirSync(join(again, 'blobs', 'sha256')).sort());
+    assert.equal(readFileSync(join(layout, 'index.json'), 'utf8'), readFileSync(join(again, 'index.json'), 'utf8'));
+    for (const name of readdirSync(join(layout, 'blobs', 'sha256'))) {
+      assert.equal(createHash('sha256').update(readFileSync(join(layout, 'blobs', 'sha256', name))).digest('hex'), name);
+    }
+    assert.deepEqual(readdirSync(work).sort(), ['again', 'cache', 'out'], 'no staging directory is left beside the layouts');
+
+    // A build that fails once its layers are under way (a cached .deb damaged, no mirror to fetch it
+    // again from): the existing layout is untouched and its staging directory is gone.
+    const before = readFileSync(join(layout, 'index.json'), 'utf8');
+    const deb = readdirSync(join(cacheDir, 'blobs', 'sha256')).map((n) => join(cacheDir, 'blobs', 'sha256', n)).find((p) => readFileSync(p).subarray(0, 8).toString('latin1') === '!<arch>\n')!;
+    chmodSync(deb, 0o644);
+    const bytes = readFileSync(deb);
+    bytes.writeUInt8(bytes.readUInt8(bytes.length - 1) ^ 0xff, bytes.length - 1);
+    writeFileSync(deb, bytes);
+    const nowhere = pathToFileURL(join(work, 'no-mirror')).href;
+    await assert.rejects(buildAndPublish(def, {
+      cacheDir,
+      mirrors: { flags: { debian: nowhere, 'debian-security': nowhere }, aptSources: [] },
+      platforms: ['amd64'],
+      variants: ['latest'],
+      noLayerCache: true,
+      publish: { layout },
+    }));
+    assert.equal(readFileSync(join(layout, 'index.json'), 'utf8'), before);
+    assert.deepEqual(readdirSync(work).sort(), ['again', 'cache', 'out'], 'the failed build left no staging directory');
+  } finally {
     removeTempDir(work);
   }
 });

@@ -6,14 +6,14 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
 import { buildImage, type BuildResult } from '../../src/build.js';
-import { lockImages } from '../../src/lock/lock.js';
 import { TRAILER_MAX } from '../../src/tar/reader.js';
 import { arArchive, compress, craftDeb, craftTar, dir, file, packageControl } from '../helpers/craft-deb.js';
-import { makeArchive, makeKey, type SynthArchive, type SynthPackage } from '../helpers/synthetic-archive.js';
+import { lockedSynthImage } from '../helpers/locked-synth.js';
+import type { SynthArchive, SynthPackage } from '../helpers/synthetic-archive.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const haveGpg = spawnSync('gpg', ['--version']).status === 0;
@@ -41,13 +41,7 @@ let definition: string;
 before(async () => {
   if (skip) return;
   work = tempDir('distill-cached-hostile-');
-  const key = await makeKey(join(work, 'key'));
-  archive = await makeArchive(join(work, 'mirror'), [{ archiveName: 'debian', suite: 'trixie', architectures: ['amd64'], packages: PACKAGES }], { key });
-  mirrors = { flags: { debian: archive.url('debian') }, aptSources: [] };
-  mkdirSync(join(work, 'images', 'one'), { recursive: true });
-  definition = join(work, 'images', 'one', 'image.yaml');
-  writeFileSync(definition, YAML);
-  await lockImages([definition], { cacheDir: join(work, 'cache'), keyring: key.keyringPath, mirrors, now: new Date('2025-07-01T00:00:00Z') });
+  ({ archive, mirrors, definition } = await lockedSynthImage(work, PACKAGES, YAML));
 });
 
 const digests = (r: BuildResult): string[] => r.variants.flatMap((v) => [v.index, ...v.manifests.map((m) => m.digest)]);

@@ -8,7 +8,7 @@ import { Duplex, PassThrough, type Readable } from 'node:stream';
 import * as zlib from 'node:zlib';
 import { DistillError } from '../errors.js';
 import { createXzDecoder, XZ_SHARED_MAX } from './xz.js';
-import { XzPool } from './xz-pool.js';
+import { stderrLine, XzPool } from './xz-pool.js';
 import { availableParallelism } from 'node:os';
 
 export type Compression = 'none' | 'gzip' | 'xz' | 'zstd';
@@ -63,11 +63,6 @@ export function decompress(input: Readable, kind: Compression, what: string): Re
   return input.pipe(d);
 }
 
-/** A tool's stderr as one line of a message (xz explains a memory limit on a second line). */
-export function oneLine(stderr: string): string {
-  return stderr.trim().replace(/\s*\n\s*/g, '; ');
-}
-
 function toolDecompressor(cmd: string, args: string[], what: string, pkg: string): Duplex {
   const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
@@ -86,7 +81,7 @@ function toolDecompressor(cmd: string, args: string[], what: string, pkg: string
     else {
       duplex.destroy(
         // xz -q prints no warning; its only one when decoding is a Check ID it does not support.
-        new DistillError('DECOMPRESS_FAILED', `${what}: ${cmd} exited ${exit}: ${oneLine(stderr) || (cmd === 'xz' && exit === 2 ? 'the integrity check type is not supported' : 'corrupt input')}`, {
+        new DistillError('DECOMPRESS_FAILED', `${what}: ${cmd} exited ${exit}: ${stderrLine(stderr) || (cmd === 'xz' && exit === 2 ? 'the integrity check type is not supported' : 'corrupt input')}`, {
           hint: 'the compressed data is corrupt or truncated',
         }),
       );

@@ -278,7 +278,7 @@ class XzProcess {
     if (code !== null && code !== 0 && !this.killedByUs) {
       const [culprit] = rest;
       rest = rest.slice(1);
-      this.pool.fail(culprit!, new DistillError('DECOMPRESS_FAILED', `${culprit!.what}: xz exited ${code}: ${this.stderr.trim().replace(/\s*\n\s*/g, '; ') || 'corrupt input'}`, { hint: 'the compressed data is corrupt or truncated' }));
+      this.pool.fail(culprit!, new DistillError('DECOMPRESS_FAILED', `${culprit!.what}: xz exited ${code}: ${stderrLine(this.stderr) || 'corrupt input'}`, { hint: 'the compressed data is corrupt or truncated' }));
     }
     for (const j of rest) {
       if (j.left !== j.size || j.matched > 0) {
@@ -412,4 +412,9 @@ export class XzPool {
     const i = this.procs.indexOf(p);
     if (i >= 0) this.procs.splice(i, 1);
   }
+}
+
+/** A tool's stderr as one line of a message (xz explains a memory limit on a second line); decompress.ts's own xz children too. */
+export function stderrLine(stderr: string): string {
+  return stderr.trim().replace(/\s*\n\s*/g, '; ');
 }

@@ -5,7 +5,7 @@
 // java as its entrypoint.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildImage, type BuildResult } from '../../src/build.js';
@@ -79,6 +79,12 @@ test('java -version runs and the default trust store loads every CA, as root and
   const t = runIn(root, ['/usr/bin/java', '/tmp/Trust.java']);
   assert.equal(t.code, 0, t.stderr);
   assert.ok(Number(t.stdout.trim()) > 100, `trusted issuers: ${t.stdout}`);
+  // distroless's path for the same store (its java config tests check it is a symlink): flags written
+  // for those images load the same CAs here.
+  assert.equal(readlinkSync(join(root, 'etc', 'ssl', 'certs', 'adoptium', 'cacerts')), '/etc/ssl/certs/java/cacerts');
+  const a = runIn(root, ['/usr/bin/java', '-Djavax.net.ssl.trustStore=/etc/ssl/certs/adoptium/cacerts', '/tmp/Trust.java']);
+  assert.equal(a.code, 0, a.stderr);
+  assert.equal(a.stdout, t.stdout);
   const nonroot = unpack(out, 'nonroot-amd64');
   const n = runIn(nonroot, ['/usr/bin/java', '-XshowSettings:properties', '-version'], { uid: 65532 });
   assert.equal(n.code, 0, n.stderr);

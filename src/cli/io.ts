@@ -14,3 +14,36 @@ export function defaultCacheDir(env: CliIo['env']): string {
   const xdg = env['XDG_CACHE_HOME'];
   return join(xdg && xdg !== '' ? xdg : join(env['HOME'] ?? homedir(), '.cache'), 'distill');
 }
+
+// Characters a terminal acts on instead of showing: C0 controls other than \n and \t (ESC starts
+// cursor, colour, title and hyperlink sequences; a lone \r overwrites the line), DEL, the C1 controls
+// (U+009B is an 8-bit CSI), and the Unicode bidi and line-separator controls that reorder or break
+// what is displayed ("Trojan Source", CVE-2021-42574). Names, versions, labels, tags and error
+// details that reach the terminal come from definitions, .debs, image layers and registries — input
+// an attacker controls — so every write is passed through this. Each is shown as a JSON-style \uXXXX
+// escape, which keeps --json output valid JSON that parses back to the same string.
+const UNSAFE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+export function terminalSafe(s: string): string {
+  return s.replace(UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** The one control sequence distill writes itself: progress lines erase the line they redraw. */
+const ERASE_LINE = '\r\x1b[K';
+
+function safeStream<T extends { write(s: string): unknown; isTTY?: boolean; columns?: number }>(w: T): T {
+  return {
+    write: (s: string) => w.write(s.startsWith(ERASE_LINE) ? ERASE_LINE + terminalSafe(s.slice(ERASE_LINE.length)) : terminalSafe(s)),
+    get isTTY() {
+      return w.isTTY;
+    },
+    get columns() {
+      return w.columns;
+    },
+  } as T;
+}
+
+/** `io` with both output streams passed through terminalSafe. */
+export function terminalIo(io: CliIo): CliIo {
+  return { ...io, stdout: safeStream(io.stdout), stderr: safeStream(io.stderr) };
+}

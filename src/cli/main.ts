@@ -14,9 +14,11 @@ import { lockCommand } from './commands/lock.js';
 import { pipelineCommand } from './commands/pipeline.js';
 import { indexCommand } from './commands/index-join.js';
 import { diffCommand } from './commands/diff.js';
-import type { CliIo } from './io.js';
+import { terminalIo, type CliIo } from './io.js';
 
 export async function main(args: readonly string[], io: CliIo): Promise<number> {
+  // Everything printed passes through one filter: what reaches the terminal may come from an attacker.
+  io = terminalIo(io);
   let usageError: string | undefined;
   let failure: unknown;
   const parser = yargs([...args])

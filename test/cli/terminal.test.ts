@@ -1,0 +1,75 @@
+// What reaches the terminal cannot drive it: names, versions and messages taken from hostile input
+// (here a package record inside an image layer, and an error message) are printed with ESC, C1, CR and
+// bidi controls escaped, while --json output stays valid JSON carrying the exact original string.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { main, reportError } from '../../src/cli/main.js';
+import { terminalSafe } from '../../src/cli/io.js';
+import { DistillError } from '../../src/errors.js';
+import { makeTestLayout } from '../helpers/registry.js';
+import { removeTempDir, tempDir } from '../helpers/tmp.js';
+
+const dirs: string[] = [];
+after(() => dirs.forEach(removeTempDir));
+
+async function run(args: string[]) {
+  let stdout = '';
+  let stderr = '';
+  const code = await main(args, { stdout: { write: (s: string) => (stdout += s) }, stderr: { write: (s: string) => (stderr += s) }, env: { HOME: tmpdir() } });
+  return { code, stdout, stderr };
+}
+
+// ESC colour + OSC window title ended by BEL, an 8-bit CSI, a lone CR, RLO (bidi override), LRI/PDI.
+const EVIL_NAME = 'ev\x1b[31mil\u202e\u2066x\u2069';
+const EVIL_VERSION = '1\x1b]0;pwned\x07\u009b2J\r';
+const RAW = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/;
+
+test('terminalSafe escapes what a terminal would act on and keeps the rest', () => {
+  assert.equal(terminalSafe('a\x1b[2Jb'), 'a\\u001b[2Jb');
+  assert.equal(terminalSafe('\u202egnp.exe'), '\\u202egnp.exe');
+  assert.equal(terminalSafe('x\u009by\rz\x7f'), 'x\\u009by\\u000dz\\u007f');
+  assert.equal(terminalSafe('héllo → wörld\tok\n'), 'héllo → wörld\tok\n');
+});
+
+test('inspect prints hostile package records escaped; --json keeps them exact', async () => {
+  const dir = tempDir('distill-term-');
+  dirs.push(dir);
+  const layout = join(dir, 'layout');
+  mkdirSync(join(dir, 'work'));
+  await makeTestLayout(layout, join(dir, 'work'));
+  const app = join(dir, 'app', 'var', 'lib', 'dpkg', 'status.d');
+  mkdirSync(app, { recursive: true });
+  writeFileSync(join(app, 'evil'), `Package: ${EVIL_NAME}\nVersion: ${EVIL_VERSION.replace('\r', '')}\nArchitecture: amd64\nInstalled-Size: 5\n`);
+  const out = join(dir, 'out');
+  const a = await run(['append', `${layout}:latest-amd64`, '--layer', `${join(dir, 'app')}:/`, '--out', out]);
+  assert.equal(a.code, 0, a.stderr);
+  const human = await run(['inspect', out]);
+  assert.equal(human.code, 0, human.stderr);
+  assert.doesNotMatch(human.stdout, RAW, 'no raw control or bidi character reaches the terminal');
+  assert.match(human.stdout, /ev\\u001b\[31mil\\u202e\\u2066x\\u2069/);
+  assert.match(human.stdout, /1\\u001b\]0;pwned\\u0007\\u009b2J/);
+  const json = await run(['inspect', out, '--json']);
+  assert.equal(json.code, 0, json.stderr);
+  assert.doesNotMatch(json.stdout, RAW);
+  const packages = JSON.stringify(JSON.parse(json.stdout));
+  assert.ok(packages.includes(JSON.stringify(EVIL_NAME).slice(1, -1)), 'the JSON carries the exact name');
+  assert.ok(JSON.stringify(JSON.parse(json.stdout)).includes('\u202e'), 'parsed back, the string is the original');
+});
+
+test('an error naming hostile input is printed escaped: the message line, then the hint line', async () => {
+  const dir = tempDir('distill-term-');
+  dirs.push(dir);
+  const r = await run(['fetch', join(dir, `no${EVIL_VERSION}where`)]);
+  assert.equal(r.code, 1);
+  assert.doesNotMatch(r.stderr, RAW);
+  assert.match(r.stderr, /^distill: [^\n]*no1\\u001b\]0;pwned\\u0007\\u009b2J\\u000dwhere[^\n]* \[DEFINITION_NOT_FOUND\]\nhint: [^\n]+\n$/);
+});
+
+test('reportError is what main() prints through: the filter sits on the io, so it also covers it', () => {
+  let stderr = '';
+  reportError(new DistillError('REGISTRY_PROTOCOL', 'registry said: x', { hint: 'h' }), { stdout: { write: () => undefined }, stderr: { write: (s: string) => (stderr += s) }, env: {} });
+  assert.equal(stderr, 'distill: registry said: x [REGISTRY_PROTOCOL]\nhint: h\n');
+});

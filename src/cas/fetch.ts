@@ -4,11 +4,14 @@ import { Transform } from 'node:stream';
 import type { Expected } from '../digest.js';
 import type { OnProgress } from '../events.js';
 import { openUrl } from '../http/open.js';
+import type { LowSpeedLimit } from '../http/low-speed.js';
 import { defaultRetryPolicy, withRetry, type RetryPolicy } from '../http/retry.js';
 import type { ContentStore } from './store.js';
 
 export interface FetchBlobOptions {
   retry?: RetryPolicy;
+  /** Below this rate a download is cut and retried (default DEFAULT_LOW_SPEED). */
+  lowSpeed?: LowSpeedLimit;
   onProgress?: OnProgress;
 }
 
@@ -22,7 +25,7 @@ export async function fetchBlob(store: ContentStore, expected: Expected, url: st
   const path = await withRetry(
     opts.retry ?? defaultRetryPolicy,
     async () => {
-      const { body } = await openUrl(url, expected.what);
+      const { body } = await openUrl(url, expected.what, opts.lowSpeed);
       let seen = 0;
       let last = 0;
       const counter = new Transform({

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { undici } from './undici.js';
 import { DistillError, messageOf } from '../errors.js';
 import { TransientError, isTransientStatus, parseRetryAfter } from './retry.js';
+import { DEFAULT_LOW_SPEED, guardLowSpeed, type LowSpeedLimit } from './low-speed.js';
 
 export const USER_AGENT = 'distill (+reproducible distroless images)';
 
@@ -16,8 +17,11 @@ export interface Opened {
   length: number | undefined;
 }
 
-/** Open `url` for reading. 404 and a missing file are NOT_FOUND_IN_MIRROR; transient failures throw TransientError. */
-export async function openUrl(url: string, what: string): Promise<Opened> {
+/**
+ * Open `url` for reading. 404 and a missing file are NOT_FOUND_IN_MIRROR; transient failures throw
+ * TransientError, and so does an http(s) body slower than `lowSpeed` (see low-speed.ts).
+ */
+export async function openUrl(url: string, what: string, lowSpeed: LowSpeedLimit = DEFAULT_LOW_SPEED): Promise<Opened> {
   const u = new URL(url);
   if (u.protocol === 'file:') {
     const path = fileURLToPath(u);
@@ -56,7 +60,8 @@ export async function openUrl(url: string, what: string): Promise<Opened> {
   }
   if (res.statusCode === 200) {
     const len = res.headers['content-length'];
-    return { body: res.body, length: typeof len === 'string' ? Number(len) : undefined };
+    const slow = (): Error => new TransientError(`${what}: ${url}: the server sent under ${lowSpeed.bytes} bytes in ${lowSpeed.windowMs / 1000} s`);
+    return { body: guardLowSpeed(res.body, lowSpeed, slow), length: typeof len === 'string' ? Number(len) : undefined };
   }
   res.body.resume(); // drain so the connection is reused
   if (res.statusCode === 404 || res.statusCode === 410) {
@@ -95,7 +100,7 @@ export async function readCapped(body: Readable, maxBytes: number, what: string)
 }
 
 /** Fetch a small file whole (size-capped). */
-export async function fetchSmall(url: string, maxBytes: number, what: string): Promise<Buffer> {
-  const { body } = await openUrl(url, what);
+export async function fetchSmall(url: string, maxBytes: number, what: string, lowSpeed?: LowSpeedLimit): Promise<Buffer> {
+  const { body } = await openUrl(url, what, lowSpeed);
   return readCapped(body, maxBytes, what);
 }

@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { ContentStore } from '../../src/cas/store.js';
 import { fetchBlob } from '../../src/cas/fetch.js';
+import { fetchSmall, openUrl } from '../../src/http/open.js';
 import { sha256Hex } from '../../src/digest.js';
 import type { ProgressEvent } from '../../src/events.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -86,6 +87,51 @@ test('a server that sends different bytes is refused, not retried into the cache
     await assert.rejects(fetchBlob(store, expected, srv.url, { retry: fast }), (e: any) => e.code === 'BLOB_DIGEST_MISMATCH');
     assert.equal(srv.requests(), 1);
     assert.equal(await store.has(expected), false);
+  } finally {
+    await srv.close();
+  }
+});
+
+// A slow-loris mirror: one byte every 20 ms never leaves the socket idle, so no idle timeout fires.
+const drip = (_: IncomingMessage, res: ServerResponse) => {
+  res.writeHead(200, { 'content-length': body.length });
+  let i = 0;
+  const t = setInterval(() => {
+    if (i >= body.length || res.destroyed) return clearInterval(t);
+    res.write(body.subarray(i, ++i));
+  }, 20);
+  res.on('close', () => clearInterval(t));
+};
+
+test('a server that drips bytes is cut below the low-speed limit, retried, then FETCH_FAILED; nothing is stored', async () => {
+  const srv = await serve([drip]);
+  try {
+    const store = new ContentStore(tempDir('distill-http-'));
+    const lowSpeed = { bytes: 1024, windowMs: 300 };
+    const t = Date.now();
+    await assert.rejects(
+      fetchBlob(store, expected, srv.url, { retry: { attempts: 2, baseDelayMs: 10, maxDelayMs: 20 }, lowSpeed }),
+      (e: any) => e.code === 'FETCH_FAILED' && /the server sent under 1024 bytes in 0\.3 s/.test(e.message),
+    );
+    assert.equal(srv.requests(), 2, 'cut, retried once, cut again');
+    assert.ok(Date.now() - t < 5000, 'bounded by the limit, not by the body');
+    assert.equal(await store.has(expected), false);
+    // The same for a small file read whole (InRelease).
+    await assert.rejects(fetchSmall(srv.url, 1 << 20, 'InRelease', lowSpeed), (e: any) => e.code === 'FETCH_FAILED' && /under 1024 bytes/.test(e.message));
+  } finally {
+    await srv.close();
+  }
+});
+
+test('a reader that stops reading is not the server being slow: the limit counts only time it waits', async () => {
+  const srv = await serve([ok]);
+  try {
+    const { body: b } = await openUrl(srv.url, 'x', { bytes: 64 * 1024, windowMs: 100 });
+    // The first chunk fills the guard's buffer; nothing reads for five windows.
+    await new Promise((r) => setTimeout(r, 550));
+    const parts: Buffer[] = [];
+    for await (const c of b) parts.push(c as Buffer);
+    assert.deepEqual(Buffer.concat(parts), body);
   } finally {
     await srv.close();
   }

@@ -73,6 +73,12 @@ export async function openUrl(url: string, what: string, lowSpeed: LowSpeedLimit
     const ra = res.headers['retry-after'];
     throw new TransientError(`${what}: ${url}: HTTP ${res.statusCode}`, parseRetryAfter(typeof ra === 'string' ? ra : undefined, Date.now()));
   }
+  if (res.statusCode >= 300 && res.statusCode < 400) {
+    // undici followed five redirects and was sent on again: a loop, or a mirror without the file.
+    throw new DistillError('FETCH_FAILED', `${what}: ${url}: more than 5 redirects (the last HTTP ${res.statusCode})`, {
+      hint: 'the mirror redirects in a loop; check the mirror URL',
+    });
+  }
   throw new DistillError('FETCH_FAILED', `${what}: ${url}: HTTP ${res.statusCode}`);
 }
 

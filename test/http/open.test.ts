@@ -140,7 +140,12 @@ test('a reader that stops reading is not the server being slow: the limit counts
 test('a redirect loop stops after five redirects with its own message; one redirect is followed', async () => {
   let n = 0;
   const loop = await serve([(req, res) => { n++; res.writeHead(302, { location: `${req.url}x` }); res.end(); }]);
-  const moved = await serve([(req, res) => { if (!req.url!.startsWith('/moved')) { res.writeHead(301, { location: `/moved${req.url}` }); return res.end(); } ok(req, res); }]);
+  const moved = await serve([
+    (req, res) => {
+      if (req.url!.startsWith('/moved')) ok(req, res);
+      else res.writeHead(301, { location: `/moved${req.url}` }).end();
+    },
+  ]);
   try {
     await assert.rejects(fetchSmall(loop.url, 1 << 20, 'InRelease'), (e: any) => e.code === 'FETCH_FAILED' && /more than 5 redirects \(the last HTTP 302\)/.test(e.message) && /loop/.test(e.hint));
     assert.equal(n, 6, 'the first request and five redirects, then no more');

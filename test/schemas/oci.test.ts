@@ -159,6 +159,7 @@ test('each check rejects a broken copy (the validators can fail)', { skip }, () 
   rejects('rule: digest of content', withEdits({ root: (d) => { d['digest'] = `sha256:${'0'.repeat(64)}`; } }), /cannot be read|does not hash/);
   rejects('rule: platform vs config', withEdits({ root: (d) => { d['platform'] = { architecture: 'arm64', os: 'linux', variant: 'v8' }; } }), /platform.architecture/);
   rejects('rule: RFC 3339 annotation', withEdits({ manifest: (m) => { m['annotations']['org.opencontainers.image.created'] = '2026-11-20 00:12:42'; } }), /not RFC 3339/);
+  rejects('rule: ref.name grammar', withEdits({ root: (d) => { d['annotations'] = { 'org.opencontainers.image.ref.name': 'latest amd64' }; } }), /ref.name/);
   rejects('rule: subject media type', withEdits({ manifest: (m) => { m['subject'] = { mediaType: 'text/plain', digest: amd64['digest'], size: 1 }; } }), /subject: mediaType/);
   rejects('rule: empty config needs artifactType', withEdits({ manifest: (m) => { m['config'] = { mediaType: MT.empty, digest: sha('{}'), size: 2 }; } }), /artifactType is missing|cannot be read/);
   assert.notDeepEqual(problems(v!.layout, { imageLayoutVersion: '2.0.0' }), [], 'oci-layout version');

@@ -137,6 +137,12 @@ export function annotationProblems(where: string, ann: unknown): string[] {
   if (ann === undefined) return out;
   if (ann === null || typeof ann !== 'object' || Array.isArray(ann)) return [`${where}: annotations must be a map`];
   for (const [k, v] of Object.entries(ann)) if (typeof v !== 'string') out.push(`${where}: annotation ${k} is not a string (annotations.md)`);
+  // annotations.md: org.opencontainers.image.ref.name follows the grammar
+  // ref ::= component ("/" component)*, component ::= alphanum (separator alphanum)*, separator ::= [-._:@+] | "--".
+  const ref = (ann as Json)['org.opencontainers.image.ref.name'];
+  if (ref !== undefined && !/^[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*(?:\/[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*)*$/.test(ref)) {
+    out.push(`${where}: org.opencontainers.image.ref.name ${ref} does not match annotations.md's grammar`);
+  }
   const created = (ann as Json)['org.opencontainers.image.created'];
   if (created !== undefined && !RFC3339.test(created)) out.push(`${where}: org.opencontainers.image.created ${created} is not RFC 3339 (annotations.md)`);
   return out;
@@ -164,6 +170,12 @@ export function ociGraphProblems(
   roots: readonly Json[],
   read: (digest: string) => Buffer,
   seen: { indexes: number; manifests: number; configs: number; layers: number } = { indexes: 0, manifests: 0, configs: 0, layers: 0 },
+  /**
+   * Layer media types accepted besides image layers under an image config: image-spec's validator.go
+   * only warns on others, and cosign's .sig/.att manifests (the shape containers/image requires:
+   * formats.md b, c) carry simple-signing and DSSE layers under an image config.
+   */
+  otherLayerTypes: ReadonlySet<string> = new Set(),
 ): string[] {
   const out: string[] = [];
   const sha256 = (b: Buffer): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
@@ -230,7 +242,7 @@ export function ociGraphProblems(
         out.push(...descriptorProblems(`${where}/layers/${i}`, l));
         const lb = blob(`${where}/layers/${i}`, l);
         if (lb) seen.layers++;
-        if (config['mediaType'] === MT.config && !MT.layers.has(l['mediaType'])) out.push(`${where}/layers/${i}: ${l['mediaType']} is not an image layer media type (manifest.md)`);
+        if (config['mediaType'] === MT.config && !MT.layers.has(l['mediaType']) && !otherLayerTypes.has(l['mediaType'])) out.push(`${where}/layers/${i}: ${l['mediaType']} is not an image layer media type (manifest.md)`);
       }
     } else {
       out.push(`${where}: ${d['mediaType']} is neither an image index nor an image manifest`);
@@ -286,5 +298,162 @@ function configProblems(where: string, v: ImageSpecValidators, c: Json, layers: 
   }
   // config.md: Env entries are VARNAME=VARVALUE.
   for (const e of (c['config']?.['Env'] ?? []) as string[]) if (!/^[^=]+=/.test(e)) out.push(`${where}: Env entry ${e} is not VARNAME=VARVALUE`);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// in-toto Attestation Framework v1 (spec/v1: statement.md, resource_descriptor.md, field_types.md) and
+// SLSA Provenance v1 (slsa.dev/spec/v1.0/provenance). No npm or Debian package ships a schema for
+// them (in-toto/attestation publishes protobufs only; @sigstore/protobuf-specs has the DSSE envelope
+// and the bundle, not the statement), so their field rules are re-stated here, section by section.
+
+const isObject = (x: unknown): x is Json => x !== null && typeof x === 'object' && !Array.isArray(x);
+/** field_types.md TypeURI / ResourceURI: an RFC 3986 URI (scheme ":" …). */
+const URI = /^[A-Za-z][A-Za-z0-9+.-]*:[^\s]*$/;
+/** field_types.md Timestamp: RFC 3339 in UTC ("Z"). */
+const UTC_TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
+/** field_types.md DigestSet: algorithm → lower-case hex (for the hex algorithms). */
+const HEX_LENGTH: Record<string, number> = { sha256: 64, sha224: 56, sha384: 96, sha512: 128, sha1: 40, md5: 32, sha512_224: 56, sha512_256: 64, sha3_224: 56, sha3_256: 64, sha3_384: 96, sha3_512: 128, gitCommit: 40 };
+
+export function digestSetProblems(where: string, d: unknown): string[] {
+  if (!isObject(d) || Object.keys(d).length === 0) return [`${where}: digest must be a non-empty map (DigestSet)`];
+  const out: string[] = [];
+  for (const [alg, hex] of Object.entries(d)) {
+    if (typeof hex !== 'string') { out.push(`${where}: digest.${alg} is not a string`); continue; }
+    const n = HEX_LENGTH[alg];
+    if (n !== undefined && !new RegExp(`^[a-f0-9]{${n}}$`).test(hex)) out.push(`${where}: digest.${alg} ${hex} is not ${n} lower-case hex digits (field_types.md DigestSet)`);
+  }
+  return out;
+}
+
+/** resource_descriptor.md: at least one of uri, digest, content; typed fields. */
+export function resourceDescriptorProblems(where: string, rd: unknown): string[] {
+  if (!isObject(rd)) return [`${where}: not an object`];
+  const out: string[] = [];
+  const known = new Set(['uri', 'digest', 'content', 'name', 'downloadLocation', 'mediaType', 'annotations']);
+  for (const k of Object.keys(rd)) if (!known.has(k)) out.push(`${where}: unknown field ${k} (resource_descriptor.md)`);
+  if (rd['uri'] === undefined && rd['digest'] === undefined && rd['content'] === undefined) out.push(`${where}: one of uri, digest, content is REQUIRED`);
+  for (const k of ['uri', 'downloadLocation'] as const) if (rd[k] !== undefined && (typeof rd[k] !== 'string' || !URI.test(rd[k]))) out.push(`${where}: ${k} ${rd[k]} is not a URI`);
+  for (const k of ['name', 'mediaType'] as const) if (rd[k] !== undefined && typeof rd[k] !== 'string') out.push(`${where}: ${k} is not a string`);
+  if (rd['content'] !== undefined && (typeof rd['content'] !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(rd['content']))) out.push(`${where}: content is not base64`);
+  if (rd['digest'] !== undefined) out.push(...digestSetProblems(where, rd['digest']));
+  if (rd['annotations'] !== undefined && !isObject(rd['annotations'])) out.push(`${where}: annotations must be a map`);
+  return out;
+}
+
+/** statement.md: _type, subject (each with a digest), predicateType, predicate. */
+export function statementProblems(s: unknown): string[] {
+  if (!isObject(s)) return ['statement is not an object'];
+  const out: string[] = [];
+  for (const k of Object.keys(s)) if (!['_type', 'subject', 'predicateType', 'predicate'].includes(k)) out.push(`statement: unknown field ${k}`);
+  if (s['_type'] !== 'https://in-toto.io/Statement/v1') out.push(`statement: _type ${s['_type']} is not https://in-toto.io/Statement/v1`);
+  if (!Array.isArray(s['subject']) || s['subject'].length === 0) out.push('statement: subject must be a non-empty list');
+  else {
+    const names = new Set<string>();
+    for (const [i, sub] of (s['subject'] as unknown[]).entries()) {
+      out.push(...resourceDescriptorProblems(`subject[${i}]`, sub));
+      // statement.md: each subject MUST have a digest; names SHOULD be unique.
+      if (!isObject(sub) || sub['digest'] === undefined) out.push(`subject[${i}]: digest is REQUIRED`);
+      if (isObject(sub) && typeof sub['name'] === 'string') {
+        if (names.has(sub['name'])) out.push(`subject[${i}]: name ${sub['name']} repeated`);
+        names.add(sub['name']);
+      }
+    }
+  }
+  if (typeof s['predicateType'] !== 'string' || !URI.test(s['predicateType'])) out.push(`statement: predicateType ${s['predicateType']} is not a TypeURI`);
+  if (s['predicate'] !== undefined && !isObject(s['predicate'])) out.push('statement: predicate must be an object');
+  return out;
+}
+
+/** SLSA Provenance v1 (slsa.dev/spec/v1.0/provenance): buildDefinition and runDetails. */
+export function slsaProvenanceProblems(p: unknown): string[] {
+  if (!isObject(p)) return ['predicate is not an object'];
+  const out: string[] = [];
+  for (const k of Object.keys(p)) if (!['buildDefinition', 'runDetails'].includes(k)) out.push(`predicate: unknown field ${k}`);
+  const bd = p['buildDefinition'];
+  if (!isObject(bd)) out.push('buildDefinition is REQUIRED');
+  else {
+    for (const k of Object.keys(bd)) if (!['buildType', 'externalParameters', 'internalParameters', 'resolvedDependencies'].includes(k)) out.push(`buildDefinition: unknown field ${k}`);
+    if (typeof bd['buildType'] !== 'string' || !URI.test(bd['buildType'])) out.push(`buildDefinition.buildType ${bd['buildType']} is not a TypeURI (REQUIRED)`);
+    if (!isObject(bd['externalParameters'])) out.push('buildDefinition.externalParameters must be an object (REQUIRED)');
+    if (bd['internalParameters'] !== undefined && !isObject(bd['internalParameters'])) out.push('buildDefinition.internalParameters must be an object');
+    if (bd['resolvedDependencies'] !== undefined) {
+      if (!Array.isArray(bd['resolvedDependencies'])) out.push('buildDefinition.resolvedDependencies must be a list');
+      else for (const [i, rd] of (bd['resolvedDependencies'] as unknown[]).entries()) out.push(...resourceDescriptorProblems(`resolvedDependencies[${i}]`, rd));
+    }
+  }
+  const rd = p['runDetails'];
+  if (!isObject(rd)) out.push('runDetails is REQUIRED');
+  else {
+    for (const k of Object.keys(rd)) if (!['builder', 'metadata', 'byproducts'].includes(k)) out.push(`runDetails: unknown field ${k}`);
+    const b = rd['builder'];
+    if (!isObject(b)) out.push('runDetails.builder is REQUIRED');
+    else {
+      for (const k of Object.keys(b)) if (!['id', 'version', 'builderDependencies'].includes(k)) out.push(`builder: unknown field ${k}`);
+      if (typeof b['id'] !== 'string' || !URI.test(b['id'])) out.push(`builder.id ${b['id']} is not a TypeURI (REQUIRED)`);
+      if (b['version'] !== undefined && (!isObject(b['version']) || Object.values(b['version']).some((x) => typeof x !== 'string'))) out.push('builder.version must be a map of strings');
+      if (b['builderDependencies'] !== undefined) for (const [i, d] of ((b['builderDependencies'] as unknown[]) ?? []).entries()) out.push(...resourceDescriptorProblems(`builderDependencies[${i}]`, d));
+    }
+    const m = rd['metadata'];
+    if (m !== undefined) {
+      if (!isObject(m)) out.push('runDetails.metadata must be an object');
+      else {
+        for (const k of Object.keys(m)) if (!['invocationId', 'startedOn', 'finishedOn'].includes(k)) out.push(`metadata: unknown field ${k} (note the spelling invocationId)`);
+        if (m['invocationId'] !== undefined && typeof m['invocationId'] !== 'string') out.push('metadata.invocationId must be a string');
+        for (const k of ['startedOn', 'finishedOn'] as const) if (m[k] !== undefined && (typeof m[k] !== 'string' || !UTC_TIMESTAMP.test(m[k]))) out.push(`metadata.${k} ${m[k]} is not an RFC 3339 UTC timestamp`);
+        if (typeof m['startedOn'] === 'string' && typeof m['finishedOn'] === 'string' && m['startedOn'] > m['finishedOn']) out.push('metadata: finishedOn before startedOn');
+      }
+    }
+    if (rd['byproducts'] !== undefined) for (const [i, d] of ((rd['byproducts'] as unknown[]) ?? []).entries()) out.push(...resourceDescriptorProblems(`byproducts[${i}]`, d));
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// DSSE (secure-systems-lab/dsse envelope.md, protocol.md) and cosign's simple signing payload as
+// containers/image parses it (strictly: exactly these keys; formats.md b).
+
+/** envelope.md: payloadType, payload (base64), signatures [{keyid?, sig (base64)}], nothing else. */
+export function dsseEnvelopeProblems(e: unknown): string[] {
+  if (!isObject(e)) return ['envelope is not an object'];
+  const out: string[] = [];
+  const b64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
+  for (const k of Object.keys(e)) if (!['payloadType', 'payload', 'signatures'].includes(k)) out.push(`envelope: unknown field ${k}`);
+  if (typeof e['payloadType'] !== 'string' || e['payloadType'] === '') out.push('envelope: payloadType is REQUIRED');
+  if (typeof e['payload'] !== 'string' || !b64.test(e['payload'])) out.push('envelope: payload must be base64');
+  if (!Array.isArray(e['signatures']) || e['signatures'].length === 0) out.push('envelope: signatures must be a non-empty list');
+  else for (const [i, s] of (e['signatures'] as unknown[]).entries()) {
+    if (!isObject(s)) { out.push(`signatures[${i}]: not an object`); continue; }
+    for (const k of Object.keys(s)) if (!['keyid', 'sig'].includes(k)) out.push(`signatures[${i}]: unknown field ${k}`);
+    if (typeof s['sig'] !== 'string' || s['sig'] === '' || !b64.test(s['sig'])) out.push(`signatures[${i}]: sig must be non-empty base64`);
+    if (s['keyid'] !== undefined && typeof s['keyid'] !== 'string') out.push(`signatures[${i}]: keyid must be a string`);
+  }
+  return out;
+}
+
+/** protocol.md: PAE(type, body) = "DSSEv1" SP LEN(type) SP type SP LEN(body) SP body, lengths in bytes. */
+export function pae(payloadType: string, body: Buffer): Buffer {
+  const t = Buffer.from(payloadType, 'utf8');
+  return Buffer.concat([Buffer.from(`DSSEv1 ${t.length} `), t, Buffer.from(` ${body.length} `), body]);
+}
+
+/** containers/image's strict simple-signing parser (signature/simplesigning): exact keys, typed values. */
+export function simpleSigningProblems(p: unknown, manifestDigest: string): string[] {
+  if (!isObject(p)) return ['payload is not an object'];
+  const out: string[] = [];
+  const exact = (where: string, o: unknown, keys: string[]): o is Json => {
+    if (!isObject(o)) { out.push(`${where} is not an object`); return false; }
+    const have = Object.keys(o).sort().join(',');
+    if (have !== [...keys].sort().join(',')) out.push(`${where} has keys ${have}, want exactly ${keys.join(',')}`);
+    return true;
+  };
+  exact('payload', p, ['critical', 'optional']);
+  if (p['optional'] !== null && !isObject(p['optional'])) out.push('optional must be null or an object');
+  const c = p['critical'];
+  if (exact('critical', c, ['identity', 'image', 'type'])) {
+    if (c['type'] !== 'cosign container image signature') out.push(`critical.type ${c['type']}`);
+    if (exact('critical.image', c['image'], ['docker-manifest-digest']) && c['image']['docker-manifest-digest'] !== manifestDigest) out.push(`docker-manifest-digest ${c['image']['docker-manifest-digest']} is not ${manifestDigest}`);
+    if (exact('critical.identity', c['identity'], ['docker-reference']) && (typeof c['identity']['docker-reference'] !== 'string' || c['identity']['docker-reference'] === '')) out.push('docker-reference must be a non-empty string');
+  }
   return out;
 }

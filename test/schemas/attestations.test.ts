@@ -17,12 +17,13 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { assertBundleLatest, bundleFromJSON, BUNDLE_V03_MEDIA_TYPE } from '@sigstore/bundle';
 import { buildAndPublish } from '../../src/publish.js';
+import { pullImage } from '../../src/registry/pull.js';
 import { NO_SNAPSHOT, repoRoot, snapshotDir, snapshotMirrors } from '../helpers/paths.js';
 import { needsRegistry, startRegistry, type RunningRegistry } from '../helpers/registry.js';
 import { cyclonedx16Problems } from '../helpers/schemas.js';
 import { tempDir } from '../helpers/tmp.js';
 import {
-  NO_IMAGE_SPEC, dsseEnvelopeProblems, imageSpecValidators, ociGraphProblems, pae, simpleSigningProblems, slsaProvenanceProblems, statementProblems,
+  NO_IMAGE_SPEC, problems, dsseEnvelopeProblems, imageSpecValidators, ociGraphProblems, pae, simpleSigningProblems, slsaProvenanceProblems, statementProblems,
 } from './validators.js';
 import { spdx23Problems } from './spdx.js';
 
@@ -189,6 +190,19 @@ test('layout: attestations/provenance.intoto.json is an in-toto Statement v1 wit
   const index = json(readFileSync(join(work, 'layout', 'index.json')));
   const built = new Set((index['manifests'] as Json[]).map((m) => m['digest'] as string));
   assert.deepEqual(new Set((statement['subject'] as Json[]).map((s) => `sha256:${s['digest']['sha256']}`)), built);
+});
+
+test('distill pull of the signed image: the layout with its .sig/.att refs and referrers valid against image-spec', { skip }, async () => {
+  const dir = join(work, 'pulled');
+  await pullImage(`${registry!.host}/${repo}:latest`, dir, {});
+  const index = json(readFileSync(join(dir, 'index.json')));
+  assert.deepEqual(problems(v!.layout, json(readFileSync(join(dir, 'oci-layout')))), []);
+  assert.deepEqual(problems(v!.index, index), []);
+  const seen = { indexes: 0, manifests: 0, configs: 0, layers: 0 };
+  const found = ociGraphProblems(v!, index['manifests'] as Json[], (d) => readFileSync(join(dir, 'blobs', ...(d.split(':') as [string, string]))), seen, new Set([SIMPLE_SIGNING, DSSE]));
+  assert.deepEqual(found, []);
+  // latest + 3 fallback indexes; 2 platform manifests + 3 .sig + 3 .att + the bundle referrers.
+  assert.ok(seen.indexes >= 4 && seen.manifests >= 8, JSON.stringify(seen));
 });
 
 test('each rule rejects a broken copy (the validators can fail)', { skip }, () => {

@@ -89,6 +89,9 @@ export function draft2020(): Ajv2020 {
 // ---------------------------------------------------------------------------------------------------
 // OCI image-spec 1.1 rules the rc2 schemas cannot state (spec section in each message).
 
+/** RFC 6838 media type, as image-spec 1.1's defs-descriptor.json states it. */
+export const MEDIA_TYPE = /^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}\/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$/;
+
 export const MT = {
   index: 'application/vnd.oci.image.index.v1+json',
   manifest: 'application/vnd.oci.image.manifest.v1+json',
@@ -122,7 +125,7 @@ export function descriptorProblems(where: string, d: Json): string[] {
   const dp = digestProblem(d['digest']);
   if (dp) out.push(`${where}: ${dp}`);
   if (!Number.isSafeInteger(d['size']) || d['size'] < 0) out.push(`${where}: size ${d['size']} is not a non-negative int64`);
-  if ('artifactType' in d && typeof d['artifactType'] !== 'string') out.push(`${where}: artifactType must be a string (descriptor.md)`);
+  if ('artifactType' in d && !MEDIA_TYPE.test(String(d['artifactType']))) out.push(`${where}: artifactType ${d['artifactType']} is not an RFC 6838 media type (descriptor.md)`);
   if ('data' in d) {
     // descriptor.md "Embedded content": base64 of exactly the content the digest names.
     out.push(`${where}: data is present (distill never embeds content)`);
@@ -217,7 +220,7 @@ export function ociGraphProblems(
     if (d['mediaType'] === MT.index) {
       seen.indexes++;
       out.push(...problems(v.index, doc).map((p) => `${where} (index): ${p}`));
-      out.push(...artifactProblems(where, doc));
+      out.push(...artifactProblems(v, where, doc));
       for (const [i, m] of (doc['manifests'] as Json[]).entries()) {
         // image-index.md: manifests are image manifests or indexes (validator.go warns on others).
         if (m['mediaType'] !== MT.manifest && m['mediaType'] !== MT.index) out.push(`${where}/manifests/${i}: unknown media type ${m['mediaType']}`);
@@ -226,7 +229,7 @@ export function ociGraphProblems(
     } else if (d['mediaType'] === MT.manifest) {
       seen.manifests++;
       out.push(...problems(v.manifest, doc).map((p) => `${where} (manifest): ${p}`));
-      out.push(...artifactProblems(where, doc));
+      out.push(...artifactProblems(v, where, doc));
       const config = doc['config'] as Json;
       const cb = blob(`${where}/config`, config);
       out.push(...descriptorProblems(`${where}/config`, config));
@@ -253,12 +256,12 @@ export function ociGraphProblems(
 }
 
 /** manifest.md / image-index.md 1.1: artifactType and subject. */
-function artifactProblems(where: string, doc: Json): string[] {
+function artifactProblems(v: ImageSpecValidators, where: string, doc: Json): string[] {
   const out: string[] = [];
   if (doc['schemaVersion'] !== 2) out.push(`${where}: schemaVersion must be 2`);
   out.push(...annotationProblems(where, doc['annotations']));
   if ('artifactType' in doc) {
-    if (typeof doc['artifactType'] !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}\/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$/.test(doc['artifactType'])) {
+    if (typeof doc['artifactType'] !== 'string' || !MEDIA_TYPE.test(doc['artifactType'])) {
       out.push(`${where}: artifactType ${doc['artifactType']} is not an RFC 6838 media type`);
     }
     // manifest.md: artifactType MUST be set when config.mediaType is the empty value, and an artifact
@@ -268,6 +271,8 @@ function artifactProblems(where: string, doc: Json): string[] {
   }
   if ('subject' in doc) {
     const s = doc['subject'] as Json;
+    // 1.1's schemas: subject is a content descriptor.
+    out.push(...problems(v.descriptor, s).map((p) => `${where}/subject (descriptor): ${p}`));
     out.push(...descriptorProblems(`${where}/subject`, s));
     if (s['mediaType'] !== MT.manifest && s['mediaType'] !== MT.index) out.push(`${where}/subject: mediaType ${s['mediaType']}`);
   }

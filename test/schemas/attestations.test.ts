@@ -96,6 +96,8 @@ test('registry: every attachment manifest (.sig, .att, referrers) valid against 
     const cosign = tag.endsWith('.sig') ? new Set([SIMPLE_SIGNING]) : tag.endsWith('.att') ? new Set([DSSE]) : new Set<string>();
     assert.deepEqual(ociGraphProblems(v!, [{ mediaType, digest, size: read(digest).length }], read, undefined, cosign), [], tag);
   }
+  // distribution-spec: a manifest is served with the Content-Type it was pushed with, which must be its mediaType.
+  for (const [tag, { digest, mediaType }] of tags) assert.equal(json(read(digest))['mediaType'], mediaType, `${tag}: pushed as ${mediaType}`);
   // Each referrer names its subject: the manifest its fallback tag is named after; artifactType is the bundle's.
   for (const [tag, { digest }] of attachments('')) {
     const subject = `sha256:${tag.slice('sha256-'.length)}`;

@@ -3,11 +3,12 @@
 // bidi controls escaped, while --json output stays valid JSON carrying the exact original string.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main, reportError } from '../../src/cli/main.js';
-import { terminalSafe } from '../../src/cli/io.js';
+import { terminalIo, terminalSafe } from '../../src/cli/io.js';
+import { progressRenderer } from '../../src/cli/progress.js';
 import { DistillError } from '../../src/errors.js';
 import { makeTestLayout } from '../helpers/registry.js';
 import { removeTempDir, tempDir } from '../helpers/tmp.js';
@@ -72,4 +73,41 @@ test('reportError is what main() prints through: the filter sits on the io, so i
   let stderr = '';
   reportError(new DistillError('REGISTRY_PROTOCOL', 'registry said: x', { hint: 'h' }), { stdout: { write: () => undefined }, stderr: { write: (s: string) => (stderr += s) }, env: {} });
   assert.equal(stderr, 'distill: registry said: x [REGISTRY_PROTOCOL]\nhint: h\n');
+});
+
+// The progress line's own "erase line" is the only control sequence let through, and only as a write of
+// its own: a hostile string that starts with the same bytes is escaped like any other.
+const ERASE = '\r\x1b[K';
+
+test('a write that merely starts with the erase-line sequence is escaped; the progress line still erases', () => {
+  const writes: string[] = [];
+  const io = terminalIo({ stdout: { write: (s: string) => writes.push(s) }, stderr: { write: (s: string) => writes.push(s), isTTY: true, columns: 200 }, env: {} });
+  io.stdout.write(`${ERASE}${ERASE}fake\n`);
+  assert.deepEqual(writes, ['\\u000d\\u001b[K\\u000d\\u001b[Kfake\n']);
+  writes.length = 0;
+  const p = progressRenderer(io, true);
+  p.onProgress({ type: 'release-verified', source: `${ERASE}mirror\x1b[2J`, suite: 'trixie', signer: 'k' });
+  p.onProgress({ type: 'retry', what: 'x.deb', attempt: 1, delayMs: 1000, reason: `${ERASE}HTTP 503\x1b]0;t\x07` });
+  p.done();
+  // Raw erase-line only ever as a whole write; everything else escaped.
+  for (const w of writes) if (w !== ERASE) assert.doesNotMatch(w, RAW, JSON.stringify(w));
+  assert.ok(writes.includes(ERASE), 'the progress line is still erased and redrawn');
+  assert.ok(writes.includes('verified \\u000d\\u001b[Kmirror\\u001b[2J trixie'), JSON.stringify(writes));
+  assert.ok(writes.some((w) => w.startsWith('distill: retrying x.deb') && w.includes('\\u000d\\u001b[KHTTP 503\\u001b]0;t\\u0007')), JSON.stringify(writes));
+});
+
+test('inspect of a layout whose ref name starts with the erase-line sequence prints it escaped', async () => {
+  const dir = tempDir('distill-term-');
+  dirs.push(dir);
+  const layout = join(dir, 'layout');
+  mkdirSync(join(dir, 'work'));
+  await makeTestLayout(layout, join(dir, 'work'));
+  const indexPath = join(layout, 'index.json');
+  const index = JSON.parse(readFileSync(indexPath, 'utf8'));
+  for (const m of index.manifests) m.annotations['org.opencontainers.image.ref.name'] = `${ERASE}${m.annotations['org.opencontainers.image.ref.name']}`;
+  writeFileSync(indexPath, JSON.stringify(index));
+  const r = await run(['inspect', layout]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.doesNotMatch(r.stdout, RAW);
+  assert.match(r.stdout, /^\\u000d\\u001b\[Klatest {2}sha256:/m);
 });

@@ -155,3 +155,35 @@ test('a redirect loop stops after five redirects with its own message; one redir
     await moved.close();
   }
 });
+
+test('a body the server has sent whole is not cut however long the reader waits before reading it', async () => {
+  const small = body.subarray(0, 1000);
+  const srv = await serve([(_req, res) => { res.writeHead(200, { 'content-length': small.length }); res.end(small); }]);
+  try {
+    const { body: b } = await openUrl(srv.url, 'x', { bytes: 64 * 1024, windowMs: 100 });
+    let failed: unknown;
+    b.on('error', (e) => (failed = e));
+    // The reader is busy elsewhere for five windows; the server sent everything at once.
+    await new Promise((r) => setTimeout(r, 550));
+    assert.equal(failed, undefined);
+    const parts: Buffer[] = [];
+    for await (const c of b) parts.push(c as Buffer);
+    assert.deepEqual(Buffer.concat(parts), small);
+  } finally {
+    await srv.close();
+  }
+});
+
+test('a 3xx undici does not follow (no Location, 304) is its HTTP status, not "more than 5 redirects"', async () => {
+  const srv = await serve([
+    (_req, res) => { res.writeHead(302); res.end(); },
+    (_req, res) => { res.writeHead(304); res.end(); },
+  ]);
+  try {
+    for (const status of [302, 304]) {
+      await assert.rejects(fetchSmall(srv.url, 1 << 20, 'InRelease'), (e: any) => e.code === 'FETCH_FAILED' && e.message.endsWith(`HTTP ${status}`) && !/redirects/.test(e.message));
+    }
+  } finally {
+    await srv.close();
+  }
+});

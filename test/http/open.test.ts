@@ -96,14 +96,21 @@ test('a server that sends different bytes is refused, not retried into the cache
 const drip = (_: IncomingMessage, res: ServerResponse) => {
   res.writeHead(200, { 'content-length': body.length });
   let i = 0;
+  // Bounded: after 3 s the drip hangs up, so without the guard the test fails in seconds (a reset is
+  // retried into FETCH_FAILED without the low-speed message) instead of running for hours.
+  const start = Date.now();
   const t = setInterval(() => {
-    if (i >= body.length || res.destroyed) return clearInterval(t);
+    if (res.destroyed) return clearInterval(t);
+    if (Date.now() - start > 3000) {
+      clearInterval(t);
+      return res.destroy();
+    }
     res.write(body.subarray(i, ++i));
   }, 20);
   res.on('close', () => clearInterval(t));
 };
 
-test('a server that drips bytes is cut below the low-speed limit, retried, then FETCH_FAILED; nothing is stored', async () => {
+test('a server that drips bytes is cut below the low-speed limit, retried, then FETCH_FAILED; nothing is stored', { timeout: 30_000 }, async () => {
   const srv = await serve([drip]);
   try {
     const store = new ContentStore(tempDir('distill-http-'));

@@ -1,6 +1,6 @@
 // Rendering progress events: one redrawn status line on a TTY, nothing otherwise (warnings always).
 import type { ProgressEvent } from '../index.js';
-import { eraseLine, type CliIo } from './io.js';
+import { eraseLine, terminalSafe, type CliIo } from './io.js';
 
 export function progressRenderer(io: CliIo, enabled: boolean): { onProgress: (e: ProgressEvent) => void; done: () => void } {
   const tty = enabled && io.stderr.isTTY === true;
@@ -17,7 +17,10 @@ export function progressRenderer(io: CliIo, enabled: boolean): { onProgress: (e:
     if (!force && now - lastDraw < 100) return;
     lastDraw = now;
     const width = Math.max(20, (io.stderr.columns ?? 80) - 1);
-    const line = status.length > width ? status.slice(0, width - 1) + '…' : status;
+    // Escaped before it is cut to the width: a hostile name's escapes (six characters for one) would
+    // otherwise wrap the line, and the next erase clears only its last row.
+    const shown = terminalSafe(status);
+    const line = shown.length > width ? shown.slice(0, width - 1) + '…' : shown;
     eraseLine(io.stderr);
     io.stderr.write(line);
   };

@@ -111,3 +111,14 @@ test('inspect of a layout whose ref name starts with the erase-line sequence pri
   assert.doesNotMatch(r.stdout, RAW);
   assert.match(r.stdout, /^\\u000d\\u001b\[Klatest {2}sha256:/m);
 });
+
+test('a progress line carrying a hostile name still fits the terminal once escaped', () => {
+  const writes: string[] = [];
+  const io = terminalIo({ stdout: { write: () => undefined }, stderr: { write: (s: string) => writes.push(s), isTTY: true, columns: 41 }, env: {} });
+  const p = progressRenderer(io, true);
+  p.onProgress({ type: 'release-verified', source: '\x1b'.repeat(30), suite: 'trixie', signer: 'k' });
+  const lines = writes.filter((w) => w !== ERASE);
+  assert.equal(lines.length, 1);
+  assert.ok(lines[0]!.length <= 40, `${lines[0]!.length} characters on a 41-column terminal`);
+  assert.ok(lines[0]!.startsWith('verified \\u001b\\u001b'));
+});

@@ -126,4 +126,13 @@ export function reportError(e: unknown, io: CliIo): number {
   return 1;
 }
 
+/**
+ * For the executables' process-level guard (bin.ts, launch.ts): an error no one awaited — a bug —
+ * is printed as every other error is, one filtered line and a hint, not as Node's raw stack trace
+ * (whose message may carry hostile text straight to the terminal). Returns the exit status.
+ */
+export function reportUncaught(e: unknown, io: CliIo): number {
+  return reportError(e, terminalIo(io));
+}
+
 export { DistillError };

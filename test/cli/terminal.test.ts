@@ -4,6 +4,8 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { repoRoot } from '../helpers/paths.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main, reportError } from '../../src/cli/main.js';
@@ -121,4 +123,22 @@ test('a progress line carrying a hostile name still fits the terminal once escap
   assert.equal(lines.length, 1);
   assert.ok(lines[0]!.length <= 40, `${lines[0]!.length} characters on a 41-column terminal`);
   assert.ok(lines[0]!.startsWith('verified \\u001b\\u001b'));
+});
+
+// A bug that throws where no one awaits: preloaded, this throws a hostile message once the executable
+// has installed its guard (at most 5 s later regardless, so without the guard it still ends).
+const THROWER = `const t0 = Date.now(); const iv = setInterval(() => { if (process.listenerCount('uncaughtException') > 0 || Date.now() - t0 > 5000) { clearInterval(iv); throw new Error('boom \\x1b]0;pwned\\x07\\u202e'); } }, 5);`;
+
+test('an error thrown where no one awaits is one filtered [INTERNAL] line, not a raw stack trace (bin and bundle)', () => {
+  const dir = tempDir('distill-term-');
+  dirs.push(dir);
+  const preload = join(dir, 'throw.mjs');
+  writeFileSync(preload, THROWER);
+  for (const bin of [join(repoRoot, 'dist', 'src', 'cli', 'bin.js'), join(repoRoot, 'dist', 'src', 'bundle', 'distill.js')]) {
+    const r = spawnSync(process.execPath, ['--import', preload, bin, '--version'], { encoding: 'utf8', timeout: 30_000, env: { PATH: process.env['PATH'] ?? '', HOME: dir, DISTILL_NO_COMPILE_CACHE: '1' } });
+    assert.equal(r.status, 1, bin);
+    assert.doesNotMatch(r.stderr, RAW, r.stderr);
+    assert.doesNotMatch(r.stderr, /^\s+at /m, 'no stack trace');
+    assert.match(r.stderr, /^distill: internal error: boom \\u001b\]0;pwned\\u0007\\u202e \[INTERNAL\]\nhint: /m, `${bin}: ${r.stderr}`);
+  }
 });

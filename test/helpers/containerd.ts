@@ -12,10 +12,12 @@ export interface RunningContainerd {
   address: string;
   /** overlayfs or native. */
   snapshotter: string;
+  /** runc's state directory for `ctr run --runc-root` (else runc writes under /run/containerd/runc/<namespace>). */
+  runcRoot: string;
   /** The daemon's version, e.g. "1.6.20~ds1". */
   serverVersion: string;
-  /** Run `ctr` against this daemon in `namespace` (bounded: `timeoutMs`, default 120 s). */
-  ctr(namespace: string, args: string[], timeoutMs?: number): SpawnSyncReturns<string>;
+  /** Run `ctr` against this daemon in `namespace` (bounded: `timeoutMs`, default 120 s), `input` on its stdin. */
+  ctr(namespace: string, args: string[], opts?: { timeoutMs?: number; input?: string }): SpawnSyncReturns<string>;
   stop(): Promise<void>;
 }
 
@@ -53,17 +55,20 @@ export async function startContainerd(): Promise<RunningContainerd> {
   // containerd answers gRPC only; `ctr version` is the readiness probe (the socket alone is not).
   const daemon = await startDaemon('containerd', dir, ['containerd', '--config', config, '--log-level', 'warn'], async () =>
     existsSync(address) && raw(['version'], 5000).status === 0,
-  );
+  30_000, [join(dir, 'runc')]);
   const version = /Server:\s*\n\s*Version:\s*(\S+)/.exec(raw(['version'], 10_000).stdout)?.[1] ?? '';
   // overlayfs when the kernel and the temp filesystem support it (its plugin reports "ok"), else native.
   const plugins = raw(['plugins', 'ls'], 10_000).stdout;
   const snapshotter = /io\.containerd\.snapshotter\.v1\s+overlayfs\s+\S+\s+ok/.test(plugins) ? 'overlayfs' : 'native';
-  const ctr = (namespace: string, args: string[], timeoutMs = 120_000): SpawnSyncReturns<string> =>
+  const ctr = (namespace: string, args: string[], opts: { timeoutMs?: number; input?: string } = {}): SpawnSyncReturns<string> =>
     spawnSync('ctr', ['--address', address, '--namespace', namespace, ...args], {
       env: { ...env, CONTAINERD_SNAPSHOTTER: snapshotter },
       encoding: 'utf8',
-      timeout: timeoutMs,
+      timeout: opts.timeoutMs ?? 120_000,
+      // SIGKILL: `ctr run` forwards SIGTERM to the container, whose PID 1 ignores it, and would never exit.
+      killSignal: 'SIGKILL',
       maxBuffer: 64 << 20,
+      input: opts.input ?? '',
     });
-  return { daemon, address, snapshotter, serverVersion: version, ctr, stop: () => daemon.stop() };
+  return { daemon, address, snapshotter, runcRoot: join(dir, 'runc'), serverVersion: version, ctr, stop: () => daemon.stop() };
 }

@@ -14,6 +14,8 @@ export interface Daemon {
   /** The daemon's private directory (short: unix socket paths must stay under 108 bytes). */
   dir: string;
   child: ChildProcess;
+  /** runc state directories (`<root>/<namespace>/<id>/state.json`) of the containers it runs. */
+  runcRoots: string[];
   /** The last few KiB of its log, for error messages. */
   log(): string;
   /** SIGTERM, then (after `graceMs`) SIGKILL of its group and shims; unmount and remove `dir`. */
@@ -57,6 +59,7 @@ export async function startDaemon(
   argv: string[],
   ready: () => Promise<boolean>,
   timeoutMs = 30_000,
+  runcRoots: string[] = [],
 ): Promise<Daemon> {
   const logFile = join(dir, 'daemon.log');
   const fd = openSync(logFile, 'a');
@@ -84,6 +87,7 @@ export async function startDaemon(
   const daemon: Daemon = {
     dir,
     child,
+    runcRoots,
     log,
     stop: async (graceMs = 15_000) => {
       if (exited === undefined) {
@@ -159,8 +163,47 @@ function mountsUnder(dir: string): string[] {
   return [...new Set(points)].sort((a, b) => b.length - a.length);
 }
 
+/** The init process of every container runc still has state for under `roots`. */
+function containerInits(roots: string[]): number[] {
+  const pids: number[] = [];
+  for (const root of roots) {
+    let namespaces: string[] = [];
+    try {
+      namespaces = readdirSync(root);
+    } catch {
+      continue;
+    }
+    for (const ns of namespaces) {
+      let ids: string[] = [];
+      try {
+        ids = readdirSync(join(root, ns));
+      } catch {
+        continue;
+      }
+      for (const id of ids) {
+        try {
+          const pid = (JSON.parse(readFileSync(join(root, ns, id, 'state.json'), 'utf8')) as { init_process_pid?: unknown }).init_process_pid;
+          if (typeof pid === 'number' && pid > 1) pids.push(pid);
+        } catch {
+          // not a container, or gone meanwhile
+        }
+      }
+    }
+  }
+  return pids;
+}
+
 function killAndClean(d: Daemon): void {
   live.delete(d);
+  // Containers a cut-off test left running first (a daemon's shutdown leaves them to their shims),
+  // then the daemon's group, then the shims.
+  for (const pid of containerInits(d.runcRoots)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
   killGroup(d.child);
   for (const pid of processesUsing(d.dir)) {
     try {

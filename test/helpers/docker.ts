@@ -15,7 +15,10 @@ export interface RunningDocker {
   storageDriver: string;
   /** The daemon's version, e.g. "20.10.24+dfsg1". */
   serverVersion: string;
-  /** Run the docker CLI against this daemon (bounded: `timeoutMs`, default 120 s). */
+  /**
+   * Run the docker CLI against this daemon (bounded: `timeoutMs`, default 120 s; then SIGKILL, since
+   * `docker run` passes SIGTERM on to the container, whose PID 1 may ignore it).
+   */
   docker(args: string[], timeoutMs?: number): SpawnSyncReturns<string>;
   stop(): Promise<void>;
 }
@@ -50,14 +53,14 @@ export async function startDocker(): Promise<RunningDocker> {
         '--iptables=false', '--ip-forward=false', '--ip-masq=false', '--bridge=none',
         '--storage-driver', driver,
         '--log-level', 'warn',
-      ], () => unixGetOk(sock, '/_ping'), 45_000);
+      ], () => unixGetOk(sock, '/_ping'), 45_000, [join(dir, 'exec', 'runtime-runc')]);
     } catch (e) {
       failures.push(`${driver}: ${(e as Error).message}`);
       continue;
     }
     const env = { ...process.env, DOCKER_HOST: `unix://${sock}`, DOCKER_CONFIG: join(dir, 'cli'), DOCKER_CLI_HINTS: 'false' };
     const docker = (args: string[], timeoutMs = 120_000): SpawnSyncReturns<string> =>
-      spawnSync('docker', args, { env, encoding: 'utf8', timeout: timeoutMs, maxBuffer: 64 << 20 });
+      spawnSync('docker', args, { env, encoding: 'utf8', timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 64 << 20 });
     const info = docker(['info', '--format', '{{.Driver}} {{.ServerVersion}}'], 30_000);
     const [storageDriver, serverVersion] = info.stdout.trim().split(' ');
     if (info.status !== 0 || storageDriver !== driver) {

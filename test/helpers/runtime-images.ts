@@ -15,6 +15,8 @@ export const ARCHES = ['amd64', 'arm64'] as const;
 
 export interface RuntimeImages {
   built: BuildResult;
+  /** The build's cache (its .debs and layers), for another build of the same image. */
+  cacheDir: string;
   layout: string;
   /** `distill build --tar`: a docker archive that is an OCI archive too. */
   archive: string;
@@ -57,6 +59,7 @@ export async function buildRuntimeImages(snapshot: string): Promise<RuntimeImage
   };
   return {
     built,
+    cacheDir: join(out, 'cache'),
     layout,
     archive,
     index: (v) => variant(v).index.index.descriptor.digest,

@@ -10,7 +10,8 @@ import { spawnSync } from 'node:child_process';
 import { copyFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { startContainerd, whyNoContainerd, type RunningContainerd } from '../helpers/containerd.js';
-import { NO_SNAPSHOT, snapshotDir } from '../helpers/paths.js';
+import { buildImage } from '../../src/build.js';
+import { NO_SNAPSHOT, repoRoot, snapshotDir, snapshotMirrors } from '../helpers/paths.js';
 import { needsRegistry, startRegistry, type RunningRegistry } from '../helpers/registry.js';
 import {
   ARCHES, PYTHON_CHECK, VARIANTS, buildRuntimeImages, expectedCheck, nativeArch, pushRuntimeImages, whyNoForeignArch,
@@ -194,6 +195,24 @@ test('ctr images pull --plain-http of the multi-arch index distill pushed: the i
     assert.match(listing('pull', 'check').get(`${repo}:${v}`)!.line, /\scomplete \(\d+\/\d+\)\s.*\strue$/);
     assert.equal(run('pull', `${repo}:${v}`, python(PYTHON_CHECK)), expectedCheck(v, native!));
   }
+});
+
+test('--compression zstd: ctr images import of the archive and ctr run (containerd reads tar+zstd layers)', { skip }, async (t) => {
+  if (unusable) return t.skip(unusable);
+  const tar = join(tempDir('distill-ctr-zstd-'), 'python3-zstd.tar');
+  const z = await buildImage(join(repoRoot, 'images', 'python3', 'image.yaml'), {
+    cacheDir: images.cacheDir,
+    mirrors: { flags: snapshotMirrors(snap!), aptSources: [] },
+    tarFile: tar,
+    variants: ['latest'],
+    platforms: [native!],
+    compression: 'zstd',
+  });
+  ctr('zstd', ['images', 'import', tar]);
+  const manifest = JSON.parse(ctr('zstd', ['content', 'get', z.variants[0]!.manifests[0]!.digest]));
+  assert.deepEqual([...new Set(manifest.layers.map((l: { mediaType: string }) => l.mediaType))], ['application/vnd.oci.image.layer.v1.tar+zstd']);
+  assert.equal(listing('zstd', 'ls').get(`docker.io/distill/python3:latest-${native}`)?.digest, z.variants[0]!.manifests[0]!.digest);
+  assert.equal(run('zstd', `docker.io/distill/python3:latest-${native}`, python(PYTHON_CHECK)), expectedCheck('latest', native!));
 });
 
 const foreign = ARCHES.find((a) => a !== native) ?? 'arm64';

@@ -12,8 +12,10 @@ export interface RunningContainerd {
   address: string;
   /** overlayfs or native. */
   snapshotter: string;
-  /** runc's state directory for `ctr run --runc-root` (else runc writes under /run/containerd/runc/<namespace>). */
+  /** `ctr run --runc-root`: runc's state directory (else runc writes under /run/containerd/runc/<namespace>). */
   runcRoot: string;
+  /** `ctr run --fifo-dir`: the containers' stdio FIFOs (else under /run/containerd/fifo). */
+  fifoDir: string;
   /** The daemon's version, e.g. "1.6.20~ds1". */
   serverVersion: string;
   /** Run `ctr` against this daemon in `namespace` (bounded: `timeoutMs`, default 120 s), `input` on its stdin. */
@@ -55,7 +57,7 @@ export async function startContainerd(): Promise<RunningContainerd> {
   // containerd answers gRPC only; `ctr version` is the readiness probe (the socket alone is not).
   const daemon = await startDaemon('containerd', dir, ['containerd', '--config', config, '--log-level', 'warn'], async () =>
     existsSync(address) && raw(['version'], 5000).status === 0,
-  30_000, [join(dir, 'runc')]);
+  30_000, { runcRoots: [join(dir, 'runc')], shimAddress: address });
   const version = /Server:\s*\n\s*Version:\s*(\S+)/.exec(raw(['version'], 10_000).stdout)?.[1] ?? '';
   // overlayfs when the kernel and the temp filesystem support it (its plugin reports "ok"), else native.
   const plugins = raw(['plugins', 'ls'], 10_000).stdout;
@@ -70,5 +72,5 @@ export async function startContainerd(): Promise<RunningContainerd> {
       maxBuffer: 64 << 20,
       input: opts.input ?? '',
     });
-  return { daemon, address, snapshotter, runcRoot: join(dir, 'runc'), serverVersion: version, ctr, stop: () => daemon.stop() };
+  return { daemon, address, snapshotter, runcRoot: join(dir, 'runc'), fifoDir: join(dir, 'fifo'), serverVersion: version, ctr, stop: () => daemon.stop() };
 }

@@ -5,6 +5,7 @@
 // shims it left behind (found by the daemon's own directory in their command line), anything still
 // mounted under the directory is lazily unmounted, and the directory is removed.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -16,6 +17,8 @@ export interface Daemon {
   child: ChildProcess;
   /** runc state directories (`<root>/<namespace>/<id>/state.json`) of the containers it runs. */
   runcRoots: string[];
+  /** The containerd address its shims were started with (their sockets are named after it). */
+  shimAddress?: string;
   /** The last few KiB of its log, for error messages. */
   log(): string;
   /** SIGTERM, then (after `graceMs`) SIGKILL of its group and shims; unmount and remove `dir`. */
@@ -59,7 +62,7 @@ export async function startDaemon(
   argv: string[],
   ready: () => Promise<boolean>,
   timeoutMs = 30_000,
-  runcRoots: string[] = [],
+  containers: { runcRoots: string[]; shimAddress: string } = { runcRoots: [], shimAddress: '' },
 ): Promise<Daemon> {
   const logFile = join(dir, 'daemon.log');
   const fd = openSync(logFile, 'a');
@@ -87,7 +90,8 @@ export async function startDaemon(
   const daemon: Daemon = {
     dir,
     child,
-    runcRoots,
+    runcRoots: containers.runcRoots,
+    ...(containers.shimAddress !== '' ? { shimAddress: containers.shimAddress } : {}),
     log,
     stop: async (graceMs = 15_000) => {
       if (exited === undefined) {
@@ -163,9 +167,9 @@ function mountsUnder(dir: string): string[] {
   return [...new Set(points)].sort((a, b) => b.length - a.length);
 }
 
-/** The init process of every container runc still has state for under `roots`. */
-function containerInits(roots: string[]): number[] {
-  const pids: number[] = [];
+/** Every container runc still has state for under `roots`: its namespace, id and init process. */
+function leftContainers(roots: string[]): { ns: string; id: string; pid: number }[] {
+  const found: { ns: string; id: string; pid: number }[] = [];
   for (const root of roots) {
     let namespaces: string[] = [];
     try {
@@ -183,21 +187,31 @@ function containerInits(roots: string[]): number[] {
       for (const id of ids) {
         try {
           const pid = (JSON.parse(readFileSync(join(root, ns, id, 'state.json'), 'utf8')) as { init_process_pid?: unknown }).init_process_pid;
-          if (typeof pid === 'number' && pid > 1) pids.push(pid);
+          if (typeof pid === 'number' && pid > 1) found.push({ ns, id, pid });
         } catch {
           // not a container, or gone meanwhile
         }
       }
     }
   }
-  return pids;
+  return found;
+}
+
+/**
+ * Where containerd 1.6's runc shim of a container listens: /run/containerd/s/<sha256 of
+ * "<containerd address>/<namespace>/<id>">, whatever containerd's own state directory (the shim
+ * removes it when it exits normally; a killed one leaves it).
+ */
+function shimSocket(address: string, ns: string, id: string): string {
+  return join('/run/containerd/s', createHash('sha256').update(join(address, ns, id)).digest('hex'));
 }
 
 function killAndClean(d: Daemon): void {
   live.delete(d);
   // Containers a cut-off test left running first (a daemon's shutdown leaves them to their shims),
   // then the daemon's group, then the shims.
-  for (const pid of containerInits(d.runcRoots)) {
+  const left = leftContainers(d.runcRoots);
+  for (const { pid } of left) {
     try {
       process.kill(pid, 'SIGKILL');
     } catch {
@@ -213,6 +227,7 @@ function killAndClean(d: Daemon): void {
     }
   }
   for (const m of mountsUnder(d.dir)) spawnSync('umount', ['-l', m], { stdio: 'ignore', timeout: 10_000 });
+  if (d.shimAddress !== undefined) for (const { ns, id } of left) rmSync(shimSocket(d.shimAddress, ns, id), { force: true });
   try {
     rmSync(d.dir, { recursive: true, force: true, maxRetries: 3 });
   } catch {

@@ -53,7 +53,10 @@ export async function startDocker(): Promise<RunningDocker> {
         '--iptables=false', '--ip-forward=false', '--ip-masq=false', '--bridge=none',
         '--storage-driver', driver,
         '--log-level', 'warn',
-      ], () => unixGetOk(sock, '/_ping'), 45_000, [join(dir, 'exec', 'runtime-runc')]);
+      ], () => unixGetOk(sock, '/_ping'), 45_000, {
+        runcRoots: [join(dir, 'exec', 'runtime-runc')],
+        shimAddress: join(dir, 'exec', 'containerd', 'containerd.sock'),
+      });
     } catch (e) {
       failures.push(`${driver}: ${(e as Error).message}`);
       continue;

@@ -74,7 +74,7 @@ let runs = 0;
  */
 function run(ns: string, ref: string, args: string[], platform?: string): string {
   const id = `distill-test-${process.pid}-${++runs}`;
-  const flags = ['--runc-root', daemon!.runcRoot, ...(platform !== undefined ? ['--platform', platform] : [])];
+  const flags = ['--runc-root', daemon!.runcRoot, '--fifo-dir', daemon!.fifoDir, ...(platform !== undefined ? ['--platform', platform] : [])];
   const r = daemon!.ctr(ns, ['run', '--rm', ...flags, ref, id, ...args]);
   if (r.status !== 0) {
     daemon!.ctr(ns, ['tasks', 'kill', '-s', 'SIGKILL', id], { timeoutMs: 10_000 });

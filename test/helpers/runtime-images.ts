@@ -113,6 +113,19 @@ export const PYTHON_CHECK = [
   'print("machine", platform.machine())',
 ].join('\n');
 
+/**
+ * Under qemu-user every instruction is emulated: a lighter check for the other architecture — the
+ * platform, the user, libssl loading and the CA bundle file present.
+ */
+export const PYTHON_FOREIGN_CHECK = [
+  'import os, platform, pwd, ssl',
+  'print(platform.machine(), os.getuid(), pwd.getpwuid(os.getuid()).pw_name, ssl.OPENSSL_VERSION.split()[0], os.path.getsize(os.environ["SSL_CERT_FILE"]) > 100000)',
+].join('\n');
+
+export function expectedForeignCheck(variant: 'latest' | 'nonroot', arch: string): string {
+  return `${arch === 'amd64' ? 'x86_64' : 'aarch64'} ${variant === 'nonroot' ? '65532 nonroot' : '0 root'} OpenSSL True\n`;
+}
+
 const PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 /** What PYTHON_CHECK prints in a variant's container (`machine` as uname reports the arch). */

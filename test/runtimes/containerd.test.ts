@@ -14,7 +14,7 @@ import { buildImage } from '../../src/build.js';
 import { NO_SNAPSHOT, repoRoot, snapshotDir, snapshotMirrors } from '../helpers/paths.js';
 import { needsRegistry, startRegistry, type RunningRegistry } from '../helpers/registry.js';
 import {
-  ARCHES, PYTHON_CHECK, VARIANTS, buildRuntimeImages, expectedCheck, nativeArch, pushRuntimeImages, whyNoForeignArch,
+  ARCHES, PYTHON_CHECK, PYTHON_FOREIGN_CHECK, VARIANTS, buildRuntimeImages, expectedCheck, expectedForeignCheck, nativeArch, pushRuntimeImages, whyNoForeignArch,
   type RuntimeImages,
 } from '../helpers/runtime-images.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -221,5 +221,5 @@ test(`ctr images pull --platform linux/${foreign} of the same index, ctr run --p
   const repo = `${registry!.host}/distill/python3`;
   ctr('pull-foreign', ['images', 'pull', '--plain-http', '--platform', `linux/${foreign}`, `${repo}:nonroot`]);
   assert.equal(listing('pull-foreign', 'ls').get(`${repo}:nonroot`)?.digest, images.index('nonroot'));
-  assert.equal(run('pull-foreign', `${repo}:nonroot`, python(PYTHON_CHECK), `linux/${foreign}`), expectedCheck('nonroot', foreign));
+  assert.equal(run('pull-foreign', `${repo}:nonroot`, python(PYTHON_FOREIGN_CHECK), `linux/${foreign}`), expectedForeignCheck('nonroot', foreign));
 });

@@ -9,7 +9,7 @@ import { startDocker, whyNoDocker, DOCKER_RUN_LIMITS, type RunningDocker } from 
 import { NO_SNAPSHOT, snapshotDir } from '../helpers/paths.js';
 import { needsRegistry, startRegistry, type RunningRegistry } from '../helpers/registry.js';
 import {
-  ARCHES, PYTHON_CHECK, VARIANTS, buildRuntimeImages, expectedCheck, nativeArch, pushRuntimeImages, whyNoForeignArch,
+  ARCHES, PYTHON_CHECK, PYTHON_FOREIGN_CHECK, VARIANTS, buildRuntimeImages, expectedCheck, expectedForeignCheck, nativeArch, pushRuntimeImages, whyNoForeignArch,
   type RuntimeImages,
 } from '../helpers/runtime-images.js';
 
@@ -135,5 +135,5 @@ test(`docker pull --platform of the other architecture (${foreign}) from the sam
   assert.equal(info.Id, images.config('nonroot', foreign).digest);
   assert.equal(info.Architecture, foreign);
   assert.deepEqual(info.RepoDigests, [`${repo}@${images.index('nonroot')}`]);
-  assert.equal(run('--platform', `linux/${foreign}`, `${repo}:nonroot`, '-c', PYTHON_CHECK), expectedCheck('nonroot', foreign));
+  assert.equal(run('--platform', `linux/${foreign}`, `${repo}:nonroot`, '-c', PYTHON_FOREIGN_CHECK), expectedForeignCheck('nonroot', foreign));
 });

@@ -5,6 +5,11 @@
 // the amd64 image by the index digest, and arm64 under qemu-user-static when binfmt has it.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { sha256Hex, toDigest } from '../../src/digest.js';
+import { inspectSource } from '../../src/inspect.js';
+import { openSource } from '../../src/source.js';
+import { tempDir } from '../helpers/tmp.js';
 import { startDocker, whyNoDocker, DOCKER_RUN_LIMITS, type RunningDocker } from '../helpers/docker.js';
 import { NO_SNAPSHOT, snapshotDir } from '../helpers/paths.js';
 import { needsRegistry, startRegistry, type RunningRegistry } from '../helpers/registry.js';
@@ -102,6 +107,27 @@ test('docker run debug: --entrypoint sh is BusyBox\'s shell on PATH; the image\'
   const sh = run('--entrypoint', 'sh', `distill/python3:debug-${native}`, '-c', 'which sh; id -u; busybox | head -1; python3 -c "print(40 + 2)"');
   assert.match(sh, /^\/busybox\/sh\n0\nBusyBox v1\.\d+\.\d+ .*\n42\n$/);
   assert.equal(run(`distill/python3:debug-${native}`, '-c', 'import os; print(os.path.exists("/busybox/sh"))'), 'True\n');
+});
+
+test('docker save of a loaded image reads back in distill (docker-archive:): distill\'s config, its packages from the layers Docker re-tarred', { skip }, async (t) => {
+  if (unusable) return t.skip(unusable);
+  const saved = join(tempDir('distill-docker-save-'), 'saved.tar');
+  docker('save', '-o', saved, `distill/python3:nonroot-${native}`);
+  const opened = await openSource(`docker-archive:${saved}`);
+  try {
+    const a = opened.artifact;
+    assert.ok(!('images' in a), 'one image');
+    if ('images' in a) return;
+    assert.equal(toDigest(sha256Hex(a.config.bytes)), images.config('nonroot', native!).digest);
+    assert.equal(a.platform?.architecture, native);
+  } finally {
+    await opened.close();
+  }
+  // Docker saves each layer as the plain tar it unpacked: inspect reads every one, checks it against
+  // the config's diff ID, and finds the packages distill recorded.
+  const [ref] = await inspectSource(`docker-archive:${saved}`, { packages: true });
+  const pkgs = new Set(ref!.images[0]!.packages?.map((p) => p.name));
+  for (const p of ['libc6', 'libssl3t64', 'python3.13-minimal', 'tzdata', 'ca-certificates']) assert.ok(pkgs.has(p), `${p} in ${[...pkgs].join(' ')}`);
 });
 
 test('docker pull of the multi-arch index distill pushed: this platform\'s image, RepoDigests = the index digest, and it runs', { skip: skip || registrySkip }, (t) => {

@@ -4,7 +4,8 @@
 //
 //   blobs/sha256/<hex>   every layer (gzip, exactly the bytes the manifest describes), config, manifest
 //   index.json           one entry per tag: io.containerd.image.name = docker.io/library/foo:tag and
-//                        org.opencontainers.image.ref.name = tag, as Docker 25 writes them — for
+//                        org.opencontainers.image.ref.name = tag, as Docker 25 writes them (but no
+//                        `platform` on a single image's entry, as containerd writes them) — for
 //                        single images and (options.indexes) for multi-platform indexes, so that
 //                        `oci-archive:FILE:latest` finds the multi-arch image
 //   manifest.json        [{Config, RepoTags, Layers}], paths into blobs/ — what docker-archive readers use
@@ -110,7 +111,13 @@ export async function writeDockerArchive(
       RepoTags: tags.map((t) => t.familiar),
       Layers: image.layers.map((l) => blobPath(l.descriptor)),
     });
-    const base: Descriptor = { ...image.manifest.descriptor, platform: image.platform };
+    // No `platform` on these entries, as containerd's own `ctr images export` writes them (Docker 25's
+    // save adds one): containerd's importer (ctr, nerdctl, kind) imports only the content whose
+    // descriptor names the host's platform, yet still creates and unpacks every named image — so an
+    // archive naming `latest-arm64` with its platform fails `ctr images import` on an amd64 host
+    // ("content digest …: not found"). Without it each named image comes in whole, as the user named
+    // it; the platform is in its config, where every reader of a single image looks.
+    const base: Descriptor = { ...image.manifest.descriptor };
     if (tags.length === 0) indexEntries.push(descriptorJson(base));
     for (const t of tags) {
       indexEntries.push(

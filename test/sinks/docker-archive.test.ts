@@ -60,7 +60,6 @@ test('the archive: sorted entries, root-owned, mtime 0, blobs/ + index.json + ma
   assert.deepEqual(index.manifests, [
     {
       ...amd64.manifest.descriptor,
-      platform: { architecture: 'amd64', os: 'linux' },
       annotations: { 'io.containerd.image.name': 'docker.io/distill/test:amd64', 'org.opencontainers.image.ref.name': 'amd64' },
     },
   ]);
@@ -121,6 +120,28 @@ test('a multi-image archive: each image by its tag, untagged names normalised as
       ['localhost/test:latest', 'latest', amd64.manifest.descriptor.digest],
     ],
   );
+});
+
+test('index.json: no entry naming a single image carries a platform, so containerd imports every named image whole on any host', async () => {
+  // containerd's importer (ctr images import, nerdctl load, kind) keeps only the content whose
+  // descriptor platform matches the host, then unpacks every named image: an arm64 entry with its
+  // platform failed `ctr images import` on amd64 with "content digest <arm64 config>: not found"
+  // (test/runtimes/containerd.test.ts runs the real ctr). containerd's own export writes none.
+  const dir = mkdtempSync(join(tmpdir(), 'distill-docker-archive-plat-'));
+  const idx = await makeIndex(dir);
+  const file = join(dir, 'both.tar');
+  await writeDockerArchive(file, idx.images.map((image) => ({ image, repoTags: [`distill/test:latest-${image.platform.architecture}`] })), {
+    indexes: [{ index: idx, repoTags: ['distill/test:latest'] }],
+  });
+  const { execFileSync } = await import('node:child_process');
+  for (const f of [file, multi]) {
+    const index = JSON.parse(execFileSync('tar', ['-xOf', f, 'index.json'], { encoding: 'utf8' }));
+    assert.ok(index.manifests.length >= 2);
+    for (const m of index.manifests) assert.equal('platform' in m, false, `${f}: ${JSON.stringify(m)}`);
+  }
+  // The platforms are still where a reader of each kind looks: in each config, and in the multi-arch
+  // index's own children.
+  assert.deepEqual(JSON.parse(idx.index.bytes.toString()).manifests.map((m: any) => m.platform.architecture), ['amd64', 'arm64']);
 });
 
 test('the archive is an OCI layout too: skopeo reads it as oci-archive:', needs('skopeo'), async () => {

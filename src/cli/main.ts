@@ -132,6 +132,9 @@ export function reportError(e: unknown, io: CliIo): number {
  * (whose message may carry hostile text straight to the terminal). Returns the exit status.
  */
 export function reportUncaught(e: unknown, io: CliIo): number {
+  // The reader of our output went away (`distill inspect … | head -1`): not a bug, nothing to say;
+  // the status a C tool killed by SIGPIPE would have (Node ignores the signal and gets EPIPE instead).
+  if ((e as NodeJS.ErrnoException | undefined)?.code === 'EPIPE') return 141;
   return reportError(e, terminalIo(io));
 }
 

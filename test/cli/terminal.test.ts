@@ -142,3 +142,18 @@ test('an error thrown where no one awaits is one filtered [INTERNAL] line, not a
     assert.match(r.stderr, /^distill: internal error: boom \\u001b\]0;pwned\\u0007\\u202e \[INTERNAL\]\nhint: /m, `${bin}: ${r.stderr}`);
   }
 });
+
+test('output piped to a reader that went away (| head) ends quietly with the SIGPIPE status, not an [INTERNAL] bug report', async () => {
+  const { spawn } = await import('node:child_process');
+  for (const bin of [join(repoRoot, 'dist', 'src', 'cli', 'bin.js'), join(repoRoot, 'dist', 'src', 'bundle', 'distill.js')]) {
+    const c = spawn(process.execPath, [bin, '--help'], { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env['PATH'] ?? '', HOME: '/nonexistent', DISTILL_NO_COMPILE_CACHE: '1' } });
+    c.stdout.destroy(); // the reader is gone before distill writes
+    let stderr = '';
+    c.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => c.kill('SIGKILL'), 30_000);
+    const code = await new Promise<number | null>((r) => c.on('close', (n) => r(n)));
+    clearTimeout(timer);
+    assert.equal(stderr, '', bin);
+    assert.equal(code, 141, bin);
+  }
+});

@@ -30,17 +30,33 @@ export function terminalSafe(s: string): string {
 
 /** The one control sequence distill writes itself: progress lines erase the line they redraw. */
 const ERASE_LINE = '\r\x1b[K';
+/** The unfiltered write of a stream terminalIo wrapped; only eraseLine uses it. */
+const RAW_WRITE = Symbol('distill.rawWrite');
 
-function safeStream<T extends { write(s: string): unknown; isTTY?: boolean; columns?: number }>(w: T): T {
+type Stream = { write(s: string): unknown; isTTY?: boolean; columns?: number };
+
+/**
+ * Erase the line the cursor is on (a TTY's progress line). It is its own write, never a prefix the
+ * filter lets through: a string that merely starts with "\r\x1b[K" (an OCI archive's ref name at the
+ * start of an inspect line, say) is escaped like any other.
+ */
+export function eraseLine(w: Stream): void {
+  const raw = (w as { [RAW_WRITE]?: (s: string) => unknown })[RAW_WRITE];
+  if (raw !== undefined) raw(ERASE_LINE);
+  else w.write(ERASE_LINE);
+}
+
+function safeStream<T extends Stream>(w: T): T {
   return {
-    write: (s: string) => w.write(s.startsWith(ERASE_LINE) ? ERASE_LINE + terminalSafe(s.slice(ERASE_LINE.length)) : terminalSafe(s)),
+    write: (s: string) => w.write(terminalSafe(s)),
+    [RAW_WRITE]: (s: string) => w.write(s),
     get isTTY() {
       return w.isTTY;
     },
     get columns() {
       return w.columns;
     },
-  } as T;
+  } as unknown as T;
 }
 
 /** `io` with both output streams passed through terminalSafe. */

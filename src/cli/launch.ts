@@ -37,9 +37,12 @@ const hadCache = cached !== undefined;
 // V8 has taken what it needs (the script keeps its own copy of the source): ~1 + 1.3 MB not to keep.
 cached = undefined;
 source = undefined;
-const mod: { exports: { main?: (args: readonly string[], io: CliIo) => Promise<number> } } = { exports: {} };
+const mod: { exports: { main?: (args: readonly string[], io: CliIo) => Promise<number>; reportUncaught?: (e: unknown, io: CliIo) => number } } = { exports: {} };
 (script.runInThisContext() as (...a: unknown[]) => void)(mod.exports, createRequire(cli), mod, cli, dirname(cli));
-process.exitCode = await mod.exports.main!(args, { stdout: process.stdout, stderr: process.stderr, env: process.env, stdin: process.stdin });
+const io: CliIo = { stdout: process.stdout, stderr: process.stderr, env: process.env, stdin: process.stdin };
+// A throw no one awaits (an unhandled rejection is one too) ends the process as any error does (bin.ts).
+process.on('uncaughtException', (e) => process.exit(mod.exports.reportUncaught!(e, io)));
+process.exitCode = await mod.exports.main!(args, io);
 // Written after a run that succeeded (not a usage error): what V8 compiled then is what the next run of
 // that command calls.
 if (cache !== undefined && process.exitCode === 0 && (!hadCache || script.cachedDataRejected === true)) await writeCompileCache(cache, script.createCachedData());

@@ -126,4 +126,16 @@ export function reportError(e: unknown, io: CliIo): number {
   return 1;
 }
 
+/**
+ * For the executables' process-level guard (bin.ts, launch.ts): an error no one awaited — a bug —
+ * is printed as every other error is, one filtered line and a hint, not as Node's raw stack trace
+ * (whose message may carry hostile text straight to the terminal). Returns the exit status.
+ */
+export function reportUncaught(e: unknown, io: CliIo): number {
+  // The reader of our output went away (`distill inspect … | head -1`): not a bug, nothing to say;
+  // the status a C tool killed by SIGPIPE would have (Node ignores the signal and gets EPIPE instead).
+  if ((e as NodeJS.ErrnoException | undefined)?.code === 'EPIPE') return 141;
+  return reportError(e, terminalIo(io));
+}
+
 export { DistillError };

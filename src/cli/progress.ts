@@ -1,6 +1,6 @@
 // Rendering progress events: one redrawn status line on a TTY, nothing otherwise (warnings always).
 import type { ProgressEvent } from '../index.js';
-import type { CliIo } from './io.js';
+import { eraseLine, terminalSafe, type CliIo } from './io.js';
 
 export function progressRenderer(io: CliIo, enabled: boolean): { onProgress: (e: ProgressEvent) => void; done: () => void } {
   const tty = enabled && io.stderr.isTTY === true;
@@ -17,8 +17,12 @@ export function progressRenderer(io: CliIo, enabled: boolean): { onProgress: (e:
     if (!force && now - lastDraw < 100) return;
     lastDraw = now;
     const width = Math.max(20, (io.stderr.columns ?? 80) - 1);
-    const line = status.length > width ? status.slice(0, width - 1) + '…' : status;
-    io.stderr.write(`\r\x1b[K${line}`);
+    // Escaped before it is cut to the width: a hostile name's escapes (six characters for one) would
+    // otherwise wrap the line, and the next erase clears only its last row.
+    const shown = terminalSafe(status);
+    const line = shown.length > width ? shown.slice(0, width - 1) + '…' : shown;
+    eraseLine(io.stderr);
+    io.stderr.write(line);
   };
   const mb = (n: number): string => (n / 1e6).toFixed(1);
   const bar = (frac: number): string => {
@@ -29,7 +33,7 @@ export function progressRenderer(io: CliIo, enabled: boolean): { onProgress: (e:
   const onProgress = (e: ProgressEvent): void => {
     switch (e.type) {
       case 'warning':
-        if (tty) io.stderr.write('\r\x1b[K');
+        if (tty) eraseLine(io.stderr);
         io.stderr.write(`distill: warning: ${e.message}\n`);
         break;
       case 'download-start':
@@ -51,7 +55,7 @@ export function progressRenderer(io: CliIo, enabled: boolean): { onProgress: (e:
         inFlight.delete(e.what);
         break;
       case 'retry':
-        if (tty) io.stderr.write('\r\x1b[K');
+        if (tty) eraseLine(io.stderr);
         io.stderr.write(`distill: retrying ${e.what} in ${(e.delayMs / 1000).toFixed(1)}s (attempt ${e.attempt}): ${e.reason}\n`);
         break;
       case 'release-verified':
@@ -102,7 +106,7 @@ export function progressRenderer(io: CliIo, enabled: boolean): { onProgress: (e:
   return {
     onProgress,
     done: () => {
-      if (tty && status !== '') io.stderr.write('\r\x1b[K');
+      if (tty && status !== '') eraseLine(io.stderr);
     },
   };
 }

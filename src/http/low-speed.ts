@@ -37,6 +37,10 @@ export function guardLowSpeed(body: Readable, limit: LowSpeedLimit, onSlow: () =
     body.destroy(); // a refused or abandoned body closes its connection
   });
   guard.once('end', stop);
+  // Once the server has sent the whole body it is not slow, however long the reader takes over the
+  // rest: a reader busy elsewhere (a disk that stalls under the cache's fsync) holding the body's tail,
+  // under the high-water mark, must not be judged as a server that stopped sending.
+  body.once('end', stop);
   body.once('error', (e) => guard.destroy(e));
   body.pipe(guard);
   return guard;

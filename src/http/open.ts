@@ -73,8 +73,9 @@ export async function openUrl(url: string, what: string, lowSpeed: LowSpeedLimit
     const ra = res.headers['retry-after'];
     throw new TransientError(`${what}: ${url}: HTTP ${res.statusCode}`, parseRetryAfter(typeof ra === 'string' ? ra : undefined, Date.now()));
   }
-  if (res.statusCode >= 300 && res.statusCode < 400) {
-    // undici followed five redirects and was sent on again: a loop, or a mirror without the file.
+  if ([301, 302, 303, 307, 308].includes(res.statusCode) && res.headers['location'] !== undefined) {
+    // undici followed five redirects and was sent on again: a loop, or a mirror without the file. (A 3xx
+    // it could not follow — no Location, 300, 304 — is not a loop: it is the plain HTTP error below.)
     throw new DistillError('FETCH_FAILED', `${what}: ${url}: more than 5 redirects (the last HTTP ${res.statusCode})`, {
       hint: 'the mirror redirects in a loop; check the mirror URL',
     });

@@ -96,14 +96,21 @@ test('a server that sends different bytes is refused, not retried into the cache
 const drip = (_: IncomingMessage, res: ServerResponse) => {
   res.writeHead(200, { 'content-length': body.length });
   let i = 0;
+  // Bounded: after 3 s the drip hangs up, so without the guard the test fails in seconds (a reset is
+  // retried into FETCH_FAILED without the low-speed message) instead of running for hours.
+  const start = Date.now();
   const t = setInterval(() => {
-    if (i >= body.length || res.destroyed) return clearInterval(t);
+    if (res.destroyed) return clearInterval(t);
+    if (Date.now() - start > 3000) {
+      clearInterval(t);
+      return res.destroy();
+    }
     res.write(body.subarray(i, ++i));
   }, 20);
   res.on('close', () => clearInterval(t));
 };
 
-test('a server that drips bytes is cut below the low-speed limit, retried, then FETCH_FAILED; nothing is stored', async () => {
+test('a server that drips bytes is cut below the low-speed limit, retried, then FETCH_FAILED; nothing is stored', { timeout: 30_000 }, async () => {
   const srv = await serve([drip]);
   try {
     const store = new ContentStore(tempDir('distill-http-'));
@@ -153,5 +160,37 @@ test('a redirect loop stops after five redirects with its own message; one redir
   } finally {
     await loop.close();
     await moved.close();
+  }
+});
+
+test('a body the server has sent whole is not cut however long the reader waits before reading it', async () => {
+  const small = body.subarray(0, 1000);
+  const srv = await serve([(_req, res) => { res.writeHead(200, { 'content-length': small.length }); res.end(small); }]);
+  try {
+    const { body: b } = await openUrl(srv.url, 'x', { bytes: 64 * 1024, windowMs: 100 });
+    let failed: unknown;
+    b.on('error', (e) => (failed = e));
+    // The reader is busy elsewhere for five windows; the server sent everything at once.
+    await new Promise((r) => setTimeout(r, 550));
+    assert.equal(failed, undefined);
+    const parts: Buffer[] = [];
+    for await (const c of b) parts.push(c as Buffer);
+    assert.deepEqual(Buffer.concat(parts), small);
+  } finally {
+    await srv.close();
+  }
+});
+
+test('a 3xx undici does not follow (no Location, 304) is its HTTP status, not "more than 5 redirects"', async () => {
+  const srv = await serve([
+    (_req, res) => { res.writeHead(302); res.end(); },
+    (_req, res) => { res.writeHead(304); res.end(); },
+  ]);
+  try {
+    for (const status of [302, 304]) {
+      await assert.rejects(fetchSmall(srv.url, 1 << 20, 'InRelease'), (e: any) => e.code === 'FETCH_FAILED' && e.message.endsWith(`HTTP ${status}`) && !/redirects/.test(e.message));
+    }
+  } finally {
+    await srv.close();
   }
 });

@@ -28,6 +28,15 @@ export function terminalSafe(s: string): string {
   return s.replace(UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
+/**
+ * A field of a human-readable line (a ref, package or tag name read from a layout, an archive, a layer
+ * or a registry): also its newlines and tabs escaped, so that it cannot start a line of its own in a
+ * table — terminalSafe keeps those, since distill's own output is made of lines.
+ */
+export function field(s: string): string {
+  return terminalSafe(s).replace(/[\n\t]/g, (c) => (c === '\n' ? '\\u000a' : '\\u0009'));
+}
+
 /** The one control sequence distill writes itself: progress lines erase the line they redraw. */
 const ERASE_LINE = '\r\x1b[K';
 /** The unfiltered write of a stream terminalIo wrapped; only eraseLine uses it. */

@@ -114,6 +114,24 @@ test('inspect of a layout whose ref name starts with the erase-line sequence pri
   assert.match(r.stdout, /^\\u000d\\u001b\[Klatest {2}sha256:/m);
 });
 
+test('a ref or package name with a newline cannot forge a line of inspect\'s table', async () => {
+  const dir = tempDir('distill-term-');
+  dirs.push(dir);
+  const layout = join(dir, 'layout');
+  mkdirSync(join(dir, 'work'));
+  await makeTestLayout(layout, join(dir, 'work'));
+  const indexPath = join(layout, 'index.json');
+  const index = JSON.parse(readFileSync(indexPath, 'utf8'));
+  for (const m of index.manifests) m.annotations['org.opencontainers.image.ref.name'] += `\nFORGED\tsha256:${'0'.repeat(64)}`;
+  writeFileSync(indexPath, JSON.stringify(index));
+  const r = await run(['inspect', layout]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.doesNotMatch(r.stdout, /^FORGED/m);
+  assert.match(r.stdout, /^latest\\u000aFORGED\\u0009sha256:0{64} {2}sha256:/m);
+  const json = await run(['inspect', layout, '--json']);
+  assert.ok((JSON.parse(json.stdout) as { name: string }[]).some((x) => x.name === `latest\nFORGED\tsha256:${'0'.repeat(64)}`), 'the JSON keeps the name exact');
+});
+
 test('a progress line carrying a hostile name still fits the terminal once escaped', () => {
   const writes: string[] = [];
   const io = terminalIo({ stdout: { write: () => undefined }, stderr: { write: (s: string) => writes.push(s), isTTY: true, columns: 41 }, env: {} });

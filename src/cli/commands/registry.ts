@@ -1,7 +1,7 @@
 // `distill push`, `pull`, `copy`, `inspect`: flags → one library call each.
 import type { Argv } from 'yargs';
 import { DistillError } from '../../errors.js';
-import type { CliIo } from '../io.js';
+import { field, type CliIo } from '../io.js';
 import { registryFlags, registryOptionsFrom, type RegistryArgs } from './registry-options.js';
 
 const mb = (n: number): string => `${(n / 1e6).toFixed(1)} MB`;
@@ -126,13 +126,13 @@ export function inspectCommand(io: CliIo) {
         return;
       }
       for (const r of refs) {
-        io.stdout.write(`${r.name}  ${r.digest}\n`);
+        io.stdout.write(`${field(r.name)}  ${r.digest}\n`);
         for (const img of r.images) {
           io.stdout.write(`  ${img.platform.padEnd(16)} ${img.digest}  ${mb(img.size)} in ${img.layers.length} layers\n`);
           for (const l of img.layers) io.stdout.write(`    layer ${l.digest}  ${mb(l.size)}\n`);
           if (img.packages.length > 0) {
             io.stdout.write(`    ${'package'.padEnd(28)} ${'version'.padEnd(28)} installed\n`);
-            for (const p of img.packages) io.stdout.write(`    ${p.name.padEnd(28)} ${p.version.padEnd(28)} ${(p.installedSize / 1024).toFixed(1)} MiB\n`);
+            for (const p of img.packages) io.stdout.write(`    ${field(p.name).padEnd(28)} ${field(p.version).padEnd(28)} ${(p.installedSize / 1024).toFixed(1)} MiB\n`);
           }
         }
       }

@@ -4,7 +4,7 @@
 // recorded variant and platform from the definitions and locks it carries inline (no checkout), and
 // compare digests with the published ones. On a mismatch, name the first differing layer and every
 // differing file in it, and every differing config field.
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { KeyObject } from 'node:crypto';
@@ -26,6 +26,7 @@ import { parseReference } from './registry/reference.js';
 import { openSource, parseSourceSpec, type SourceSpec } from './source.js';
 import { archiveRefs, readArchiveArtifact } from './sources/archive.js';
 import { layoutRefs, readLayoutArtifact } from './sources/oci-layout.js';
+import { readRegularFile } from './util/regular-file.js';
 
 export interface RebuildOptions extends RegistryOptions {
   cacheDir: string;
@@ -140,9 +141,8 @@ async function localImages(spec: Exclude<SourceSpec, { transport: 'docker' }>): 
 async function readProvenanceFile(path: string, what: string): Promise<ProvenanceStatement> {
   let raw: unknown;
   try {
-    const st = await stat(path);
-    if (st.size > PROVENANCE_CAP) throw new Error(`${st.size} bytes, more than ${PROVENANCE_CAP}`);
-    raw = JSON.parse(await readFile(path, 'utf8'));
+    // --provenance or the layout's own file: a FIFO or /dev/zero there must not hang or grow without end.
+    raw = JSON.parse((await readRegularFile(path, PROVENANCE_CAP)).toString('utf8'));
   } catch (e) {
     throw new DistillError('PROVENANCE_INVALID', `${what} has no readable ${path}`, { cause: e, hint: 'rebuild a layout written by distill build --out, or pass --provenance FILE' });
   }

@@ -3,13 +3,13 @@
 // sha256 and dependency edges; the definition's checksum (and the base image lock's) so that a stale
 // lock is detected, as apko does. Written with sorted keys, 2-space indent and a trailing newline:
 // relocking unchanged inputs gives a byte-identical file. No mirror URL is recorded.
-import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { isSha256Hex, sha256Hex } from '../digest.js';
 import { isValidVersion } from '../debian/version.js';
 import { DistillError } from '../errors.js';
 import { SAFE_POOL_PATH } from '../debian/packages-index.js';
 import type { ImageDefinition } from '../definition/types.js';
+import { readRegularFile } from '../util/regular-file.js';
 
 export const LOCKFILE_VERSION = 1;
 export const LOCK_NAME = 'image.lock.json';
@@ -115,12 +115,18 @@ function orderPackages(list: readonly LockedPackage[]) {
           }));
 }
 
+/** A lock of the largest image is well under 1 MiB. */
+const LOCK_CAP = 64 * 1024 * 1024;
+
 export async function readLock(path: string): Promise<{ lock: Lockfile; sha256: string }> {
   let bytes: Buffer;
   try {
-    bytes = await readFile(path);
+    // The lock path may name a FIFO or a device (a symlink planted in the image directory): refused
+    // unread rather than blocking or reading without end (util/regular-file.ts).
+    bytes = await readRegularFile(path, LOCK_CAP);
   } catch (e) {
-    throw new DistillError('LOCK_NOT_FOUND', `no lockfile at ${path}`, { cause: e, hint: 'run `distill lock` on the definition first' });
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new DistillError('LOCK_NOT_FOUND', `no lockfile at ${path}`, { cause: e, hint: 'run `distill lock` on the definition first' });
+    throw new DistillError('LOCK_INVALID', `cannot read the lockfile ${path}: ${(e as Error).message}`, { cause: e, hint: 'an image.lock.json is a regular file written by distill lock; run it again' });
   }
   return { lock: parseLock(bytes, path), sha256: sha256Hex(bytes) };
 }

@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { DistillError, messageOf } from '../errors.js';
 import { NONCE_BYTES, secretboxOpen, secretboxSeal } from './secretbox.js';
 import { writeAtomic } from '../util/atomic-write.js';
+import { readRegularFile } from '../util/regular-file.js';
 
 export type KeyAlgorithm = 'ecdsa-p256' | 'ecdsa-p384' | 'ecdsa-p521' | 'rsa' | 'ed25519';
 
@@ -443,4 +444,12 @@ function keyExists(path: string): DistillError {
  */
 export function passwordFrom(env: Record<string, string | undefined>): string | undefined {
   return env['COSIGN_PASSWORD'];
+}
+
+/**
+ * A key file named on the command line, as text: a PEM is a few hundred bytes, so at most 1 MiB, and a
+ * FIFO or a device is refused unread rather than waited on or read without end (util/regular-file.ts).
+ */
+export async function readKeyFile(path: string): Promise<string> {
+  return (await readRegularFile(path, 1024 * 1024)).toString('utf8');
 }

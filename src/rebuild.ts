@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import type { KeyObject } from 'node:crypto';
 import { verifyAttestation } from './attest/attest.js';
 import { ATTESTATIONS_DIR, buildImage, PROVENANCE_FILE } from './build.js';
+import { extendsPath, parseAndValidate } from './definition/load.js';
 import { isVariant, platformTag } from './definition/variants.js';
 import type { MirrorInputs } from './debian/mirrors.js';
 import type { Variant } from './definition/types.js';
@@ -87,8 +88,13 @@ export function checkProvenance(s: unknown): ProvenanceStatement {
   }
   if (!Array.isArray(ext.variants) || ext.variants.length === 0 || !ext.variants.every((v) => isVariant(v))) throw invalid('its variants are not distill variants');
   if (!Array.isArray(ext.platforms) || ext.platforms.length === 0 || !ext.platforms.every((p) => typeof p === 'string' && /^[a-z0-9-]+$/.test(p))) throw invalid('its platforms are not Debian architectures');
+  // Handed to the build as its one timestamp: a string, a fraction or a negative number would reach tar
+  // headers and config dates (attacker-controlled), so it must be whole seconds since the epoch.
+  if (ext.sourceDateEpoch !== undefined && !(Number.isSafeInteger(ext.sourceDateEpoch) && ext.sourceDateEpoch >= 0)) throw invalid(`its sourceDateEpoch ${JSON.stringify(ext.sourceDateEpoch)} is not whole seconds since 1970`);
   ext.definitions.forEach((d, i) => {
     const l = ext.locks[i]!;
+    // Entries are attacker-controlled JSON: null or a number where an object belongs is refused, not crashed on.
+    if (d === null || typeof d !== 'object' || l === null || typeof l !== 'object') throw invalid(`definition or lock ${i} is not an object`);
     if (typeof d.image !== 'string' || !NAME.test(d.image) || l.image !== d.image) throw invalid(`definition ${i} (${JSON.stringify(d.image)}) and its lock do not name the same image`);
     for (const x of [d, l]) {
       if (typeof x.content !== 'string' || sha256Hex(x.content) !== x.digest?.sha256) {
@@ -199,6 +205,17 @@ export async function rebuild(target: string, opts: RebuildOptions): Promise<Reb
       await mkdir(join(images, d.image), { recursive: true });
       await writeFile(join(images, d.image, 'image.yaml'), d.content);
       await writeFile(join(images, d.image, 'image.lock.json'), ext.locks[i]!.content);
+    }
+    // ATTACKER-CONTROLLED: a definition's `extends` is a path. The rebuild uses only what the
+    // provenance carries, so a base must be one of its own definitions — never a file of this host
+    // (`extends: /home/…/image.yaml` or `../../..` would read it into the build).
+    const ours = new Set(ext.definitions.map((d) => join(images, d.image, 'image.yaml')));
+    for (const d of ext.definitions) {
+      const file = join(images, d.image, 'image.yaml');
+      const base = parseAndValidate(d.content, file).extends;
+      if (base !== undefined && !ours.has(extendsPath(file, base))) {
+        throw invalid(`definition ${d.image} extends ${JSON.stringify(base)}, which is not one of the provenance's own definitions`);
+      }
     }
     const result = await buildImage(join(images, ext.image, 'image.yaml'), {
       cacheDir: opts.cacheDir,

@@ -245,7 +245,8 @@ function confine(defDir: string, path: string, what: string): void {
   }
 }
 
-function extendsPath(from: string, ref: string): string {
+/** The image.yaml an `extends: ref` in definition `from` names (rebuild confines it: see rebuild.ts). */
+export function extendsPath(from: string, ref: string): string {
   if (ref.endsWith('.yaml') || ref.endsWith('.yml') || ref.includes('/')) {
     const p = resolve(dirname(from), ref);
     return p.endsWith('.yaml') || p.endsWith('.yml') ? p : join(p, 'image.yaml');

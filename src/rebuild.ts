@@ -74,7 +74,7 @@ const NAME = /^[a-z0-9][a-z0-9._-]*$/;
 export function checkProvenance(s: unknown): ProvenanceStatement {
   const st = s as ProvenanceStatement;
   if (st?.predicateType !== SLSA_PROVENANCE_V1) throw invalid(`not SLSA provenance v1 (predicateType ${JSON.stringify(st?.predicateType)})`);
-  if (!Array.isArray(st.subject) || st.subject.length === 0 || !st.subject.every((x) => typeof x?.name === 'string' && /^[0-9a-f]{64}$/.test(String(x?.digest?.sha256)))) {
+  if (!Array.isArray(st.subject) || st.subject.length === 0 || !st.subject.every((x) => typeof x?.name === 'string' && typeof x?.digest?.sha256 === 'string' && /^[0-9a-f]{64}$/.test(x.digest.sha256))) {
     throw invalid('its subject is not a non-empty list of named sha256 digests');
   }
   if (st.predicate?.buildDefinition?.buildType !== DISTILL_BUILD_TYPE) throw invalid(`not a distill build (buildType ${JSON.stringify(st.predicate?.buildDefinition?.buildType)})`);

@@ -162,13 +162,13 @@ const isUtcTime = (x: unknown): x is string => typeof x === 'string' && /^\d{4}-
 function checkLockShape(v: unknown, path: string): asserts v is Lockfile {
   const o = v as Partial<Lockfile> | null;
   if (o === null || typeof o !== 'object' || Array.isArray(o)) fail(path, 'not an object');
-  if (o.lockfileVersion !== LOCKFILE_VERSION) fail(path, `unsupported lockfileVersion ${String(o.lockfileVersion)} (this distill reads ${LOCKFILE_VERSION})`);
+  if (o.lockfileVersion !== LOCKFILE_VERSION) fail(path, `unsupported lockfileVersion ${(JSON.stringify(o.lockfileVersion) ?? 'undefined').slice(0, 40)} (this distill reads ${LOCKFILE_VERSION})`);
   // The timestamp becomes every mtime: only an explicit UTC form, never one read in the local zone.
   if (typeof o.image !== 'string' || !isUtcTime(o.timestamp)) {
     fail(path, 'missing image, or a timestamp not of the form YYYY-MM-DDThh:mm:ssZ');
   }
-  if (!o.definition || typeof o.definition !== 'object' || !isSha256Hex(String(o.definition.sha256))) fail(path, 'missing definition checksum');
-  if (o.base !== undefined && (typeof o.base !== 'object' || o.base === null || typeof o.base.image !== 'string' || typeof o.base.lock !== 'string' || !isSha256Hex(String(o.base.sha256)))) {
+  if (!o.definition || typeof o.definition !== 'object' || !isSha256Hex(o.definition.sha256)) fail(path, 'missing definition checksum');
+  if (o.base !== undefined && (typeof o.base !== 'object' || o.base === null || typeof o.base.image !== 'string' || typeof o.base.lock !== 'string' || !isSha256Hex(o.base.sha256))) {
     fail(path, 'malformed base');
   }
   if (!isNameList(o.requested)) fail(path, 'requested is not a list of package names');
@@ -177,7 +177,7 @@ function checkLockShape(v: unknown, path: string): asserts v is Lockfile {
   for (const [name, s] of Object.entries(o.sources)) {
     if (!s || typeof s !== 'object' || typeof s.suite !== 'string' || !Array.isArray(s.components) || !s.components.every((c) => typeof c === 'string')
       || !isUtcTime(s.date) || (s.validUntil !== undefined && !isUtcTime(s.validUntil))
-      || !s.inRelease || !isSha256Hex(String(s.inRelease.sha256)) || !isPositiveSize(s.inRelease.size)
+      || !s.inRelease || !isSha256Hex(s.inRelease.sha256) || !isPositiveSize(s.inRelease.size)
       || !Array.isArray(s.signedBy) || !s.signedBy.every((f) => typeof f === 'string')) {
       fail(path, `source ${JSON.stringify(name)} is malformed`);
     }
@@ -199,7 +199,7 @@ function checkLockShape(v: unknown, path: string): asserts v is Lockfile {
         fail(path, `${arch}: ${q.name}: invalid source or sourceVersion`);
       }
       if (!isPositiveSize(q.size)) fail(path, `${arch}: ${q.name}: size ${JSON.stringify(q.size)} is not a positive integer`);
-      if (!isSha256Hex(String(q.sha256))) fail(path, `${arch}: ${q.name}: sha256 is not 64 lowercase hex digits`);
+      if (!isSha256Hex(q.sha256)) fail(path, `${arch}: ${q.name}: sha256 is not 64 lowercase hex digits`);
       if (!isNameList(q.depends)) fail(path, `${arch}: ${q.name}: depends is not a list of package names`);
       // The pool path becomes a URL path: refuse anything that could leave the archive root.
       if (typeof q.filename !== 'string' || !SAFE_POOL_PATH.test(q.filename) || q.filename.split('/').some((c) => c === '' || c === '.' || c === '..')) {

@@ -320,9 +320,19 @@ function readPem(text: string, what: string): { label: string; der: Buffer } {
     });
   };
   if (text.length > MAX_PEM_CHARS) invalid(`it is larger than ${MAX_PEM_CHARS} bytes`);
-  const re = /-----BEGIN ([A-Z0-9 ]+)-----\r?\n([\s\S]*?)-----END ([A-Z0-9 ]+)-----/g;
-  for (let m = re.exec(text); m; m = re.exec(text)) {
-    const [, label, body, end] = m as unknown as [string, string, string, string];
+  // Linear: one regex with a lazy body and an END after it retried the whole rest of the text from
+  // every BEGIN, so a file of 50k BEGIN lines and no END took ~30 s (quadratic). Each BEGIN is found
+  // once, and its body ends at the first END after it.
+  const begin = /-----BEGIN ([A-Z0-9 ]+)-----\r?\n/g;
+  for (let m = begin.exec(text); m; m = begin.exec(text)) {
+    const label = m[1]!;
+    const endAt = text.indexOf('-----END ', begin.lastIndex);
+    if (endAt < 0) break;
+    const endMatch = /^-----END ([A-Z0-9 ]+)-----/.exec(text.slice(endAt, endAt + 128));
+    if (endMatch === null) invalid(`the ${label} block has no well-formed END line`);
+    const end = endMatch![1]!;
+    const body = text.slice(begin.lastIndex, endAt);
+    begin.lastIndex = endAt + endMatch![0].length;
     if (label === 'EC PARAMETERS') continue;
     if (end !== label) invalid(`BEGIN ${label} is closed by END ${end}`);
     if (body.includes(':')) {

@@ -17,6 +17,7 @@ import { pipeline } from 'node:stream/promises';
 import { toDigest, type Digest } from './digest.js';
 import { DistillError, messageOf } from './errors.js';
 import { parseJsonObject } from './json.js';
+import { checkSourceDateEpoch } from './lock/time.js';
 import { goJson, jsonBlob, type Blob, type Descriptor } from './oci/descriptor.js';
 import { goTime } from './oci/image.js';
 import { ANNOTATION_BASE_DIGEST, ANNOTATION_BASE_NAME, MEDIA_TYPE_LAYER_GZIP } from './oci/media-types.js';
@@ -278,7 +279,7 @@ function baseConfig(img: Image): Record<string, unknown> {
 }
 
 function epochTime(seconds: number): string {
-  if (!Number.isSafeInteger(seconds) || seconds < 0) throw new DistillError('USAGE', `SOURCE_DATE_EPOCH ${seconds} is not a whole number of seconds`, { hint: 'e.g. SOURCE_DATE_EPOCH=1700000000' });
+  checkSourceDateEpoch(seconds);
   return new Date(seconds * 1000).toISOString().replace('.000Z', 'Z');
 }
 

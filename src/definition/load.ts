@@ -142,7 +142,7 @@ export async function loadDefinition(file: string, chain: string[] = []): Promis
       } catch {
         throw new DistillError('DEFINITION_INVALID', `${where}: url ${JSON.stringify(f.url)} is not an absolute URL`, { hint: 'use https://… (or file:// for a file beside image.yaml)' });
       }
-      if (url.protocol === 'file:') confine(defDir, fileURLToPath(url), `${where}: url ${f.url}`);
+      if (url.protocol === 'file:') confine(defDir, filePathOf(url, where, f.url), `${where}: url ${f.url}`);
       else if (url.protocol !== 'https:' && url.protocol !== 'http:') {
         throw new DistillError('DEFINITION_INVALID', `${where}: url scheme ${url.protocol} is not supported`, { hint: 'use https:// (or file:// for a file beside image.yaml)' });
       }
@@ -242,6 +242,15 @@ function confine(defDir: string, path: string, what: string): void {
     throw new DistillError('DEFINITION_INVALID', `${what} is outside the definition's directory ${defDir}`, {
       hint: 'copy the file next to image.yaml (or into a folder below it)',
     });
+  }
+}
+
+/** A file:// URL's path; one with a host (file://evil/x) or an encoded slash is no local path (fileURLToPath throws a TypeError). */
+function filePathOf(url: URL, where: string, given: string): string {
+  try {
+    return fileURLToPath(url);
+  } catch (e) {
+    throw new DistillError('DEFINITION_INVALID', `${where}: url ${JSON.stringify(given)} is not a local file URL: ${messageOf(e)}`, { cause: e, hint: 'use file:///path (no host) for a file beside image.yaml' });
   }
 }
 

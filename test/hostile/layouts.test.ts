@@ -212,3 +212,20 @@ test('a layer that is a gzip bomb, or says gzip and is not, is refused when insp
     assertRefused(r, 'OCI_INVALID', `inspect: ${what}`);
   }
 });
+
+test('diff of a layout whose provenance is a FIFO, /dev/zero, not JSON, or nested a million deep', async () => {
+  const cases: [string, (p: string) => void, string][] = [
+    ['a FIFO', (p) => execFileSync('mkfifo', [p]), 'LOCK_INVALID'],
+    ['/dev/zero', (p) => symlinkSync('/dev/zero', p), 'LOCK_INVALID'],
+    ['not JSON', (p) => writeFileSync(p, '{"predicateType":'), 'LOCK_INVALID'],
+    ['nested a million deep', (p) => writeFileSync(p, '['.repeat(1_000_000) + ']'.repeat(1_000_000)), 'PROVENANCE_INVALID'],
+  ];
+  for (const [what, make, code] of cases) {
+    const d = layout();
+    execFileSync('mkdir', ['-p', join(d, 'attestations')]);
+    make(join(d, 'attestations', 'provenance.intoto.json'));
+    const r = await spawnCli(['diff', d, d], { killAfterMs: 20_000 });
+    assert.equal(r.killed, false, `diff hung on a provenance that is ${what}`);
+    assertRefused(r, code, `diff: provenance ${what}`);
+  }
+});

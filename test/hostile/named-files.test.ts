@@ -75,3 +75,12 @@ test('build or fetch from an image whose image.lock.json is a FIFO or /dev/zero'
     await refusedQuickly(['build', image, '--out', join(work, 'out'), '--cache', join(work, 'cache')], '(?:LOCK_INVALID|LOCK_NOT_FOUND)', `build, lock ${what}`);
   }
 });
+
+test('an image archive named explicitly that is a FIFO: inspect, copy, rebuild, append refuse it at once', async () => {
+  for (const t of ['oci-archive', 'docker-archive']) {
+    await refusedQuickly(['inspect', `${t}:${fifo}`], 'OCI_INVALID', `inspect ${t}:FIFO`);
+    await refusedQuickly(['copy', `${t}:${fifo}`, '127.0.0.1:1/x/y:1'], 'OCI_INVALID', `copy ${t}:FIFO`);
+    await refusedQuickly(['rebuild', `${t}:${fifo}`, '--provenance', lockOk], 'OCI_INVALID', `rebuild ${t}:FIFO`);
+    await refusedQuickly(['append', `${t}:${fifo}`, '--layer', lockOk, '--out', join(work, 'append-out')], 'OCI_INVALID', `append ${t}:FIFO`);
+  }
+});

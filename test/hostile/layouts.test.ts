@@ -122,6 +122,8 @@ test('descriptors that lie: size, digest, a non-sha256 algorithm, `..` in the di
     for (const e of idx.manifests) edit(e);
     writeFileSync(join(d, 'index.json'), JSON.stringify(idx));
     await refusedEverywhere(d, 'OCI_INVALID', `index.json entry: ${what}`);
+    // push reads every ref of the layout before it connects (port 1 would refuse the connection).
+    assertRefused(await cli(['push', d, '127.0.0.1:1/x/y']), 'OCI_INVALID', `push: ${what}`);
   }
   // The same lies one level down, on a layer descriptor: the stream is checked, not trusted.
   for (const [what, edit, code] of [

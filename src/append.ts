@@ -16,6 +16,8 @@ import { basename, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { toDigest, type Digest } from './digest.js';
 import { DistillError, messageOf } from './errors.js';
+import { parseJsonObject } from './json.js';
+import { checkSourceDateEpoch } from './lock/time.js';
 import { goJson, jsonBlob, type Blob, type Descriptor } from './oci/descriptor.js';
 import { goTime } from './oci/image.js';
 import { ANNOTATION_BASE_DIGEST, ANNOTATION_BASE_NAME, MEDIA_TYPE_LAYER_GZIP } from './oci/media-types.js';
@@ -99,6 +101,11 @@ export async function appendImage(source: string, opts: AppendOptions): Promise<
   }
   if (opts.signKey !== undefined && opts.push === undefined) throw new DistillError('USAGE', '--sign-key signs what --push pushed', { hint: 'add --push REPO' });
   if (opts.layers.length === 0) throw new DistillError('USAGE', 'append needs at least one --layer', { hint: 'e.g. --layer ./app:/app' });
+  // A uid/gid is a Linux uid_t (0..2^32-2; 2^32-1 is "no id"): a larger one is the caller's mistake,
+  // refused here rather than deep in the tar writer as a LAYER_IO.
+  for (const id of opts.chown === undefined ? [] : [opts.chown.uid, opts.chown.gid]) {
+    if (!Number.isSafeInteger(id) || id < 0 || id > 0xfffffffe) throw new DistillError('USAGE', `--chown: ${id} is not a uid or gid (0 to 4294967294)`, { hint: 'e.g. --chown 65532:65532' });
+  }
   const work = await mkdtemp(join(tmpdir(), 'distill-append-'));
   const clients = new Map<string, RegistryClient>();
   const client = (registry: string, access: 'pull' | 'push'): RegistryClient => {
@@ -242,14 +249,37 @@ function platformMatches(w: string, p: Platform): boolean {
 function newestCreated(a: Artifact): string {
   let best = '';
   for (const img of imagesOf(a)) {
-    const c = (JSON.parse(img.config.bytes.toString('utf8')) as { created?: unknown }).created;
+    const c = baseConfig(img)['created'];
     if (typeof c === 'string' && !Number.isNaN(Date.parse(c)) && (best === '' || Date.parse(c) > Date.parse(best))) best = c;
   }
   return best === '' ? epochTime(0) : goTime(best, 'base config created');
 }
 
+/**
+ * The base image's config, parsed and checked where append edits it. ATTACKER-CONTROLLED: a base from
+ * a layout, archive or registry may carry any bytes under a correct digest (the image source reads a
+ * config that is not JSON as an artifact's); what append would spread, iterate or call string methods
+ * on must be what image-spec config.md says it is, else the base is refused, not crashed on.
+ */
+function baseConfig(img: Image): Record<string, unknown> {
+  const what = `the base config ${img.config.descriptor.digest}`;
+  const bad = (m: string): DistillError => new DistillError('OCI_INVALID', `${what}: ${m}`, { hint: 'append onto an image whose config is an OCI/Docker image config' });
+  const config = parseJsonObject(img.config.bytes, (m) => bad(m));
+  const c = config['config'];
+  if (c !== undefined && c !== null && (typeof c !== 'object' || Array.isArray(c))) throw bad('config is not an object');
+  const env = (c as Record<string, unknown> | null | undefined)?.['Env'];
+  if (env !== undefined && env !== null && !(Array.isArray(env) && env.every((e) => typeof e === 'string'))) throw bad('config.Env is not a list of strings');
+  const labels = (c as Record<string, unknown> | null | undefined)?.['Labels'];
+  if (labels !== undefined && labels !== null && (typeof labels !== 'object' || Array.isArray(labels))) throw bad('config.Labels is not an object');
+  const rootfs = config['rootfs'];
+  if (rootfs !== undefined && (rootfs === null || typeof rootfs !== 'object' || Array.isArray(rootfs))) throw bad('rootfs is not an object');
+  const ids = (rootfs as Record<string, unknown> | undefined)?.['diff_ids'];
+  if (ids !== undefined && ids !== null && !(Array.isArray(ids) && ids.every((x) => typeof x === 'string'))) throw bad('rootfs.diff_ids is not a list of strings');
+  return config;
+}
+
 function epochTime(seconds: number): string {
-  if (!Number.isSafeInteger(seconds) || seconds < 0) throw new DistillError('USAGE', `SOURCE_DATE_EPOCH ${seconds} is not a whole number of seconds`, { hint: 'e.g. SOURCE_DATE_EPOCH=1700000000' });
+  checkSourceDateEpoch(seconds);
   return new Date(seconds * 1000).toISOString().replace('.000Z', 'Z');
 }
 
@@ -312,8 +342,18 @@ function splitLayerSpec(spec: string): { path: string; dest: string } {
   return { path: spec, dest: '/' };
 }
 
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
 async function walk(root: string, rel: string, add: (rel: string, p: Omit<FsEntry, 'path' | 'uid' | 'gid' | 'uname' | 'gname' | 'mtime'>, file?: string) => void, spec: string): Promise<void> {
-  const names = (await readdir(join(root, rel))).sort();
+  // A name that is not UTF-8 comes back from readdir with U+FFFD in it and names no file (an lstat of
+  // it fails); tar paths are UTF-8 (POSIX pax), so such a name is refused up front, by its bytes.
+  const names = (await readdir(join(root, rel), { encoding: 'buffer' })).map((b) => {
+    try {
+      return UTF8.decode(b);
+    } catch {
+      throw new DistillError('USAGE', `--layer ${spec}: the name ${JSON.stringify(b.toString('latin1'))} in ${join(root, rel)} is not UTF-8`, { hint: 'rename the file: image paths are UTF-8' });
+    }
+  }).sort();
   for (const n of names) {
     const r = rel === '' ? n : `${rel}/${n}`;
     const full = join(root, r);
@@ -370,7 +410,7 @@ async function fileDigest(path: string): Promise<Digest> {
 // ---- the new documents ----
 
 function appendToImage(img: Image, layers: Layer[], inputs: AppendedInput[], opts: AppendOptions, created: string, annotations: Record<string, string>): Image {
-  const config = JSON.parse(img.config.bytes.toString('utf8')) as Record<string, unknown>;
+  const config = baseConfig(img);
   const docker = img.manifest.descriptor.mediaType === DOCKER_MANIFEST;
   const c = { ...((config['config'] as Record<string, unknown> | undefined) ?? {}) };
   if (opts.env !== undefined && opts.env.length > 0) {

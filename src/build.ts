@@ -31,7 +31,7 @@ import { cyclonedxFromSpdx } from './provenance/cyclonedx.js';
 import { buildSbom, licenseCoverageOf, scanLayers, type LayerChanges, type ScannedLayers, type SpdxDocument } from './provenance/sbom.js';
 import { sha256Hex } from './digest.js';
 import { canonicalJson } from './json.js';
-import { rfc3339 } from './lock/time.js';
+import { checkSourceDateEpoch, rfc3339 } from './lock/time.js';
 import { DISTILL_VERSION } from './version.js';
 import { buildChainLayers, layerTimestamp, type ChainLayers, type LayerBlob } from './build/layers.js';
 import type { RemoteLayerCache } from './build/layer-cache.js';
@@ -181,6 +181,7 @@ export async function buildImage(definitionFile: string, opts: BuildOptions): Pr
 }
 
 async function build(definitionFile: string, opts: BuildOptions): Promise<BuildResult> {
+  if (opts.sourceDateEpoch !== undefined) checkSourceDateEpoch(opts.sourceDateEpoch);
   const startedOn = new Date();
   if (opts.annotations?.baseRepository !== undefined && !QUALIFIED_REPOSITORY.test(opts.annotations.baseRepository.replace(/\/+$/, ''))) {
     throw new DistillError('USAGE', `--base-repository ${JSON.stringify(opts.annotations.baseRepository)} is not a fully qualified repository`, {

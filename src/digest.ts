@@ -12,8 +12,10 @@ export type Digest = `sha256:${string}`;
 
 const HEX64 = /^[0-9a-f]{64}$/;
 
-export function isSha256Hex(s: string): boolean {
-  return HEX64.test(s);
+// Takes unknown: callers pass fields of untrusted JSON, and RegExp.test(x) would call x.toString() —
+// a TypeError for {"toString":1}.
+export function isSha256Hex(s: unknown): s is string {
+  return typeof s === 'string' && HEX64.test(s);
 }
 
 export function sha256Hex(data: Uint8Array | string): Sha256Hex {

@@ -4,12 +4,13 @@
 // recorded variant and platform from the definitions and locks it carries inline (no checkout), and
 // compare digests with the published ones. On a mismatch, name the first differing layer and every
 // differing file in it, and every differing config field.
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { KeyObject } from 'node:crypto';
 import { verifyAttestation } from './attest/attest.js';
 import { ATTESTATIONS_DIR, buildImage, PROVENANCE_FILE } from './build.js';
+import { extendsPath, parseAndValidate } from './definition/load.js';
 import { isVariant, platformTag } from './definition/variants.js';
 import type { MirrorInputs } from './debian/mirrors.js';
 import type { Variant } from './definition/types.js';
@@ -26,6 +27,8 @@ import { parseReference } from './registry/reference.js';
 import { openSource, parseSourceSpec, type SourceSpec } from './source.js';
 import { archiveRefs, readArchiveArtifact } from './sources/archive.js';
 import { layoutRefs, readLayoutArtifact } from './sources/oci-layout.js';
+import { readRegularFile } from './util/regular-file.js';
+import { EPOCH_MAX } from './lock/time.js';
 
 export interface RebuildOptions extends RegistryOptions {
   cacheDir: string;
@@ -72,7 +75,7 @@ const NAME = /^[a-z0-9][a-z0-9._-]*$/;
 export function checkProvenance(s: unknown): ProvenanceStatement {
   const st = s as ProvenanceStatement;
   if (st?.predicateType !== SLSA_PROVENANCE_V1) throw invalid(`not SLSA provenance v1 (predicateType ${JSON.stringify(st?.predicateType)})`);
-  if (!Array.isArray(st.subject) || st.subject.length === 0 || !st.subject.every((x) => typeof x?.name === 'string' && /^[0-9a-f]{64}$/.test(String(x?.digest?.sha256)))) {
+  if (!Array.isArray(st.subject) || st.subject.length === 0 || !st.subject.every((x) => typeof x?.name === 'string' && typeof x?.digest?.sha256 === 'string' && /^[0-9a-f]{64}$/.test(x.digest.sha256))) {
     throw invalid('its subject is not a non-empty list of named sha256 digests');
   }
   if (st.predicate?.buildDefinition?.buildType !== DISTILL_BUILD_TYPE) throw invalid(`not a distill build (buildType ${JSON.stringify(st.predicate?.buildDefinition?.buildType)})`);
@@ -86,8 +89,13 @@ export function checkProvenance(s: unknown): ProvenanceStatement {
   }
   if (!Array.isArray(ext.variants) || ext.variants.length === 0 || !ext.variants.every((v) => isVariant(v))) throw invalid('its variants are not distill variants');
   if (!Array.isArray(ext.platforms) || ext.platforms.length === 0 || !ext.platforms.every((p) => typeof p === 'string' && /^[a-z0-9-]+$/.test(p))) throw invalid('its platforms are not Debian architectures');
+  // Handed to the build as its one timestamp: a string, a fraction or a negative number would reach tar
+  // headers and config dates (attacker-controlled), so it must be whole seconds since the epoch.
+  if (ext.sourceDateEpoch !== undefined && !(Number.isSafeInteger(ext.sourceDateEpoch) && ext.sourceDateEpoch >= 0 && ext.sourceDateEpoch <= EPOCH_MAX)) throw invalid(`its sourceDateEpoch ${JSON.stringify(ext.sourceDateEpoch)} is not whole seconds since 1970`);
   ext.definitions.forEach((d, i) => {
     const l = ext.locks[i]!;
+    // Entries are attacker-controlled JSON: null or a number where an object belongs is refused, not crashed on.
+    if (d === null || typeof d !== 'object' || l === null || typeof l !== 'object') throw invalid(`definition or lock ${i} is not an object`);
     if (typeof d.image !== 'string' || !NAME.test(d.image) || l.image !== d.image) throw invalid(`definition ${i} (${JSON.stringify(d.image)}) and its lock do not name the same image`);
     for (const x of [d, l]) {
       if (typeof x.content !== 'string' || sha256Hex(x.content) !== x.digest?.sha256) {
@@ -140,9 +148,8 @@ async function localImages(spec: Exclude<SourceSpec, { transport: 'docker' }>): 
 async function readProvenanceFile(path: string, what: string): Promise<ProvenanceStatement> {
   let raw: unknown;
   try {
-    const st = await stat(path);
-    if (st.size > PROVENANCE_CAP) throw new Error(`${st.size} bytes, more than ${PROVENANCE_CAP}`);
-    raw = JSON.parse(await readFile(path, 'utf8'));
+    // --provenance or the layout's own file: a FIFO or /dev/zero there must not hang or grow without end.
+    raw = JSON.parse((await readRegularFile(path, PROVENANCE_CAP)).toString('utf8'));
   } catch (e) {
     throw new DistillError('PROVENANCE_INVALID', `${what} has no readable ${path}`, { cause: e, hint: 'rebuild a layout written by distill build --out, or pass --provenance FILE' });
   }
@@ -199,6 +206,17 @@ export async function rebuild(target: string, opts: RebuildOptions): Promise<Reb
       await mkdir(join(images, d.image), { recursive: true });
       await writeFile(join(images, d.image, 'image.yaml'), d.content);
       await writeFile(join(images, d.image, 'image.lock.json'), ext.locks[i]!.content);
+    }
+    // ATTACKER-CONTROLLED: a definition's `extends` is a path. The rebuild uses only what the
+    // provenance carries, so a base must be one of its own definitions — never a file of this host
+    // (`extends: /home/…/image.yaml` or `../../..` would read it into the build).
+    const ours = new Set(ext.definitions.map((d) => join(images, d.image, 'image.yaml')));
+    for (const d of ext.definitions) {
+      const file = join(images, d.image, 'image.yaml');
+      const base = parseAndValidate(d.content, file).extends;
+      if (base !== undefined && !ours.has(extendsPath(file, base))) {
+        throw invalid(`definition ${d.image} extends ${JSON.stringify(base)}, which is not one of the provenance's own definitions`);
+      }
     }
     const result = await buildImage(join(images, ext.image, 'image.yaml'), {
       cacheDir: opts.cacheDir,

@@ -142,7 +142,7 @@ export async function loadDefinition(file: string, chain: string[] = []): Promis
       } catch {
         throw new DistillError('DEFINITION_INVALID', `${where}: url ${JSON.stringify(f.url)} is not an absolute URL`, { hint: 'use https://… (or file:// for a file beside image.yaml)' });
       }
-      if (url.protocol === 'file:') confine(defDir, fileURLToPath(url), `${where}: url ${f.url}`);
+      if (url.protocol === 'file:') confine(defDir, filePathOf(url, where, f.url), `${where}: url ${f.url}`);
       else if (url.protocol !== 'https:' && url.protocol !== 'http:') {
         throw new DistillError('DEFINITION_INVALID', `${where}: url scheme ${url.protocol} is not supported`, { hint: 'use https:// (or file:// for a file beside image.yaml)' });
       }
@@ -245,7 +245,17 @@ function confine(defDir: string, path: string, what: string): void {
   }
 }
 
-function extendsPath(from: string, ref: string): string {
+/** A file:// URL's path; one with a host (file://evil/x) or an encoded slash is no local path (fileURLToPath throws a TypeError). */
+function filePathOf(url: URL, where: string, given: string): string {
+  try {
+    return fileURLToPath(url);
+  } catch (e) {
+    throw new DistillError('DEFINITION_INVALID', `${where}: url ${JSON.stringify(given)} is not a local file URL: ${messageOf(e)}`, { cause: e, hint: 'use file:///path (no host) for a file beside image.yaml' });
+  }
+}
+
+/** The image.yaml an `extends: ref` in definition `from` names (rebuild confines it: see rebuild.ts). */
+export function extendsPath(from: string, ref: string): string {
   if (ref.endsWith('.yaml') || ref.endsWith('.yml') || ref.includes('/')) {
     const p = resolve(dirname(from), ref);
     return p.endsWith('.yaml') || p.endsWith('.yml') ? p : join(p, 'image.yaml');

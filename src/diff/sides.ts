@@ -9,7 +9,7 @@
 // the key; both are checked by checkProvenance (inline locks against their digests) and every lock
 // by the lockfile's own shape check before anything is used.
 import { existsSync, statSync } from 'node:fs';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import type { KeyObject } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
 import { verifyAttestation } from '../attest/attest.js';
@@ -22,6 +22,7 @@ import { checkProvenance } from '../rebuild.js';
 import type { RegistryOptions } from '../registry/client.js';
 import { hasTransport, openSource, parseSourceSpec } from '../source.js';
 import { layoutRefs } from '../sources/oci-layout.js';
+import { readRegularFile } from '../util/regular-file.js';
 
 export interface SideImage {
   image: string;
@@ -48,14 +49,14 @@ const BASE_DEPTH_MAX = 16;
 const FILE_CAP = 64 * 1024 * 1024;
 
 async function readCapped(path: string, what: string): Promise<Buffer> {
-  let st;
+  // A side is named by the user (or planted as a base.lock path in a hostile lock): a FIFO or a device
+  // is refused unread, not waited on or read without end (util/regular-file.ts).
   try {
-    st = await stat(path);
+    return await readRegularFile(path, FILE_CAP);
   } catch (e) {
-    throw new DistillError('LOCK_NOT_FOUND', `no ${what} at ${path}`, { cause: e, hint: 'name a lockfile, an image directory, an OCI layout or a registry image' });
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new DistillError('LOCK_NOT_FOUND', `no ${what} at ${path}`, { cause: e, hint: 'name a lockfile, an image directory, an OCI layout or a registry image' });
+    throw new DistillError('LOCK_INVALID', `cannot read the ${what} ${path}: ${messageOf(e)}`, { cause: e, hint: 'name a lockfile, an image directory, an OCI layout or a registry image' });
   }
-  if (st.size > FILE_CAP) throw new DistillError('LOCK_INVALID', `${path}: ${st.size} bytes is too large for a ${what}`);
-  return readFile(path);
 }
 
 /** A lock and the bases its `base.lock` paths lead to (a missing or changed base is noted, not fatal). */
@@ -142,7 +143,9 @@ export async function readSide(spec: string, opts: ReadSideOptions = {}): Promis
   const ref = forced ? spec.slice('docker://'.length) : spec;
   if (!forced && existsSync(spec)) {
     const p = resolve(spec);
-    if (statSync(p).isFile()) {
+    const st = statSync(p);
+    if (!st.isFile() && !st.isDirectory()) throw new DistillError('LOCK_INVALID', `${spec} is neither a file nor a directory`, { hint: 'name a lockfile, an image directory, images/, an OCI layout, or a registry image' });
+    if (st.isFile()) {
       if (basename(p) === 'image.yaml') return { label: spec, kind: 'image', images: [await imageAt(join(dirname(p), LOCK_NAME), warnings)], warnings };
       const bytes = await readCapped(p, 'lockfile or provenance');
       const v = parseJson(bytes, p) as { lockfileVersion?: unknown; predicateType?: unknown } | null;

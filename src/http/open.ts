@@ -24,7 +24,13 @@ export interface Opened {
 export async function openUrl(url: string, what: string, lowSpeed: LowSpeedLimit = DEFAULT_LOW_SPEED): Promise<Opened> {
   const u = new URL(url);
   if (u.protocol === 'file:') {
-    const path = fileURLToPath(u);
+    let path: string;
+    try {
+      path = fileURLToPath(u);
+    } catch (e) {
+      // A mirror from a flag, the environment or a definition (file://host/x, an encoded slash): no local path.
+      throw new DistillError('MIRROR_INVALID', `${what}: ${url} is not a local file URL: ${messageOf(e)}`, { cause: e, hint: 'write file:///path/to/mirror (three slashes, no host)' });
+    }
     try {
       const st = await stat(path);
       if (!st.isFile()) throw new DistillError('NOT_FOUND_IN_MIRROR', `${what}: ${path} is not a file`);

@@ -3,13 +3,13 @@
 // sha256 and dependency edges; the definition's checksum (and the base image lock's) so that a stale
 // lock is detected, as apko does. Written with sorted keys, 2-space indent and a trailing newline:
 // relocking unchanged inputs gives a byte-identical file. No mirror URL is recorded.
-import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { isSha256Hex, sha256Hex } from '../digest.js';
 import { isValidVersion } from '../debian/version.js';
 import { DistillError } from '../errors.js';
 import { SAFE_POOL_PATH } from '../debian/packages-index.js';
 import type { ImageDefinition } from '../definition/types.js';
+import { readRegularFile } from '../util/regular-file.js';
 
 export const LOCKFILE_VERSION = 1;
 export const LOCK_NAME = 'image.lock.json';
@@ -115,12 +115,18 @@ function orderPackages(list: readonly LockedPackage[]) {
           }));
 }
 
+/** A lock of the largest image is well under 1 MiB. */
+const LOCK_CAP = 64 * 1024 * 1024;
+
 export async function readLock(path: string): Promise<{ lock: Lockfile; sha256: string }> {
   let bytes: Buffer;
   try {
-    bytes = await readFile(path);
+    // The lock path may name a FIFO or a device (a symlink planted in the image directory): refused
+    // unread rather than blocking or reading without end (util/regular-file.ts).
+    bytes = await readRegularFile(path, LOCK_CAP);
   } catch (e) {
-    throw new DistillError('LOCK_NOT_FOUND', `no lockfile at ${path}`, { cause: e, hint: 'run `distill lock` on the definition first' });
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new DistillError('LOCK_NOT_FOUND', `no lockfile at ${path}`, { cause: e, hint: 'run `distill lock` on the definition first' });
+    throw new DistillError('LOCK_INVALID', `cannot read the lockfile ${path}: ${(e as Error).message}`, { cause: e, hint: 'an image.lock.json is a regular file written by distill lock; run it again' });
   }
   return { lock: parseLock(bytes, path), sha256: sha256Hex(bytes) };
 }
@@ -156,13 +162,13 @@ const isUtcTime = (x: unknown): x is string => typeof x === 'string' && /^\d{4}-
 function checkLockShape(v: unknown, path: string): asserts v is Lockfile {
   const o = v as Partial<Lockfile> | null;
   if (o === null || typeof o !== 'object' || Array.isArray(o)) fail(path, 'not an object');
-  if (o.lockfileVersion !== LOCKFILE_VERSION) fail(path, `unsupported lockfileVersion ${String(o.lockfileVersion)} (this distill reads ${LOCKFILE_VERSION})`);
+  if (o.lockfileVersion !== LOCKFILE_VERSION) fail(path, `unsupported lockfileVersion ${(JSON.stringify(o.lockfileVersion) ?? 'undefined').slice(0, 40)} (this distill reads ${LOCKFILE_VERSION})`);
   // The timestamp becomes every mtime: only an explicit UTC form, never one read in the local zone.
   if (typeof o.image !== 'string' || !isUtcTime(o.timestamp)) {
     fail(path, 'missing image, or a timestamp not of the form YYYY-MM-DDThh:mm:ssZ');
   }
-  if (!o.definition || typeof o.definition !== 'object' || !isSha256Hex(String(o.definition.sha256))) fail(path, 'missing definition checksum');
-  if (o.base !== undefined && (typeof o.base !== 'object' || o.base === null || typeof o.base.image !== 'string' || typeof o.base.lock !== 'string' || !isSha256Hex(String(o.base.sha256)))) {
+  if (!o.definition || typeof o.definition !== 'object' || !isSha256Hex(o.definition.sha256)) fail(path, 'missing definition checksum');
+  if (o.base !== undefined && (typeof o.base !== 'object' || o.base === null || typeof o.base.image !== 'string' || typeof o.base.lock !== 'string' || !isSha256Hex(o.base.sha256))) {
     fail(path, 'malformed base');
   }
   if (!isNameList(o.requested)) fail(path, 'requested is not a list of package names');
@@ -171,7 +177,7 @@ function checkLockShape(v: unknown, path: string): asserts v is Lockfile {
   for (const [name, s] of Object.entries(o.sources)) {
     if (!s || typeof s !== 'object' || typeof s.suite !== 'string' || !Array.isArray(s.components) || !s.components.every((c) => typeof c === 'string')
       || !isUtcTime(s.date) || (s.validUntil !== undefined && !isUtcTime(s.validUntil))
-      || !s.inRelease || !isSha256Hex(String(s.inRelease.sha256)) || !isPositiveSize(s.inRelease.size)
+      || !s.inRelease || !isSha256Hex(s.inRelease.sha256) || !isPositiveSize(s.inRelease.size)
       || !Array.isArray(s.signedBy) || !s.signedBy.every((f) => typeof f === 'string')) {
       fail(path, `source ${JSON.stringify(name)} is malformed`);
     }
@@ -193,7 +199,7 @@ function checkLockShape(v: unknown, path: string): asserts v is Lockfile {
         fail(path, `${arch}: ${q.name}: invalid source or sourceVersion`);
       }
       if (!isPositiveSize(q.size)) fail(path, `${arch}: ${q.name}: size ${JSON.stringify(q.size)} is not a positive integer`);
-      if (!isSha256Hex(String(q.sha256))) fail(path, `${arch}: ${q.name}: sha256 is not 64 lowercase hex digits`);
+      if (!isSha256Hex(q.sha256)) fail(path, `${arch}: ${q.name}: sha256 is not 64 lowercase hex digits`);
       if (!isNameList(q.depends)) fail(path, `${arch}: ${q.name}: depends is not a list of package names`);
       // The pool path becomes a URL path: refuse anything that could leave the archive root.
       if (typeof q.filename !== 'string' || !SAFE_POOL_PATH.test(q.filename) || q.filename.split('/').some((c) => c === '' || c === '.' || c === '..')) {

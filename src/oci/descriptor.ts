@@ -91,7 +91,17 @@ export function validateDescriptor(d: Descriptor, what: string): void {
     throw invalid(`${what}: ${JSON.stringify(d.mediaType)} is not a media type`);
   }
   hexOf(d.digest, what);
-  if (!Number.isSafeInteger(d.size) || d.size < 0) throw invalid(`${what}: size ${d.size} is not a byte count`);
+  if (!Number.isSafeInteger(d.size) || d.size < 0) throw invalid(`${what}: size ${JSON.stringify(d.size)} is not a byte count`);
+  // image-spec descriptor.md: platform.os and platform.architecture are strings, variant a string if
+  // present. ATTACKER-CONTROLLED (a layout's index, a registry's index): an object there reached
+  // template strings and String() in messages and output ({"toString":1} throws a TypeError).
+  const p = d.platform as unknown;
+  if (p !== undefined) {
+    const o = p as Record<string, unknown> | null;
+    if (o === null || typeof o !== 'object' || Array.isArray(o) || typeof o['os'] !== 'string' || typeof o['architecture'] !== 'string' || (o['variant'] !== undefined && typeof o['variant'] !== 'string')) {
+      throw invalid(`${what}: its platform is not {os, architecture[, variant]} strings`);
+    }
+  }
 }
 
 /** A blob whose bytes do not match its descriptor is a bug upstream; refuse to write or embed it. */

@@ -315,7 +315,7 @@ export class Authenticator {
     } catch (e) {
       throw new TransientError(`${where}: ${messageOf(e)}`, undefined, e, 'the token service failed; retry later');
     }
-    const text = await readSmall(res, TOKEN_RESPONSE_CAP, where);
+    const text = await readSmall(res, TOKEN_RESPONSE_CAP, where, this.opts.timeoutMs);
     if (res.statusCode === 401) {
       throw new DistillError('REGISTRY_AUTH', `${where} refused ${describeCredential(cred)}`, {
         hint: cred === undefined ? 'log in (docker login), or pass --username and --password-stdin' : 'check the username and password',
@@ -374,8 +374,8 @@ export function isLoopbackHost(hostname: string): boolean {
 }
 
 /** Read a small response body whole, under a cap (it is untrusted). */
-export async function readSmall(res: Dispatcher.ResponseData, cap: number, what: string): Promise<string> {
-  return (await readCappedBody(res, cap, what)).toString('utf8');
+export async function readSmall(res: Dispatcher.ResponseData, cap: number, what: string, deadlineMs?: number): Promise<string> {
+  return (await readCappedBody(res, cap, what, deadlineMs)).toString('utf8');
 }
 
 /**
@@ -387,7 +387,7 @@ export function discardBody(res: Dispatcher.ResponseData): void {
   res.body.destroy();
 }
 
-export async function readCappedBody(res: Dispatcher.ResponseData, cap: number, what: string): Promise<Buffer> {
+export async function readCappedBody(res: Dispatcher.ResponseData, cap: number, what: string, deadlineMs?: number): Promise<Buffer> {
   const len = res.headers['content-length'];
   if (typeof len === 'string' && Number(len) > cap) {
     discardBody(res);
@@ -395,6 +395,10 @@ export async function readCappedBody(res: Dispatcher.ResponseData, cap: number, 
   }
   const chunks: Buffer[] = [];
   let n = 0;
+  // ATTACKER-CONTROLLED pace: undici's bodyTimeout is the longest pause between chunks, so a server
+  // trickling a byte just inside it holds a small document (manifest, token, tag page) open without
+  // end. `deadlineMs` bounds the whole read; the failure is transient (retried, within the policy).
+  const timer = deadlineMs === undefined ? undefined : setTimeout(() => res.body.destroy(new Error(`the body was not complete after ${deadlineMs} ms`)), deadlineMs);
   try {
     for await (const c of res.body) {
       const b = c as Buffer;
@@ -408,6 +412,8 @@ export async function readCappedBody(res: Dispatcher.ResponseData, cap: number, 
   } catch (e) {
     if (e instanceof DistillError) throw e;
     throw new TransientError(`${what}: reading the response failed: ${messageOf(e)}`, undefined, e, 'the registry or network failed; retry later');
+  } finally {
+    clearTimeout(timer);
   }
   return Buffer.concat(chunks, n);
 }

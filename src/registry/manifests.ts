@@ -68,12 +68,16 @@ export async function getManifest(t: Transport, repository: string, reference: s
     const digest = toDigest(sha256Hex(bytes));
     if (DIGEST.test(reference) && digest !== reference) throw mismatch(`${what}: the registry sent bytes whose digest is ${digest}`);
     checkDigestHeader(res, digest, what);
-    let fromBody: unknown;
+    let doc: unknown;
     try {
-      fromBody = (JSON.parse(bytes.toString('utf8')) as { mediaType?: unknown } | null)?.mediaType;
+      doc = JSON.parse(bytes.toString('utf8'));
     } catch (e) {
       throw new DistillError('REGISTRY_PROTOCOL', `${what}: not JSON`, { cause: e });
     }
+    // Every manifest and index is a JSON object (image-spec); `null`, a list or a number under a
+    // manifest Content-Type is the registry's (attacker-controlled) lie, refused here for every caller.
+    if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) throw new DistillError('REGISTRY_PROTOCOL', `${what}: not a JSON object`);
+    const fromBody = (doc as { mediaType?: unknown }).mediaType;
     const fromHeader = header(res, 'content-type')?.split(';')[0]?.trim();
     const mediaType = typeof fromBody === 'string' && fromBody !== '' ? fromBody : fromHeader;
     if (mediaType === undefined || !accept.includes(mediaType)) {

@@ -124,7 +124,7 @@ export async function readAttachments(client: RegistryClient, repository: string
       if (m.bytes.length !== d.size) throw protocol(`referrer ${d.digest} is ${m.bytes.length} bytes, the referrers list says ${d.size}`);
       // The fallback tag is anyone's to write: a listed manifest must name this subject itself.
       const named = (jsonObject(m.bytes, `referrer ${d.digest}`)['subject'] as { digest?: unknown } | undefined)?.digest;
-      if (named !== subject) throw protocol(`referrer ${d.digest} names another subject (${String(named)}), not ${subject}`);
+      if (named !== subject) throw protocol(`referrer ${d.digest} names another subject (${(JSON.stringify(named) ?? 'none').slice(0, 80)}), not ${subject}`);
       images.push(await readImage(client, repository, blobOf(m.bytes, d.mediaType), undefined));
       listed.push(d);
     }

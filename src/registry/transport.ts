@@ -79,6 +79,8 @@ export class Transport {
   readonly emit: OnProgress;
   private agent: Promise<Agent> | undefined;
   private readonly agentOptions: Agent.Options;
+  /** The whole read of a small body (manifest, tag page, error) is bounded by this too, not only its pauses. */
+  private readonly timeoutMs: number;
   private readonly auth: Authenticator;
   private readonly policy: RetryPolicy;
   private readonly userAgent: string;
@@ -98,6 +100,7 @@ export class Transport {
     const plain = opts.insecure === true || isLoopbackHost(hostname);
     this.base = new URL(`${plain ? 'http' : 'https'}://${host}`);
     const timeoutMs = opts.timeoutMs ?? 60_000;
+    this.timeoutMs = timeoutMs;
     this.agentOptions = {
       headersTimeout: timeoutMs,
       bodyTimeout: timeoutMs,
@@ -290,7 +293,7 @@ export class Transport {
 
   /** A response body read whole, under `cap` (it is untrusted): RESPONSE_TOO_LARGE beyond it, without reading on. */
   readBody(res: Response, cap: number, what: string): Promise<Buffer> {
-    return readCappedBody(res, cap, what);
+    return readCappedBody(res, cap, what, this.timeoutMs);
   }
 
   /** Abandon an upload session we will not use (best effort: the registry purges stale sessions anyway). */
@@ -308,7 +311,7 @@ export class Transport {
     let summary = '';
     let codes: string[] = [];
     try {
-      const text = (await readCappedBody(res, CAPS.errorBody, what)).toString('utf8');
+      const text = (await readCappedBody(res, CAPS.errorBody, what, this.timeoutMs)).toString('utf8');
       const parsed = JSON.parse(text) as { errors?: { code?: unknown; message?: unknown }[] };
       if (Array.isArray(parsed.errors)) {
         codes = parsed.errors.map((x) => (typeof x?.code === 'string' ? x.code : '')).filter((x) => x !== '');

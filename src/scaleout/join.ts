@@ -19,9 +19,9 @@ import { makeVariants } from '../build/images.js';
 import { debugLayerCreatedBy, imageLayerCreatedBy, layerTimestamp, type BuiltLayer, type ChainLayers } from '../build/layers.js';
 import { ALL_VARIANTS, type Variant } from '../definition/types.js';
 import { sha256Hex, type Digest } from '../digest.js';
-import { DistillError, isDistillError } from '../errors.js';
+import { DistillError, isDistillError, messageOf } from '../errors.js';
 import { noProgress, type OnProgress } from '../events.js';
-import { canonicalJson } from '../json.js';
+import { canonicalJson, parseJsonObject } from '../json.js';
 import { loadLockChain, readChainTexts, type LockedImage } from '../lock/load.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { ANNOTATION_REVISION, ANNOTATION_SOURCE, MEDIA_TYPE_INDEX } from '../oci/media-types.js';
@@ -117,7 +117,13 @@ export async function joinPlatforms(definitionFile: string, repository: string, 
           throw mismatch(`${where}:${tag} (${m.digest}) is not an image manifest with a config and layers`, def.name, arch);
         }
         const configBytes = await readPayload(client, repo, manifest.config, CONFIG_CAP);
-        const config = JSON.parse(configBytes.toString('utf8')) as { rootfs?: { diff_ids?: unknown } };
+        // The worker's config is registry content (attacker-controlled): not JSON, or not an object, is a mismatch, not a crash.
+        let config: { rootfs?: { diff_ids?: unknown } };
+        try {
+          config = parseJsonObject(configBytes, (msg) => new Error(msg)) as typeof config;
+        } catch (e) {
+          throw mismatch(`${where}:${tag} (${m.digest}): its config is ${messageOf(e)}`, def.name, arch);
+        }
         const diffIds = config.rootfs?.diff_ids;
         if (!Array.isArray(diffIds) || diffIds.length !== manifest.layers.length || !diffIds.every((d) => typeof d === 'string' && /^sha256:[0-9a-f]{64}$/.test(d))) {
           throw mismatch(`${where}:${tag} (${m.digest}): its config's diff_ids do not match its layers`, def.name, arch);

@@ -40,7 +40,7 @@ export function signBundle(payloadType: string, payload: Buffer, privateKey: Key
  */
 export function verifyBundle(bytes: Buffer, publicKey: KeyObject): { payloadType: string; payload: Buffer } {
   const b = parseJsonObject(bytes, invalid);
-  if (b['mediaType'] !== BUNDLE_V03_MEDIA_TYPE) throw invalid(`media type ${JSON.stringify(String(b['mediaType']).slice(0, 80))}, not ${BUNDLE_V03_MEDIA_TYPE}`);
+  if (b['mediaType'] !== BUNDLE_V03_MEDIA_TYPE) throw invalid(`media type ${(JSON.stringify(b['mediaType']) ?? 'none').slice(0, 80)}, not ${BUNDLE_V03_MEDIA_TYPE}`);
   const env = b['dsseEnvelope'] as Record<string, unknown> | undefined;
   if (typeof env !== 'object' || env === null || Array.isArray(env)) throw invalid('no dsseEnvelope (a message-signature bundle names no image)');
   if (typeof env['payloadType'] !== 'string' || typeof env['payload'] !== 'string') throw invalid('the envelope has no payload or payloadType');

@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { DistillError, messageOf } from '../errors.js';
 import { NONCE_BYTES, secretboxOpen, secretboxSeal } from './secretbox.js';
 import { writeAtomic } from '../util/atomic-write.js';
+import { readRegularFile } from '../util/regular-file.js';
 
 export type KeyAlgorithm = 'ecdsa-p256' | 'ecdsa-p384' | 'ecdsa-p521' | 'rsa' | 'ed25519';
 
@@ -319,9 +320,19 @@ function readPem(text: string, what: string): { label: string; der: Buffer } {
     });
   };
   if (text.length > MAX_PEM_CHARS) invalid(`it is larger than ${MAX_PEM_CHARS} bytes`);
-  const re = /-----BEGIN ([A-Z0-9 ]+)-----\r?\n([\s\S]*?)-----END ([A-Z0-9 ]+)-----/g;
-  for (let m = re.exec(text); m; m = re.exec(text)) {
-    const [, label, body, end] = m as unknown as [string, string, string, string];
+  // Linear: one regex with a lazy body and an END after it retried the whole rest of the text from
+  // every BEGIN, so a file of 50k BEGIN lines and no END took ~30 s (quadratic). Each BEGIN is found
+  // once, and its body ends at the first END after it.
+  const begin = /-----BEGIN ([A-Z0-9 ]+)-----\r?\n/g;
+  for (let m = begin.exec(text); m; m = begin.exec(text)) {
+    const label = m[1]!;
+    const endAt = text.indexOf('-----END ', begin.lastIndex);
+    if (endAt < 0) break;
+    const endMatch = /^-----END ([A-Z0-9 ]+)-----/.exec(text.slice(endAt, endAt + 128));
+    if (endMatch === null) invalid(`the ${label} block has no well-formed END line`);
+    const end = endMatch![1]!;
+    const body = text.slice(begin.lastIndex, endAt);
+    begin.lastIndex = endAt + endMatch![0].length;
     if (label === 'EC PARAMETERS') continue;
     if (end !== label) invalid(`BEGIN ${label} is closed by END ${end}`);
     if (body.includes(':')) {
@@ -443,4 +454,12 @@ function keyExists(path: string): DistillError {
  */
 export function passwordFrom(env: Record<string, string | undefined>): string | undefined {
   return env['COSIGN_PASSWORD'];
+}
+
+/**
+ * A key file named on the command line, as text: a PEM is a few hundred bytes, so at most 1 MiB, and a
+ * FIFO or a device is refused unread rather than waited on or read without end (util/regular-file.ts).
+ */
+export async function readKeyFile(path: string): Promise<string> {
+  return (await readRegularFile(path, 1024 * 1024)).toString('utf8');
 }

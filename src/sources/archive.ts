@@ -18,7 +18,7 @@
 // gives the manifest index.json holds for that image — its exact bytes, so digests are the
 // publisher's; an older one gets a Docker schema 2 manifest made from the config and the layers, as
 // go-containerregistry's tarball package and skopeo make it.
-import { createReadStream } from 'node:fs';
+import { constants, createReadStream } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { PassThrough, type Readable } from 'node:stream';
 import { HashingStream, sha256Hex, toDigest, type Digest } from '../digest.js';
@@ -467,7 +467,9 @@ function emptyStream(): Readable {
 
 async function openFile(file: string): Promise<FileHandle> {
   try {
-    return await open(file, 'r');
+    // O_NONBLOCK: the archive is named by the user (oci-archive:FILE); a FIFO must open at once so the
+    // regular-file check below refuses it, rather than block in open() until a writer comes — forever.
+    return await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (e) {
     throw new DistillError('OCI_INVALID', `cannot read the archive ${file}: ${messageOf(e)}`, { cause: e, hint: 'give the path of an image archive (docker save, distill build --tar)' });
   }

@@ -2,8 +2,6 @@
 // to the model's Image or ImageIndex. The layout is read, never trusted — index.json, manifests and
 // configs are size-capped and checked against the digests that name them before they are parsed, and
 // a layer's bytes are verified while they stream out (a damaged blob fails the read, never passes).
-import { createReadStream } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { VerifyingStream, sha256Hex, toDigest, type Digest } from '../digest.js';
@@ -13,6 +11,7 @@ import { type Blob, type Descriptor, hexOf, validateDescriptor } from '../oci/de
 import { ANNOTATION_REF_NAME } from '../oci/media-types.js';
 import type { Artifact, Image, Layer } from '../oci/model.js';
 import type { Platform } from '../oci/platform.js';
+import { openRegularFile, readRegularFile } from '../util/regular-file.js';
 
 const INDEX_TYPES = new Set(['application/vnd.oci.image.index.v1+json', 'application/vnd.docker.distribution.manifest.list.v2+json']);
 const MANIFEST_TYPES = new Set(['application/vnd.oci.image.manifest.v1+json', 'application/vnd.docker.distribution.manifest.v2+json']);
@@ -39,7 +38,9 @@ export function directoryFiles(dir: string): LayoutFiles {
   return {
     name: dir,
     read: (path, cap) => readCapped(join(dir, path), cap),
-    open: (path) => createReadStream(join(dir, path)),
+    // A layout is attacker-controlled: a blob that is a FIFO must not hang the read, nor a device
+    // stream forever (util/regular-file.ts).
+    open: (path) => openRegularFile(join(dir, path)),
   };
 }
 
@@ -177,12 +178,8 @@ async function namedEntries(files: LayoutFiles): Promise<Map<string, Descriptor>
 
 async function readCapped(path: string, cap: number): Promise<Buffer> {
   try {
-    const st = await stat(path);
-    if (!st.isFile()) throw new Error('not a file');
-    if (st.size > cap) throw invalid(`${path}: ${st.size} bytes, more than the ${cap} expected`);
-    return await readFile(path);
+    return await readRegularFile(path, cap);
   } catch (e) {
-    if (e instanceof DistillError) throw e;
     throw invalid(`cannot read ${path}: ${messageOf(e)}`);
   }
 }

@@ -1,5 +1,4 @@
 // `distill diff OLD NEW`: flags → diffImages.
-import { readFile } from 'node:fs/promises';
 import type { Argv } from 'yargs';
 import { DistillError } from '../../errors.js';
 import { defaultCacheDir, type CliIo } from '../io.js';
@@ -35,14 +34,14 @@ export function diffCommand(io: CliIo) {
         .example('$0 diff old-images/ images/ --markdown > body.md', 'a pull-request body for every image')
         .example('$0 diff registry.example/distill/base:v1 registry.example/distill/base:v2 --key cosign.pub', 'two published images'),
     handler: async (argv: DiffArgs) => {
-      const [{ diffImages }, { formatDiffMarkdown, formatDiffText }, { loadPublicKey }, { parseMirrorFlags }] = await Promise.all([
+      const [{ diffImages }, { formatDiffMarkdown, formatDiffText }, { loadPublicKey, readKeyFile }, { parseMirrorFlags }] = await Promise.all([
         import('../../diff/diff.js'),
         import('../../diff/format.js'),
         import('../../sign/keys.js'),
         import('../../debian/mirrors.js'),
       ]);
       if (argv.json && argv.markdown) throw new DistillError('USAGE', '--json and --markdown cannot be combined', { hint: 'pick one output format' });
-      const publicKey = argv.key === undefined ? undefined : loadPublicKey(await readFile(argv.key, 'utf8').catch((e: unknown) => {
+      const publicKey = argv.key === undefined ? undefined : loadPublicKey(await readKeyFile(argv.key).catch((e: unknown) => {
         throw new DistillError('KEY_INVALID', `cannot read ${argv.key}: ${(e as Error).message}`, { cause: e });
       }), argv.key);
       const { opts, done } = await registryOptionsFrom(argv, io);

@@ -1,5 +1,4 @@
 // `distill rebuild`: flags → rebuild.
-import { readFile } from 'node:fs/promises';
 import type { Argv } from 'yargs';
 import { DistillError } from '../../errors.js';
 import type { CliIo } from '../io.js';
@@ -18,8 +17,8 @@ export function rebuildCommand(io: CliIo) {
         .example('$0 rebuild 127.0.0.1:5000/distill/python3:latest --key cosign.pub --mirror debian=… --mirror debian-security=…', '')
         .example('$0 rebuild python3.tar --provenance out/python3/attestations/provenance.intoto.json', 'a distill build --tar archive'),
     handler: async (argv: CommonArgs & { target: string; key?: string; insecure: boolean; provenance?: string }) => {
-      const [{ loadPublicKey }, { rebuild }] = await Promise.all([import('../../sign/keys.js'), import('../../rebuild.js')]);
-      const publicKey = argv.key === undefined ? undefined : loadPublicKey(await readFile(argv.key, 'utf8').catch((e: unknown) => {
+      const [{ loadPublicKey, readKeyFile }, { rebuild }] = await Promise.all([import('../../sign/keys.js'), import('../../rebuild.js')]);
+      const publicKey = argv.key === undefined ? undefined : loadPublicKey(await readKeyFile(argv.key).catch((e: unknown) => {
         throw new DistillError('KEY_INVALID', `cannot read ${argv.key}: ${(e as Error).message}`, { cause: e });
       }), argv.key);
       const { opts, done } = await lockOptionsFrom(argv, io);

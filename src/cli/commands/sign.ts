@@ -1,7 +1,6 @@
 // `distill generate-key-pair`, `sign`, `verify`, `attest`, `verify-attestation`, `triangulate`:
 // cosign-compatible signatures; flags → one library call each. Passwords come from COSIGN_PASSWORD
 // (set but empty = the empty password) or a TTY prompt; never from a flag, never echoed or logged.
-import { readFile } from 'node:fs/promises';
 import type { Argv } from 'yargs';
 import { DistillError } from '../../errors.js';
 import type { CliIo } from '../io.js';
@@ -67,19 +66,19 @@ function annotationsOf(values: string[] | undefined): Record<string, string> | u
 }
 
 export async function signingKey(path: string, io: CliIo) {
-  const pem = await readFile(path, 'utf8').catch((e: unknown) => {
+  const { loadPrivateKey, readKeyFile } = await import('../../sign/keys.js');
+  const pem = await readKeyFile(path).catch((e: unknown) => {
     throw new DistillError('KEY_INVALID', `cannot read the key ${path}: ${(e as Error).message}`, { cause: e, hint: 'pass --key cosign.key (distill generate-key-pair makes one)' });
   });
   const encrypted = /ENCRYPTED (SIGSTORE|COSIGN) PRIVATE KEY/.test(pem);
-  const { loadPrivateKey } = await import('../../sign/keys.js');
   return loadPrivateKey(pem, encrypted ? await password(io, false) : undefined, path);
 }
 
 async function publicKey(path: string) {
-  const pem = await readFile(path, 'utf8').catch((e: unknown) => {
+  const { loadPublicKey, readKeyFile } = await import('../../sign/keys.js');
+  const pem = await readKeyFile(path).catch((e: unknown) => {
     throw new DistillError('KEY_INVALID', `cannot read the key ${path}: ${(e as Error).message}`, { cause: e, hint: 'pass --key cosign.pub' });
   });
-  const { loadPublicKey } = await import('../../sign/keys.js');
   return loadPublicKey(pem, path);
 }
 
@@ -196,7 +195,9 @@ export function attestCommand(io: CliIo) {
     handler: async (argv: RegistryArgs & { reference: string; key: string; type: string; predicate: string; replace: boolean; format: string }) => {
       let predicate: object;
       try {
-        predicate = JSON.parse(await readFile(argv.predicate, 'utf8')) as object;
+        // A FIFO or /dev/zero as --predicate is refused unread (util/regular-file.ts).
+        const { readRegularFile } = await import('../../util/regular-file.js');
+        predicate = JSON.parse((await readRegularFile(argv.predicate, 64 * 1024 * 1024)).toString('utf8')) as object;
       } catch (e) {
         throw new DistillError('USAGE', `--predicate ${argv.predicate}: not a readable JSON file`, { cause: e });
       }

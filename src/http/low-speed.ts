@@ -18,30 +18,43 @@ export interface LowSpeedLimit {
 export const DEFAULT_LOW_SPEED: LowSpeedLimit = { bytes: 16 * 1024, windowMs: 30_000 };
 
 export function guardLowSpeed(body: Readable, limit: LowSpeedLimit, onSlow: () => Error): Readable {
-  let seen = 0;
   const guard = new Transform({
     transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
-      seen += chunk.length;
       cb(null, chunk);
     },
   });
+  watchLowSpeed(body, guard, limit, onSlow);
+  guard.once('close', () => body.destroy()); // a refused or abandoned body closes its connection
+  body.once('error', (e) => guard.destroy(e));
+  body.pipe(guard);
+  return guard;
+}
+
+/**
+ * Watch `body` (a response body already flowing into `reader`): when it delivers under `limit` in a
+ * window while `reader` has room for more, destroy `reader` with `onSlow()`. Used where a stream
+ * already sits after the body (a registry blob's verifier), so no extra stream hop is added.
+ */
+export function watchLowSpeed(body: Readable, reader: Readable, limit: LowSpeedLimit, onSlow: () => Error): void {
+  let seen = 0;
+  const count = (chunk: Buffer): void => {
+    seen += chunk.length;
+  };
+  body.on('data', count);
   const timer = setInterval(() => {
-    const readerWaiting = guard.readableLength < guard.readableHighWaterMark;
-    if (readerWaiting && seen < limit.bytes) guard.destroy(onSlow());
+    const readerWaiting = reader.readableLength < reader.readableHighWaterMark;
+    if (readerWaiting && seen < limit.bytes) reader.destroy(onSlow());
     seen = 0;
   }, limit.windowMs);
   timer.unref();
-  const stop = (): void => clearInterval(timer);
-  guard.once('close', () => {
-    stop();
-    body.destroy(); // a refused or abandoned body closes its connection
-  });
-  guard.once('end', stop);
+  const stop = (): void => {
+    clearInterval(timer);
+    body.off('data', count);
+  };
   // Once the server has sent the whole body it is not slow, however long the reader takes over the
   // rest: a reader busy elsewhere (a disk that stalls under the cache's fsync) holding the body's tail,
   // under the high-water mark, must not be judged as a server that stopped sending.
   body.once('end', stop);
-  body.once('error', (e) => guard.destroy(e));
-  body.pipe(guard);
-  return guard;
+  body.once('close', stop);
+  reader.once('close', stop);
 }

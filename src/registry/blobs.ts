@@ -12,6 +12,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { VerifyingStream } from '../digest.js';
 import { DistillError, messageOf } from '../errors.js';
 import { TransientError, isTransient } from '../http/retry.js';
+import { type LowSpeedLimit, watchLowSpeed } from '../http/low-speed.js';
 import { discardBody, repositoryScope } from './auth.js';
 import { NET_HINT, type Response, type Transport, checkDigestHeader, checkRepository, drain, locationOf, mismatch } from './transport.js';
 
@@ -96,7 +97,7 @@ export async function openBlob(t: Transport, repository: string, blob: BlobRef, 
   const what = `blob ${blob.digest} from ${t.registry}/${repository}`;
   const res = await t.retrying(`GET ${what}`, () => getBlob(t, repository, blob, what));
   const verify = new RegistryVerify(blob, what, onBytes);
-  feed(res, verify, what);
+  feed(res, verify, what, t.lowSpeed);
   return markVerified(verify, blob);
 }
 
@@ -113,7 +114,7 @@ export function blobStream(t: Transport, repository: string, blob: BlobRef): Rea
   t.retrying(`GET ${what}`, () => getBlob(t, repository, blob, what)).then(
     (res) => {
       if (verify.destroyed) discardBody(res);
-      else feed(res, verify, what);
+      else feed(res, verify, what, t.lowSpeed);
     },
     (e: unknown) => verify.destroy(e as Error),
   );
@@ -121,10 +122,16 @@ export function blobStream(t: Transport, repository: string, blob: BlobRef): Rea
 }
 
 /** Pipe a response body into its verifier; a network error mid-body is transient (the consumer opens again). */
-function feed(res: Response, verify: RegistryVerify, what: string): void {
+function feed(res: Response, verify: RegistryVerify, what: string, lowSpeed: LowSpeedLimit): void {
   res.body.on('error', (e: unknown) => verify.destroy(e instanceof DistillError ? e : new TransientError(`${what}: ${messageOf(e)}`, undefined, e, NET_HINT)));
   verify.on('close', () => discardBody(res));
+  // A registry (attacker-controlled) that sends a byte now and then never trips the idle timeout.
+  watchLowSpeed(res.body, verify, lowSpeed, () => slow(what, lowSpeed));
   res.body.pipe(verify);
+}
+
+function slow(what: string, l: LowSpeedLimit): TransientError {
+  return new TransientError(`${what}: the registry sent under ${l.bytes} bytes in ${l.windowMs / 1000} s`, undefined, undefined, NET_HINT);
 }
 
 /**
@@ -136,7 +143,9 @@ export async function downloadBlob(t: Transport, repository: string, blob: BlobR
   await t.retrying(`download ${what}`, async () => {
     const res = await getBlob(t, repository, blob, what);
     try {
-      await pipeline(res.body, new RegistryVerify(blob, what, onBytes), createWriteStream(file));
+      const verify = new RegistryVerify(blob, what, onBytes);
+      watchLowSpeed(res.body, verify, t.lowSpeed, () => slow(what, t.lowSpeed));
+      await pipeline(res.body, verify, createWriteStream(file));
     } catch (e) {
       if (e instanceof DistillError) throw e;
       if (isTransient(e)) throw new TransientError(`${what}: ${messageOf(e)}`, undefined, e, NET_HINT);

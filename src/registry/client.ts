@@ -6,6 +6,7 @@
 //
 // Every digest is checked: Docker-Content-Digest on every response that carries one against the
 // bytes sent or received, manifests hashed as they are read, blobs verified while they stream.
+import type { LowSpeedLimit } from '../http/low-speed.js';
 import type { Readable } from 'node:stream';
 import type { Digest } from '../digest.js';
 import type { OnProgress } from '../events.js';
@@ -42,6 +43,8 @@ export interface RegistryOptions {
   userAgent?: string;
   /** Connections kept open to the registry (default 16). */
   connections?: number;
+  /** A blob body slower than this while its reader waits is cut and retried (default 16 KiB in 30 s). */
+  lowSpeed?: LowSpeedLimit;
 }
 
 export class RegistryClient {

@@ -16,6 +16,7 @@ import { undici } from '../http/undici.js';
 import { DistillError, messageOf } from '../errors.js';
 import { noProgress, type OnProgress } from '../events.js';
 import { USER_AGENT } from '../http/open.js';
+import { DEFAULT_LOW_SPEED, type LowSpeedLimit } from '../http/low-speed.js';
 import { type RetryPolicy, TransientError, defaultRetryPolicy, isTransient, isTransientStatus, parseRetryAfter, withRetry } from '../http/retry.js';
 import { type Access, Authenticator, discardBody, isLoopbackHost, readCappedBody, repositoryScope } from './auth.js';
 import { type CredentialOptions, resolveCredentials } from './credentials.js';
@@ -45,6 +46,8 @@ export interface TransportOptions {
   retry?: RetryPolicy;
   onProgress?: OnProgress;
   userAgent?: string;
+  /** A blob body slower than this while its reader waits is cut and retried (default DEFAULT_LOW_SPEED). */
+  lowSpeed?: LowSpeedLimit;
   /** Connections kept open per origin (default 16): enough for every blob of a copy in flight at once. */
   connections?: number;
   /** `push` asks for pull,push tokens from the start, so one token serves a whole push. */
@@ -81,6 +84,8 @@ export class Transport {
   private readonly agentOptions: Agent.Options;
   /** The whole read of a small body (manifest, tag page, error) is bounded by this too, not only its pauses. */
   private readonly timeoutMs: number;
+  /** How slow a blob body may be (blobs.ts watches it). */
+  readonly lowSpeed: LowSpeedLimit;
   private readonly auth: Authenticator;
   private readonly policy: RetryPolicy;
   private readonly userAgent: string;
@@ -101,6 +106,7 @@ export class Transport {
     this.base = new URL(`${plain ? 'http' : 'https'}://${host}`);
     const timeoutMs = opts.timeoutMs ?? 60_000;
     this.timeoutMs = timeoutMs;
+    this.lowSpeed = opts.lowSpeed ?? DEFAULT_LOW_SPEED;
     this.agentOptions = {
       headersTimeout: timeoutMs,
       bodyTimeout: timeoutMs,

@@ -248,3 +248,32 @@ test('a token response over its cap is refused', async () => {
     await reg.close();
   }
 });
+
+test('a blob that drips a byte at a time is cut below the low-speed limit and retried, then refused', async () => {
+  const blob = Buffer.alloc(4096, 3);
+  let gets = 0;
+  const reg = await serve((req, res) => {
+    if (req.url === '/v2/' || req.url === '/v2') return void res.writeHead(200).end();
+    gets++;
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(blob.length) });
+    let i = 0;
+    const t = setInterval(() => (i < blob.length ? res.write(blob.subarray(i, ++i)) : clearInterval(t)), 20);
+    res.on('close', () => clearInterval(t));
+    setTimeout(() => res.destroy(), 3000).unref(); // bounded even without the guard
+  });
+  const client = new RegistryClient(reg.host, { retry: { attempts: 2, baseDelayMs: 1, maxDelayMs: 5 }, lowSpeed: { bytes: 1024, windowMs: 300 } });
+  try {
+    const t0 = Date.now();
+    await assert.rejects(
+      (async () => {
+        for await (const _ of await client.openBlob('app', { digest: digestOf(blob), size: blob.length })) { /* drain */ }
+      })(),
+      (e: any) => e.code === 'FETCH_FAILED' && /the registry sent under 1024 bytes in 0\.3 s/.test(e.message),
+    );
+    assert.ok(Date.now() - t0 < 2500, 'cut by the limit, not by the server hanging up');
+    assert.ok(gets >= 1);
+  } finally {
+    await client.close();
+    await reg.close();
+  }
+});

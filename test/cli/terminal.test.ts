@@ -98,7 +98,8 @@ test('a write that merely starts with the erase-line sequence is escaped; the pr
   assert.ok(writes.some((w) => w.startsWith('distill: retrying x.deb') && w.includes('\\u000d\\u001b[KHTTP 503\\u001b]0;t\\u0007')), JSON.stringify(writes));
 });
 
-test('inspect of a layout whose ref name starts with the erase-line sequence prints it escaped', async () => {
+/** A test layout whose index.json ref names are rewritten by `rename` (as a hostile layout names them). */
+async function layoutWithRefs(rename: (name: string) => string): Promise<string> {
   const dir = tempDir('distill-term-');
   dirs.push(dir);
   const layout = join(dir, 'layout');
@@ -106,8 +107,13 @@ test('inspect of a layout whose ref name starts with the erase-line sequence pri
   await makeTestLayout(layout, join(dir, 'work'));
   const indexPath = join(layout, 'index.json');
   const index = JSON.parse(readFileSync(indexPath, 'utf8'));
-  for (const m of index.manifests) m.annotations['org.opencontainers.image.ref.name'] = `${ERASE}${m.annotations['org.opencontainers.image.ref.name']}`;
+  for (const m of index.manifests) m.annotations['org.opencontainers.image.ref.name'] = rename(m.annotations['org.opencontainers.image.ref.name']);
   writeFileSync(indexPath, JSON.stringify(index));
+  return layout;
+}
+
+test('inspect of a layout whose ref name starts with the erase-line sequence prints it escaped', async () => {
+  const layout = await layoutWithRefs((name) => `${ERASE}${name}`);
   const r = await run(['inspect', layout]);
   assert.equal(r.code, 0, r.stderr);
   assert.doesNotMatch(r.stdout, RAW);
@@ -115,15 +121,7 @@ test('inspect of a layout whose ref name starts with the erase-line sequence pri
 });
 
 test('a ref or package name with a newline cannot forge a line of inspect\'s table', async () => {
-  const dir = tempDir('distill-term-');
-  dirs.push(dir);
-  const layout = join(dir, 'layout');
-  mkdirSync(join(dir, 'work'));
-  await makeTestLayout(layout, join(dir, 'work'));
-  const indexPath = join(layout, 'index.json');
-  const index = JSON.parse(readFileSync(indexPath, 'utf8'));
-  for (const m of index.manifests) m.annotations['org.opencontainers.image.ref.name'] += `\nFORGED\tsha256:${'0'.repeat(64)}`;
-  writeFileSync(indexPath, JSON.stringify(index));
+  const layout = await layoutWithRefs((name) => `${name}\nFORGED\tsha256:${'0'.repeat(64)}`);
   const r = await run(['inspect', layout]);
   assert.equal(r.code, 0, r.stderr);
   assert.doesNotMatch(r.stdout, /^FORGED/m);

@@ -41,6 +41,8 @@ export interface Expected {
   sha256: Sha256Hex;
   /** Names the content in errors: a pool path, a URL, a blob. */
   what: string;
+  /** The hint of a mismatch, when the content is not a mirror's (a layout's blob, …). */
+  hint?: string;
 }
 
 /**
@@ -64,7 +66,7 @@ export class VerifyingStream extends Transform {
         new DistillError(
           'BLOB_SIZE_MISMATCH',
           `${this.expected.what}: more than the expected ${limit} bytes`,
-          { hint: 'the mirror serves different content than the lock pins; relock or check the mirror' },
+          { hint: this.expected.hint ?? 'the mirror serves different content than the lock pins; relock or check the mirror' },
         ),
       );
       return;
@@ -79,7 +81,7 @@ export class VerifyingStream extends Transform {
         new DistillError(
           'BLOB_SIZE_MISMATCH',
           `${this.expected.what}: got ${this.seen} bytes, expected ${this.expected.size}`,
-          { hint: 'the download was cut short or the content changed; retry, or relock if the mirror changed' },
+          { hint: this.expected.hint ?? 'the download was cut short or the content changed; retry, or relock if the mirror changed' },
         ),
       );
       return;
@@ -90,7 +92,7 @@ export class VerifyingStream extends Transform {
         new DistillError(
           'BLOB_DIGEST_MISMATCH',
           `${this.expected.what}: sha256 ${got} does not match the expected ${this.expected.sha256}`,
-          { hint: 'the content was altered or the lock is wrong; do not use it — check the mirror or relock' },
+          { hint: this.expected.hint ?? 'the content was altered or the lock is wrong; do not use it — check the mirror or relock' },
         ),
       );
       return;

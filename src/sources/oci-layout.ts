@@ -139,12 +139,15 @@ async function readImage(files: LayoutFiles, manifest: Blob, platform: Platform 
   return { manifest, config: configBlob, layers: out, ...(p !== undefined ? { platform: p } : {}) };
 }
 
+/** A layout's blob that is not what its descriptor says: the layout's fault, not a mirror's or a lock's. */
+const LAYOUT_BLOB_HINT = 'the layout is damaged or was altered (a blob differs from the descriptor naming it); do not use it — write it again (distill build --out, distill pull)';
+
 /** A blob's bytes, verified as they stream. */
 export function openBlob(layout: string | LayoutFiles, d: Descriptor): Readable {
   const files = filesOf(layout);
   const dir = files.name;
   const hex = hexOf(d.digest, 'blob');
-  const v = new VerifyingStream({ size: d.size, sha256: hex, what: `${dir}: blob ${d.digest}` });
+  const v = new VerifyingStream({ size: d.size, sha256: hex, what: `${dir}: blob ${d.digest}`, hint: LAYOUT_BLOB_HINT });
   const src = files.open(`blobs/sha256/${hex}`);
   src.on('error', (e) => v.destroy(new DistillError('OCI_INVALID', `${dir}: cannot read the blob ${d.digest}: ${messageOf(e)}`, { cause: e, hint: 'the layout is incomplete' })));
   v.on('close', () => src.destroy());

@@ -184,6 +184,7 @@ test('a layer blob that is a FIFO, a directory, /dev/zero, or a symlink out of t
       const r = await spawnCli(args, { killAfterMs: 20_000 });
       assert.equal(r.killed, false, `${args[0]} hung on a layer blob that is ${what}`);
       assertRefused(r, code, `${args[0]}: layer blob ${what}`);
+      assert.doesNotMatch(r.stderr, /^hint: .*(mirror|relock)/m, `${args[0]}: a layout's blob is not a mirror's (${what})`);
     }
   }
   // The manifest blob as a FIFO too (read whole, not streamed).

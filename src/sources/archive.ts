@@ -434,6 +434,7 @@ function parsePax(rec: Buffer, file: string, pos: number): { path?: string; link
 function archiveFiles(file: string, members: Map<string, Member>): LayoutFiles {
   return {
     name: file,
+    has: async (path) => members.has(path),
     read: async (path, cap) => {
       const m = members.get(path);
       if (m === undefined) throw invalid(`${file} has no member ${path}`, 'the archive is incomplete');

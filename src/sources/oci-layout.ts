@@ -2,6 +2,7 @@
 // to the model's Image or ImageIndex. The layout is read, never trusted — index.json, manifests and
 // configs are size-capped and checked against the digests that name them before they are parsed, and
 // a layer's bytes are verified while they stream out (a damaged blob fails the read, never passes).
+import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { VerifyingStream, sha256Hex, toDigest, type Digest } from '../digest.js';
@@ -31,6 +32,8 @@ export interface LayoutFiles {
   read(path: string, cap: number): Promise<Buffer>;
   /** A blob's bytes, streamed (unverified: openBlob checks them). */
   open(path: string): Readable;
+  /** Whether the layout holds `path` at all (to tell a partial export from a damaged layout). */
+  has?(path: string): Promise<boolean>;
 }
 
 /** The layout in directory `dir`. */
@@ -41,6 +44,7 @@ export function directoryFiles(dir: string): LayoutFiles {
     // A layout is attacker-controlled: a blob that is a FIFO must not hang the read, nor a device
     // stream forever (util/regular-file.ts).
     open: (path) => openRegularFile(join(dir, path)),
+    has: (path) => lstat(join(dir, path)).then(() => true, () => false),
   };
 }
 
@@ -83,11 +87,17 @@ export async function readLayoutDescriptor(files: LayoutFiles, d: Descriptor, wh
     const list = parseObject(top.bytes, `index ${d.digest}`)['manifests'];
     if (!Array.isArray(list)) throw invalid(`${dir}: the index ${d.digest} has no manifests list`);
     const images: Image[] = [];
+    const absent: Descriptor[] = [];
     for (const [i, e] of (list as Descriptor[]).entries()) {
       validateDescriptor(e, `index ${d.digest} manifests[${i}]`);
       if (!MANIFEST_TYPES.has(e.mediaType)) throw invalid(`${dir}: the index ${d.digest} lists ${e.digest} of type ${e.mediaType}; nested indexes are not supported`);
+      if (files.has !== undefined && !(await files.has(`blobs/sha256/${hexOf(e.digest, 'blob')}`))) {
+        absent.push(e);
+        continue;
+      }
       images.push(await readImage(files, await readDocument(files, e), e.platform));
     }
+    if (absent.length > 0) throw partialExport(dir, d.digest, absent, images);
     return { index: top, images };
   }
   if (!MANIFEST_TYPES.has(d.mediaType)) throw invalid(`${dir}: ${what} is a ${d.mediaType}, not an image or index`);
@@ -189,6 +199,20 @@ async function readCapped(path: string, cap: number): Promise<Buffer> {
 
 function parseObject(bytes: Buffer, what: string): Record<string, unknown> {
   return parseJsonObject(bytes, (m, cause) => invalid(`${what}: ${m}`, cause));
+}
+
+/**
+ * An index whose platform manifests are only partly in the layout: what `ctr images export` and
+ * `docker save` (containerd image store) write for the local platform by default. Said as such,
+ * rather than as a missing file, so that the user knows what to export instead.
+ */
+function partialExport(dir: string, index: string, absent: Descriptor[], present: Image[]): DistillError {
+  const name = (p: Platform | undefined, digest: string): string => (p !== undefined ? `${p.os}/${p.architecture}${p.variant !== undefined ? `/${p.variant}` : ''}` : digest);
+  const missing = absent.map((e) => name(e.platform, e.digest)).join(', ');
+  const held = present.map((i) => name(i.platform, i.manifest.descriptor.digest)).join(', ') || 'none';
+  return new DistillError('OCI_INVALID', `${dir}: the index ${index} lists ${missing}, whose manifest${absent.length > 1 ? 's are' : ' is'} not in it (it holds: ${held}) — a single-platform export`, {
+    hint: 'export every platform (ctr images export --all-platforms, docker save of a multi-platform image with each platform pulled), or give a complete layout',
+  });
 }
 
 function invalid(message: string, cause?: unknown): DistillError {

@@ -249,3 +249,22 @@ test('append onto an archive: the base image comes from the tar, its layers unto
   }
   assert.ok(r);
 });
+
+test('a single-platform export (the index lists a platform whose manifest is absent) is named as such, as a layout and as an archive', async () => {
+  // What `ctr images export` and `docker save` (containerd store) write by default: the whole index,
+  // only the local platform's manifest, config and layers.
+  const dir = join(work, 'partial');
+  await writeOciLayout(dir, [{ name: 'latest', target: built }]);
+  const arm64 = built.images.find((i) => i.platform.architecture === 'arm64')!;
+  const { rmSync } = await import('node:fs');
+  rmSync(join(dir, 'blobs', 'sha256', arm64.manifest.descriptor.digest.slice('sha256:'.length)));
+  const partial = (e: unknown): boolean =>
+    isDistillError(e, 'OCI_INVALID') && /lists linux\/arm64\/v8, whose manifest is not in it \(it holds: linux\/amd64\) — a single-platform export/.test(e.message) && /--all-platforms/.test(e.hint ?? '');
+  await assert.rejects(openSource(`oci:${dir}:latest`), partial);
+  const tar = join(work, 'partial.tar');
+  await run('tar', ['-cf', tar, '-C', dir, 'oci-layout', 'index.json', 'blobs']);
+  await assert.rejects(openSource(`oci-archive:${tar}:latest`), partial);
+  // A damaged layout (a blob present but wrong) is still a damaged layout, not an export.
+  writeFileSync(join(dir, 'blobs', 'sha256', arm64.manifest.descriptor.digest.slice('sha256:'.length)), '{}');
+  await assert.rejects(openSource(`oci:${dir}:latest`), (e) => isDistillError(e, 'OCI_INVALID') && !/single-platform/.test(e.message));
+});

@@ -22,7 +22,7 @@ import { goJson, jsonBlob, type Blob, type Descriptor } from './oci/descriptor.j
 import { goTime } from './oci/image.js';
 import { ANNOTATION_BASE_DIGEST, ANNOTATION_BASE_NAME, MEDIA_TYPE_LAYER_GZIP } from './oci/media-types.js';
 import { type Artifact, type Image, type ImageIndex, type Layer, imagesOf, isImageIndex, topDescriptor } from './oci/model.js';
-import { type Platform, platformString } from './oci/platform.js';
+import { type Platform, platformMatches, platformString } from './oci/platform.js';
 import { normalisePath, type FsEntry } from './rootfs/entry.js';
 import { writeLayer } from './layer/write-layer.js';
 import { writeOciLayout, checkRefName } from './sinks/oci-layout.js';
@@ -116,7 +116,7 @@ export async function appendImage(source: string, opts: AppendOptions): Promise<
   };
   try {
     // 1. The base, from a layout or a registry; layers stay where they are until a sink reads them.
-    const base = await openSource(source, client);
+    const base = await openSource(source, client, opts.platforms);
     let artifact = base.artifact;
     if (opts.platforms !== undefined && opts.platforms.length > 0) artifact = narrow(artifact, opts.platforms, source);
     const created = opts.sourceDateEpoch !== undefined ? epochTime(opts.sourceDateEpoch) : newestCreated(artifact);
@@ -198,17 +198,20 @@ interface Base {
   registry?: { registry: string; repository: string };
 }
 
-async function openSource(source: string, client: (registry: string, access: 'pull' | 'push') => RegistryClient): Promise<Base> {
+async function openSource(source: string, client: (registry: string, access: 'pull' | 'push') => RegistryClient, platforms: string[] | undefined): Promise<Base> {
+  // Only the platforms asked for are read from a layout or archive: a single-platform export (ctr
+  // export, docker save) lists platforms it does not hold, and they are not needed.
+  const only = platforms !== undefined && platforms.length > 0 ? { platforms } : {};
   // An image archive (docker save, distill build --tar, oci-archive) through the archive source.
   const spec = parseSourceSpec(source);
   if (spec.transport === 'archive' || spec.transport === 'oci-archive' || spec.transport === 'docker-archive') {
-    const a = await openImageSource(spec);
+    const a = await openImageSource(spec, only);
     // Named by the file's base name, as a layout is: the base.name annotation must not depend on where the file is.
     return { artifact: a.artifact, name: `${a.name.slice(0, a.name.indexOf(':'))}:${basename(spec.file)}:${a.ref}`, digest: a.digest };
   }
   const { dir, ref } = splitLayoutRef(source.startsWith('oci:') ? source.slice('oci:'.length) : source, undefined);
   if (await isDirectory(dir)) {
-    const a = await readLayoutArtifact(dir, ref);
+    const a = await readLayoutArtifact(dir, ref, only);
     return { artifact: a.artifact, name: `oci:${basename(dir)}:${a.ref}`, digest: a.digest };
   }
   const r = parseReference(source);
@@ -238,12 +241,6 @@ function narrow(a: Artifact, wanted: string[], source: string): Artifact {
   }
   if (!isImageIndex(a)) return a;
   return { index: a.index, images };
-}
-
-function platformMatches(w: string, p: Platform): boolean {
-  const [os, arch, variant] = w.split('/');
-  if (os !== p.os || arch !== p.architecture) return false;
-  return variant === undefined || variant === (p.variant ?? (p.architecture === 'arm64' ? 'v8' : undefined));
 }
 
 function newestCreated(a: Artifact): string {

@@ -80,6 +80,8 @@ export interface OpenedSource {
 }
 
 export interface OpenSourceOptions extends RegistryOptions, ReadRegistryOptions {
+  /** Of a layout or archive, read only these platforms (os/arch[/variant]); see ReadLayoutOptions. */
+  platforms?: readonly string[];
   /** A registry client to use (kept open); default: one made here, closed by close(). */
   client?: RegistryClient;
 }
@@ -89,12 +91,12 @@ export async function openSource(spec: string | SourceSpec, opts: OpenSourceOpti
   const s = typeof spec === 'string' ? parseSourceSpec(spec) : spec;
   const none = async (): Promise<void> => {};
   if (s.transport === 'oci') {
-    const a = await readLayoutArtifact(s.dir, s.ref);
+    const a = await readLayoutArtifact(s.dir, s.ref, opts.platforms !== undefined ? { platforms: opts.platforms } : {});
     return { artifact: a.artifact, digest: a.digest, name: `oci:${s.dir}:${a.ref}`, spec: s, ref: a.ref, close: none };
   }
   if (s.transport !== 'docker') {
     // A bare file is read by what it holds (index.json first); a prefix says which half to read.
-    const a = await readArchiveArtifact(s.file, { ...(s.transport !== 'archive' ? { kind: s.transport } : {}), ...(s.selection !== undefined ? { selection: s.selection } : {}) });
+    const a = await readArchiveArtifact(s.file, { ...(s.transport !== 'archive' ? { kind: s.transport } : {}), ...(s.selection !== undefined ? { selection: s.selection } : {}), ...(opts.platforms !== undefined ? { platforms: opts.platforms } : {}) });
     const kind = s.transport !== 'archive' ? s.transport : a.via === 'index.json' ? 'oci-archive' : 'docker-archive';
     return { artifact: a.artifact, digest: a.digest, name: `${kind}:${s.file}:${a.selected}`, spec: s, ref: a.selected, close: none };
   }

@@ -49,3 +49,13 @@ export function comparePlatforms(a: Platform, b: Platform): number {
 export function cmp(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
+
+/**
+ * Whether `p` is the platform `wanted` names (os/arch[/variant], as --platform takes it); arm64
+ * without a variant is v8, as the runtimes read it.
+ */
+export function platformMatches(wanted: string, p: Platform): boolean {
+  const [os, arch, variant] = wanted.split('/');
+  if (os !== p.os || arch !== p.architecture) return false;
+  return variant === undefined || variant === (p.variant ?? (p.architecture === 'arm64' ? 'v8' : undefined));
+}

@@ -67,14 +67,14 @@ export interface ArchiveArtifact {
  * Read an image from an archive. `kind` says which half to read (undefined: index.json when the
  * archive has one, else manifest.json); `selection` picks the image as skopeo's transports do.
  */
-export async function readArchiveArtifact(file: string, opts: { kind?: ArchiveKind; selection?: string } = {}): Promise<ArchiveArtifact> {
+export async function readArchiveArtifact(file: string, opts: { kind?: ArchiveKind; selection?: string; platforms?: readonly string[] } = {}): Promise<ArchiveArtifact> {
   const members = await indexArchive(file);
   const files = archiveFiles(file, members);
   const isLayout = members.has('index.json');
   const kind = opts.kind ?? (isLayout ? 'oci-archive' : 'docker-archive');
   if (kind === 'oci-archive') {
     if (!isLayout) throw invalid(`${file} has no index.json: it is not an OCI archive`, members.has('manifest.json') ? `read it as docker-archive:${file}` : undefined);
-    const a = await readLayoutArtifact(files, opts.selection);
+    const a = await readLayoutArtifact(files, opts.selection, opts.platforms !== undefined ? { platforms: opts.platforms } : {});
     return { artifact: a.artifact, digest: a.digest, selected: a.ref, via: 'index.json' };
   }
   if (!members.has('manifest.json')) {

@@ -11,7 +11,7 @@ import { parseJsonObject } from '../json.js';
 import { type Blob, type Descriptor, hexOf, validateDescriptor } from '../oci/descriptor.js';
 import { ANNOTATION_REF_NAME } from '../oci/media-types.js';
 import type { Artifact, Image, Layer } from '../oci/model.js';
-import type { Platform } from '../oci/platform.js';
+import { type Platform, platformMatches } from '../oci/platform.js';
 import { openRegularFile, readRegularFile } from '../util/regular-file.js';
 
 const INDEX_TYPES = new Set(['application/vnd.oci.image.index.v1+json', 'application/vnd.docker.distribution.manifest.list.v2+json']);
@@ -64,8 +64,13 @@ function filesOf(dir: string | LayoutFiles): LayoutFiles {
   return typeof dir === 'string' ? directoryFiles(dir) : dir;
 }
 
+export interface ReadLayoutOptions {
+  /** Read only these platforms of an index (os/arch[/variant]); the others need not be in the layout. */
+  platforms?: readonly string[];
+}
+
 /** Resolve `ref` (default: the layout's only ref) to the model. */
-export async function readLayoutArtifact(layout: string | LayoutFiles, ref?: string): Promise<LayoutArtifact> {
+export async function readLayoutArtifact(layout: string | LayoutFiles, ref?: string, opts: ReadLayoutOptions = {}): Promise<LayoutArtifact> {
   const files = filesOf(layout);
   const dir = files.name;
   const named = await namedEntries(files);
@@ -76,11 +81,11 @@ export async function readLayoutArtifact(layout: string | LayoutFiles, ref?: str
   }
   const d = named.get(chosen);
   if (d === undefined) throw new DistillError('OCI_INVALID', `${dir} has no ref ${JSON.stringify(chosen)}`, { hint: `its refs are ${names.join(', ') || '(none)'}` });
-  return { artifact: await readLayoutDescriptor(files, d, `the ref ${chosen}`), digest: d.digest, ref: chosen };
+  return { artifact: await readLayoutDescriptor(files, d, `the ref ${chosen}`, opts), digest: d.digest, ref: chosen };
 }
 
 /** The image or index a descriptor of the layout names (an index.json entry, or an index's child). */
-export async function readLayoutDescriptor(files: LayoutFiles, d: Descriptor, what: string = d.digest): Promise<Artifact> {
+export async function readLayoutDescriptor(files: LayoutFiles, d: Descriptor, what: string = d.digest, opts: ReadLayoutOptions = {}): Promise<Artifact> {
   const dir = files.name;
   const top = await readDocument(files, d);
   if (INDEX_TYPES.has(d.mediaType)) {
@@ -91,6 +96,8 @@ export async function readLayoutDescriptor(files: LayoutFiles, d: Descriptor, wh
     for (const [i, e] of (list as Descriptor[]).entries()) {
       validateDescriptor(e, `index ${d.digest} manifests[${i}]`);
       if (!MANIFEST_TYPES.has(e.mediaType)) throw invalid(`${dir}: the index ${d.digest} lists ${e.digest} of type ${e.mediaType}; nested indexes are not supported`);
+      const wanted = opts.platforms;
+      if (wanted !== undefined && e.platform !== undefined && !wanted.some((w) => platformMatches(w, e.platform!))) continue;
       if (files.has !== undefined && !(await files.has(`blobs/sha256/${hexOf(e.digest, 'blob')}`))) {
         absent.push(e);
         continue;
@@ -211,7 +218,7 @@ function partialExport(dir: string, index: string, absent: Descriptor[], present
   const missing = absent.map((e) => name(e.platform, e.digest)).join(', ');
   const held = present.map((i) => name(i.platform, i.manifest.descriptor.digest)).join(', ') || 'none';
   return new DistillError('OCI_INVALID', `${dir}: the index ${index} lists ${missing}, whose manifest${absent.length > 1 ? 's are' : ' is'} not in it (it holds: ${held}) — a single-platform export`, {
-    hint: 'export every platform (ctr images export --all-platforms, docker save of a multi-platform image with each platform pulled), or give a complete layout',
+    hint: 'append reads just the platforms it holds with --platform; otherwise export every platform (ctr images export --all-platforms) or give a complete layout',
   });
 }
 

@@ -223,3 +223,21 @@ test(`ctr images pull --platform linux/${foreign} of the same index, ctr run --p
   assert.equal(listing('pull-foreign', 'ls').get(`${repo}:nonroot`)?.digest, images.index('nonroot'));
   assert.equal(run('pull-foreign', `${repo}:nonroot`, python(PYTHON_FOREIGN_CHECK), `linux/${foreign}`), expectedForeignCheck('nonroot', foreign));
 });
+
+test('a default ctr images export (this platform only) is named as a single-platform export; append --platform reads it', { skip }, async (t) => {
+  if (unusable) return t.skip(unusable);
+  ctr('export', ['images', 'import', '--all-platforms', images.archive]);
+  const out = join(tempDir('distill-ctr-export-'), 'exported.tar');
+  // Without --all-platforms ctr writes the whole index but only this machine's manifest and blobs.
+  ctr('export', ['images', 'export', out, 'docker.io/distill/python3:latest']);
+  const { openSource } = await import('../../src/source.js');
+  const { appendImage } = await import('../../src/append.js');
+  await assert.rejects(openSource(out), (e: any) => e.code === 'OCI_INVALID' && /single-platform export/.test(e.message) && e.message.includes(`it holds: linux/${native}`));
+  const app = tempDir('distill-ctr-export-app-');
+  const { writeFileSync } = await import('node:fs');
+  writeFileSync(join(app, 'main.py'), 'print("appended")\n');
+  const r = await appendImage(out, { layers: [`${app}:/app`], platforms: [`linux/${native}`], out: join(tempDir('distill-ctr-export-out-'), 'layout') });
+  assert.equal(r.manifests.length, 1);
+  assert.equal(r.manifests[0]!.platform?.architecture, native);
+  assert.equal(r.base.digest, images.index('latest'), 'the base is the exported index, as ctr wrote it');
+});

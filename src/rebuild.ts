@@ -28,7 +28,7 @@ import { openSource, parseSourceSpec, type SourceSpec } from './source.js';
 import { archiveRefs, readArchiveArtifact } from './sources/archive.js';
 import { layoutRefs, readLayoutArtifact } from './sources/oci-layout.js';
 import { readRegularFile } from './util/regular-file.js';
-import { EPOCH_MAX } from './lock/time.js';
+import { isSourceDateEpoch } from './lock/time.js';
 
 export interface RebuildOptions extends RegistryOptions {
   cacheDir: string;
@@ -91,7 +91,7 @@ export function checkProvenance(s: unknown): ProvenanceStatement {
   if (!Array.isArray(ext.platforms) || ext.platforms.length === 0 || !ext.platforms.every((p) => typeof p === 'string' && /^[a-z0-9-]+$/.test(p))) throw invalid('its platforms are not Debian architectures');
   // Handed to the build as its one timestamp: a string, a fraction or a negative number would reach tar
   // headers and config dates (attacker-controlled), so it must be whole seconds since the epoch.
-  if (ext.sourceDateEpoch !== undefined && !(Number.isSafeInteger(ext.sourceDateEpoch) && ext.sourceDateEpoch >= 0 && ext.sourceDateEpoch <= EPOCH_MAX)) throw invalid(`its sourceDateEpoch ${JSON.stringify(ext.sourceDateEpoch)} is not whole seconds since 1970`);
+  if (ext.sourceDateEpoch !== undefined && !isSourceDateEpoch(ext.sourceDateEpoch)) throw invalid(`its sourceDateEpoch ${JSON.stringify(ext.sourceDateEpoch)} is not whole seconds since 1970`);
   ext.definitions.forEach((d, i) => {
     const l = ext.locks[i]!;
     // Entries are attacker-controlled JSON: null or a number where an object belongs is refused, not crashed on.

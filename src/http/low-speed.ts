@@ -4,7 +4,7 @@
 // reader is waiting for more is cut with `onSlow()`'s error (a transient one: the retry policy bounds
 // what follows). Time spent with the reader not reading (its buffer full) does not count against the
 // server. The server is attacker-controlled input here: mirrors and registries are not trusted.
-import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 
 export interface LowSpeedLimit {
   bytes: number;
@@ -18,11 +18,7 @@ export interface LowSpeedLimit {
 export const DEFAULT_LOW_SPEED: LowSpeedLimit = { bytes: 16 * 1024, windowMs: 30_000 };
 
 export function guardLowSpeed(body: Readable, limit: LowSpeedLimit, onSlow: () => Error): Readable {
-  const guard = new Transform({
-    transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
-      cb(null, chunk);
-    },
-  });
+  const guard = new PassThrough();
   watchLowSpeed(body, guard, limit, onSlow);
   guard.once('close', () => body.destroy()); // a refused or abandoned body closes its connection
   body.once('error', (e) => guard.destroy(e));

@@ -12,10 +12,15 @@ export const EPOCH_MAX = 253402300799;
  * 275760 `new Date` is invalid and toISOString throws) and overflow tar's mtime; refused up front.
  */
 export function checkSourceDateEpoch(seconds: number, what = 'SOURCE_DATE_EPOCH'): number {
-  if (!Number.isSafeInteger(seconds) || seconds < 0 || seconds > EPOCH_MAX) {
+  if (!isSourceDateEpoch(seconds)) {
     throw new DistillError('USAGE', `${what} ${seconds} is not a whole number of seconds from 1970 to 9999`, { hint: 'unset it or set it to e.g. $(git log -1 --format=%ct)' });
   }
   return seconds;
+}
+
+/** Whether `x` (a flag's value or an attacker's JSON field) is whole seconds from 1970 to EPOCH_MAX. */
+export function isSourceDateEpoch(x: unknown): x is number {
+  return Number.isSafeInteger(x) && (x as number) >= 0 && (x as number) <= EPOCH_MAX;
 }
 
 export function rfc3339(d: Date): string {

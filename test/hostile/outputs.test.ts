@@ -8,7 +8,7 @@ import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { tempDir } from '../helpers/tmp.js';
@@ -168,11 +168,17 @@ test('SIGKILL during build, at several points: the old output stays, the next bu
   const cache = join(w.dir, 'kill-cache');
   const withoutCache = w.flags.filter((_, i, a) => a[i] !== '--cache' && a[i - 1] !== '--cache');
   const flags = [...withoutCache, '--cache', cache];
-  // What the build of `big` writes when nothing interrupts it (its own cache).
+  // What the build of `big` writes when nothing interrupts it (its own cache): into a fresh directory,
+  // and into a copy of the previous layout (a layout gains blobs; index.json is replaced last).
   const clean = join(w.dir, 'kill-clean');
   const c = await cli(['build', big, '--out', clean, ...withoutCache, '--cache', join(w.dir, 'kill-clean-cache')]);
   assert.equal(c.code, 0, c.stderr);
   const cleanSnapshot = withoutProvenance(snapshot(clean));
+  const over = join(w.dir, 'kill-over');
+  cpSync(out, over, { recursive: true });
+  const o = await cli(['build', big, '--out', over, ...withoutCache, '--cache', join(w.dir, 'kill-clean-cache')]);
+  assert.equal(o.code, 0, o.stderr);
+  const overSnapshot = withoutProvenance(snapshot(over));
   for (const ms of [50, 250, 600, 1200]) {
     const r = await spawnCli(['build', big, '--out', out, '--tar', tar, ...flags], { killAfterMs: ms });
     if (!r.killed) break; // the build finished before the kill: later points would too
@@ -180,7 +186,7 @@ test('SIGKILL during build, at several points: the old output stays, the next bu
     // writes its code cache then): each output is then the whole new one — never a mix of the two.
     const now = snapshot(out);
     const layoutReplaced = !isDeepStrictEqual(now, before);
-    if (layoutReplaced) assert.deepEqual(withoutProvenance(now), cleanSnapshot, `killed at ${ms} ms: the layout is the old one or the whole new one`);
+    if (layoutReplaced) assert.deepEqual(withoutProvenance(now), overSnapshot, `killed at ${ms} ms: the layout is the old one or the whole new one`);
     const tarReplaced = !readFileSync(tar).equals(tarBefore);
     if (tarReplaced) assert.match(execFileSync('tar', ['-tf', tar], { encoding: 'utf8' }), /^index\.json$/m, `killed at ${ms} ms: the archive is the old one or a whole new one`);
     if (layoutReplaced || tarReplaced) break; // committed: later kills would find it again
